@@ -1,0 +1,95 @@
+{#
+  Give every landing row exactly one status, in this order of precedence:
+    rejected     a row check failed (`reject_reason`), or a reference is unknown
+    erased       the row belongs to a customer with an erasure request
+    later_dated  the row is dated at or after the end of ds: it belongs to a later date
+    duplicate    an older version of a key; the last one read (file name, then row) wins
+    accepted     everything else
+  Continues the calling model's CTE list. `relation` must have the parsed columns, `reject_reason` from the row checks, and lineage.
+  `erased_when` and `later_dated_when` are SQL conditions; `reference_checks` are extra CASE arms
+  (reject_unknown) applied only to rows that are neither erased nor later-dated.
+#}
+{% macro classify_rows(relation, key_columns, erased_when='false', later_dated_when='false', reference_checks=[]) %}
+, references_checked as (
+    select
+        * exclude (reject_reason),
+        case
+            when reject_reason is not null then reject_reason
+            when {{ erased_when }} or {{ later_dated_when }} then null
+            {% for check in reference_checks %}{{ check }}
+            {% endfor %}
+        end as reject_reason,
+        case
+            when reject_reason is not null then 'rejected'
+            when {{ erased_when }} then 'erased'
+            when {{ later_dated_when }} then 'later_dated'
+            else 'candidate'
+        end as pre_status
+    from {{ relation }}
+),
+
+statused as (
+    select
+        *,
+        case when reject_reason is not null then 'rejected' else pre_status end as status_before_dedup
+    from references_checked
+),
+
+versioned as (
+    select
+        *,
+        row_number() over key_versions as version_rank,
+        first_value(_source_file || ':' || cast(_source_row as varchar)) over key_versions as latest_version
+    from statused
+    window key_versions as (
+        partition by status_before_dedup, {{ key_columns | join(', ') }}
+        order by _source_file desc, _source_row desc
+    )
+),
+
+final as (
+    select
+        {{ ds() }} as ds,
+        * exclude (pre_status, status_before_dedup, version_rank, latest_version, reject_reason),
+        case
+            when status_before_dedup <> 'candidate' then status_before_dedup
+            when version_rank = 1 then 'accepted'
+            else 'duplicate'
+        end as row_status,
+        case
+            when status_before_dedup = 'candidate' and version_rank > 1
+                then 'duplicate_key: superseded by the later record at ' || latest_version
+            else reject_reason
+        end as reason
+    from versioned
+)
+
+select
+    *,
+    split_part(reason, ':', 1) as reason_code
+from final
+{% endmacro %}
+
+{# The accepted rows of a classified model, without raw text and status columns. #}
+{% macro accepted_rows(classified_relation) -%}
+    select
+        columns(lambda column_name: not starts_with(column_name, 'raw_')
+            and column_name not in ('ds', 'row_status', 'reason', 'reason_code', '_load_error'))
+    from {{ classified_relation }}
+    where row_status = 'accepted'
+{%- endmacro %}
+
+{# Rows set aside for ds (rejected and superseded duplicates), with the landing text as it came. #}
+{% macro quarantined_rows(table_name, classified_relation) -%}
+    select
+        ds,
+        '{{ table_name }}' as table_name,
+        row_status,
+        reason_code,
+        reason,
+        _source_file as source_file,
+        _source_row as source_row,
+        columns('^raw_')
+    from {{ classified_relation }}
+    where row_status in ('rejected', 'duplicate')
+{%- endmacro %}

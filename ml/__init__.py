@@ -1,0 +1,1 @@
+"""The personalization platform's Python package: data generation, landing, and (later) models."""

@@ -1,0 +1,89 @@
+"""Paths from the environment and the validated platform configuration (DESIGN section 6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ml.constants import (
+    DEMO_BAD_ROW_RATE,
+    DEMO_CUSTOMERS,
+    DEMO_DAYS,
+    DEMO_END_DATE,
+    SEED,
+    WAREHOUSE_FILE,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or invalid; the message names file and key."""
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("PZ_DATA_DIR", REPO_ROOT / "data")).resolve()
+
+
+def reports_dir() -> Path:
+    return Path(os.environ.get("PZ_REPORTS_DIR", REPO_ROOT / "reports")).resolve()
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("PZ_CONFIG", REPO_ROOT / "config" / "personalization.yml")).resolve()
+
+
+def landing_dir() -> Path:
+    return data_dir() / "landing"
+
+
+def warehouse_path() -> Path:
+    return data_dir() / WAREHOUSE_FILE
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo in a key must not silently fall back to a default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DemoConfig(_Strict):
+    customers: int = Field(DEMO_CUSTOMERS, gt=0, description="Customers in the demo data set.")
+    days: int = Field(DEMO_DAYS, gt=0, description="Days of history in the demo data set.")
+    end_date: dt.date = Field(dt.date.fromisoformat(DEMO_END_DATE), description="Last day of demo data.")
+    bad_row_rate: float = Field(DEMO_BAD_ROW_RATE, ge=0, le=0.5, description="Share of injected bad rows.")
+    seed: int = SEED
+
+
+class PlatformConfig(_Strict):
+    demo: DemoConfig = DemoConfig()
+
+
+def _format_validation_error(path: Path, error: ValidationError) -> str:
+    lines = [f"Invalid configuration in {path}:"]
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        lines.append(f"  - key '{key}': {problem['msg']} (got {problem.get('input')!r})")
+    lines.append("Fix these keys (see config/personalization.yml for the documented defaults).")
+    return "\n".join(lines)
+
+
+def load_config(path: Path | str | None = None) -> PlatformConfig:
+    """Load and validate the platform configuration; raise ConfigError naming file and key."""
+    path = Path(path) if path is not None else config_path()
+    if not path.exists():
+        raise ConfigError(f"Configuration file {path} does not exist. Set PZ_CONFIG or create it.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"Configuration file {path} is not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Configuration file {path} must hold a mapping at the top level.")
+    try:
+        return PlatformConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(path, error)) from error

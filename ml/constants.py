@@ -1,0 +1,29 @@
+"""Names and defaults shared across the package: one place, so every module agrees."""
+
+SEED = 42
+
+# Column names used across stages.
+CUSTOMER_ID = "customer_id"
+ITEM_ID = "item_id"
+ORDER_ID = "order_id"
+
+# Lineage columns that the landing loader adds to every raw row.
+SOURCE_FILE = "_source_file"
+SOURCE_ROW = "_source_row"
+LOAD_ERROR = "_load_error"
+LINEAGE_COLUMNS = (SOURCE_FILE, SOURCE_ROW, LOAD_ERROR)
+
+# Warehouse schemas.
+RAW_SCHEMA = "raw"
+STAGING_SCHEMA = "staging"
+QUARANTINE_SCHEMA = "quarantine"
+AUDIT_SCHEMA = "audit"
+
+WAREHOUSE_FILE = "warehouse.duckdb"
+
+# Defaults of the demo data set (issue: 5,000 customers over 180 days, a small bad-row rate).
+DEMO_CUSTOMERS = 5_000
+DEMO_DAYS = 180
+DEMO_BAD_ROW_RATE = 0.005
+# A fixed end date keeps the demo deterministic: the data never depends on "today".
+DEMO_END_DATE = "2026-10-31"
