@@ -42,7 +42,7 @@ test: venv  ## run the whole test suite
 
 lint: venv  ## ruff and sqlfluff
 	$(VENV)/bin/ruff check .
-	cd dbt_project && ../$(VENV)/bin/sqlfluff lint models macros
+	cd dbt_project && ../$(VENV)/bin/sqlfluff lint models
 
 bench: venv  ## benchmarks: writes bench/results.md
 	$(PYTHON) bench/bench_foundation.py

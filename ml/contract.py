@@ -29,8 +29,16 @@ CONTRACT: dict[str, TableContract] = {
         TableContract(
             "customers",
             required=("customer_id", "signup_at"),
-            optional=("email", "country", "city", "language", "birth_year", "gender",
-                      "device_type", "acquisition_channel"),
+            optional=(
+                "email",
+                "country",
+                "city",
+                "language",
+                "birth_year",
+                "gender",
+                "device_type",
+                "acquisition_channel",
+            ),
             key=("customer_id",),
             is_required_table=True,
         ),

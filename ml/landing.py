@@ -49,7 +49,7 @@ class LandingFileError(LandingError):
 @dataclass
 class TableLoad:
     table: str
-    files: dict[str, int] = field(default_factory=dict)   # file name -> records read
+    files: dict[str, int] = field(default_factory=dict)  # file name -> records read
     unreadable_records: int = 0
     ignored_columns: set[str] = field(default_factory=set)
 
@@ -71,16 +71,21 @@ def landing_files(folder: Path) -> list[Path]:
 
 
 def _raw_schema(contract: TableContract) -> pa.Schema:
-    return pa.schema([(c, pa.string()) for c in contract.columns]
-                     + [(SOURCE_FILE, pa.string()), (SOURCE_ROW, pa.int64()), (LOAD_ERROR, pa.string())])
+    return pa.schema(
+        [(c, pa.string()) for c in contract.columns]
+        + [(SOURCE_FILE, pa.string()), (SOURCE_ROW, pa.int64()), (LOAD_ERROR, pa.string())]
+    )
 
 
 def _check_header(path: Path, columns: list[str], contract: TableContract) -> set[str]:
     missing = [c for c in contract.required if c not in columns]
     if missing:
         raise LandingFileError(
-            path, f"the header lacks required column(s) {', '.join(missing)} (found: {', '.join(columns)})",
-            f"Add the column(s); docs/data-contract.md lists the columns of '{contract.name}'", line=1)
+            path,
+            f"the header lacks required column(s) {', '.join(missing)} (found: {', '.join(columns)})",
+            f"Add the column(s); docs/data-contract.md lists the columns of '{contract.name}'",
+            line=1,
+        )
     return set(columns) - set(contract.columns)
 
 
@@ -94,8 +99,9 @@ def _read_csv_batches(path: Path, contract: TableContract, load: TableLoad):
         except StopIteration:
             return
         except csv.Error as error:
-            raise LandingFileError(path, f"the header is not valid CSV ({error})",
-                                   "Fix or remove the file", line=reader.line_num) from error
+            raise LandingFileError(
+                path, f"the header is not valid CSV ({error})", "Fix or remove the file", line=reader.line_num
+            ) from error
         header = [name.lstrip("\ufeff").strip() for name in header]
         load.ignored_columns |= _check_header(path, header, contract)
         positions = [header.index(c) if c in header else None for c in contract.columns]
@@ -107,8 +113,12 @@ def _read_csv_batches(path: Path, contract: TableContract, load: TableLoad):
             except StopIteration:
                 break
             except csv.Error as error:
-                raise LandingFileError(path, f"the file is not valid CSV ({error})",
-                                       "Fix the quoting or re-export the file", line=reader.line_num) from error
+                raise LandingFileError(
+                    path,
+                    f"the file is not valid CSV ({error})",
+                    "Fix the quoting or re-export the file",
+                    line=reader.line_num,
+                ) from error
             record += 1
             problem = None
             if len(values) != len(header):
@@ -145,19 +155,24 @@ def _load_parquet(connection, path: Path, contract: TableContract, target: str, 
     try:
         described = _run(connection, "describe select * from read_parquet(?)", [str(path)])
     except duckdb.Error as error:
-        raise LandingFileError(path, f"not a readable parquet file ({error})",
-                               "Re-export the file or remove it from the landing folder") from error
+        raise LandingFileError(
+            path, f"not a readable parquet file ({error})", "Re-export the file or remove it from the landing folder"
+        ) from error
     present = [row[0] for row in described]
     load.ignored_columns |= _check_header(path, present, contract)
     selected = ", ".join(
         f'cast("{c}" as varchar) as "{c}"' if c in present else f'cast(null as varchar) as "{c}"'
-        for c in contract.columns)
-    _run(connection, 
+        for c in contract.columns
+    )
+    _run(
+        connection,
         f"insert into {target} select {selected}, ? as {SOURCE_FILE}, file_row_number + 1 as {SOURCE_ROW}, "
         f"cast(null as varchar) as {LOAD_ERROR} from read_parquet(?, file_row_number = true)",
-        [path.name, str(path)])
-    load.files[path.name] = _run(connection, 
-        f"select count(*) from {target} where {SOURCE_FILE} = ?", [path.name])[0][0]
+        [path.name, str(path)],
+    )
+    load.files[path.name] = _run(connection, f"select count(*) from {target} where {SOURCE_FILE} = ?", [path.name])[0][
+        0
+    ]
 
 
 def load_table(connection, landing: Path, contract: TableContract) -> TableLoad:
@@ -167,10 +182,12 @@ def load_table(connection, landing: Path, contract: TableContract) -> TableLoad:
     if not files and contract.is_required_table:
         raise LandingError(
             f"Required landing table '{contract.name}' has no .csv or .parquet file under "
-            f"{landing / contract.name}. Export it there (docs/data-contract.md), or run `make data` for demo data.")
+            f"{landing / contract.name}. Export it there (docs/data-contract.md), or run `make data` for demo data."
+        )
     staging_table = f"{RAW_SCHEMA}.__loading_{contract.name}"
-    columns_sql = ", ".join(f'"{f.name}" {"bigint" if f.type == pa.int64() else "varchar"}'
-                            for f in _raw_schema(contract))
+    columns_sql = ", ".join(
+        f'"{f.name}" {"bigint" if f.type == pa.int64() else "varchar"}' for f in _raw_schema(contract)
+    )
     _run(connection, f"create or replace table {staging_table} ({columns_sql})")
     for path in files:
         if path.suffix.lower() == ".parquet":
@@ -186,10 +203,18 @@ def load_table(connection, landing: Path, contract: TableContract) -> TableLoad:
     _run(connection, f"create or replace table {RAW_SCHEMA}.{contract.name} as select * from {staging_table}")
     _run(connection, f"drop table {staging_table}")
     if load.ignored_columns:
-        log.warning("%s: ignored columns not in the landing contract: %s", contract.name,
-                    ", ".join(sorted(load.ignored_columns)))
-    log.info("raw.%s: %d records from %d file(s), %d unreadable", contract.name, load.rows,
-             len(files), load.unreadable_records)
+        log.warning(
+            "%s: ignored columns not in the landing contract: %s",
+            contract.name,
+            ", ".join(sorted(load.ignored_columns)),
+        )
+    log.info(
+        "raw.%s: %d records from %d file(s), %d unreadable",
+        contract.name,
+        load.rows,
+        len(files),
+        load.unreadable_records,
+    )
     return load
 
 

@@ -11,7 +11,8 @@ def summary_text(ds: str) -> str:
     # Same configuration as dbt-duckdb's connection in this process (DuckDB refuses a second mode).
     with duckdb.connect(str(warehouse_path())) as connection:
         reconciliation = connection.execute(
-            "select * from audit.landing_reconciliation where ds = ? order by table_name", [ds]).df()
+            "select * from audit.landing_reconciliation where ds = ? order by table_name", [ds]
+        ).df()
         reasons = connection.execute(
             """
             select table_name, reason_code, count(*) as row_count
@@ -26,22 +27,29 @@ def summary_text(ds: str) -> str:
                 union all select table_name, reason_code from quarantine.erasure_requests where ds = $1
             )
             group by all order by table_name, reason_code
-            """, [ds]).df()
+            """,
+            [ds],
+        ).df()
     lines = [f"Landing for ds={ds} (warehouse {warehouse_path()})", ""]
     header = f"{'table':<18}{'read':>10}{'accepted':>10}{'rejected':>10}{'duplicate':>10}{'later':>8}{'erased':>8}  ok"
     lines.append(header)
     for row in reconciliation.itertuples():
-        lines.append(f"{row.table_name:<18}{row.rows_read:>10,}{row.rows_accepted:>10,}{row.rows_rejected:>10,}"
-                     f"{row.rows_duplicate:>10,}{row.rows_later_dated:>8,}{row.rows_erased:>8,}  "
-                     f"{'yes' if row.is_reconciled else 'NO'}")
+        lines.append(
+            f"{row.table_name:<18}{row.rows_read:>10,}{row.rows_accepted:>10,}{row.rows_rejected:>10,}"
+            f"{row.rows_duplicate:>10,}{row.rows_later_dated:>8,}{row.rows_erased:>8,}  "
+            f"{'yes' if row.is_reconciled else 'NO'}"
+        )
     lines += ["", "Quarantine by reason (tables quarantine.<table>, each row with its reason and landing text):"]
     for table_name, group in reasons.groupby("table_name"):
         listed = ", ".join(f"{r.reason_code} {r.row_count}" for r in group.itertuples())
         lines.append(f"  {table_name:<18}{listed}")
-    lines += ["", "Where to look:",
-              f"  warehouse      {warehouse_path()}  (schemas raw, staging, quarantine, audit)",
-              f"  landing files  {data_dir() / 'landing'}",
-              "  reconciliation audit.landing_reconciliation"]
+    lines += [
+        "",
+        "Where to look:",
+        f"  warehouse      {warehouse_path()}  (schemas raw, staging, quarantine, audit)",
+        f"  landing files  {data_dir() / 'landing'}",
+        "  reconciliation audit.landing_reconciliation",
+    ]
     return "\n".join(lines)
 
 

@@ -18,7 +18,6 @@ Usage: python -m ml.synthetic --customers 5000 --days 180 --bad-rows 0.005 --out
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import logging
 import shutil
@@ -39,10 +38,22 @@ log = logging.getLogger(__name__)
 
 SECONDS_PER_DAY = 86_400
 
-CATEGORIES = np.array([
-    "electronics", "home", "fashion", "beauty", "sports", "books",
-    "toys", "grocery", "garden", "pets", "health", "automotive",
-])
+CATEGORIES = np.array(
+    [
+        "electronics",
+        "home",
+        "fashion",
+        "beauty",
+        "sports",
+        "books",
+        "toys",
+        "grocery",
+        "garden",
+        "pets",
+        "health",
+        "automotive",
+    ]
+)
 CATEGORY_PRICE_MEDIAN = np.array([180, 60, 45, 25, 55, 15, 30, 8, 40, 20, 22, 70], dtype=float)
 CATEGORY_TAGS = {
     "electronics": ["wireless", "smart", "4k", "bluetooth", "portable"],
@@ -72,8 +83,7 @@ COUNTRIES = [
 ]
 DEVICES = np.array(["ios", "android", "desktop", "tablet"])
 DEVICE_WEIGHTS = np.array([0.30, 0.32, 0.30, 0.08])
-ACQUISITION_CHANNELS = np.array(
-    ["organic_search", "paid_search", "social", "referral", "email", "direct", "affiliate"])
+ACQUISITION_CHANNELS = np.array(["organic_search", "paid_search", "social", "referral", "email", "direct", "affiliate"])
 ACQUISITION_WEIGHTS = np.array([0.26, 0.20, 0.18, 0.08, 0.07, 0.15, 0.06])
 # How acquisition shifts engagement: referrals and organic visitors stay, paid social is fickle.
 ACQUISITION_ENGAGEMENT = np.array([0.15, -0.05, -0.20, 0.25, 0.10, 0.05, -0.15])
@@ -83,10 +93,10 @@ CONSENT_OPT_IN = np.array([0.62, 0.45, 0.22, 0.78, 0.35])
 REVOCATION_RATE = 0.10
 ERASURE_RATE = 0.003
 
-EVENT_TYPES = np.array(["page_view", "product_view", "add_to_cart", "search", "app_open",
-                        "email_open", "email_click", "push_open"])
-(PAGE_VIEW, PRODUCT_VIEW, ADD_TO_CART, SEARCH, APP_OPEN,
- EMAIL_OPEN, EMAIL_CLICK, PUSH_OPEN) = range(len(EVENT_TYPES))
+EVENT_TYPES = np.array(
+    ["page_view", "product_view", "add_to_cart", "search", "app_open", "email_open", "email_click", "push_open"]
+)
+(PAGE_VIEW, PRODUCT_VIEW, ADD_TO_CART, SEARCH, APP_OPEN, EMAIL_OPEN, EMAIL_CLICK, PUSH_OPEN) = range(len(EVENT_TYPES))
 EVENT_CHANNELS = np.array(["web", "app", "email", "push"])
 ORDER_STATUSES = np.array(["completed", "cancelled", "refunded"])
 ORDER_CHANNELS = np.array(["web", "app", "store"])
@@ -94,6 +104,7 @@ SURVEY_TOUCHPOINTS = np.array(["delivery", "support_chat", "support_phone", "rel
 DELIVERY, SUPPORT_CHAT, SUPPORT_PHONE, RELATIONSHIP = range(len(SURVEY_TOUCHPOINTS))
 
 NPS_FIRST_SURVEY_DAY = 30
+DEMO_END = dt.date.fromisoformat(DEMO_END_DATE)
 NPS_SURVEY_INTERVAL_DAYS = 90
 
 
@@ -101,7 +112,7 @@ NPS_SURVEY_INTERVAL_DAYS = 90
 class GeneratorSettings:
     customers: int = DEMO_CUSTOMERS
     days: int = DEMO_DAYS
-    end_date: dt.date = dt.date.fromisoformat(DEMO_END_DATE)
+    end_date: dt.date = DEMO_END
     bad_row_rate: float = DEMO_BAD_ROW_RATE
     seed: int = SEED
 
@@ -116,6 +127,7 @@ class GeneratorSettings:
 
 
 # ----------------------------------------------------------------------------- helpers
+
 
 def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
     """Format integer ids as zero-padded strings in Arrow (C++), not Python, for speed."""
@@ -144,19 +156,19 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- catalog
 
+
 @dataclass
 class Catalog:
     table: pa.Table
-    category: np.ndarray          # category index per item
+    category: np.ndarray  # category index per item
     price: np.ndarray
     cumulative_popularity: np.ndarray  # within-category popularity, items sorted by category
-    category_mass_start: np.ndarray    # per category, where its mass starts in the cumulative
+    category_mass_start: np.ndarray  # per category, where its mass starts in the cumulative
 
     def sample_items(self, categories: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Draw an item per category from the category's long-tail popularity."""
         offsets = self.category_mass_start[categories] + rng.random(len(categories))
-        return np.minimum(np.searchsorted(self.cumulative_popularity, offsets, side="right"),
-                          len(self.category) - 1)
+        return np.minimum(np.searchsorted(self.cumulative_popularity, offsets, side="right"), len(self.category) - 1)
 
 
 def make_catalog(settings: GeneratorSettings, rng: np.random.Generator) -> Catalog:
@@ -175,36 +187,38 @@ def make_catalog(settings: GeneratorSettings, rng: np.random.Generator) -> Catal
     price = np.round(CATEGORY_PRICE_MEDIAN[category] * rng.lognormal(0, 0.45, n_items), 2)
     is_active = rng.random(n_items) > 0.05
     tags = [
-        "|".join(rng.choice(CATEGORY_TAGS[CATEGORIES[c]], size=rng.integers(1, 4), replace=False))
-        for c in category
+        "|".join(rng.choice(CATEGORY_TAGS[CATEGORIES[c]], size=rng.integers(1, 4), replace=False)) for c in category
     ]
     names = [f"{CATEGORIES[c].title()} item {i + 1}" for i, c in enumerate(category)]
-    table = pa.table({
-        "item_id": _ids("I", np.arange(1, n_items + 1), 5),
-        "name": pa.array(names),
-        "category": pa.array(CATEGORIES[category]),
-        "price": pa.array(price),
-        "tags": pa.array(tags),
-        "is_active": pa.array(is_active),
-    })
+    table = pa.table(
+        {
+            "item_id": _ids("I", np.arange(1, n_items + 1), 5),
+            "name": pa.array(names),
+            "category": pa.array(CATEGORIES[category]),
+            "price": pa.array(price),
+            "tags": pa.array(tags),
+            "is_active": pa.array(is_active),
+        }
+    )
     return Catalog(table, category, price, cumulative, category_mass_start)
 
 
 # ----------------------------------------------------------------------------- customers
+
 
 @dataclass
 class Population:
     table: pa.Table
     signup_seconds: np.ndarray
     signup_day: np.ndarray
-    country: np.ndarray           # index into COUNTRIES
-    device: np.ndarray            # index into DEVICES
+    country: np.ndarray  # index into COUNTRIES
+    device: np.ndarray  # index into DEVICES
     preference_cumulative: np.ndarray  # (customers, categories) float32
     preference: np.ndarray
-    engagement: np.ndarray        # expected sessions per day
-    satisfaction: np.ndarray      # latent, standard normal
-    is_browser_only: np.ndarray   # never buys
-    consent_granted: np.ndarray   # (customers, consent channels) at signup
+    engagement: np.ndarray  # expected sessions per day
+    satisfaction: np.ndarray  # latent, standard normal
+    is_browser_only: np.ndarray  # never buys
+    consent_granted: np.ndarray  # (customers, consent channels) at signup
 
 
 def make_population(settings: GeneratorSettings, rng: np.random.Generator) -> Population:
@@ -223,13 +237,14 @@ def make_population(settings: GeneratorSettings, rng: np.random.Generator) -> Po
     city_index = np.minimum(rng.geometric(0.45, n) - 1, 4)  # capitals are larger
     city = np.array([COUNTRIES[c][3][k] for c, k in zip(country, city_index, strict=True)])
     second_language = rng.random(n) < 0.15
-    language = np.array([
-        COUNTRIES[c][4][1 if (second and len(COUNTRIES[c][4]) > 1) else 0]
-        for c, second in zip(country, second_language, strict=True)
-    ])
+    language = np.array(
+        [
+            COUNTRIES[c][4][1 if (second and len(COUNTRIES[c][4]) > 1) else 0]
+            for c, second in zip(country, second_language, strict=True)
+        ]
+    )
     birth_year = np.clip(np.round(rng.normal(1985, 13, n)), 1940, 2008).astype(int)
-    gender = _choice(rng, np.array(["female", "male", "non_binary", "unknown"]),
-                     np.array([0.49, 0.45, 0.02, 0.04]), n)
+    gender = _choice(rng, np.array(["female", "male", "non_binary", "unknown"]), np.array([0.49, 0.45, 0.02, 0.04]), n)
     device = rng.choice(len(DEVICES), size=n, p=DEVICE_WEIGHTS)
     acquisition = rng.choice(len(ACQUISITION_CHANNELS), size=n, p=ACQUISITION_WEIGHTS)
 
@@ -245,27 +260,37 @@ def make_population(settings: GeneratorSettings, rng: np.random.Generator) -> Po
     customer_numbers = np.arange(1, n + 1)
     ids = _ids("C", customer_numbers, 7)
     email = pc.binary_join_element_wise(pc.utf8_lower(ids), pa.scalar("@example.com"), "")
-    table = pa.table({
-        "customer_id": ids,
-        "signup_at": _timestamps(signup_seconds),
-        "email": email,
-        "country": pa.array([COUNTRIES[c][0] for c in country]),
-        "city": pa.array(city),
-        "language": pa.array(language),
-        "birth_year": pa.array(birth_year),
-        "gender": pa.array(gender),
-        "device_type": pa.array(DEVICES[device]),
-        "acquisition_channel": pa.array(ACQUISITION_CHANNELS[acquisition]),
-    })
+    table = pa.table(
+        {
+            "customer_id": ids,
+            "signup_at": _timestamps(signup_seconds),
+            "email": email,
+            "country": pa.array([COUNTRIES[c][0] for c in country]),
+            "city": pa.array(city),
+            "language": pa.array(language),
+            "birth_year": pa.array(birth_year),
+            "gender": pa.array(gender),
+            "device_type": pa.array(DEVICES[device]),
+            "acquisition_channel": pa.array(ACQUISITION_CHANNELS[acquisition]),
+        }
+    )
     return Population(
-        table=table, signup_seconds=signup_seconds, signup_day=signup_day, country=country,
-        device=device, preference_cumulative=np.cumsum(preference, axis=1), preference=preference,
-        engagement=engagement, satisfaction=satisfaction, is_browser_only=is_browser_only,
+        table=table,
+        signup_seconds=signup_seconds,
+        signup_day=signup_day,
+        country=country,
+        device=device,
+        preference_cumulative=np.cumsum(preference, axis=1),
+        preference=preference,
+        engagement=engagement,
+        satisfaction=satisfaction,
+        is_browser_only=is_browser_only,
         consent_granted=consent_granted,
     )
 
 
 # ----------------------------------------------------------------------------- simulation
+
 
 class _Columns:
     """Append numpy chunks per column during the day loop; concatenate once at the end."""
@@ -278,8 +303,7 @@ class _Columns:
             self.chunks[name].append(values)
 
     def concat(self) -> dict[str, np.ndarray]:
-        return {name: np.concatenate(parts) if parts else np.array([])
-                for name, parts in self.chunks.items()}
+        return {name: np.concatenate(parts) if parts else np.array([]) for name, parts in self.chunks.items()}
 
 
 @dataclass
@@ -288,12 +312,13 @@ class Simulation:
     orders: dict[str, np.ndarray]
     order_items: dict[str, np.ndarray]
     surveys: dict[str, np.ndarray]
-    churn_day: np.ndarray     # -1 when the customer did not churn
+    churn_day: np.ndarray  # -1 when the customer did not churn
     erasure_seconds: np.ndarray  # -1 when no erasure request
 
 
-def simulate(settings: GeneratorSettings, population: Population, catalog: Catalog,
-             rng: np.random.Generator) -> Simulation:
+def simulate(
+    settings: GeneratorSettings, population: Population, catalog: Catalog, rng: np.random.Generator
+) -> Simulation:
     n = settings.customers
     days = settings.days
     events = _Columns("customer", "seconds", "type", "item", "channel")
@@ -325,8 +350,11 @@ def simulate(settings: GeneratorSettings, population: Population, catalog: Catal
         active = signed_up & (churn_day < 0) & ~gone
 
         # Churn hazard: dissatisfied customers and NPS detractors leave faster.
-        hazard = 0.0025 * np.exp(-0.55 * population.satisfaction) * np.where(
-            latest_nps_category == 1, 2.2, np.where(latest_nps_category == 3, 0.6, 1.0))
+        hazard = (
+            0.0025
+            * np.exp(-0.55 * population.satisfaction)
+            * np.where(latest_nps_category == 1, 2.2, np.where(latest_nps_category == 3, 0.6, 1.0))
+        )
         churning = active & (rng.random(n) < hazard)
         churn_day[churning] = day
         active &= ~churning
@@ -338,15 +366,31 @@ def simulate(settings: GeneratorSettings, population: Population, catalog: Catal
         visitors = np.flatnonzero(sessions)
         if len(visitors):
             _simulate_sessions(
-                day, day_start, visitors, sessions[visitors], population, catalog, rng, events,
-                orders, order_items, surveys, last_order_day, order_count, active, effort_sum,
-                effort_count, next_order_number)
+                day,
+                day_start,
+                visitors,
+                sessions[visitors],
+                population,
+                catalog,
+                rng,
+                events,
+                orders,
+                order_items,
+                surveys,
+                last_order_day,
+                order_count,
+                active,
+                effort_sum,
+                effort_count,
+                next_order_number,
+            )
             next_order_number = sum(len(c) for c in orders.chunks["order_number"])
 
         # Email and push campaigns twice a week to consenting customers.
         if weekday in (1, 4):
-            _simulate_campaign_events(day_start, signed_up & ~gone, email_granted, push_granted,
-                                      is_mobile, population, rng, events)
+            _simulate_campaign_events(
+                day_start, signed_up & ~gone, email_granted, push_granted, is_mobile, population, rng, events
+            )
 
         # Support contacts not tied to an order, then the periodic relationship (NPS) survey.
         contacts = np.flatnonzero(active & (rng.random(n) < 0.0015))
@@ -355,30 +399,54 @@ def simulate(settings: GeneratorSettings, population: Population, catalog: Catal
         next_nps_day[due] += NPS_SURVEY_INTERVAL_DAYS
         respondents = due[rng.random(len(due)) < 0.45]
         if len(respondents):
-            effort = np.where(effort_count[respondents] > 0,
-                              effort_sum[respondents] / np.maximum(effort_count[respondents], 1), 5.0)
-            recency = np.where(last_order_day[respondents] >= 0,
-                               np.exp(-(day - last_order_day[respondents]) / 45), 0.0)
-            latent = (7.3 + 1.5 * population.satisfaction[respondents] + 0.55 * (effort - 5.0)
-                      + 0.6 * recency + rng.normal(0, 1.1, len(respondents)))
+            effort = np.where(
+                effort_count[respondents] > 0, effort_sum[respondents] / np.maximum(effort_count[respondents], 1), 5.0
+            )
+            recency = np.where(last_order_day[respondents] >= 0, np.exp(-(day - last_order_day[respondents]) / 45), 0.0)
+            latent = (
+                7.3
+                + 1.5 * population.satisfaction[respondents]
+                + 0.55 * (effort - 5.0)
+                + 0.6 * recency
+                + rng.normal(0, 1.1, len(respondents))
+            )
             score = np.clip(np.round(latent), 0, 10).astype(int)
             latest_nps_category[respondents] = np.where(score >= 9, 3, np.where(score >= 7, 2, 1))
-            surveys.add(customer=respondents,
-                        seconds=day_start + rng.integers(8 * 3600, 22 * 3600, len(respondents)),
-                        type=np.full(len(respondents), 2), score=score,
-                        touchpoint=np.full(len(respondents), RELATIONSHIP),
-                        order_number=np.full(len(respondents), -1))
+            surveys.add(
+                customer=respondents,
+                seconds=day_start + rng.integers(8 * 3600, 22 * 3600, len(respondents)),
+                type=np.full(len(respondents), 2),
+                score=score,
+                touchpoint=np.full(len(respondents), RELATIONSHIP),
+                order_number=np.full(len(respondents), -1),
+            )
 
     erasure_day_final = population.signup_day + (days - population.signup_day) * erasure_delay
-    erasure_seconds[erased] = (settings.start_epoch + erasure_day_final[erased] * SECONDS_PER_DAY
-                               ).astype(np.int64)
-    return Simulation(events.concat(), orders.concat(), order_items.concat(), surveys.concat(),
-                      churn_day, erasure_seconds)
+    erasure_seconds[erased] = (settings.start_epoch + erasure_day_final[erased] * SECONDS_PER_DAY).astype(np.int64)
+    return Simulation(
+        events.concat(), orders.concat(), order_items.concat(), surveys.concat(), churn_day, erasure_seconds
+    )
 
 
-def _simulate_sessions(day, day_start, visitors, session_counts, population, catalog, rng, events,
-                       orders, order_items, surveys, last_order_day, order_count, active,
-                       effort_sum, effort_count, first_order_number):
+def _simulate_sessions(
+    day,
+    day_start,
+    visitors,
+    session_counts,
+    population,
+    catalog,
+    rng,
+    events,
+    orders,
+    order_items,
+    surveys,
+    last_order_day,
+    order_count,
+    active,
+    effort_sum,
+    effort_count,
+    first_order_number,
+):
     n_sessions = int(session_counts.sum())
     customer = np.repeat(visitors, session_counts)
     start = day_start + rng.integers(6 * 3600, 23 * 3600, n_sessions)
@@ -387,14 +455,28 @@ def _simulate_sessions(day, day_start, visitors, session_counts, population, cat
 
     # Session opening events.
     opens = np.flatnonzero(mobile)
-    events.add(customer=customer[opens], seconds=start[opens], type=np.full(len(opens), APP_OPEN),
-               item=np.full(len(opens), -1), channel=channel[opens])
-    events.add(customer=customer, seconds=start + 5, type=np.full(n_sessions, PAGE_VIEW),
-               item=np.full(n_sessions, -1), channel=channel)
+    events.add(
+        customer=customer[opens],
+        seconds=start[opens],
+        type=np.full(len(opens), APP_OPEN),
+        item=np.full(len(opens), -1),
+        channel=channel[opens],
+    )
+    events.add(
+        customer=customer,
+        seconds=start + 5,
+        type=np.full(n_sessions, PAGE_VIEW),
+        item=np.full(n_sessions, -1),
+        channel=channel,
+    )
     searching = np.flatnonzero(rng.random(n_sessions) < 0.3)
-    events.add(customer=customer[searching], seconds=start[searching] + 20,
-               type=np.full(len(searching), SEARCH), item=np.full(len(searching), -1),
-               channel=channel[searching])
+    events.add(
+        customer=customer[searching],
+        seconds=start[searching] + 20,
+        type=np.full(len(searching), SEARCH),
+        item=np.full(len(searching), -1),
+        channel=channel[searching],
+    )
 
     # Product views follow the customer's preferences 85% of the time, popularity otherwise.
     views_per_session = 1 + rng.poisson(1.3, n_sessions)
@@ -405,14 +487,22 @@ def _simulate_sessions(day, day_start, visitors, session_counts, population, cat
     view_category = np.where(rng.random(len(view_session)) < 0.85, preferred, random_category)
     view_item = catalog.sample_items(view_category, rng)
     view_seconds = start[view_session] + 30 + np.arange(len(view_session)) % 7 * 40
-    events.add(customer=view_customer, seconds=view_seconds,
-               type=np.full(len(view_session), PRODUCT_VIEW), item=view_item,
-               channel=channel[view_session])
+    events.add(
+        customer=view_customer,
+        seconds=view_seconds,
+        type=np.full(len(view_session), PRODUCT_VIEW),
+        item=view_item,
+        channel=channel[view_session],
+    )
     # Abandoned carts: some viewed items go to the cart without an order.
     carting = np.flatnonzero(rng.random(len(view_session)) < 0.07)
-    events.add(customer=view_customer[carting], seconds=view_seconds[carting] + 25,
-               type=np.full(len(carting), ADD_TO_CART), item=view_item[carting],
-               channel=channel[view_session][carting])
+    events.add(
+        customer=view_customer[carting],
+        seconds=view_seconds[carting] + 25,
+        type=np.full(len(carting), ADD_TO_CART),
+        item=view_item[carting],
+        channel=channel[view_session][carting],
+    )
 
     # Purchase: one chance per customer per day, in their first session.
     first_session = np.r_[0, np.cumsum(session_counts)[:-1]]
@@ -420,10 +510,14 @@ def _simulate_sessions(day, day_start, visitors, session_counts, population, cat
     days_since = day - last_order_day[buyer_pool]
     has_ordered = order_count[buyer_pool] > 0
     recency_effect = np.where(has_ordered, 1.1 * np.exp(-days_since / 25.0), -0.4)
-    logit = (-2.3 + 0.75 * np.log(population.engagement[buyer_pool] / 0.1)
-             + recency_effect + 0.45 * np.log1p(order_count[buyer_pool])
-             + 0.55 * population.satisfaction[buyer_pool]
-             + 0.25 * np.minimum(session_counts, 3))
+    logit = (
+        -2.3
+        + 0.75 * np.log(population.engagement[buyer_pool] / 0.1)
+        + recency_effect
+        + 0.45 * np.log1p(order_count[buyer_pool])
+        + 0.55 * population.satisfaction[buyer_pool]
+        + 0.25 * np.minimum(session_counts, 3)
+    )
     buys = (rng.random(len(buyer_pool)) < _sigmoid(logit)) & active[buyer_pool]
     buys &= ~population.is_browser_only[buyer_pool]
     buying = np.flatnonzero(buys)
@@ -442,7 +536,8 @@ def _simulate_sessions(day, day_start, visitors, session_counts, population, cat
     line_category = np.where(
         rng.random(len(line_order)) < 0.9,
         _sample_rows(population.preference_cumulative[line_customer], rng),
-        rng.integers(0, len(CATEGORIES), len(line_order)))
+        rng.integers(0, len(CATEGORIES), len(line_order)),
+    )
     line_item = catalog.sample_items(line_category, rng)
     # An order lists an item once: drop repeated items within the same order.
     unique_lines = np.unique(line_order.astype(np.int64) * 1_000_000 + line_item, return_index=True)[1]
@@ -450,67 +545,88 @@ def _simulate_sessions(day, day_start, visitors, session_counts, population, cat
     quantity = np.where(rng.random(len(line_order)) < 0.85, 1, rng.integers(2, 4, len(line_order)))
     discount = np.where(rng.random(len(line_order)) < 0.2, 0.9, 1.0)
     unit_price = np.round(catalog.price[line_item] * discount, 2)
-    order_items.add(order_number=order_number[line_order], item=line_item, quantity=quantity,
-                    unit_price=unit_price)
+    order_items.add(order_number=order_number[line_order], item=line_item, quantity=quantity, unit_price=unit_price)
     line_channel = np.where(population.device[buyer[line_order]] < 2, 1, 0)
-    events.add(customer=buyer[line_order], seconds=order_seconds[line_order] - 120,
-               type=np.full(len(line_order), ADD_TO_CART), item=line_item, channel=line_channel)
+    events.add(
+        customer=buyer[line_order],
+        seconds=order_seconds[line_order] - 120,
+        type=np.full(len(line_order), ADD_TO_CART),
+        item=line_item,
+        channel=line_channel,
+    )
 
     satisfaction = population.satisfaction[buyer]
     status_draw = rng.random(n_orders)
     refund_rate = 0.025 + 0.04 * (satisfaction < -1)
     status = np.where(status_draw < 0.04, 1, np.where(status_draw < 0.04 + refund_rate, 2, 0))
-    order_channel = np.where(rng.random(n_orders) < 0.06, 2,
-                             np.where(population.device[buyer] < 2, 1, 0))
-    orders.add(customer=buyer, seconds=order_seconds, status=status, channel=order_channel,
-               order_number=order_number)
+    order_channel = np.where(rng.random(n_orders) < 0.06, 2, np.where(population.device[buyer] < 2, 1, 0))
+    orders.add(customer=buyer, seconds=order_seconds, status=status, channel=order_channel, order_number=order_number)
 
     # CSAT after delivery (a few days later), lower when the order went wrong.
     responding = np.flatnonzero(rng.random(n_orders) < 0.28)
-    latent = (4.0 + 0.8 * satisfaction[responding] - 1.3 * (status[responding] == 2)
-              + rng.normal(0, 0.75, len(responding)))
-    surveys.add(customer=buyer[responding],
-                seconds=order_seconds[responding] + rng.integers(2, 6, len(responding)) * SECONDS_PER_DAY,
-                type=np.zeros(len(responding), dtype=int),
-                score=np.clip(np.round(latent), 1, 5).astype(int),
-                touchpoint=np.full(len(responding), DELIVERY), order_number=order_number[responding])
+    latent = (
+        4.0 + 0.8 * satisfaction[responding] - 1.3 * (status[responding] == 2) + rng.normal(0, 0.75, len(responding))
+    )
+    surveys.add(
+        customer=buyer[responding],
+        seconds=order_seconds[responding] + rng.integers(2, 6, len(responding)) * SECONDS_PER_DAY,
+        type=np.zeros(len(responding), dtype=int),
+        score=np.clip(np.round(latent), 1, 5).astype(int),
+        touchpoint=np.full(len(responding), DELIVERY),
+        order_number=order_number[responding],
+    )
 
     # Support contacts after orders: more likely when something went wrong.
     contact_rate = 0.06 + 0.12 * (status != 0) + 0.05 * (satisfaction < -1)
     contacting = np.flatnonzero(rng.random(n_orders) < contact_rate)
-    _simulate_support(order_seconds[contacting] + SECONDS_PER_DAY, buyer[contacting], population,
-                      rng, surveys, effort_sum, effort_count, order_number[contacting])
+    _simulate_support(
+        order_seconds[contacting] + SECONDS_PER_DAY,
+        buyer[contacting],
+        population,
+        rng,
+        surveys,
+        effort_sum,
+        effort_count,
+        order_number[contacting],
+    )
 
 
-def _simulate_support(seconds, customers, population, rng, surveys, effort_sum, effort_count,
-                      order_number=None):
+def _simulate_support(seconds, customers, population, rng, surveys, effort_sum, effort_count, order_number=None):
     """A support contact yields a CES (1-7, higher is easier) and sometimes a CSAT."""
     n = len(customers)
     if not n:
         return
-    seconds = np.broadcast_to(np.asarray(seconds, dtype=np.int64), (n,)) + rng.integers(
-        9 * 3600, 18 * 3600, n)
+    seconds = np.broadcast_to(np.asarray(seconds, dtype=np.int64), (n,)) + rng.integers(9 * 3600, 18 * 3600, n)
     order_number = np.full(n, -1) if order_number is None else order_number
     touchpoint = np.where(rng.random(n) < 0.6, SUPPORT_CHAT, SUPPORT_PHONE)
     satisfaction = population.satisfaction[customers]
-    effort = np.clip(np.round(4.6 + 0.9 * satisfaction + rng.normal(0, 1.1, n)
-                              - 0.4 * (touchpoint == SUPPORT_PHONE)), 1, 7).astype(int)
+    effort = np.clip(
+        np.round(4.6 + 0.9 * satisfaction + rng.normal(0, 1.1, n) - 0.4 * (touchpoint == SUPPORT_PHONE)), 1, 7
+    ).astype(int)
     np.add.at(effort_sum, customers, effort)
     np.add.at(effort_count, customers, 1)
     ces_respond = rng.random(n) < 0.55
-    surveys.add(customer=customers[ces_respond], seconds=seconds[ces_respond] + 60,
-                type=np.full(ces_respond.sum(), 1), score=effort[ces_respond],
-                touchpoint=touchpoint[ces_respond], order_number=order_number[ces_respond])
+    surveys.add(
+        customer=customers[ces_respond],
+        seconds=seconds[ces_respond] + 60,
+        type=np.full(ces_respond.sum(), 1),
+        score=effort[ces_respond],
+        touchpoint=touchpoint[ces_respond],
+        order_number=order_number[ces_respond],
+    )
     csat_respond = rng.random(n) < 0.35
-    csat = np.clip(np.round(1.2 + 0.55 * effort + 0.4 * satisfaction + rng.normal(0, 0.6, n)),
-                   1, 5).astype(int)
-    surveys.add(customer=customers[csat_respond], seconds=seconds[csat_respond] + 120,
-                type=np.zeros(csat_respond.sum(), dtype=int), score=csat[csat_respond],
-                touchpoint=touchpoint[csat_respond], order_number=order_number[csat_respond])
+    csat = np.clip(np.round(1.2 + 0.55 * effort + 0.4 * satisfaction + rng.normal(0, 0.6, n)), 1, 5).astype(int)
+    surveys.add(
+        customer=customers[csat_respond],
+        seconds=seconds[csat_respond] + 120,
+        type=np.zeros(csat_respond.sum(), dtype=int),
+        score=csat[csat_respond],
+        touchpoint=touchpoint[csat_respond],
+        order_number=order_number[csat_respond],
+    )
 
 
-def _simulate_campaign_events(day_start, reachable, email_granted, push_granted, is_mobile,
-                              population, rng, events):
+def _simulate_campaign_events(day_start, reachable, email_granted, push_granted, is_mobile, population, rng, events):
     n = len(reachable)
     engagement_factor = np.minimum(population.engagement / 0.1, 3.0)
     for granted, open_rate, open_type, channel in (
@@ -519,19 +635,30 @@ def _simulate_campaign_events(day_start, reachable, email_granted, push_granted,
     ):
         opening = np.flatnonzero(reachable & granted & (rng.random(n) < open_rate * engagement_factor))
         seconds = day_start + rng.integers(7 * 3600, 21 * 3600, len(opening))
-        events.add(customer=opening, seconds=seconds, type=np.full(len(opening), open_type),
-                   item=np.full(len(opening), -1), channel=np.full(len(opening), channel))
+        events.add(
+            customer=opening,
+            seconds=seconds,
+            type=np.full(len(opening), open_type),
+            item=np.full(len(opening), -1),
+            channel=np.full(len(opening), channel),
+        )
         if open_type == EMAIL_OPEN:
             clicking = rng.random(len(opening)) < 0.25
-            events.add(customer=opening[clicking], seconds=seconds[clicking] + 40,
-                       type=np.full(clicking.sum(), EMAIL_CLICK), item=np.full(clicking.sum(), -1),
-                       channel=np.full(clicking.sum(), 2))
+            events.add(
+                customer=opening[clicking],
+                seconds=seconds[clicking] + 40,
+                type=np.full(clicking.sum(), EMAIL_CLICK),
+                item=np.full(clicking.sum(), -1),
+                channel=np.full(clicking.sum(), 2),
+            )
 
 
 # ----------------------------------------------------------------------------- tables
 
-def build_tables(settings: GeneratorSettings, population: Population, catalog: Catalog,
-                 sim: Simulation, rng: np.random.Generator) -> dict[str, pa.Table]:
+
+def build_tables(
+    settings: GeneratorSettings, population: Population, catalog: Catalog, sim: Simulation, rng: np.random.Generator
+) -> dict[str, pa.Table]:
     customer_ids = population.table["customer_id"]
     item_ids = catalog.table["item_id"]
     device_names = DEVICES[population.device]
@@ -540,40 +667,46 @@ def build_tables(settings: GeneratorSettings, population: Population, catalog: C
     event_order = np.lexsort((ev["customer"], ev["seconds"]))
     ev = {k: v[event_order] for k, v in ev.items()}
     has_item = ev["item"] >= 0
-    event_item = pc.if_else(pa.array(has_item), pc.take(item_ids, pa.array(np.maximum(ev["item"], 0))),
-                            pa.scalar(None, pa.string()))
-    events = pa.table({
-        "event_id": _ids("E", np.arange(1, len(ev["customer"]) + 1), 9),
-        "customer_id": pc.take(customer_ids, pa.array(ev["customer"])),
-        "occurred_at": _timestamps(ev["seconds"]),
-        "event_type": pa.array(EVENT_TYPES[ev["type"].astype(int)]),
-        "item_id": event_item,
-        "channel": pa.array(EVENT_CHANNELS[ev["channel"].astype(int)]),
-        "device": pa.array(device_names[ev["customer"].astype(int)]),
-    })
+    event_item = pc.if_else(
+        pa.array(has_item), pc.take(item_ids, pa.array(np.maximum(ev["item"], 0))), pa.scalar(None, pa.string())
+    )
+    events = pa.table(
+        {
+            "event_id": _ids("E", np.arange(1, len(ev["customer"]) + 1), 9),
+            "customer_id": pc.take(customer_ids, pa.array(ev["customer"])),
+            "occurred_at": _timestamps(ev["seconds"]),
+            "event_type": pa.array(EVENT_TYPES[ev["type"].astype(int)]),
+            "item_id": event_item,
+            "channel": pa.array(EVENT_CHANNELS[ev["channel"].astype(int)]),
+            "device": pa.array(device_names[ev["customer"].astype(int)]),
+        }
+    )
 
     od = sim.orders
     n_orders = len(od["customer"])
     order_ids = _ids("O", np.arange(1, n_orders + 1), 8)
     lines = sim.order_items
-    totals = np.bincount(lines["order_number"], weights=lines["quantity"] * lines["unit_price"],
-                         minlength=n_orders)
+    totals = np.bincount(lines["order_number"], weights=lines["quantity"] * lines["unit_price"], minlength=n_orders)
     currencies = np.array([c[2] for c in COUNTRIES])[population.country[od["customer"]]]
-    orders = pa.table({
-        "order_id": order_ids,
-        "customer_id": pc.take(customer_ids, pa.array(od["customer"])),
-        "ordered_at": _timestamps(od["seconds"]),
-        "total_amount": pa.array(np.round(totals, 2)),
-        "currency": pa.array(currencies),
-        "status": pa.array(ORDER_STATUSES[od["status"].astype(int)]),
-        "channel": pa.array(ORDER_CHANNELS[od["channel"].astype(int)]),
-    })
-    order_items = pa.table({
-        "order_id": pc.take(order_ids, pa.array(lines["order_number"])),
-        "item_id": pc.take(item_ids, pa.array(lines["item"])),
-        "quantity": pa.array(lines["quantity"].astype(np.int64)),
-        "unit_price": pa.array(lines["unit_price"]),
-    })
+    orders = pa.table(
+        {
+            "order_id": order_ids,
+            "customer_id": pc.take(customer_ids, pa.array(od["customer"])),
+            "ordered_at": _timestamps(od["seconds"]),
+            "total_amount": pa.array(np.round(totals, 2)),
+            "currency": pa.array(currencies),
+            "status": pa.array(ORDER_STATUSES[od["status"].astype(int)]),
+            "channel": pa.array(ORDER_CHANNELS[od["channel"].astype(int)]),
+        }
+    )
+    order_items = pa.table(
+        {
+            "order_id": pc.take(order_ids, pa.array(lines["order_number"])),
+            "item_id": pc.take(item_ids, pa.array(lines["item"])),
+            "quantity": pa.array(lines["quantity"].astype(np.int64)),
+            "unit_price": pa.array(lines["unit_price"]),
+        }
+    )
 
     sv = sim.surveys
     survey_order = np.argsort(sv["seconds"], kind="stable")
@@ -584,29 +717,40 @@ def build_tables(settings: GeneratorSettings, population: Population, catalog: C
     has_order = sv["order_number"] >= 0
     comments = np.where(sv["score"] <= 2, "Not happy with this", "")
     survey_types = np.array(["csat", "ces", "nps"])
-    surveys = pa.table({
-        "response_id": _ids("S", np.arange(1, len(sv["customer"]) + 1), 8),
-        "customer_id": pc.take(customer_ids, pa.array(sv["customer"])),
-        "responded_at": _timestamps(sv["seconds"]),
-        "survey_type": pa.array(survey_types[sv["type"].astype(int)]),
-        "score": pa.array(sv["score"].astype(np.int64)),
-        "touchpoint": pa.array(SURVEY_TOUCHPOINTS[sv["touchpoint"].astype(int)]),
-        "order_id": pc.if_else(pa.array(has_order),
-                               pc.take(order_ids, pa.array(np.maximum(sv["order_number"], 0))),
-                               pa.scalar(None, pa.string())),
-        "comment": pc.if_else(pa.array(comments != ""), pa.array(comments), pa.scalar(None, pa.string())),
-    })
+    surveys = pa.table(
+        {
+            "response_id": _ids("S", np.arange(1, len(sv["customer"]) + 1), 8),
+            "customer_id": pc.take(customer_ids, pa.array(sv["customer"])),
+            "responded_at": _timestamps(sv["seconds"]),
+            "survey_type": pa.array(survey_types[sv["type"].astype(int)]),
+            "score": pa.array(sv["score"].astype(np.int64)),
+            "touchpoint": pa.array(SURVEY_TOUCHPOINTS[sv["touchpoint"].astype(int)]),
+            "order_id": pc.if_else(
+                pa.array(has_order),
+                pc.take(order_ids, pa.array(np.maximum(sv["order_number"], 0))),
+                pa.scalar(None, pa.string()),
+            ),
+            "comment": pc.if_else(pa.array(comments != ""), pa.array(comments), pa.scalar(None, pa.string())),
+        }
+    )
 
     consents = _consent_table(settings, population, rng)
     erased = np.flatnonzero(sim.erasure_seconds >= 0)
-    erasure_requests = pa.table({
-        "customer_id": pc.take(customer_ids, pa.array(erased)),
-        "requested_at": _timestamps(sim.erasure_seconds[erased]),
-    })
+    erasure_requests = pa.table(
+        {
+            "customer_id": pc.take(customer_ids, pa.array(erased)),
+            "requested_at": _timestamps(sim.erasure_seconds[erased]),
+        }
+    )
     return {
-        "customers": population.table, "items": catalog.table, "orders": orders,
-        "order_items": order_items, "events": events, "survey_responses": surveys,
-        "consents": consents, "erasure_requests": erasure_requests,
+        "customers": population.table,
+        "items": catalog.table,
+        "orders": orders,
+        "order_items": order_items,
+        "events": events,
+        "survey_responses": surveys,
+        "consents": consents,
+        "erasure_requests": erasure_requests,
     }
 
 
@@ -620,16 +764,17 @@ def _consent_table(settings, population, rng) -> pa.Table:
     recorded = population.signup_seconds[customer] + rng.integers(1, 600, len(customer))
     # Later revocations of a share of the grants, at a random time before the export.
     revoking = np.flatnonzero(granted & (rng.random(len(customer)) < REVOCATION_RATE))
-    revoked_at = recorded[revoking] + (
-        rng.random(len(revoking)) * (end_seconds - recorded[revoking])).astype(np.int64)
+    revoked_at = recorded[revoking] + (rng.random(len(revoking)) * (end_seconds - recorded[revoking])).astype(np.int64)
     all_customer = np.r_[customer, customer[revoking]]
     order = np.lexsort((np.r_[recorded, revoked_at], all_customer))
-    return pa.table({
-        "customer_id": pc.take(population.table["customer_id"], pa.array(all_customer[order])),
-        "channel": pa.array(CONSENT_CHANNELS[np.r_[channel, channel[revoking]][order]]),
-        "granted": pa.array(np.r_[granted, np.zeros(len(revoking), dtype=bool)][order]),
-        "recorded_at": _timestamps(np.r_[recorded, revoked_at][order]),
-    })
+    return pa.table(
+        {
+            "customer_id": pc.take(population.table["customer_id"], pa.array(all_customer[order])),
+            "channel": pa.array(CONSENT_CHANNELS[np.r_[channel, channel[revoking]][order]]),
+            "granted": pa.array(np.r_[granted, np.zeros(len(revoking), dtype=bool)][order]),
+            "recorded_at": _timestamps(np.r_[recorded, revoked_at][order]),
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- bad rows
@@ -656,7 +801,9 @@ CORRUPTIONS: dict[str, dict[str, tuple[str, str] | None]] = {
         "missing_required": ("signup_at", ""),
         "unparseable_timestamp": ("signup_at", "31/02/2026 25:61"),
         "unparseable_number": ("birth_year", "nineteen-eighty"),
-        "broken_encoding": None, "malformed_row": None, "duplicate_key": None,
+        "broken_encoding": None,
+        "malformed_row": None,
+        "duplicate_key": None,
         "future_timestamp": ("signup_at", None),
     },
     "items": {
@@ -672,7 +819,9 @@ CORRUPTIONS: dict[str, dict[str, tuple[str, str] | None]] = {
         "unparseable_number": ("total_amount", "12,50 EUR"),
         "invalid_value": ("status", "lost_in_transit"),
         "unknown_customer": ("customer_id", "C9999999"),
-        "broken_encoding": None, "malformed_row": None, "duplicate_key": None,
+        "broken_encoding": None,
+        "malformed_row": None,
+        "duplicate_key": None,
         "future_timestamp": ("ordered_at", None),
     },
     "order_items": {
@@ -699,7 +848,8 @@ CORRUPTIONS: dict[str, dict[str, tuple[str, str] | None]] = {
         "out_of_range": ("score", "11"),
         "unknown_customer": ("customer_id", "C9999997"),
         "unknown_order": ("order_id", "O99999998"),
-        "broken_encoding": None, "duplicate_key": None,
+        "broken_encoding": None,
+        "duplicate_key": None,
         "future_timestamp": ("responded_at", None),
     },
     "consents": {
@@ -715,11 +865,17 @@ CORRUPTIONS: dict[str, dict[str, tuple[str, str] | None]] = {
         "duplicate_key": None,
     },
 }
-TIMESTAMP_COLUMNS = {"customers": "signup_at", "orders": "ordered_at", "events": "occurred_at",
-                     "survey_responses": "responded_at", "consents": "recorded_at",
-                     "erasure_requests": "requested_at"}
+TIMESTAMP_COLUMNS = {
+    "customers": "signup_at",
+    "orders": "ordered_at",
+    "events": "occurred_at",
+    "survey_responses": "responded_at",
+    "consents": "recorded_at",
+    "erasure_requests": "requested_at",
+}
+TABLES_WITH_OWN_ID = ("customers", "items", "orders", "events", "survey_responses")
 ENCODING_COLUMN = {"customers": "city", "orders": "currency", "survey_responses": "comment"}
-BULK_FILE = "{table}_2026-part-000.parquet"   # sorted before the resend, as files arrive in time
+BULK_FILE = "{table}_2026-part-000.parquet"  # sorted before the resend, as files arrive in time
 RESEND_FILE = "{table}_2026-resend-001.csv"
 
 
@@ -738,8 +894,13 @@ def _to_text(table: pa.Table) -> pd.DataFrame:
     return pd.DataFrame(frame)
 
 
-def write_landing(tables: dict[str, pa.Table], settings: GeneratorSettings, out: Path,
-                  rng: np.random.Generator, erased_customers: set[str]) -> pd.DataFrame:
+def write_landing(
+    tables: dict[str, pa.Table],
+    settings: GeneratorSettings,
+    out: Path,
+    rng: np.random.Generator,
+    erased_customers: set[str],
+) -> pd.DataFrame:
     """Write each table as a bulk parquet file plus a CSV resend that carries the bad rows.
 
     The resend holds a slice of clean rows (moved, not copied), re-sent versions of bulk rows
@@ -792,13 +953,12 @@ def write_landing(tables: dict[str, pa.Table], settings: GeneratorSettings, out:
                 rows[corruption[0]] = corruption[1]
             if bad_class != "duplicate_key":
                 # A bad row gets a key of its own, so it is not mistaken for a re-sent version.
+                # Only tables with an id of their own; the others' keys are references.
                 own_key = contract.key[0]
-                if own_key != "customer_id" or table_name == "customers":
-                    if table_name not in ("order_items", "consents"):
-                        suffix = pd.Series(np.arange(len(rows)), index=rows.index).astype(str)
-                        keyed = rows[own_key] != ""
-                        rows.loc[keyed, own_key] = (rows.loc[keyed, own_key] + f"-{bad_class}-"
-                                                    + suffix[keyed])
+                if table_name in TABLES_WITH_OWN_ID:
+                    suffix = pd.Series(np.arange(len(rows)), index=rows.index).astype(str)
+                    keyed = rows[own_key] != ""
+                    rows.loc[keyed, own_key] = rows.loc[keyed, own_key] + f"-{bad_class}-" + suffix[keyed]
             bad_frames.append(rows)
         bad = pd.concat(bad_frames, ignore_index=True)
         if bad.empty:
@@ -811,16 +971,20 @@ def write_landing(tables: dict[str, pa.Table], settings: GeneratorSettings, out:
         is_duplicate = (bad["__class"] == "duplicate_key").to_numpy()
         status = bad["__class"].map(lambda c: BAD_ROW_CLASSES[c][0])
         reason = bad["__class"].map(lambda c: BAD_ROW_CLASSES[c][1])
-        ledgers.append(pd.DataFrame({
-            "table_name": table_name,
-            "bad_class": bad["__class"].to_numpy(),
-            # A re-sent duplicate supersedes the bulk row: the bulk row is the one set aside.
-            "source_file": np.where(is_duplicate, bulk_file, resend_file),
-            "source_row": np.where(is_duplicate, bad["__source_row"].to_numpy(), resend_rows),
-            "row_key": bad[list(contract.key)].astype(str).agg("|".join, axis=1).to_numpy(),
-            "expected_status": status.to_numpy(),
-            "expected_reason": reason.to_numpy(),
-        }))
+        ledgers.append(
+            pd.DataFrame(
+                {
+                    "table_name": table_name,
+                    "bad_class": bad["__class"].to_numpy(),
+                    # A re-sent duplicate supersedes the bulk row: the bulk row is the one set aside.
+                    "source_file": np.where(is_duplicate, bulk_file, resend_file),
+                    "source_row": np.where(is_duplicate, bad["__source_row"].to_numpy(), resend_rows),
+                    "row_key": bad[list(contract.key)].astype(str).agg("|".join, axis=1).to_numpy(),
+                    "expected_status": status.to_numpy(),
+                    "expected_reason": reason.to_numpy(),
+                }
+            )
+        )
     return pd.concat(ledgers, ignore_index=True) if ledgers else pd.DataFrame()
 
 
@@ -839,6 +1003,7 @@ def _write_resend_csv(path: Path, columns, clean: pd.DataFrame, bad: pd.DataFram
 
 # ----------------------------------------------------------------------------- entry points
 
+
 def generate(settings: GeneratorSettings, out: Path) -> dict[str, int]:
     """Generate the landing tables under `out` and ground truth beside it; return row counts."""
     started = time.perf_counter()
@@ -852,19 +1017,20 @@ def generate(settings: GeneratorSettings, out: Path) -> dict[str, int]:
     truth_dir = out.parent / "synthetic_truth"
     truth_dir.mkdir(parents=True, exist_ok=True)
     ledger.to_csv(truth_dir / "bad_rows_ledger.csv", index=False)
-    truth = pd.DataFrame({
-        "customer_id": population.table["customer_id"].to_pandas(),
-        "preferred_category": CATEGORIES[population.preference.argmax(axis=1)],
-        "preferred_category_share": population.preference.max(axis=1),
-        "engagement": population.engagement,
-        "satisfaction": population.satisfaction,
-        "is_browser_only": population.is_browser_only,
-        "churn_day": sim.churn_day,
-    })
+    truth = pd.DataFrame(
+        {
+            "customer_id": population.table["customer_id"].to_pandas(),
+            "preferred_category": CATEGORIES[population.preference.argmax(axis=1)],
+            "preferred_category_share": population.preference.max(axis=1),
+            "engagement": population.engagement,
+            "satisfaction": population.satisfaction,
+            "is_browser_only": population.is_browser_only,
+            "churn_day": sim.churn_day,
+        }
+    )
     truth.to_parquet(truth_dir / "customers.parquet", index=False)
     counts = {name: table.num_rows for name, table in tables.items()}
-    log.info("generated %s in %.1f s (%d bad rows injected)", counts,
-             time.perf_counter() - started, len(ledger))
+    log.info("generated %s in %.1f s (%d bad rows injected)", counts, time.perf_counter() - started, len(ledger))
     return counts
 
 
@@ -875,13 +1041,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=demo.customers)
     parser.add_argument("--days", type=int, default=demo.days)
-    parser.add_argument("--end-date", type=dt.date.fromisoformat, default=demo.end_date,
-                        help="last day of data (YYYY-MM-DD)")
-    parser.add_argument("--bad-rows", type=float, default=demo.bad_row_rate,
-                        help="rate of injected bad rows per table and class (0 for clean data)")
+    parser.add_argument(
+        "--end-date", type=dt.date.fromisoformat, default=demo.end_date, help="last day of data (YYYY-MM-DD)"
+    )
+    parser.add_argument(
+        "--bad-rows",
+        type=float,
+        default=demo.bad_row_rate,
+        help="rate of injected bad rows per table and class (0 for clean data)",
+    )
     parser.add_argument("--seed", type=int, default=demo.seed)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="landing folder (default $PZ_DATA_DIR/landing)")
+    parser.add_argument("--out", type=Path, default=None, help="landing folder (default $PZ_DATA_DIR/landing)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = GeneratorSettings(args.customers, args.days, args.end_date, args.bad_rows, args.seed)

@@ -18,12 +18,17 @@ def dbt_args(command: str, ds: str, *extra: str) -> list[str]:
     dbt_dir = data_dir() / "dbt"
     return [
         command,
-        "--project-dir", str(DBT_PROJECT_DIR),
-        "--profiles-dir", str(DBT_PROJECT_DIR),
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
         # Per data dir, so that two warehouses (tests, benchmarks) never share compiled state.
-        "--target-path", str(dbt_dir / "target"),
-        "--log-path", str(dbt_dir / "logs"),
-        "--vars", json.dumps({"ds": ds}),
+        "--target-path",
+        str(dbt_dir / "target"),
+        "--log-path",
+        str(dbt_dir / "logs"),
+        "--vars",
+        json.dumps({"ds": ds}),
         *extra,
     ]
 

@@ -5,26 +5,34 @@
 
 with
 {% for table_name in tables %}
-{{ table_name }}_counts as (
-    select
-        '{{ table_name }}' as table_name,
-        (select count(*) from {{ source('landing', table_name) }}) as rows_read,
-        (select count(*) from {{ ref('stg_' ~ table_name) }}) as rows_accepted,
-        (select count(*) from {{ ref('quarantine_' ~ table_name) }}
-            where ds = {{ ds() }} and row_status = 'rejected') as rows_rejected,
-        (select count(*) from {{ ref('quarantine_' ~ table_name) }}
-            where ds = {{ ds() }} and row_status = 'duplicate') as rows_duplicate,
-        (select count(*) from {{ ref('stg_' ~ table_name ~ '__classified') }}
-            where row_status = 'later_dated') as rows_later_dated,
-        (select count(*) from {{ ref('stg_' ~ table_name ~ '__classified') }}
-            where row_status = 'erased') as rows_erased
-),
+    {{ table_name }}_counts as (
+        select
+            '{{ table_name }}' as table_name,
+            (select count(*) from {{ source('landing', table_name) }}) as rows_read,
+            (select count(*) from {{ ref('stg_' ~ table_name) }}) as rows_accepted,
+            (
+                select count(*) from {{ ref('quarantine_' ~ table_name) }}
+                where ds = {{ ds() }} and row_status = 'rejected'
+            ) as rows_rejected,
+            (
+                select count(*) from {{ ref('quarantine_' ~ table_name) }}
+                where ds = {{ ds() }} and row_status = 'duplicate'
+            ) as rows_duplicate,
+            (
+                select count(*) from {{ ref('stg_' ~ table_name ~ '__classified') }}
+                where row_status = 'later_dated'
+            ) as rows_later_dated,
+            (
+                select count(*) from {{ ref('stg_' ~ table_name ~ '__classified') }}
+                where row_status = 'erased'
+            ) as rows_erased
+    ),
 {% endfor %}
 
 all_counts as (
     {% for table_name in tables %}
-    select * from {{ table_name }}_counts
-    {% if not loop.last %}union all{% endif %}
+        select * from {{ table_name }}_counts
+        {% if not loop.last %}union all{% endif %}
     {% endfor %}
 ),
 

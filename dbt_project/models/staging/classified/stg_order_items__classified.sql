@@ -32,7 +32,9 @@ checked as (
 ),
 
 orders_by_status as (
-    select order_id, row_status
+    select
+        order_id,
+        row_status
     from {{ ref('stg_orders__classified') }}
 )
 

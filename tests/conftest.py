@@ -1,0 +1,60 @@
+"""Shared fixtures: small generated landing data sets and warehouses built from them.
+
+Warehouses are built by the real CLI in a subprocess (`python -m ml.pipeline`), so each test data
+set has its own PZ_DATA_DIR and dbt's in-process connection cache never mixes two warehouses.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from ml.config import REPO_ROOT
+from ml.synthetic import GeneratorSettings, generate
+
+END_DATE = dt.date(2026, 10, 31)
+SMALL = GeneratorSettings(customers=1_500, days=120, end_date=END_DATE, bad_row_rate=0.01, seed=7)
+
+
+def pipeline_env(data_dir: Path) -> dict[str, str]:
+    return {**os.environ, "PZ_DATA_DIR": str(data_dir), "PZ_REPORTS_DIR": str(data_dir / "reports")}
+
+
+def run_pipeline(data_dir: Path, ds: str) -> subprocess.CompletedProcess:
+    """Run the pipeline CLI for `ds` on `data_dir`; the result carries exit code and output."""
+    return subprocess.run(
+        [sys.executable, "-m", "ml.pipeline", "--ds", ds],
+        cwd=REPO_ROOT,
+        env=pipeline_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def query(data_dir: Path, sql: str, parameters: list | None = None) -> pd.DataFrame:
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as connection:
+        return connection.execute(sql, parameters or []).df()
+
+
+@pytest.fixture(scope="session")
+def small_landing(tmp_path_factory) -> Path:
+    """A small generated data set with every bad-row class injected; returns its data dir."""
+    data_dir = tmp_path_factory.mktemp("small")
+    generate(SMALL, data_dir / "landing")
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(small_landing) -> Path:
+    """The small data set built for its last day."""
+    result = run_pipeline(small_landing, END_DATE.isoformat())
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return small_landing
