@@ -249,7 +249,7 @@ def make_population(settings: GeneratorSettings, rng: np.random.Generator) -> Po
     acquisition = rng.choice(len(ACQUISITION_CHANNELS), size=n, p=ACQUISITION_WEIGHTS)
 
     preference = rng.dirichlet(np.full(len(CATEGORIES), 0.3), size=n).astype(np.float32)
-    log_engagement = rng.normal(-2.8, 0.75, n) + ACQUISITION_ENGAGEMENT[acquisition]
+    log_engagement = rng.normal(-2.55, 0.7, n) + ACQUISITION_ENGAGEMENT[acquisition]
     engagement = np.exp(log_engagement)
     satisfaction = rng.normal(0, 1, n)
     is_browser_only = rng.random(n) < 0.12
@@ -404,7 +404,7 @@ def simulate(
             )
             recency = np.where(last_order_day[respondents] >= 0, np.exp(-(day - last_order_day[respondents]) / 45), 0.0)
             latent = (
-                7.3
+                7.7
                 + 1.5 * population.satisfaction[respondents]
                 + 0.55 * (effort - 5.0)
                 + 0.6 * recency
@@ -509,12 +509,12 @@ def _simulate_sessions(
     buyer_pool = visitors
     days_since = day - last_order_day[buyer_pool]
     has_ordered = order_count[buyer_pool] > 0
-    recency_effect = np.where(has_ordered, 1.1 * np.exp(-days_since / 25.0), -0.4)
+    recency_effect = np.where(has_ordered, 0.9 * np.exp(-days_since / 25.0), 0.0)
     logit = (
-        -2.3
+        -1.7
         + 0.75 * np.log(population.engagement[buyer_pool] / 0.1)
         + recency_effect
-        + 0.45 * np.log1p(order_count[buyer_pool])
+        + 0.3 * np.log1p(order_count[buyer_pool])
         + 0.55 * population.satisfaction[buyer_pool]
         + 0.25 * np.minimum(session_counts, 3)
     )
