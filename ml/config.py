@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ml.constants import (
     DEMO_BAD_ROW_RATE,
@@ -59,8 +59,27 @@ class DemoConfig(_Strict):
     seed: int = SEED
 
 
+class MetricsConfig(_Strict):
+    """Settings of the customer metrics layer; passed to dbt as vars (see ml.transform)."""
+
+    churn_days: int = Field(90, gt=0, description="No completed order for this many days: churned.")
+    at_risk_days: int = Field(45, gt=0, description="No completed order for this many days: at risk.")
+    new_customer_days: int = Field(30, gt=0, description="Signed up or first ordered this recently: new.")
+    low_sample_threshold: int = Field(30, gt=0, description="Fewer responses than this: is_low_sample.")
+    incremental_lookback_days: int = Field(
+        3, ge=0, description="Daily facts also rebuild this many days before ds, for late-arriving rows."
+    )
+
+    @model_validator(mode="after")
+    def _at_risk_before_churn(self) -> MetricsConfig:
+        if self.at_risk_days >= self.churn_days:
+            raise ValueError(f"at_risk_days ({self.at_risk_days}) must be below churn_days ({self.churn_days})")
+        return self
+
+
 class PlatformConfig(_Strict):
     demo: DemoConfig = DemoConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
 
 def _format_validation_error(path: Path, error: ValidationError) -> str:

@@ -150,6 +150,11 @@ def _sample_rows(cumulative: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return np.minimum((draws > cumulative).sum(axis=1), cumulative.shape[1] - 1)
 
 
+def _categorical(labels: np.ndarray, codes: np.ndarray) -> pa.DictionaryArray:
+    """A low-cardinality text column as codes into its labels: far smaller than one string per row."""
+    return pa.DictionaryArray.from_arrays(pa.array(codes, type=pa.int32()), pa.array(labels))
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -293,14 +298,18 @@ def make_population(settings: GeneratorSettings, rng: np.random.Generator) -> Po
 
 
 class _Columns:
-    """Append numpy chunks per column during the day loop; concatenate once at the end."""
+    """Append numpy chunks per column during the day loop; concatenate once at the end.
 
-    def __init__(self, *names: str):
-        self.chunks: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    Each column has a compact dtype: at a million customers the event arrays dominate memory.
+    """
+
+    def __init__(self, **dtypes: type):
+        self.dtypes = dtypes
+        self.chunks: dict[str, list[np.ndarray]] = {name: [] for name in dtypes}
 
     def add(self, **columns: np.ndarray) -> None:
         for name, values in columns.items():
-            self.chunks[name].append(values)
+            self.chunks[name].append(np.asarray(values, dtype=self.dtypes[name]))
 
     def concat(self) -> dict[str, np.ndarray]:
         return {name: np.concatenate(parts) if parts else np.array([]) for name, parts in self.chunks.items()}
@@ -321,10 +330,12 @@ def simulate(
 ) -> Simulation:
     n = settings.customers
     days = settings.days
-    events = _Columns("customer", "seconds", "type", "item", "channel")
-    orders = _Columns("customer", "seconds", "status", "channel", "order_number")
-    order_items = _Columns("order_number", "item", "quantity", "unit_price")
-    surveys = _Columns("customer", "seconds", "type", "score", "touchpoint", "order_number")
+    events = _Columns(customer=np.int32, seconds=np.int64, type=np.int8, item=np.int32, channel=np.int8)
+    orders = _Columns(customer=np.int32, seconds=np.int64, status=np.int8, channel=np.int8, order_number=np.int64)
+    order_items = _Columns(order_number=np.int64, item=np.int32, quantity=np.int64, unit_price=np.float64)
+    surveys = _Columns(
+        customer=np.int32, seconds=np.int64, type=np.int8, score=np.int64, touchpoint=np.int8, order_number=np.int64
+    )
 
     last_order_day = np.full(n, -10_000)
     order_count = np.zeros(n, dtype=np.int32)
@@ -661,11 +672,12 @@ def build_tables(
 ) -> dict[str, pa.Table]:
     customer_ids = population.table["customer_id"]
     item_ids = catalog.table["item_id"]
-    device_names = DEVICES[population.device]
 
     ev = sim.events
     event_order = np.lexsort((ev["customer"], ev["seconds"]))
-    ev = {k: v[event_order] for k, v in ev.items()}
+    for name in list(ev):  # reorder column by column, so only one extra copy exists at a time
+        ev[name] = ev[name][event_order]
+    del event_order
     has_item = ev["item"] >= 0
     event_item = pc.if_else(
         pa.array(has_item), pc.take(item_ids, pa.array(np.maximum(ev["item"], 0))), pa.scalar(None, pa.string())
@@ -675,12 +687,13 @@ def build_tables(
             "event_id": _ids("E", np.arange(1, len(ev["customer"]) + 1), 9),
             "customer_id": pc.take(customer_ids, pa.array(ev["customer"])),
             "occurred_at": _timestamps(ev["seconds"]),
-            "event_type": pa.array(EVENT_TYPES[ev["type"].astype(int)]),
+            "event_type": _categorical(EVENT_TYPES, ev["type"]),
             "item_id": event_item,
-            "channel": pa.array(EVENT_CHANNELS[ev["channel"].astype(int)]),
-            "device": pa.array(device_names[ev["customer"].astype(int)]),
+            "channel": _categorical(EVENT_CHANNELS, ev["channel"]),
+            "device": _categorical(DEVICES, population.device[ev["customer"]]),
         }
     )
+    sim.events.clear()
 
     od = sim.orders
     n_orders = len(od["customer"])
@@ -919,16 +932,17 @@ def write_landing(
         inject = settings.bad_row_rate > 0 and n_rows > 0
         n_resend = min(n_rows // 2, max(n_rows // 100, 20)) if inject else 0
         moved = np.sort(rng.choice(n_rows, size=n_resend, replace=False))
-        bulk = table.take(pa.array(np.setdiff1d(np.arange(n_rows), moved)))
+        kept = np.ones(n_rows, dtype=bool)
+        kept[moved] = False
         bulk_file = BULK_FILE.format(table=table_name)
-        pq.write_table(bulk, folder / bulk_file)
+        _write_parquet_without(table, kept, folder / bulk_file)
         if not inject:
             continue
 
         # Templates for bad rows: bulk rows of customers who are not erased (erasure outranks
         # every other status, so their rows would not show the class being injected).
-        template_pool = min(bulk.num_rows, 50_000)
-        bulk_text = _to_text(bulk.slice(0, template_pool))
+        template_rows = np.flatnonzero(kept)[:50_000]
+        bulk_text = _to_text(table.take(pa.array(template_rows)))  # index i is bulk row i + 1
         if "customer_id" in bulk_text and table_name != "erasure_requests":
             bulk_text = bulk_text[~bulk_text["customer_id"].isin(erased_customers)]
         n_bad = int(np.ceil(settings.bad_row_rate * n_rows))
@@ -986,6 +1000,16 @@ def write_landing(
             )
         )
     return pd.concat(ledgers, ignore_index=True) if ledgers else pd.DataFrame()
+
+
+def _write_parquet_without(table: pa.Table, kept: np.ndarray, path: Path, slice_rows: int = 2_000_000) -> None:
+    """Write the kept rows slice by slice, so the table is never copied whole."""
+    with pq.ParquetWriter(path, table.schema) as writer:
+        for start in range(0, table.num_rows, slice_rows):
+            part = table.slice(start, slice_rows)
+            writer.write_table(part.filter(pa.array(kept[start : start + slice_rows])))
+        if table.num_rows == 0:
+            writer.write_table(table)
 
 
 def _write_resend_csv(path: Path, columns, clean: pd.DataFrame, bad: pd.DataFrame) -> None:

@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import logging
 
-from ml.config import DBT_PROJECT_DIR, data_dir
+from ml.config import DBT_PROJECT_DIR, data_dir, load_config
 
 log = logging.getLogger(__name__)
 
 
 class DbtBuildError(RuntimeError):
     """dbt failed: a model did not build or a data test failed; the message lists which."""
+
+
+def dbt_vars(ds: str) -> dict:
+    """The dbt vars for a run: the logical date and the metrics settings from the platform config."""
+    return {"ds": ds, **load_config().metrics.model_dump()}
 
 
 def dbt_args(command: str, ds: str, *extra: str) -> list[str]:
@@ -28,7 +33,7 @@ def dbt_args(command: str, ds: str, *extra: str) -> list[str]:
         "--log-path",
         str(dbt_dir / "logs"),
         "--vars",
-        json.dumps({"ds": ds}),
+        json.dumps(dbt_vars(ds)),
         *extra,
     ]
 

@@ -1,0 +1,58 @@
+-- One row per survey response, with the customer's segments at the time of the response:
+-- country, device, acquisition channel, and lifecycle stage as of the response.
+-- Incremental facts read only the responses of their window (see fct_cx_responses_daily).
+with responses as (
+    select * from {{ ref('stg_survey_responses') }}
+),
+
+customers as (
+    select * from {{ ref('stg_customers') }}
+),
+
+completed_orders as (
+    select
+        customer_id,
+        ordered_at
+    from {{ ref('fct_orders') }}
+    where is_completed
+),
+
+order_history_at_response as (
+    select
+        responses.response_id,
+        min(completed_orders.ordered_at) as first_order_at,
+        max(completed_orders.ordered_at, 2) as last_two_orders_at
+    from responses
+    inner join completed_orders
+        on
+            responses.customer_id = completed_orders.customer_id
+            and completed_orders.ordered_at < responses.responded_at
+    group by responses.response_id
+),
+
+final as (
+    select
+        responses.response_id,
+        responses.customer_id,
+        responses.responded_at,
+        cast(responses.responded_at as date) as response_date,
+        responses.survey_type,
+        responses.score,
+        coalesce(responses.touchpoint, 'unknown') as touchpoint,
+        {{ is_favorable_response('responses.survey_type', 'responses.score') }} as is_favorable,
+        {{ is_detractor_response('responses.survey_type', 'responses.score') }} as is_detractor,
+        coalesce(customers.country, 'unknown') as country,
+        coalesce(customers.device_type, 'unknown') as device_type,
+        coalesce(customers.acquisition_channel, 'unknown') as acquisition_channel,
+        {{ lifecycle_stage(
+            "date_diff('day', customers.signup_at, responses.responded_at)",
+            "date_diff('day', history.first_order_at, responses.responded_at)",
+            "date_diff('day', history.last_two_orders_at[1], responses.responded_at)",
+            "date_diff('day', history.last_two_orders_at[2], history.last_two_orders_at[1])",
+        ) }} as lifecycle_stage
+    from responses
+    inner join customers on responses.customer_id = customers.customer_id
+    left join order_history_at_response as history on responses.response_id = history.response_id
+)
+
+select * from final

@@ -1,0 +1,31 @@
+{#
+  One row per ds and NPS category (latest NPS answer as of ds; 'no_response' without one):
+  churn among customers who could have churned by ds (first completed order at least churn_days
+  before ds). Ties relationship metrics to outcomes.
+#}
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='ds') }}
+
+with customers as (
+    select * from {{ ref('customer_360') }}
+),
+
+churn_eligible as (
+    select
+        coalesce(latest_nps_category, 'no_response') as nps_category,
+        lifecycle_stage = 'churned' as is_churned
+    from customers
+    where date_diff('day', cast(first_order_at as date), {{ ds() }}) >= {{ var('churn_days') }}
+),
+
+final as (
+    select
+        {{ ds() }} as ds,
+        nps_category,
+        count(*) as eligible_customers,
+        count(*) filter (where is_churned) as churned_customers,
+        1.0 * count(*) filter (where is_churned) / count(*) as churn_rate
+    from churn_eligible
+    group by nps_category
+)
+
+select * from final

@@ -1,0 +1,16 @@
+-- One row per day, metric (csat, ces, nps) and touchpoint ('all' for the total), for all
+-- customers: the public daily CX table. Segments and longer periods: cx_metrics.
+with daily_totals as (
+    select * from {{ ref('fct_cx_responses_daily') }}
+    where segment_type = 'all' and response_date <= {{ ds() }}
+),
+
+final as (
+    select
+        response_date as metric_date,
+        touchpoint,
+        {{ cx_metric_columns() }}
+    from daily_totals
+)
+
+select * from final

@@ -1,0 +1,41 @@
+{#
+  One row per day, customer, event type and item category (null for events without an item):
+  the count of events. Incremental by date like fct_cx_responses_daily, so engagement windows
+  read days of counts, not the event history.
+#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where event_date between "
+        ~ "{{ incremental_window_start() }} and {{ ds() }}{% endif %}",
+) }}
+
+with events as (
+    select * from {{ ref('stg_events') }}
+    where
+        occurred_at < {{ ds_end() }}
+        {% if is_incremental() %}
+            and occurred_at >= {{ incremental_window_start() }}
+        {% endif %}
+),
+
+items as (
+    select
+        item_id,
+        category
+    from {{ ref('stg_items') }}
+),
+
+final as (
+    select
+        cast(events.occurred_at as date) as event_date,
+        events.customer_id,
+        events.event_type,
+        items.category,
+        count(*) as event_count
+    from events
+    left join items on events.item_id = items.item_id
+    group by all
+)
+
+select * from final
