@@ -17,22 +17,27 @@ from ml.transform import DbtBuildError, run_dbt
 log = logging.getLogger(__name__)
 
 
-def run(ds: str) -> None:
-    """Build the warehouse for `ds`: every stage reads data up to the end of `ds` only."""
+def run(ds: str, full_refresh: bool = False) -> None:
+    """Build the warehouse for `ds`: every stage reads data up to the end of `ds` only.
+
+    Daily facts are incremental (ds and a short lookback are replaced); `full_refresh` rebuilds
+    them from all history up to `ds`, which gives the same partitions.
+    """
     dt.date.fromisoformat(ds)
     load_landing(landing_dir(), warehouse_path())
-    run_dbt("build", ds)
+    run_dbt("build", ds, *(["--full-refresh"] if full_refresh else []))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ds", help="logical date YYYY-MM-DD (default: the demo end date from config)")
     parser.add_argument("--summary", action="store_true", help="print what was produced")
+    parser.add_argument("--full-refresh", action="store_true", help="rebuild incremental tables from all history")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         ds = args.ds or load_config().demo.end_date.isoformat()
-        run(ds)
+        run(ds, full_refresh=args.full_refresh)
     except (ConfigError, LandingError, DbtBuildError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,56 +1,121 @@
-"""What a run produced for `ds`, as a short text report (printed by `make demo`)."""
+"""What a run produced for `ds`, as a short text report (printed by `make demo` and `make run`)."""
 
 from __future__ import annotations
 
 import duckdb
+import pandas as pd
 
 from ml.config import data_dir, warehouse_path
+from ml.constants import QUARANTINE_SCHEMA
+from ml.contract import TABLES
+
+METRIC_PERIODS = ("day", "rolling_30d")
+
+
+def _read(connection, sql: str, parameters: list) -> pd.DataFrame:
+    return connection.execute(sql, parameters).df()
 
 
 def summary_text(ds: str) -> str:
+    quarantine_union = " union all ".join(
+        f"select table_name, reason_code from {QUARANTINE_SCHEMA}.{table} where ds = $1" for table in TABLES
+    )
     # Same configuration as dbt-duckdb's connection in this process (DuckDB refuses a second mode).
     with duckdb.connect(str(warehouse_path())) as connection:
-        reconciliation = connection.execute(
-            "select * from audit.landing_reconciliation where ds = ? order by table_name", [ds]
-        ).df()
-        reasons = connection.execute(
-            """
-            select table_name, reason_code, count(*) as row_count
-            from (
-                select table_name, reason_code from quarantine.customers where ds = $1
-                union all select table_name, reason_code from quarantine.items where ds = $1
-                union all select table_name, reason_code from quarantine.orders where ds = $1
-                union all select table_name, reason_code from quarantine.order_items where ds = $1
-                union all select table_name, reason_code from quarantine.events where ds = $1
-                union all select table_name, reason_code from quarantine.survey_responses where ds = $1
-                union all select table_name, reason_code from quarantine.consents where ds = $1
-                union all select table_name, reason_code from quarantine.erasure_requests where ds = $1
-            )
-            group by all order by table_name, reason_code
-            """,
+        reconciliation = _read(
+            connection, "select * from audit.landing_reconciliation where ds = ? order by table_name", [ds]
+        )
+        reasons = _read(
+            connection,
+            f"select table_name, reason_code, count(*) as row_count from ({quarantine_union}) "
+            "group by all order by all",
             [ds],
-        ).df()
-    lines = [f"Landing for ds={ds} (warehouse {warehouse_path()})", ""]
-    header = f"{'table':<18}{'read':>10}{'accepted':>10}{'rejected':>10}{'duplicate':>10}{'later':>8}{'erased':>8}  ok"
-    lines.append(header)
+        )
+        metrics = _read(
+            connection,
+            "select period_type, metric, responses, value, ci_lower, ci_upper from marts.cx_metrics "
+            "where segment_type = 'all' and touchpoint = 'all' and period_end = ? and period_type in ?",
+            [ds, list(METRIC_PERIODS)],
+        )
+        retention = _read(connection, "select * from marts.retention_summary where ds = ?", [ds])
+        churn = _read(connection, "select * from marts.churn_by_nps_category where ds = ? order by all", [ds])
+    return "\n".join(
+        [
+            *_landing_lines(ds, reconciliation, reasons),
+            "",
+            *_metrics_lines(ds, metrics, retention, churn),
+            "",
+            "Where to look:",
+            f"  warehouse       {warehouse_path()}",
+            "                  schemas raw, staging, quarantine, audit, intermediate, marts",
+            f"  landing files   {data_dir() / 'landing'}",
+            "  reconciliation  audit.landing_reconciliation",
+            "  metrics         marts.cx_metrics_daily, marts.cx_metrics (periods and segments),",
+            "                  marts.retention_cohorts(_weekly), marts.retention_summary,",
+            "                  marts.churn_by_nps_category, marts.customer_360",
+        ]
+    )
+
+
+def _landing_lines(ds: str, reconciliation: pd.DataFrame, reasons: pd.DataFrame) -> list[str]:
+    lines = [
+        f"Landing for ds={ds}",
+        "",
+        f"{'table':<18}{'read':>10}{'accepted':>10}{'rejected':>10}{'duplicate':>10}{'later':>8}{'erased':>8}  ok",
+    ]
     for row in reconciliation.itertuples():
         lines.append(
             f"{row.table_name:<18}{row.rows_read:>10,}{row.rows_accepted:>10,}{row.rows_rejected:>10,}"
             f"{row.rows_duplicate:>10,}{row.rows_later_dated:>8,}{row.rows_erased:>8,}  "
             f"{'yes' if row.is_reconciled else 'NO'}"
         )
-    lines += ["", "Quarantine by reason (tables quarantine.<table>, each row with its reason and landing text):"]
+    lines += ["", "Quarantine by reason (quarantine.<table>: each row with its reason and landing text):"]
     for table_name, group in reasons.groupby("table_name"):
         listed = ", ".join(f"{r.reason_code} {r.row_count}" for r in group.itertuples())
         lines.append(f"  {table_name:<18}{listed}")
-    lines += [
-        "",
-        "Where to look:",
-        f"  warehouse      {warehouse_path()}  (schemas raw, staging, quarantine, audit)",
-        f"  landing files  {data_dir() / 'landing'}",
-        "  reconciliation audit.landing_reconciliation",
+    return lines
+
+
+def _format_metric(metric: str, value: float) -> str:
+    return {"nps": f"{value:+.1f}", "csat": f"{value:.1f}%", "ces": f"{value:.2f}"}[metric]
+
+
+def _metric_cell(metrics: pd.DataFrame, metric: str, period_type: str) -> str:
+    row = metrics[(metrics["metric"] == metric) & (metrics["period_type"] == period_type)]
+    if row.empty:
+        return "no responses"
+    r = row.iloc[0]
+    interval = (
+        "" if pd.isna(r.ci_lower) else f" [{_format_metric(metric, r.ci_lower)}, {_format_metric(metric, r.ci_upper)}]"
+    )
+    return f"{_format_metric(metric, r.value)}{interval} n={int(r.responses):,}"
+
+
+def _metrics_lines(ds: str, metrics: pd.DataFrame, retention: pd.DataFrame, churn: pd.DataFrame) -> list[str]:
+    lines = [
+        f"Customer metrics as of {ds} (all customers and touchpoints, 95% intervals):",
+        f"  {'':<6}{'on ' + ds:<32}{'rolling 30 days'}",
     ]
-    return "\n".join(lines)
+    for metric in ("nps", "csat", "ces"):
+        day, rolling = (_metric_cell(metrics, metric, period) for period in METRIC_PERIODS)
+        lines.append(f"  {metric.upper():<6}{day:<32}{rolling}")
+    if not retention.empty:
+        r = retention.iloc[0]
+        if pd.notna(r.retention_3m):
+            lines.append(
+                f"  3-month retention {r.retention_3m:.1%} "
+                f"(n={int(r.retention_3m_cohort_customers):,} customers in cohorts with a complete third month)"
+            )
+        if pd.notna(r.repeat_purchase_rate):
+            lines.append(f"  repeat purchase rate {r.repeat_purchase_rate:.1%} (n={r.buyers:,} buyers)")
+        if pd.notna(r.churn_rate):
+            lines.append(f"  churn {r.churn_rate:.1%} (n={r.churn_eligible_customers:,} customers who could churn)")
+    if not churn.empty:
+        by_category = ", ".join(
+            f"{row.nps_category} {row.churn_rate:.1%} (n={row.eligible_customers:,})" for row in churn.itertuples()
+        )
+        lines.append(f"  churn by latest NPS answer: {by_category}")
+    return lines
 
 
 def print_summary(ds: str) -> None:

@@ -22,7 +22,7 @@ def dbt_vars(ds: str) -> dict:
 def dbt_args(command: str, ds: str, *extra: str) -> list[str]:
     dbt_dir = data_dir() / "dbt"
     return [
-        command,
+        *command.split(),  # "build", "test", "docs generate"
         "--project-dir",
         str(DBT_PROJECT_DIR),
         "--profiles-dir",

@@ -1,6 +1,7 @@
 {# Customer segmentation rules, used by customer_360 and by the metrics' lifecycle segment. #}
 
-{# Lifecycle stage from day counts as of a date (NULL counts mean "never ordered"):
+{# Lifecycle stage from whole-day counts between dates (as recency_days), as of a date; NULL
+   counts mean "never ordered":
    prospect     signed up more than new_customer_days ago, never ordered
    new          signed up, or first ordered, within new_customer_days
    churned      no completed order for churn_days

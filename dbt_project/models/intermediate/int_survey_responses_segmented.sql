@@ -26,7 +26,7 @@ order_history_at_response as (
     inner join completed_orders
         on
             responses.customer_id = completed_orders.customer_id
-            and completed_orders.ordered_at < responses.responded_at
+            and responses.responded_at > completed_orders.ordered_at
     group by responses.response_id
 ),
 
@@ -45,10 +45,10 @@ final as (
         coalesce(customers.device_type, 'unknown') as device_type,
         coalesce(customers.acquisition_channel, 'unknown') as acquisition_channel,
         {{ lifecycle_stage(
-            "date_diff('day', customers.signup_at, responses.responded_at)",
-            "date_diff('day', history.first_order_at, responses.responded_at)",
-            "date_diff('day', history.last_two_orders_at[1], responses.responded_at)",
-            "date_diff('day', history.last_two_orders_at[2], history.last_two_orders_at[1])",
+            "date_diff('day', cast(customers.signup_at as date), cast(responses.responded_at as date))",
+            "date_diff('day', cast(history.first_order_at as date), cast(responses.responded_at as date))",
+            "date_diff('day', cast(history.last_two_orders_at[1] as date), cast(responses.responded_at as date))",
+            "date_diff('day', cast(history.last_two_orders_at[2] as date), cast(history.last_two_orders_at[1] as date))",
         ) }} as lifecycle_stage
     from responses
     inner join customers on responses.customer_id = customers.customer_id

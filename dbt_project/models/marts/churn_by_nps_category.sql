@@ -3,7 +3,8 @@
   churn among customers who could have churned by ds (first completed order at least churn_days
   before ds). Ties relationship metrics to outcomes.
 #}
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='ds') }}
+{# A snapshot per ds, kept across --full-refresh (past snapshots cannot be rebuilt). #}
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='ds', full_refresh=false) }}
 
 with customers as (
     select * from {{ ref('customer_360') }}

@@ -91,19 +91,29 @@ viewed_categories as (
     group by all
 ),
 
+category_candidates as (
+    select
+        customer_id,
+        category,
+        'purchases' as source,
+        (0, -units, category) as ranking
+    from purchased_categories
+    union all
+    select
+        customer_id,
+        category,
+        'views' as source,
+        (1, -units, category) as ranking
+    from viewed_categories
+),
+
 -- Most units bought; for customers who never bought, most viewed over 90 days. Ties: by name.
 preferred_categories as (
     select
         customer_id,
         arg_min(category, ranking) as preferred_category,
         arg_min(source, ranking) as preferred_category_source
-    from (
-        select customer_id, category, 'purchases' as source, (0, -units, category) as ranking
-        from purchased_categories
-        union all
-        select customer_id, category, 'views' as source, (1, -units, category) as ranking
-        from viewed_categories
-    )
+    from category_candidates
     group by customer_id
 ),
 
@@ -118,11 +128,11 @@ consents_in_force as (
 
 consents_by_channel as (
     select
-        customer_id,
         {% for channel in consent_channels %}
             coalesce(bool_or(granted) filter (where channel = '{{ channel }}'), false)
-                as has_consent_{{ channel }}{{ ',' if not loop.last }}
+                as has_consent_{{ channel }},
         {% endfor %}
+        customer_id
     from consents_in_force
     group by customer_id
 ),
@@ -157,10 +167,11 @@ final as (
         {{ rfm_segment('buyers_scored.recency_score', 'buyers_scored.frequency_score',
                        'buyers_scored.monetary_score', 'order_stats.frequency') }} as rfm_segment,
         {{ lifecycle_stage(
-            "date_diff('day', customers.signup_at, " ~ ds_end() ~ ")",
-            "date_diff('day', order_stats.first_order_at, " ~ ds_end() ~ ")",
-            "date_diff('day', order_stats.last_two_orders_at[1], " ~ ds_end() ~ ")",
-            "date_diff('day', order_stats.last_two_orders_at[2], order_stats.last_two_orders_at[1])",
+            "date_diff('day', cast(customers.signup_at as date), " ~ ds() ~ ")",
+            "date_diff('day', cast(order_stats.first_order_at as date), " ~ ds() ~ ")",
+            "date_diff('day', cast(order_stats.last_two_orders_at[1] as date), " ~ ds() ~ ")",
+            "date_diff('day', cast(order_stats.last_two_orders_at[2] as date), "
+                ~ "cast(order_stats.last_two_orders_at[1] as date))",
         ) }} as lifecycle_stage,
         latest_surveys.latest_nps_score,
         {{ nps_category('latest_surveys.latest_nps_score') }} as latest_nps_category,

@@ -45,7 +45,12 @@ calendar_periods_dated as (
 
 -- Rolling windows need every day, also days without responses: a dense spine per group.
 groups as (
-    select distinct survey_type, touchpoint, segment_type, segment_value from daily
+    select distinct
+        survey_type,
+        touchpoint,
+        segment_type,
+        segment_value
+    from daily
 ),
 
 days as (
@@ -93,10 +98,11 @@ rolling_periods as (
             sum(favorable_responses) over trailing_window as favorable_responses,
             sum(detractor_responses) over trailing_window as detractor_responses
         from dense_daily
-        window trailing_window as (
-            partition by survey_type, touchpoint, segment_type, segment_value
-            order by metric_date rows between {{ window_days - 1 }} preceding and current row
-        )
+        window
+            trailing_window as (
+                partition by survey_type, touchpoint, segment_type, segment_value
+                order by metric_date rows between {{ window_days - 1 }} preceding and current row
+            )
         {% if not loop.last %}union all{% endif %}
     {% endfor %}
 ),
@@ -104,7 +110,8 @@ rolling_periods as (
 all_periods as (
     select * from calendar_periods_dated
     union all by name
-    select * from rolling_periods where responses > 0
+    select * from rolling_periods
+    where responses > 0
 ),
 
 final as (

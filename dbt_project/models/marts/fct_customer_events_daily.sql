@@ -10,13 +10,12 @@
         ~ "{{ incremental_window_start() }} and {{ ds() }}{% endif %}",
 ) }}
 
+{# A nightly run reads its window only; a first or full build reads all history up to ds. #}
+{% set window_start = incremental_window_start() if is_incremental() else "date '1900-01-01'" %}
+
 with events as (
     select * from {{ ref('stg_events') }}
-    where
-        occurred_at < {{ ds_end() }}
-        {% if is_incremental() %}
-            and occurred_at >= {{ incremental_window_start() }}
-        {% endif %}
+    where occurred_at >= {{ window_start }} and occurred_at < {{ ds_end() }}
 ),
 
 items as (

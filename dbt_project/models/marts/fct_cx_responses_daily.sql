@@ -13,15 +13,22 @@
         ~ "{{ incremental_window_start() }} and {{ ds() }}{% endif %}",
 ) }}
 
-with responses as (
+{# A nightly run reads its window only; a first or full build reads all history up to ds. #}
+{% set window_start = incremental_window_start() if is_incremental() else "date '1900-01-01'" %}
+
+with responses_of_window as (
     select * from {{ ref('int_survey_responses_segmented') }}
-    where
-        response_date <= {{ ds() }}
-        {% if is_incremental() %}
-            and response_date >= {{ incremental_window_start() }}
-        {% endif %}
+    where response_date between {{ window_start }} and {{ ds() }}
 ),
 
+-- Every response once at its touchpoint and once for the total over touchpoints ('all').
+responses as (
+    select * from responses_of_window
+    union all
+    select * replace ('all' as touchpoint) from responses_of_window
+),
+
+-- Every response once per segment type, plus once for everyone ('all').
 responses_by_segment as (
     select
         response_date,
@@ -30,23 +37,29 @@ responses_by_segment as (
         score,
         is_favorable,
         is_detractor,
-        segment.segment_type,
-        segment.segment_value
+        'all' as segment_type,
+        'all' as segment_value
     from responses
-    cross join unnest([
-        {'segment_type': 'all', 'segment_value': 'all'},
-        {'segment_type': 'country', 'segment_value': country},
-        {'segment_type': 'device_type', 'segment_value': device_type},
-        {'segment_type': 'acquisition_channel', 'segment_value': acquisition_channel},
-        {'segment_type': 'lifecycle_stage', 'segment_value': lifecycle_stage}
-    ]) as segments (segment)
+    {% for segment_column in ['country', 'device_type', 'acquisition_channel', 'lifecycle_stage'] %}
+        union all
+        select
+            response_date,
+            survey_type,
+            touchpoint,
+            score,
+            is_favorable,
+            is_detractor,
+            '{{ segment_column }}' as segment_type,
+            {{ segment_column }} as segment_value
+        from responses
+    {% endfor %}
 ),
 
 final as (
     select
         response_date,
         survey_type,
-        case when grouping(touchpoint) = 1 then 'all' else touchpoint end as touchpoint,
+        touchpoint,
         segment_type,
         segment_value,
         count(*) as responses,
@@ -55,10 +68,7 @@ final as (
         count(*) filter (where is_favorable) as favorable_responses,
         count(*) filter (where is_detractor) as detractor_responses
     from responses_by_segment
-    group by grouping sets (
-        (response_date, survey_type, segment_type, segment_value, touchpoint),
-        (response_date, survey_type, segment_type, segment_value)
-    )
+    group by response_date, survey_type, touchpoint, segment_type, segment_value
 )
 
 select * from final

@@ -3,7 +3,8 @@
   churn among customers who could have churned; 3-month retention averaged over the monthly
   cohorts whose third month is complete, weighted by cohort size.
 #}
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='ds') }}
+{# A snapshot per ds, kept across --full-refresh (past snapshots cannot be rebuilt). #}
+{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='ds', full_refresh=false) }}
 
 with customers as (
     select * from {{ ref('customer_360') }}
