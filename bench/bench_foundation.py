@@ -9,50 +9,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import shutil
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import duckdb
+from common import WORK, machine, run_stage, write_section
 
-REPO = Path(__file__).resolve().parent.parent
-WORK = REPO / "bench" / ".work"
-RESULTS = REPO / "bench" / "results.md"
 TARGET_GENERATION_SECONDS = 180
 TARGET_GENERATION_GB = 8
 DS = "2026-10-31"
-
-
-def run_stage(command: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Run a command; return (wall seconds, peak resident memory in GB) of that process tree's leader."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024**2  # ru_maxrss is in KiB on Linux
-
-
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    memory_kb = next(
-        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
-    )
-    return (
-        f"{os.cpu_count()} cores ({cpu}), {memory_kb / 1024**2:.0f} GB RAM, {platform.system()} "
-        f"{platform.release()}, Python {platform.python_version()}, DuckDB {duckdb.__version__}"
-    )
 
 
 def main() -> None:
@@ -96,9 +61,7 @@ def main() -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
 
     lines = [
-        "# Benchmarks",
-        "",
-        "## Foundation: generator and staging build",
+        "## Foundation: generator and staging build (issue 2)",
         "",
         f"Run {dt.date.today().isoformat()} with `python bench/bench_foundation.py` on {machine()}.",
         f"{args.days} days of history, bad-row rate {args.bad_rows}. Peak memory is the stage process's max RSS.",
@@ -118,8 +81,8 @@ def main() -> None:
     largest = rows[-1]
     met = largest[1]["generate"][0] <= TARGET_GENERATION_SECONDS and largest[1]["generate"][1] <= TARGET_GENERATION_GB
     lines += ["", f"Generation target at {largest[0]:,} customers: {'met' if met else 'MISSED'}.", ""]
-    RESULTS.write_text("\n".join(lines), encoding="utf-8")
-    print(f"wrote {RESULTS}")
+    write_section("foundation", "\n".join(lines))
+    print("wrote bench/results.md")
 
 
 if __name__ == "__main__":

@@ -35,16 +35,39 @@ statused as (
     from references_checked
 ),
 
-versioned as (
+-- Only keys that occur more than once need ordering: a window over every row would sort the
+-- whole table each night to find a handful of re-sent records.
+repeated_keys as (
+    select {{ key_columns | join(', ') }}
+    from statused
+    where status_before_dedup = 'candidate'
+    group by {{ key_columns | join(', ') }}
+    having count(*) > 1
+),
+
+repeated_versions as (
     select
-        *,
+        statused.*,
         row_number() over key_versions as version_rank,
         first_value(_source_file || ':' || cast(_source_row as varchar)) over key_versions as latest_version
     from statused
+    semi join repeated_keys using ({{ key_columns | join(', ') }})
+    where statused.status_before_dedup = 'candidate'
     window key_versions as (
-        partition by status_before_dedup, {{ key_columns | join(', ') }}
+        partition by {{ key_columns | join(', ') }}
         order by _source_file desc, _source_row desc
     )
+),
+
+versioned as (
+    select
+        statused.*,
+        1 as version_rank,
+        null as latest_version
+    from statused
+    anti join repeated_versions using (_source_file, _source_row)
+    union all by name
+    select * from repeated_versions
 ),
 
 final as (
