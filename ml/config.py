@@ -19,7 +19,11 @@ from ml.constants import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+
+
+def dbt_project_dir() -> Path:
+    """The dbt project; PZ_DBT_PROJECT_DIR points at another copy (a fork, a test double)."""
+    return Path(os.environ.get("PZ_DBT_PROJECT_DIR", REPO_ROOT / "dbt_project")).resolve()
 
 
 class ConfigError(ValueError):
@@ -44,6 +48,11 @@ def landing_dir() -> Path:
 
 def warehouse_path() -> Path:
     return data_dir() / WAREHOUSE_FILE
+
+
+def mlflow_tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI, or a SQLite store under the data dir (DESIGN section 6)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{data_dir() / 'mlflow.db'}"
 
 
 class _Strict(BaseModel):
@@ -77,9 +86,21 @@ class MetricsConfig(_Strict):
         return self
 
 
+class ScheduleConfig(_Strict):
+    """When the nightly DAG runs; read by dags/ when Airflow parses the DAG file."""
+
+    start_date: dt.date = Field(dt.date(2026, 5, 4), description="First logical date the DAG may run for.")
+    catchup: bool = Field(False, description="Let the scheduler create runs for missed dates since start_date.")
+    cron: str = Field("0 2 * * *", description="When a night runs (UTC); it builds the day that just ended.")
+    demo_days: int = Field(3, gt=0, description="`make demo` runs the DAG for this many last days of demo data.")
+    retries: int = Field(1, ge=0, description="Retries of a failed task before the run fails.")
+    retry_delay_minutes: float = Field(5, ge=0, description="Wait before a retry.")
+
+
 class PlatformConfig(_Strict):
     demo: DemoConfig = DemoConfig()
     metrics: MetricsConfig = MetricsConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
 
 
 def _format_validation_error(path: Path, error: ValidationError) -> str:

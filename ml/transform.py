@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from ml.config import DBT_PROJECT_DIR, data_dir, load_config
+from ml.config import data_dir, dbt_project_dir, load_config
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,9 @@ def dbt_args(command: str, ds: str, *extra: str) -> list[str]:
     return [
         *command.split(),  # "build", "test", "docs generate"
         "--project-dir",
-        str(DBT_PROJECT_DIR),
+        str(dbt_project_dir()),
         "--profiles-dir",
-        str(DBT_PROJECT_DIR),
+        str(dbt_project_dir()),
         # Per data dir, so that two warehouses (tests, benchmarks) never share compiled state.
         "--target-path",
         str(dbt_dir / "target"),

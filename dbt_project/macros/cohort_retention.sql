@@ -6,7 +6,7 @@ with completed_orders as (
     select
         customer_id,
         order_date
-    from {{ ref('fct_orders') }}
+    from {{ ref('int_orders_sequenced') }}
     where is_completed and order_date <= {{ ds() }}
 ),
 
@@ -54,6 +54,7 @@ retained as (
 
 final as (
     select
+        {{ ds() }} as ds,
         cohort_periods.cohort_start as cohort_{{ grain }},
         cohort_periods.periods_since_first_order as {{ grain }}s_since_first_order,
         cohort_periods.cohort_customers,

@@ -51,3 +51,10 @@
             and {{ clean_text('customer_id') }} is not null
     )
 {%- endmacro %}
+
+{# Pre-hook for tables that keep customer rows across runs: erasure reaches every past partition. #}
+{% macro purge_erased_customers() -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} where customer_id in {{ erased_customer_ids() }}
+    {%- endif -%}
+{%- endmacro %}

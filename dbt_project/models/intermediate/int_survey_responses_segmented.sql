@@ -13,7 +13,7 @@ completed_orders as (
     select
         customer_id,
         ordered_at
-    from {{ ref('fct_orders') }}
+    from {{ ref('int_orders_sequenced') }}
     where is_completed
 ),
 

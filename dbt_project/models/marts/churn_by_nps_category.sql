@@ -8,6 +8,7 @@
 
 with customers as (
     select * from {{ ref('customer_360') }}
+    where ds = {{ ds() }}
 ),
 
 churn_eligible as (

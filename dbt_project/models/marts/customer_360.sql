@@ -1,8 +1,15 @@
 {#
-  One row per customer known as of ds (erased customers are absent): who they are, what they
+  One row per ds and customer known as of that ds (erased customers are absent): who they are, what they
   bought (RFM, historical CLV), where they are in their lifecycle, how they engage, what they told
   us in surveys, and which channels they consented to as of ds.
 #}
+{# A snapshot per ds (replaced when ds is rerun), kept across --full-refresh: past snapshots cannot be rebuilt. #}
+{# Erasure also removes the customer from the snapshots of earlier dates. #}
+{{ config(
+    materialized='incremental', incremental_strategy='delete+insert', unique_key='ds', full_refresh=false,
+    pre_hook="{{ purge_erased_customers() }}",
+) }}
+
 {% set event_types = var('event_types') %}
 {% set engagement_windows = [7, 30, 90] %}
 {% set consent_channels = var('consent_channels') %}
@@ -12,7 +19,7 @@ with customers as (
 ),
 
 orders as (
-    select * from {{ ref('fct_orders') }}
+    select * from {{ ref('int_orders_sequenced') }}
 ),
 
 order_stats as (

@@ -2,14 +2,19 @@
   One row per period, metric, segment and touchpoint: CSAT, CES and NPS by day, ISO week and
   calendar month, and over the rolling 30 and 90 days ending on each day, for everyone
   (segment_type 'all') and per country, device, acquisition channel and lifecycle stage.
-  Weeks and months that contain ds are to date (is_complete_period false). Computed from the
-  additive daily counts, so its cost follows the number of days and segments, not of responses.
+  A week or month that runs past the last day built is to date (is_complete_period false).
+  A view over the additive daily counts: it holds every day built so far, whatever the order of
+  the runs, and costs the number of days and segments, not of responses.
 #}
+{{ config(materialized='view') }}
 {% set rolling_windows = [30, 90] %}
 
 with daily as (
     select * from {{ ref('fct_cx_responses_daily') }}
-    where response_date <= {{ ds() }}
+),
+
+last_day_built as (
+    select max(response_date) as last_date from daily
 ),
 
 calendar_periods as (
@@ -55,7 +60,7 @@ groups as (
 
 days as (
     select cast(unnest(generate_series(
-        (select min(response_date) from daily), {{ ds() }}, interval 1 day
+        (select min(response_date) from daily), (select last_date from last_day_built), interval 1 day
     )) as date) as metric_date
 ),
 
@@ -119,7 +124,7 @@ final as (
         period_type,
         period_start,
         period_end,
-        period_end <= {{ ds() }} as is_complete_period,
+        period_end <= (select last_day_built.last_date from last_day_built) as is_complete_period,
         segment_type,
         segment_value,
         touchpoint,

@@ -1,13 +1,16 @@
 {#
   One row per day, customer, event type and item category (null for events without an item):
   the count of events. Incremental by date like fct_cx_responses_daily, so engagement windows
-  read days of counts, not the event history.
+  read days of counts, not the event history. Erasure removes a customer from every past day.
 #}
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    pre_hook="{% if is_incremental() %}delete from {{ this }} where event_date between "
+    pre_hook=[
+        "{% if is_incremental() %}delete from {{ this }} where event_date between "
         ~ "{{ incremental_window_start() }} and {{ ds() }}{% endif %}",
+        "{{ purge_erased_customers() }}",
+    ],
 ) }}
 
 {# A nightly run reads its window only; a first or full build reads all history up to ds. #}

@@ -8,10 +8,12 @@
 
 with customers as (
     select * from {{ ref('customer_360') }}
+    where ds = {{ ds() }}
 ),
 
 cohorts as (
     select * from {{ ref('retention_cohorts') }}
+    where ds = {{ ds() }}
 ),
 
 buyers as (

@@ -1,5 +1,7 @@
 -- One row per order placed by the end of ds, with its place in the customer's history of
--- completed orders (cancelled and refunded orders do not count as purchases).
+-- completed orders (cancelled and refunded orders do not count as purchases). Working state of the
+-- current run; read by several marts, so stored as a table.
+{{ config(materialized='table') }}
 with orders as (
     select * from {{ ref('stg_orders') }}
 ),

@@ -1,0 +1,71 @@
+"""
+### Nightly personalization
+
+Builds the warehouse for one logical date `ds`, the day that just ended:
+
+1. **load_landing** copies every landing file into `raw.*` (text, with file and row lineage);
+   a broken file fails here with its name and line.
+2. **build_staging** `dbt build` of staging, quarantine and reconciliation with their tests:
+   bad rows go to quarantine with a reason; counts that do not reconcile fail the run.
+3. **build_metrics** `dbt build` of the metric marts (CSAT, CES, NPS, retention, customer 360)
+   with their tests and unit tests. Daily facts replace `ds` and a short lookback.
+
+Every task reads data up to the end of `ds` and replaces only what it writes for `ds`, so
+rerunning or backfilling any date is safe. Tasks that write the warehouse share the 1-slot
+`warehouse` pool (DuckDB allows one writer). Run one date: `make run DS=YYYY-MM-DD`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import dag, get_current_context, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from ml.callbacks import log_task_failure
+from ml.config import load_config
+
+# The schedule comes from config/personalization.yml: a small local file, read when Airflow parses
+# this file (no database or network at parse time).
+SCHEDULE = load_config().schedule
+WAREHOUSE_POOL = "warehouse"
+
+
+@dag(
+    dag_id="nightly_personalization",
+    doc_md=__doc__,
+    # Data-interval semantics: the 02:00 run builds the day that just ended (ds = interval start).
+    schedule=CronDataIntervalTimetable(SCHEDULE.cron, timezone="UTC"),
+    start_date=dt.datetime.combine(SCHEDULE.start_date, dt.time(), tzinfo=dt.UTC),
+    catchup=SCHEDULE.catchup,
+    max_active_runs=1,
+    tags=["personalization"],
+    default_args={
+        "retries": SCHEDULE.retries,
+        "retry_delay": dt.timedelta(minutes=SCHEDULE.retry_delay_minutes),
+        "on_failure_callback": log_task_failure,
+    },
+)
+def nightly_personalization():
+    @task(pool=WAREHOUSE_POOL)
+    def load_landing() -> dict[str, int]:
+        from ml.stages import load_landing_files
+
+        return load_landing_files(get_current_context()["ds"])
+
+    @task(pool=WAREHOUSE_POOL)
+    def build_staging() -> None:
+        from ml.stages import build_staging
+
+        build_staging(get_current_context()["ds"])
+
+    @task(pool=WAREHOUSE_POOL)
+    def build_metrics() -> None:
+        from ml.stages import build_metrics
+
+        build_metrics(get_current_context()["ds"])
+
+    load_landing() >> build_staging() >> build_metrics()
+
+
+nightly_personalization()

@@ -1,0 +1,38 @@
+"""The pipeline's stages as plain functions of `ds`: the DAG's tasks and the CLI both call these.
+
+Each stage reads data up to the end of `ds` only and replaces what it writes for `ds`, so any date
+can be rerun or backfilled.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ml.config import landing_dir, warehouse_path
+from ml.transform import run_dbt
+
+log = logging.getLogger(__name__)
+
+
+def load_landing_files(ds: str) -> dict[str, int]:
+    """Copy the landing files into raw.*; returns records read per table (small: fits XCom)."""
+    from ml.landing import load_landing
+
+    loads = load_landing(landing_dir(), warehouse_path())
+    log.info("ds=%s landing loaded: %s", ds, {name: load.rows for name, load in loads.items()})
+    return {name: load.rows for name, load in loads.items()}
+
+
+# A test runs in the first layer where all its parents exist: with dbt's default ("eager"), a
+# relationship test from a mart to staging would run in the staging build, before the mart exists.
+LAYER_TESTS = ("--indirect-selection", "buildable")
+
+
+def build_staging(ds: str) -> None:
+    """dbt build of staging, quarantine and reconciliation, with their tests (a failure stops the run)."""
+    run_dbt("build", ds, "--selector", "staging", *LAYER_TESTS)
+
+
+def build_metrics(ds: str) -> None:
+    """dbt build of the metric marts, with their tests and unit tests."""
+    run_dbt("build", ds, "--selector", "metrics", *LAYER_TESTS)

@@ -1,0 +1,127 @@
+"""A person's view of a finished run: airflow standalone, Debian's chromium driven by Playwright.
+
+Starts `airflow standalone` on a free port over a warehouse with one finished DAG run, logs in
+with the documented local login, opens the run and checks that every task is in state success.
+Saves a screenshot to reports/airflow_nightly_run.png.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ml.config import REPO_ROOT, reports_dir
+from tests.conftest import END_DATE, pipeline_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Headless as root on a closed network: without these, chromium tries to phone home at every start.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TASKS = ("load_landing", "build_staging", "build_metrics")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, timeout_seconds: float = 240) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"airflow standalone exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if b'"scheduler":{"status":"healthy"' in response.read():
+                    return
+        except OSError:
+            pass
+        time.sleep(3)
+    raise TimeoutError(f"airflow standalone not healthy after {timeout_seconds} s")
+
+
+@pytest.fixture(scope="module")
+def airflow_ui(small_landing, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("ui")
+    shutil.copytree(small_landing / "landing", data_dir / "landing")
+    env = pipeline_env(data_dir)
+    run = subprocess.run(
+        [sys.executable, "-m", "ml.orchestration", "run", "--ds", END_DATE.isoformat()],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    port = free_port()
+    log = (data_dir / "standalone.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ml.orchestration", "standalone"],
+        cwd=REPO_ROOT,
+        env={**env, "AIRFLOW__API__PORT": str(port)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until_healthy(f"http://localhost:{port}/api/v2/monitor/health", process)
+        yield f"http://localhost:{port}"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+def test_a_finished_run_shows_every_task_in_success(airflow_ui):
+    from playwright.sync_api import expect, sync_playwright
+
+    assert CHROMIUM.exists(), "Debian's chromium is missing: `make test` installs it (apt-get install chromium)"
+    screenshot = reports_dir() / "airflow_nightly_run.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(airflow_ui, wait_until="networkidle")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", "admin")
+        page.click("button:has-text('Sign in')")
+        page.wait_for_load_state("networkidle")
+
+        page.goto(f"{airflow_ui}/dags/nightly_personalization/runs", wait_until="networkidle")
+        run_row = page.locator("tr", has_text=f"{END_DATE} 02:00:00")
+        expect(run_row).to_have_count(1)
+        expect(run_row).to_contain_text("Success")
+        run_row.locator("a").first.click()
+        page.wait_for_load_state("networkidle")
+
+        expect(page.get_by_text("3 Task Instances")).to_be_visible(timeout=30_000)
+        for task_id in TASKS:
+            task_row = page.locator("tr", has_text=task_id)
+            expect(task_row).to_contain_text("Success")
+        page.screenshot(path=str(screenshot))
+        browser.close()
+    assert screenshot.stat().st_size > 10_000

@@ -1,0 +1,163 @@
+"""The nightly DAG: it imports cleanly, reruns and backfills safely, and fails loudly.
+
+DAG runs go through the real CLI (`python -m ml.orchestration`, Airflow's dag.test on SQLite) in
+subprocesses, each with its own PZ_DATA_DIR and Airflow home.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import duckdb
+import pandas as pd
+import pytest
+
+from ml.config import REPO_ROOT
+from tests.conftest import END_DATE, pipeline_env
+
+pytestmark = pytest.mark.xdist_group("airflow")
+
+DAG_ID = "nightly_personalization"
+EXPECTED_TASKS = ["load_landing", "build_staging", "build_metrics"]
+# Outputs partitioned by date or keyed by ds; staging and intermediate are the last run's working state.
+PARTITIONED_SCHEMAS = ("marts", "quarantine", "audit")
+
+
+def orchestrate(data_dir, *arguments, env_extra=None) -> subprocess.CompletedProcess:
+    env = {**pipeline_env(data_dir), **(env_extra or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "ml.orchestration", *arguments],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def table_contents(data_dir, schemas) -> dict[str, pd.DataFrame]:
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as connection:
+        names = connection.execute(
+            "select table_schema || '.' || table_name from information_schema.tables "
+            "where table_schema in ? order by 1",
+            [list(schemas)],
+        ).fetchall()
+        return {name: connection.execute(f"select * from {name} order by all").df() for (name,) in names}
+
+
+def assert_same_tables(left, right) -> None:
+    assert sorted(left) == sorted(right)
+    for name in left:
+        pd.testing.assert_frame_equal(left[name], right[name], obj=name)
+
+
+def fresh_data_dir(small_landing, tmp_path, name):
+    data_dir = tmp_path / name
+    shutil.copytree(small_landing / "landing", data_dir / "landing")
+    return data_dir
+
+
+def test_the_dag_file_imports_with_its_tasks_docs_and_pool(tmp_path):
+    probe = f"""
+import json
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder={str(REPO_ROOT / "dags")!r})
+dag = bag.dags[{DAG_ID!r}]  # parsed from the file, no metadata database needed
+print(json.dumps({{
+    "import_errors": {{str(k): str(v) for k, v in bag.import_errors.items()}},
+    "dag_ids": sorted(bag.dag_ids),
+    "tasks": [t.task_id for t in dag.topological_sort()],
+    "pools": sorted({{t.pool for t in dag.tasks}}),
+    "doc_md": dag.doc_md or "",
+    "max_active_runs": dag.max_active_runs,
+    "timetable": type(dag.timetable).__name__,
+    "has_failure_callback": all(t.on_failure_callback for t in dag.tasks),
+    "upstream": {{t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}},
+}}))
+"""
+    from ml.orchestration import airflow_env
+
+    env = {**airflow_env(), "AIRFLOW_HOME": str(tmp_path / "airflow"), "PZ_DATA_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["import_errors"] == {}
+    assert found["dag_ids"] == [DAG_ID]
+    assert found["tasks"] == EXPECTED_TASKS  # topological order: a chain, no cycle
+    assert found["upstream"] == {
+        "load_landing": [],
+        "build_staging": ["load_landing"],
+        "build_metrics": ["build_staging"],
+    }
+    assert found["pools"] == ["warehouse"]
+    assert "Nightly personalization" in found["doc_md"]
+    assert found["max_active_runs"] == 1
+    assert found["timetable"] == "CronDataIntervalTimetable"
+    assert found["has_failure_callback"]
+
+
+def test_a_date_before_start_date_is_an_error_not_a_silent_success(tmp_path):
+    result = orchestrate(tmp_path, "run", "--ds", "2026-01-01")
+    assert result.returncode == 2
+    assert "before the DAG's start_date 2026-05-04" in result.stderr
+
+
+@pytest.mark.slow
+def test_rerunning_a_ds_gives_identical_tables(small_landing, tmp_path):
+    data_dir = fresh_data_dir(small_landing, tmp_path, "rerun")
+    ds = END_DATE.isoformat()
+    first = orchestrate(data_dir, "run", "--ds", ds)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = table_contents(data_dir, ("raw", "staging", "intermediate", *PARTITIONED_SCHEMAS))
+    second = orchestrate(data_dir, "run", "--ds", ds)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert_same_tables(before, table_contents(data_dir, ("raw", "staging", "intermediate", *PARTITIONED_SCHEMAS)))
+    assert len(before["marts.customer_360"]) > 0
+
+
+@pytest.mark.slow
+def test_a_backfill_in_reverse_order_gives_the_same_tables_as_in_order(small_landing, tmp_path):
+    start, end = (END_DATE - pd.Timedelta(days=2)).isoformat(), END_DATE.isoformat()
+    in_order, reverse = (fresh_data_dir(small_landing, tmp_path, name) for name in ("in_order", "reverse"))
+    for data_dir, extra in ((in_order, []), (reverse, ["--reverse"])):
+        result = orchestrate(data_dir, "backfill", "--start", start, "--end", end, *extra)
+        assert result.returncode == 0, result.stderr[-3000:]
+    in_order_tables = table_contents(in_order, PARTITIONED_SCHEMAS)
+    assert_same_tables(in_order_tables, table_contents(reverse, PARTITIONED_SCHEMAS))
+    assert in_order_tables["marts.customer_360"]["ds"].nunique() == 3
+
+
+@pytest.mark.slow
+def test_a_failing_dbt_test_stops_the_run_before_the_marts_and_says_why(small_landing, tmp_path):
+    data_dir = fresh_data_dir(small_landing, tmp_path, "failing")
+    config = tmp_path / "personalization.yml"
+    config.write_text(
+        (REPO_ROOT / "config" / "personalization.yml")
+        .read_text()
+        .replace("  demo_days: 3", "  demo_days: 3\n  retries: 0")
+    )
+    good = orchestrate(data_dir, "run", "--ds", END_DATE.isoformat(), env_extra={"PZ_CONFIG": str(config)})
+    assert good.returncode == 0, good.stderr[-3000:]
+    marts_before = table_contents(data_dir, ("marts",))
+
+    # A copy of the dbt project with one data test that fails on staging.
+    project = tmp_path / "dbt_project"
+    shutil.copytree(REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
+    (project / "tests" / "assert_no_orders_at_all.sql").write_text("select * from {{ ref('stg_orders') }}\n")
+    env = {"PZ_CONFIG": str(config), "PZ_DBT_PROJECT_DIR": str(project)}
+    failed = orchestrate(data_dir, "run", "--ds", END_DATE.isoformat(), env_extra=env)
+
+    assert failed.returncode == 2
+    output = failed.stdout + failed.stderr
+    failure_lines = [line for line in output.splitlines() if "TASK FAILED" in line]
+    assert len(failure_lines) == 1, failure_lines
+    assert "task=build_staging" in failure_lines[0] and f"ds={END_DATE}" in failure_lines[0]
+    assert "assert_no_orders_at_all" in failure_lines[0]
+    not_successful = failed.stderr.split("tasks not successful: ")[1]
+    assert "'build_staging'" in not_successful and "'build_metrics'" in not_successful  # nothing ran after
+    assert_same_tables(marts_before, table_contents(data_dir, ("marts",)))
