@@ -316,6 +316,21 @@ class _Columns:
 
 
 @dataclass
+class _SimulationState:
+    """What the day loop accumulates: output columns, and per-customer state that drives behaviour."""
+
+    events: _Columns
+    orders: _Columns
+    order_items: _Columns
+    surveys: _Columns
+    last_order_day: np.ndarray
+    order_count: np.ndarray
+    effort_sum: np.ndarray
+    effort_count: np.ndarray
+    orders_so_far: int = 0
+
+
+@dataclass
 class Simulation:
     events: dict[str, np.ndarray]
     orders: dict[str, np.ndarray]
@@ -330,24 +345,24 @@ def simulate(
 ) -> Simulation:
     n = settings.customers
     days = settings.days
-    events = _Columns(customer=np.int32, seconds=np.int64, type=np.int8, item=np.int32, channel=np.int8)
-    orders = _Columns(customer=np.int32, seconds=np.int64, status=np.int8, channel=np.int8, order_number=np.int64)
-    order_items = _Columns(order_number=np.int64, item=np.int32, quantity=np.int64, unit_price=np.float64)
-    surveys = _Columns(
-        customer=np.int32, seconds=np.int64, type=np.int8, score=np.int64, touchpoint=np.int8, order_number=np.int64
+    state = _SimulationState(
+        events=_Columns(customer=np.int32, seconds=np.int64, type=np.int8, item=np.int32, channel=np.int8),
+        orders=_Columns(customer=np.int32, seconds=np.int64, status=np.int8, channel=np.int8, order_number=np.int64),
+        order_items=_Columns(order_number=np.int64, item=np.int32, quantity=np.int64, unit_price=np.float64),
+        surveys=_Columns(
+            customer=np.int32, seconds=np.int64, type=np.int8, score=np.int64, touchpoint=np.int8, order_number=np.int64
+        ),
+        last_order_day=np.full(n, -10_000),
+        order_count=np.zeros(n, dtype=np.int32),
+        effort_sum=np.zeros(n),
+        effort_count=np.zeros(n),
     )
-
-    last_order_day = np.full(n, -10_000)
-    order_count = np.zeros(n, dtype=np.int32)
     churn_day = np.full(n, -1)
-    effort_sum = np.zeros(n)
-    effort_count = np.zeros(n)
     latest_nps_category = np.zeros(n, dtype=np.int8)  # 0 none, 1 detractor, 2 passive, 3 promoter
     next_nps_day = population.signup_day + NPS_FIRST_SURVEY_DAY
     erasure_seconds = np.full(n, -1, dtype=np.int64)
     erased = rng.random(n) < ERASURE_RATE
     erasure_delay = rng.uniform(0.2, 1.0, n)
-    next_order_number = 0
     is_mobile = population.device < 2
     email_granted = population.consent_granted[:, 0]
     push_granted = population.consent_granted[:, 1]
@@ -376,44 +391,29 @@ def simulate(
         sessions = rng.poisson(rate)
         visitors = np.flatnonzero(sessions)
         if len(visitors):
-            _simulate_sessions(
-                day,
-                day_start,
-                visitors,
-                sessions[visitors],
-                population,
-                catalog,
-                rng,
-                events,
-                orders,
-                order_items,
-                surveys,
-                last_order_day,
-                order_count,
-                active,
-                effort_sum,
-                effort_count,
-                next_order_number,
-            )
-            next_order_number = sum(len(c) for c in orders.chunks["order_number"])
+            _simulate_sessions(day, day_start, visitors, sessions[visitors], active, population, catalog, rng, state)
 
         # Email and push campaigns twice a week to consenting customers.
         if weekday in (1, 4):
             _simulate_campaign_events(
-                day_start, signed_up & ~gone, email_granted, push_granted, is_mobile, population, rng, events
+                day_start, signed_up & ~gone, email_granted, push_granted, is_mobile, population, rng, state.events
             )
 
         # Support contacts not tied to an order, then the periodic relationship (NPS) survey.
         contacts = np.flatnonzero(active & (rng.random(n) < 0.0015))
-        _simulate_support(day_start, contacts, population, rng, surveys, effort_sum, effort_count)
+        _simulate_support(day_start, contacts, population, rng, state)
         due = np.flatnonzero(signed_up & ~gone & (next_nps_day == day))
         next_nps_day[due] += NPS_SURVEY_INTERVAL_DAYS
         respondents = due[rng.random(len(due)) < 0.45]
         if len(respondents):
             effort = np.where(
-                effort_count[respondents] > 0, effort_sum[respondents] / np.maximum(effort_count[respondents], 1), 5.0
+                state.effort_count[respondents] > 0,
+                state.effort_sum[respondents] / np.maximum(state.effort_count[respondents], 1),
+                5.0,
             )
-            recency = np.where(last_order_day[respondents] >= 0, np.exp(-(day - last_order_day[respondents]) / 45), 0.0)
+            recency = np.where(
+                state.last_order_day[respondents] >= 0, np.exp(-(day - state.last_order_day[respondents]) / 45), 0.0
+            )
             latent = (
                 7.7
                 + 1.5 * population.satisfaction[respondents]
@@ -423,7 +423,7 @@ def simulate(
             )
             score = np.clip(np.round(latent), 0, 10).astype(int)
             latest_nps_category[respondents] = np.where(score >= 9, 3, np.where(score >= 7, 2, 1))
-            surveys.add(
+            state.surveys.add(
                 customer=respondents,
                 seconds=day_start + rng.integers(8 * 3600, 22 * 3600, len(respondents)),
                 type=np.full(len(respondents), 2),
@@ -435,29 +435,17 @@ def simulate(
     erasure_day_final = population.signup_day + (days - population.signup_day) * erasure_delay
     erasure_seconds[erased] = (settings.start_epoch + erasure_day_final[erased] * SECONDS_PER_DAY).astype(np.int64)
     return Simulation(
-        events.concat(), orders.concat(), order_items.concat(), surveys.concat(), churn_day, erasure_seconds
+        state.events.concat(),
+        state.orders.concat(),
+        state.order_items.concat(),
+        state.surveys.concat(),
+        churn_day,
+        erasure_seconds,
     )
 
 
-def _simulate_sessions(
-    day,
-    day_start,
-    visitors,
-    session_counts,
-    population,
-    catalog,
-    rng,
-    events,
-    orders,
-    order_items,
-    surveys,
-    last_order_day,
-    order_count,
-    active,
-    effort_sum,
-    effort_count,
-    first_order_number,
-):
+def _simulate_sessions(day, day_start, visitors, session_counts, active, population, catalog, rng, state):
+    """One day's sessions: opening events, product views and carts, then at most one order each."""
     n_sessions = int(session_counts.sum())
     customer = np.repeat(visitors, session_counts)
     start = day_start + rng.integers(6 * 3600, 23 * 3600, n_sessions)
@@ -466,14 +454,14 @@ def _simulate_sessions(
 
     # Session opening events.
     opens = np.flatnonzero(mobile)
-    events.add(
+    state.events.add(
         customer=customer[opens],
         seconds=start[opens],
         type=np.full(len(opens), APP_OPEN),
         item=np.full(len(opens), -1),
         channel=channel[opens],
     )
-    events.add(
+    state.events.add(
         customer=customer,
         seconds=start + 5,
         type=np.full(n_sessions, PAGE_VIEW),
@@ -481,7 +469,7 @@ def _simulate_sessions(
         channel=channel,
     )
     searching = np.flatnonzero(rng.random(n_sessions) < 0.3)
-    events.add(
+    state.events.add(
         customer=customer[searching],
         seconds=start[searching] + 20,
         type=np.full(len(searching), SEARCH),
@@ -498,7 +486,7 @@ def _simulate_sessions(
     view_category = np.where(rng.random(len(view_session)) < 0.85, preferred, random_category)
     view_item = catalog.sample_items(view_category, rng)
     view_seconds = start[view_session] + 30 + np.arange(len(view_session)) % 7 * 40
-    events.add(
+    state.events.add(
         customer=view_customer,
         seconds=view_seconds,
         type=np.full(len(view_session), PRODUCT_VIEW),
@@ -507,7 +495,7 @@ def _simulate_sessions(
     )
     # Abandoned carts: some viewed items go to the cart without an order.
     carting = np.flatnonzero(rng.random(len(view_session)) < 0.07)
-    events.add(
+    state.events.add(
         customer=view_customer[carting],
         seconds=view_seconds[carting] + 25,
         type=np.full(len(carting), ADD_TO_CART),
@@ -518,14 +506,14 @@ def _simulate_sessions(
     # Purchase: one chance per customer per day, in their first session.
     first_session = np.r_[0, np.cumsum(session_counts)[:-1]]
     buyer_pool = visitors
-    days_since = day - last_order_day[buyer_pool]
-    has_ordered = order_count[buyer_pool] > 0
+    days_since = day - state.last_order_day[buyer_pool]
+    has_ordered = state.order_count[buyer_pool] > 0
     recency_effect = np.where(has_ordered, 0.9 * np.exp(-days_since / 25.0), 0.0)
     logit = (
         -1.7
         + 0.75 * np.log(population.engagement[buyer_pool] / 0.1)
         + recency_effect
-        + 0.3 * np.log1p(order_count[buyer_pool])
+        + 0.3 * np.log1p(state.order_count[buyer_pool])
         + 0.55 * population.satisfaction[buyer_pool]
         + 0.25 * np.minimum(session_counts, 3)
     )
@@ -537,9 +525,10 @@ def _simulate_sessions(
     buyer = buyer_pool[buying]
     order_seconds = start[first_session[buying]] + rng.integers(300, 2400, len(buying))
     n_orders = len(buyer)
-    order_number = first_order_number + np.arange(n_orders)
-    last_order_day[buyer] = day
-    order_count[buyer] += 1
+    order_number = state.orders_so_far + np.arange(n_orders)
+    state.orders_so_far += n_orders
+    state.last_order_day[buyer] = day
+    state.order_count[buyer] += 1
 
     items_per_order = 1 + rng.poisson(0.7, n_orders)
     line_order = np.repeat(np.arange(n_orders), items_per_order)
@@ -556,9 +545,11 @@ def _simulate_sessions(
     quantity = np.where(rng.random(len(line_order)) < 0.85, 1, rng.integers(2, 4, len(line_order)))
     discount = np.where(rng.random(len(line_order)) < 0.2, 0.9, 1.0)
     unit_price = np.round(catalog.price[line_item] * discount, 2)
-    order_items.add(order_number=order_number[line_order], item=line_item, quantity=quantity, unit_price=unit_price)
+    state.order_items.add(
+        order_number=order_number[line_order], item=line_item, quantity=quantity, unit_price=unit_price
+    )
     line_channel = np.where(population.device[buyer[line_order]] < 2, 1, 0)
-    events.add(
+    state.events.add(
         customer=buyer[line_order],
         seconds=order_seconds[line_order] - 120,
         type=np.full(len(line_order), ADD_TO_CART),
@@ -571,14 +562,16 @@ def _simulate_sessions(
     refund_rate = 0.025 + 0.04 * (satisfaction < -1)
     status = np.where(status_draw < 0.04, 1, np.where(status_draw < 0.04 + refund_rate, 2, 0))
     order_channel = np.where(rng.random(n_orders) < 0.06, 2, np.where(population.device[buyer] < 2, 1, 0))
-    orders.add(customer=buyer, seconds=order_seconds, status=status, channel=order_channel, order_number=order_number)
+    state.orders.add(
+        customer=buyer, seconds=order_seconds, status=status, channel=order_channel, order_number=order_number
+    )
 
     # CSAT after delivery (a few days later), lower when the order went wrong.
     responding = np.flatnonzero(rng.random(n_orders) < 0.28)
     latent = (
         4.0 + 0.8 * satisfaction[responding] - 1.3 * (status[responding] == 2) + rng.normal(0, 0.75, len(responding))
     )
-    surveys.add(
+    state.surveys.add(
         customer=buyer[responding],
         seconds=order_seconds[responding] + rng.integers(2, 6, len(responding)) * SECONDS_PER_DAY,
         type=np.zeros(len(responding), dtype=int),
@@ -591,18 +584,11 @@ def _simulate_sessions(
     contact_rate = 0.06 + 0.12 * (status != 0) + 0.05 * (satisfaction < -1)
     contacting = np.flatnonzero(rng.random(n_orders) < contact_rate)
     _simulate_support(
-        order_seconds[contacting] + SECONDS_PER_DAY,
-        buyer[contacting],
-        population,
-        rng,
-        surveys,
-        effort_sum,
-        effort_count,
-        order_number[contacting],
+        order_seconds[contacting] + SECONDS_PER_DAY, buyer[contacting], population, rng, state, order_number[contacting]
     )
 
 
-def _simulate_support(seconds, customers, population, rng, surveys, effort_sum, effort_count, order_number=None):
+def _simulate_support(seconds, customers, population, rng, state, order_number=None):
     """A support contact yields a CES (1-7, higher is easier) and sometimes a CSAT."""
     n = len(customers)
     if not n:
@@ -614,10 +600,10 @@ def _simulate_support(seconds, customers, population, rng, surveys, effort_sum, 
     effort = np.clip(
         np.round(4.6 + 0.9 * satisfaction + rng.normal(0, 1.1, n) - 0.4 * (touchpoint == SUPPORT_PHONE)), 1, 7
     ).astype(int)
-    np.add.at(effort_sum, customers, effort)
-    np.add.at(effort_count, customers, 1)
+    np.add.at(state.effort_sum, customers, effort)
+    np.add.at(state.effort_count, customers, 1)
     ces_respond = rng.random(n) < 0.55
-    surveys.add(
+    state.surveys.add(
         customer=customers[ces_respond],
         seconds=seconds[ces_respond] + 60,
         type=np.full(ces_respond.sum(), 1),
@@ -627,7 +613,7 @@ def _simulate_support(seconds, customers, population, rng, surveys, effort_sum, 
     )
     csat_respond = rng.random(n) < 0.35
     csat = np.clip(np.round(1.2 + 0.55 * effort + 0.4 * satisfaction + rng.normal(0, 0.6, n)), 1, 5).astype(int)
-    surveys.add(
+    state.surveys.add(
         customer=customers[csat_respond],
         seconds=seconds[csat_respond] + 120,
         type=np.zeros(csat_respond.sum(), dtype=int),

@@ -28,20 +28,13 @@ responses as (
     select * replace ('all' as touchpoint) from responses_of_window
 ),
 
--- Every response once per segment type, plus once for everyone ('all').
+-- Every response once per segment type, and once for everyone (segment 'all').
+{% set segments = [
+    ("all", "'all'"), ("country", "country"), ("device_type", "device_type"),
+    ("acquisition_channel", "acquisition_channel"), ("lifecycle_stage", "lifecycle_stage"),
+] %}
 responses_by_segment as (
-    select
-        response_date,
-        survey_type,
-        touchpoint,
-        score,
-        is_favorable,
-        is_detractor,
-        'all' as segment_type,
-        'all' as segment_value
-    from responses
-    {% for segment_column in ['country', 'device_type', 'acquisition_channel', 'lifecycle_stage'] %}
-        union all
+    {% for segment_type, segment_value in segments %}
         select
             response_date,
             survey_type,
@@ -49,9 +42,10 @@ responses_by_segment as (
             score,
             is_favorable,
             is_detractor,
-            '{{ segment_column }}' as segment_type,
-            {{ segment_column }} as segment_value
+            '{{ segment_type }}' as segment_type,
+            {{ segment_value }} as segment_value
         from responses
+        {% if not loop.last %}union all{% endif %}
     {% endfor %}
 ),
 
