@@ -97,10 +97,35 @@ class ScheduleConfig(_Strict):
     retry_delay_minutes: float = Field(5, ge=0, description="Wait before a retry.")
 
 
+INTERACTION_KINDS = ("purchase", "add_to_cart", "product_view")
+
+
+class RecommenderConfig(_Strict):
+    """How interactions are weighted and the recommender is evaluated (more settings come with the model)."""
+
+    k: int = Field(10, gt=0, description="Recommendations per customer.")
+    holdout_days: int = Field(14, gt=0, description="Evaluation window: the last days before the end of ds.")
+    half_life_days: float = Field(30, gt=0, description="An interaction counts half as much after this many days.")
+    interaction_weights: dict[str, float] = Field(
+        {"purchase": 3.0, "add_to_cart": 1.0, "product_view": 0.25},
+        description="Weight of one interaction of each kind (a purchase counts per unit).",
+    )
+
+    @model_validator(mode="after")
+    def _known_kinds(self) -> RecommenderConfig:
+        unknown = set(self.interaction_weights) - set(INTERACTION_KINDS)
+        if unknown:
+            raise ValueError(f"unknown interaction kinds {sorted(unknown)}; known: {', '.join(INTERACTION_KINDS)}")
+        if any(weight < 0 for weight in self.interaction_weights.values()):
+            raise ValueError("interaction weights must be 0 or more")
+        return self
+
+
 class PlatformConfig(_Strict):
     demo: DemoConfig = DemoConfig()
     metrics: MetricsConfig = MetricsConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    recommender: RecommenderConfig = RecommenderConfig()
 
 
 def _format_validation_error(path: Path, error: ValidationError) -> str:

@@ -1,6 +1,7 @@
 """Names and defaults shared across the package: one place, so every module agrees."""
 
 SEED = 42
+DEFAULT_K = 10  # recommendations per customer
 
 # Column names used across stages.
 CUSTOMER_ID = "customer_id"
