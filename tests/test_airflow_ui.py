@@ -37,6 +37,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TASKS = ("load_landing", "build_staging", "build_metrics")
+UI_TIMEOUT_MS = 60_000
 
 
 def free_port() -> int:
@@ -105,23 +106,29 @@ def test_a_finished_run_shows_every_task_in_success(airflow_ui):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(airflow_ui, wait_until="networkidle")
-        page.fill("input[name=username]", "admin")
-        page.fill("input[name=password]", "admin")
-        page.click("button:has-text('Sign in')")
-        page.wait_for_load_state("networkidle")
+        # The UI renders client-side; on two busy cores that can take well over the default 5 s.
+        page.set_default_timeout(UI_TIMEOUT_MS)
+        try:
+            page.goto(airflow_ui, wait_until="networkidle")
+            page.fill("input[name=username]", "admin")
+            page.fill("input[name=password]", "admin")
+            page.click("button:has-text('Sign in')")
+            page.wait_for_url(lambda url: "/auth/login" not in url)
 
-        page.goto(f"{airflow_ui}/dags/nightly_personalization/runs", wait_until="networkidle")
-        run_row = page.locator("tr", has_text=f"{END_DATE} 02:00:00")
-        expect(run_row).to_have_count(1)
-        expect(run_row).to_contain_text("Success")
-        run_row.locator("a").first.click()
-        page.wait_for_load_state("networkidle")
+            page.goto(f"{airflow_ui}/dags/nightly_personalization/runs", wait_until="networkidle")
+            run_row = page.locator("tr", has_text=f"{END_DATE} 02:00:00")
+            expect(run_row).to_have_count(1, timeout=UI_TIMEOUT_MS)
+            expect(run_row).to_contain_text("Success", timeout=UI_TIMEOUT_MS)
+            run_row.locator("a").first.click()
+            page.wait_for_load_state("networkidle")
 
-        expect(page.get_by_text("3 Task Instances")).to_be_visible(timeout=30_000)
-        for task_id in TASKS:
-            task_row = page.locator("tr", has_text=task_id)
-            expect(task_row).to_contain_text("Success")
-        page.screenshot(path=str(screenshot))
-        browser.close()
+            expect(page.get_by_text("3 Task Instances")).to_be_visible(timeout=UI_TIMEOUT_MS)
+            for task_id in TASKS:
+                expect(page.locator("tr", has_text=task_id)).to_contain_text("Success", timeout=UI_TIMEOUT_MS)
+            page.screenshot(path=str(screenshot))
+        except Exception:
+            page.screenshot(path=str(screenshot.with_name("airflow_nightly_run_failure.png")))
+            raise
+        finally:
+            browser.close()
     assert screenshot.stat().st_size > 10_000
