@@ -6,19 +6,15 @@ DEFAULT_K = 10  # recommendations per customer
 # Column names used across stages.
 CUSTOMER_ID = "customer_id"
 ITEM_ID = "item_id"
-ORDER_ID = "order_id"
 
 # Lineage columns that the landing loader adds to every raw row.
 SOURCE_FILE = "_source_file"
 SOURCE_ROW = "_source_row"
 LOAD_ERROR = "_load_error"
-LINEAGE_COLUMNS = (SOURCE_FILE, SOURCE_ROW, LOAD_ERROR)
 
 # Warehouse schemas.
 RAW_SCHEMA = "raw"
-STAGING_SCHEMA = "staging"
 QUARANTINE_SCHEMA = "quarantine"
-AUDIT_SCHEMA = "audit"
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 

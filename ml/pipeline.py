@@ -10,8 +10,9 @@ import datetime as dt
 import logging
 import sys
 
-from ml.config import ConfigError, landing_dir, load_config, warehouse_path
-from ml.landing import LandingError, load_landing
+from ml.config import ConfigError, load_config
+from ml.landing import LandingError
+from ml.stages import load_landing_files
 from ml.transform import DbtBuildError, run_dbt
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ def run(ds: str, full_refresh: bool = False) -> None:
     them from all history up to `ds`, which gives the same partitions.
     """
     dt.date.fromisoformat(ds)
-    load_landing(landing_dir(), warehouse_path())
+    load_landing_files(ds)
     run_dbt("build", ds, *(["--full-refresh"] if full_refresh else []))
 
 
