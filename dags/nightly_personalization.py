@@ -9,6 +9,12 @@ Builds the warehouse for one logical date `ds`, the day that just ended:
    bad rows go to quarantine with a reason; counts that do not reconcile fail the run.
 3. **build_metrics** `dbt build` of the metric marts (CSAT, CES, NPS, retention, customer 360)
    with their tests and unit tests. Daily facts replace `ds` and a short lookback.
+4. **train_recommender** fits the hybrid LightFM model, evaluates it on the last 14 days beside
+   the popularity baseline, logs it to MLflow (experiment and registered model `recommender`) and
+   makes it `champion` only if it beats the current champion on the same holdout by the margin.
+5. **score_recommendations** writes the top K items for every customer to
+   `marts.customer_recommendations` with the champion, popular items for customers with too little
+   history (`strategy` says which).
 
 Every task reads data up to the end of `ds` and replaces only what it writes for `ds`, so
 rerunning or backfilling any date is safe. Tasks that write the warehouse share the 1-slot
@@ -65,7 +71,19 @@ def nightly_personalization():
 
         build_metrics(get_current_context()["ds"])
 
-    load_landing() >> build_staging() >> build_metrics()
+    @task(pool=WAREHOUSE_POOL)
+    def train_recommender() -> dict[str, object]:
+        from ml.stages import train_recommender
+
+        return train_recommender(get_current_context()["ds"])
+
+    @task(pool=WAREHOUSE_POOL)
+    def score_recommendations() -> dict[str, object]:
+        from ml.stages import score_recommendations
+
+        return score_recommendations(get_current_context()["ds"])
+
+    load_landing() >> build_staging() >> build_metrics() >> train_recommender() >> score_recommendations()
 
 
 nightly_personalization()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -100,8 +101,35 @@ class ScheduleConfig(_Strict):
 INTERACTION_KINDS = ("purchase", "add_to_cart", "product_view")
 
 
+class LightFMSettings(_Strict):
+    """Hyperparameters of the hybrid LightFM model; the search tries overrides of these."""
+
+    loss: Literal["warp", "bpr", "warp-kos", "logistic"] = Field("warp", description="LightFM loss.")
+    no_components: int = Field(32, gt=0, description="Embedding dimension.")
+    learning_rate: float = Field(0.05, gt=0, description="SGD learning rate (adagrad schedule).")
+    item_alpha: float = Field(0.0, ge=0, description="L2 penalty on item features.")
+    user_alpha: float = Field(0.0, ge=0, description="L2 penalty on user features.")
+    max_epochs: int = Field(30, gt=0, description="Upper bound on epochs; early stopping picks the number.")
+    user_feature_weight: float = Field(
+        0.1, ge=0, description="Weight of a customer's segment features next to their own id (0: ids only)."
+    )
+    item_feature_weight: float = Field(
+        1.0, ge=0, description="Weight of an item's category, tags and price band next to its id (0: ids only)."
+    )
+    sample_weight_power: float = Field(
+        0.0, ge=0, le=1, description="Train on decayed weight ** power: 0 counts every interaction once, 1 linearly."
+    )
+
+
+class ChampionGateConfig(_Strict):
+    """When a newly trained version replaces the champion (ml.registry, shared by every model)."""
+
+    metric: str = Field(description="Primary metric, higher is better, as logged to MLflow.")
+    margin: float = Field(0.0, ge=0, description="The challenger must beat the champion by at least this much.")
+
+
 class RecommenderConfig(_Strict):
-    """How interactions are weighted and the recommender is evaluated (more settings come with the model)."""
+    """How interactions are weighted, the hybrid model trained and evaluated, and customers scored."""
 
     k: int = Field(10, gt=0, description="Recommendations per customer.")
     holdout_days: int = Field(14, gt=0, description="Evaluation window: the last days before the end of ds.")
@@ -110,6 +138,30 @@ class RecommenderConfig(_Strict):
         {"purchase": 3.0, "add_to_cart": 1.0, "product_view": 0.25},
         description="Weight of one interaction of each kind (a purchase counts per unit).",
     )
+    user_features: list[str] = Field(
+        ["country", "age_band", "gender", "device_type", "acquisition_channel"],
+        description="customer_360 columns used as demographic features (behavioral ones are derived).",
+    )
+    model: LightFMSettings = LightFMSettings()
+    search: list[dict[str, Any]] = Field(
+        [{}, {"no_components": 16}, {"user_feature_weight": 0.3}],
+        description="Overrides of `model` tried in the hyperparameter search ({} = the settings as they are).",
+    )
+    eval_every_epochs: int = Field(5, gt=0, description="Early stopping: validation NDCG every this many epochs.")
+    patience: int = Field(2, ge=1, description="Early stopping: stop after this many evaluations without gain.")
+    num_threads: int = Field(1, gt=0, description="LightFM threads; above 1 training is no longer reproducible.")
+    cold_start_max_items: int = Field(
+        2, ge=0, description="Customers with at most this many items in their history are reported as cold start."
+    )
+    model_min_items: int = Field(
+        1, ge=1, description="Customers with fewer items in their history get the popularity fallback."
+    )
+    exclude_purchased: bool = Field(True, description="Never recommend an item the customer already bought.")
+    fallback_segment: str = Field(
+        "country", description="customer_360 column whose most popular items cold customers get first."
+    )
+    scoring_batch_size: int = Field(4096, gt=0, description="Customers scored per matrix product.")
+    champion: ChampionGateConfig = ChampionGateConfig(metric="ndcg_at_10", margin=0.002)
 
     @model_validator(mode="after")
     def _known_kinds(self) -> RecommenderConfig:
@@ -118,7 +170,17 @@ class RecommenderConfig(_Strict):
             raise ValueError(f"unknown interaction kinds {sorted(unknown)}; known: {', '.join(INTERACTION_KINDS)}")
         if any(weight < 0 for weight in self.interaction_weights.values()):
             raise ValueError("interaction weights must be 0 or more")
+        for position, overrides in enumerate(self.search):
+            try:
+                LightFMSettings.model_validate(self.model.model_dump() | overrides)
+            except ValidationError as error:
+                problems = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in error.errors())
+                raise ValueError(f"search[{position}] {overrides}: {problems}") from None
         return self
+
+    def search_settings(self) -> list[LightFMSettings]:
+        """The settings the search tries, each validated."""
+        return [LightFMSettings.model_validate(self.model.model_dump() | overrides) for overrides in self.search]
 
 
 class PlatformConfig(_Strict):

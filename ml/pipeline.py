@@ -1,4 +1,4 @@
-"""Run the stages that exist so far for one logical date: load landing, then dbt build.
+"""Run every stage for one logical date without Airflow: load landing, dbt build, recommender.
 
 Usage: python -m ml.pipeline --ds 2026-10-31
 """
@@ -12,7 +12,8 @@ import sys
 
 from ml.config import ConfigError, load_config
 from ml.landing import LandingError
-from ml.stages import load_landing_files
+from ml.recommender.data import MissingUpstreamError
+from ml.stages import load_landing_files, score_recommendations, train_recommender
 from ml.transform import DbtBuildError, run_dbt
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ def run(ds: str, full_refresh: bool = False) -> None:
     dt.date.fromisoformat(ds)
     load_landing_files(ds)
     run_dbt("build", ds, *(["--full-refresh"] if full_refresh else []))
+    train_recommender(ds)
+    score_recommendations(ds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ds = args.ds or load_config().demo.end_date.isoformat()
         run(ds, full_refresh=args.full_refresh)
-    except (ConfigError, LandingError, DbtBuildError, ValueError) as error:
+    except (ConfigError, LandingError, DbtBuildError, MissingUpstreamError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.summary:

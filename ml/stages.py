@@ -36,3 +36,17 @@ def build_staging(ds: str) -> None:
 def build_metrics(ds: str) -> None:
     """dbt build of the metric marts, with their tests and unit tests."""
     run_dbt("build", ds, "--selector", "metrics", *LAYER_TESTS)
+
+
+def train_recommender(ds: str) -> dict[str, object]:
+    """Train, evaluate and register the recommender; the champion/challenger gate decides the alias."""
+    from ml.recommender.training import train_recommender as train
+
+    return train(ds)
+
+
+def score_recommendations(ds: str) -> dict[str, object]:
+    """Top K recommendations for every customer known at ds into marts.customer_recommendations."""
+    from ml.recommender.scoring import score_recommendations as score
+
+    return score(ds)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import duckdb
 import pandas as pd
 
-from ml.config import data_dir, warehouse_path
+from ml.config import data_dir, mlflow_tracking_uri, warehouse_path
 from ml.constants import QUARANTINE_SCHEMA
 from ml.contract import TABLES
 
@@ -39,11 +41,24 @@ def summary_text(ds: str) -> str:
         )
         retention = _read(connection, "select * from marts.retention_summary where ds = ?", [ds])
         churn = _read(connection, "select * from marts.churn_by_nps_category where ds = ? order by all", [ds])
+        recommendations = (
+            _read(
+                connection,
+                "select strategy, count(*) as row_count, count(distinct customer_id) as customers, "
+                "max(model_version) as model_version from marts.customer_recommendations where ds = ? group by all "
+                "order by all",
+                [ds],
+            )
+            if _has_table(connection, "marts", "customer_recommendations")
+            else pd.DataFrame()
+        )
     return "\n".join(
         [
             *_landing_lines(ds, reconciliation, reasons),
             "",
             *_metrics_lines(ds, metrics, retention, churn),
+            "",
+            *_recommender_lines(ds, recommendations),
             "",
             "Where to look:",
             f"  warehouse       {warehouse_path()}",
@@ -53,6 +68,8 @@ def summary_text(ds: str) -> str:
             "  metrics         marts.cx_metrics_daily, marts.cx_metrics (periods and segments),",
             "                  marts.retention_cohorts(_weekly), marts.retention_summary,",
             "                  marts.churn_by_nps_category, marts.customer_360",
+            "  recommendations marts.customer_recommendations; runs and models: `make mlflow`",
+            f"                  (experiment and registered model 'recommender', {mlflow_tracking_uri()})",
         ]
     )
 
@@ -115,6 +132,56 @@ def _metrics_lines(ds: str, metrics: pd.DataFrame, retention: pd.DataFrame, chur
             f"{row.nps_category} {row.churn_rate:.1%} (n={row.eligible_customers:,})" for row in churn.itertuples()
         )
         lines.append(f"  churn by latest NPS answer: {by_category}")
+    return lines
+
+
+def _has_table(connection, schema: str, table: str) -> bool:
+    return bool(
+        connection.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]
+        ).fetchone()[0]
+    )
+
+
+def _recommender_run(ds: str):
+    """The newest MLflow run of the recommender for ds, or None."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(mlflow_tracking_uri())
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("recommender")
+    if experiment is None:
+        return None
+    runs = client.search_runs(
+        [experiment.experiment_id], f"tags.ds = '{ds}'", order_by=["start_time DESC"], max_results=1
+    )
+    return runs[0] if runs else None
+
+
+def _recommender_lines(ds: str, recommendations: pd.DataFrame) -> list[str]:
+    lines = [f"Recommendations for ds={ds} (marts.customer_recommendations):"]
+    if recommendations.empty:
+        return [*lines, "  none written (see the train_recommender log for why)"]
+    lines.append(f"  {int(recommendations['row_count'].sum()):,} rows, by strategy:")
+    for row in recommendations.itertuples():
+        lines.append(f"    {row.strategy:<20}{row.row_count:>9,} rows for {row.customers:,} customers")
+    run = _recommender_run(ds)
+    if run is not None:
+        tags = run.data.tags
+        m = defaultdict(lambda: float("nan"), run.data.metrics)
+        lines.append(
+            f"  holdout NDCG@10 model {m['ndcg_at_10']:.3f} vs popularity baseline {m['baseline_ndcg_at_10']:.3f}"
+            f" ({m['ndcg_at_10_lift_over_baseline']:.2f}x); precision@10 {m['precision_at_10']:.3f}"
+            f" vs {m['baseline_precision_at_10']:.3f}"
+        )
+        lines.append(
+            f"  cold-start customers NDCG@10 model {m['cold_start_ndcg_at_10']:.3f} vs baseline"
+            f" {m['baseline_cold_start_ndcg_at_10']:.3f} (n={m['cold_start_customers']:,.0f})"
+        )
+        if "gate_version" in tags:
+            verdict = "champion" if tags.get("gate_promoted") == "True" else "challenger"
+            lines.append(f"  registered recommender v{tags['gate_version']}: {verdict} ({tags.get('gate_reason', '')})")
     return lines
 
 

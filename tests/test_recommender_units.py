@@ -1,0 +1,180 @@
+"""The recommender's building blocks on hand-built data: features, batched top K, fallbacks, the gate."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from mlflow import MlflowClient
+
+from ml.config import ChampionGateConfig, ConfigError, LightFMSettings, load_config
+from ml.recommender.features import FeatureEncoder, activity_band, item_feature_pairs, price_band_edges
+from ml.recommender.model import TrainingData, fit
+from ml.recommender.ranking import MISSING, fill_from, top_k_scores
+from ml.recommender.serving import MODEL, POPULAR_IN_SEGMENT, POPULAR_OVERALL, Audience, serve
+from ml.registry import CHALLENGER, CHAMPION, gate
+
+ITEMS = pd.DataFrame(
+    {
+        "item_id": ["I1", "I2", "I3", "I4"],
+        "category": ["toys", "toys", "books", None],
+        "price": [5.0, 50.0, 500.0, None],
+        "tags": ["kids|gift", None, "novel", ""],
+        "is_active": [True, True, True, False],
+    }
+)
+
+
+def test_item_features_are_category_each_tag_and_price_band():
+    pairs = item_feature_pairs(ITEMS, price_band_edges(ITEMS["price"]))
+    by_item = pairs.groupby("entity_id")["feature"].apply(sorted).to_dict()
+    assert by_item["I1"] == ["category=toys", "price_band=0", "tag=gift", "tag=kids"]
+    assert by_item["I3"] == ["category=books", "price_band=4", "tag=novel"]
+    assert "I4" not in by_item  # nothing known: only its identity will describe it
+
+
+def test_activity_bands_cover_every_count():
+    assert activity_band(pd.Series([0, 1, 2, 3, 9, 10, 29, 30, 500])).tolist() == [
+        "none",
+        "1-2",
+        "1-2",
+        "3-9",
+        "3-9",
+        "10-29",
+        "10-29",
+        "30+",
+        "30+",
+    ]
+
+
+def test_encoder_rows_are_identity_plus_weighted_features_normalized():
+    pairs = pd.DataFrame({"entity_id": ["a", "a", "new"], "feature": ["country=FR", "age=30-39", "country=FR"]})
+    encoder = FeatureEncoder.fit(["a", "b"], pairs, feature_weight=0.5)
+    matrix = encoder.transform(["a", "b", "new", "stranger"], pairs).toarray()
+    assert encoder.width == 4  # a, b, then age=30-39, country=FR
+    np.testing.assert_allclose(matrix[0], [0.5, 0, 0.25, 0.25])  # 1 + 0.5 + 0.5, normalized
+    np.testing.assert_allclose(matrix[1], [0, 1, 0, 0])
+    np.testing.assert_allclose(matrix[2], [0, 0, 0, 1])  # unseen customer: features only
+    np.testing.assert_allclose(matrix[3], [0, 0, 0, 0])  # nothing known: scores are item biases only
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    n_users=st.integers(1, 9),
+    n_items=st.integers(1, 12),
+    k=st.integers(1, 6),
+    batch_size=st.integers(1, 4),
+)
+def test_batched_top_k_equals_a_full_sort_with_masks(data, n_users, n_items, k, batch_size):
+    floats = st.floats(-3, 3, allow_nan=False, width=32)
+    users = data.draw(arrays(np.float32, (n_users, 3), elements=floats))
+    items = data.draw(arrays(np.float32, (n_items, 3), elements=floats))
+    biases = data.draw(arrays(np.float32, n_items, elements=floats))
+    exclude = data.draw(arrays(bool, (n_users, n_items)))
+    eligible = data.draw(arrays(bool, n_items))
+    top, scores = top_k_scores(users, items, biases, k, sp.csr_matrix(exclude), eligible, batch_size)
+    full = users @ items.T + biases
+    for row in range(n_users):
+        allowed = np.flatnonzero(eligible & ~exclude[row])
+        expected = np.sort(full[row, allowed])[::-1][:k]
+        found = top[row][top[row] != MISSING]
+        assert len(found) == min(k, len(allowed))
+        assert set(found) <= set(allowed)
+        np.testing.assert_allclose(scores[row, : len(found)], expected, rtol=1e-5, atol=1e-5)
+        assert (top[row, len(found) :] == MISSING).all()
+
+
+def test_fill_from_keeps_the_first_list_and_skips_duplicates():
+    primary = np.array([[3, 1, MISSING, MISSING], [MISSING] * 4])
+    secondary = np.array([[1, 5, 3, 7, 8], [2, 4, MISSING, MISSING, MISSING]])
+    items, source = fill_from(primary, secondary)
+    assert items.tolist() == [[3, 1, 5, 7], [2, 4, MISSING, MISSING]]
+    assert source.tolist() == [[0, 0, 1, 1], [1, 1, -1, -1]]
+
+
+def _tiny_training() -> TrainingData:
+    weights = pd.DataFrame(
+        {"customer_id": ["a", "a", "b", "b", "c"], "item_id": ["I1", "I2", "I2", "I3", "I1"], "weight": 1.0}
+    )
+    user_pairs = pd.DataFrame({"entity_id": ["a", "b", "c", "d"], "feature": ["country=FR"] * 4})
+    item_ids = pd.Index(ITEMS["item_id"])
+    edges = price_band_edges(ITEMS["price"])
+    data = TrainingData(weights, user_pairs, item_ids, item_feature_pairs(ITEMS, edges), edges, dt.datetime(2026, 1, 1))
+    return data
+
+
+def test_serve_gives_k_items_from_model_then_segment_then_overall():
+    data = _tiny_training()
+    recommender = fit(data, LightFMSettings(no_components=4, max_epochs=3))
+    customers = pd.Index(["a", "d"])  # a has history, d has none
+    exclude = sp.csr_matrix(np.array([[True, False, False, False], [False, False, False, False]]))
+    history = sp.csr_matrix(np.array([[1.0, 1, 0, 0], [0, 2, 1, 0], [1, 0, 0, 0]]))  # a, b, c
+    audience = Audience(customers, data.user_pairs, np.array(["FR", "DE"], dtype=object), np.array([2, 0]), exclude)
+    eligible = ITEMS["is_active"].to_numpy()
+    served = serve(
+        recommender,
+        audience,
+        data.item_ids,
+        data.item_pairs,
+        history,
+        np.array(["FR", "DE", "FR"], dtype=object),
+        eligible,
+        k=3,
+        model_min_items=1,
+    )
+    # a: the model ranks the 2 eligible items not bought (I4 is inactive, I1 bought); one slot stays empty.
+    assert set(served.items[0][:2]) == {1, 2} and served.items[0][2] == MISSING
+    assert served.strategy[0].tolist() == [MODEL, MODEL, ""]
+    # d: segment DE is b's (I2 then I3), then overall popularity fills I1.
+    assert served.items[1].tolist() == [1, 2, 0]
+    assert served.strategy[1].tolist() == [POPULAR_IN_SEGMENT, POPULAR_IN_SEGMENT, POPULAR_OVERALL]
+    np.testing.assert_allclose(served.scores[1], [2 / 3, 1 / 3, 2 / 6], rtol=1e-6)
+
+
+def test_a_bad_search_override_names_its_position_and_key(tmp_path):
+    path = tmp_path / "bad.yml"
+    path.write_text("recommender:\n  search:\n    - {}\n    - {no_componentz: 8}\n")
+    with pytest.raises(ConfigError, match=r"search\[1\].*no_componentz"):
+        load_config(path)
+
+
+class _Constant(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        return model_input
+
+
+def test_the_gate_promotes_only_by_the_margin_and_writes_its_decision(tmp_path):
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.create_experiment("gate", artifact_location=(tmp_path / "artifacts").as_uri())
+    client = MlflowClient()
+    config = ChampionGateConfig(metric="ndcg_at_10", margin=0.01)
+
+    def register():
+        with mlflow.start_run(experiment_id=experiment):
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=_Constant(), registered_model_name="gated", pip_requirements=[]
+            )
+        return client.get_model_version("gated", info.registered_model_version)
+
+    champion_on_this_holdout = {"1": 0.20, "3": 0.215}
+    evaluate = lambda champion: (champion_on_this_holdout[str(champion.version)], "")  # noqa: E731
+    first = gate(client, "gated", register(), 0.20, evaluate, config)
+    assert first.promoted and first.reason == "no champion yet"
+    second = gate(client, "gated", register(), 0.205, evaluate, config)  # better, but not by the margin
+    assert not second.promoted and second.champion_value == 0.20
+    assert str(client.get_model_version_by_alias("gated", CHALLENGER).version) == "2"
+    third = gate(client, "gated", register(), 0.21, evaluate, config)
+    assert third.promoted and str(client.get_model_version_by_alias("gated", CHAMPION).version) == "3"
+    tags = client.get_model_version("gated", "2").tags
+    assert tags["gate_promoted"] == "False" and tags["gate_champion_value"] == "0.2"
+    assert tags["gate_challenger_value"] == "0.205" and "margin 0.01" in tags["gate_reason"]
+    run_tags = client.get_run(client.get_model_version("gated", "2").run_id).data.tags
+    assert run_tags["gate_promoted"] == "False" and run_tags["gate_champion_version"] == "1"
