@@ -62,9 +62,10 @@ lint: venv  ## ruff and sqlfluff
 	$(VENV)/bin/ruff check .
 	cd dbt_project && ../$(VENV)/bin/sqlfluff lint models
 
-bench: venv  ## benchmarks (about 15 minutes): writes bench/results.md
+bench: venv  ## benchmarks (about 20 minutes): writes bench/results.md
 	$(PYTHON) bench/bench_foundation.py
 	$(PYTHON) bench/bench_metrics.py
+	$(PYTHON) bench/bench_recommender.py
 
 clean:  ## remove generated data and reports (keeps .venv)
 	rm -rf data reports/* dbt_project/target dbt_project/logs

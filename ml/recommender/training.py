@@ -282,6 +282,7 @@ def train_recommender(ds: str) -> dict[str, object]:
                 scratch / "precision_at_k.csv"
             )
             mlflow.log_artifacts(str(scratch), artifact_path="evaluation")
+            mlflow.log_table(table, artifact_file="evaluation/metrics_by_segment.json")  # browsable in the UI
             version = log_model(scratch, config, ds, inputs, full, scoring_fit, evaluation_fit)
         client = MlflowClient()
         decision = gate(
