@@ -27,6 +27,7 @@ from common import REPO, WORK, machine, run_stage, write_section
 from lightfm import LightFM
 
 sys.path.insert(0, str(REPO))
+from ml.constants import SCORING_BATCH_SIZE
 from ml.recommender.ranking import top_k_scores
 
 CUSTOMERS, ITEMS, K = 100_000, 5_000, 10
@@ -108,54 +109,95 @@ def quality() -> tuple[list[str], dict[str, float]]:
     return lines, {"lift": lift}
 
 
-def scoring() -> list[str]:
-    rng = np.random.default_rng(0)
-    # A model fitted for one epoch on random interactions: scoring cost does not depend on the fit.
-    rows = rng.integers(0, CUSTOMERS, 1_000_000)
-    cols = np.minimum(rng.zipf(1.3, 1_000_000), ITEMS) - 1
-    interactions = sp.coo_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(CUSTOMERS, ITEMS))
-    interactions.sum_duplicates()
-    model = LightFM(no_components=32, loss="warp", random_state=0)
-    model.fit_partial(interactions, epochs=1, num_threads=2)
-    bought = sp.csr_matrix(interactions, dtype=bool)
-    eligible = rng.random(ITEMS) > 0.03
+def random_features(rng, n: int, groups: list[tuple[int, int]]) -> sp.csr_matrix:
+    """Identity plus one-hot groups like the production encoders: (values in the group, values per row)."""
+    blocks = [sp.identity(n, dtype=np.float32, format="csr")]
+    for size, per_row in groups:
+        rows = np.repeat(np.arange(n), per_row)
+        cols = rng.integers(0, size, n * per_row)
+        blocks.append(sp.csr_matrix((np.full(len(rows), 0.5, np.float32), (rows, cols)), shape=(n, size)))
+    matrix = sp.hstack(blocks, format="csr")
+    return sp.csr_matrix(sp.diags(1 / np.asarray(matrix.sum(axis=1)).ravel()) @ matrix, dtype=np.float32)
 
+
+def compare(model, interactions, eligible, rng, user_features=None, item_features=None) -> dict[str, float]:
+    """Seconds of both paths for all customers (the loop extrapolated from a sample) and agreement."""
+    bought = sp.csr_matrix(interactions, dtype=bool)
     started = time.perf_counter()
-    item_biases, item_embeddings = model.get_item_representations()
-    _, user_embeddings = model.get_user_representations()
+    item_biases, item_embeddings = model.get_item_representations(item_features)
+    _, user_embeddings = model.get_user_representations(user_features)
     top, _ = top_k_scores(user_embeddings, item_embeddings, item_biases, K, exclude=bought, eligible=eligible)
     batched = time.perf_counter() - started
 
     sample = rng.choice(CUSTOMERS, PER_USER_SAMPLE, replace=False)
     all_items = np.arange(ITEMS, dtype=np.int32)
-    started = time.perf_counter()
     loop_top = np.empty((PER_USER_SAMPLE, K), dtype=np.int64)
+    started = time.perf_counter()
     for position, customer in enumerate(sample):
-        scores = model.predict(int(customer), all_items, num_threads=2)
+        scores = model.predict(
+            int(customer), all_items, item_features=item_features, user_features=user_features, num_threads=2
+        )
         scores[~eligible] = -np.inf
         scores[bought[customer].indices] = -np.inf
         best = np.argpartition(-scores, K)[:K]
         loop_top[position] = best[np.argsort(-scores[best], kind="stable")]
     per_user = (time.perf_counter() - started) / PER_USER_SAMPLE
-    loop_total = per_user * CUSTOMERS
     agree = np.mean([set(a) == set(b) for a, b in zip(top[sample], loop_top, strict=True)])
-    speedup = loop_total / batched
-    return [
+    return {
+        "batched": batched,
+        "loop": per_user * CUSTOMERS,
+        "per_user": per_user,
+        "agree": agree,
+        "purchases": bought.nnz,
+    }
+
+
+def scoring() -> list[str]:
+    rng = np.random.default_rng(0)
+    # Fitted for one epoch on random interactions: scoring cost does not depend on what was learnt.
+    rows = rng.integers(0, CUSTOMERS, 1_000_000)
+    cols = np.minimum(rng.zipf(1.3, 1_000_000), ITEMS) - 1
+    interactions = sp.coo_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(CUSTOMERS, ITEMS))
+    interactions.sum_duplicates()
+    eligible = rng.random(ITEMS) > 0.03
+    # As in production: customers have their id and 7 segment features, items their id, a category,
+    # two tags and a price band (ml.recommender.features).
+    user_features = random_features(rng, CUSTOMERS, [(20, 1), (6, 1), (4, 1), (3, 1), (6, 1), (12, 1), (5, 1)])
+    item_features = random_features(rng, ITEMS, [(12, 1), (60, 2), (5, 1)])
+    hybrid = LightFM(no_components=32, loss="warp", random_state=0)
+    hybrid.fit_partial(interactions, user_features=user_features, item_features=item_features, epochs=1, num_threads=2)
+    ids_only = LightFM(no_components=32, loss="warp", random_state=0)
+    ids_only.fit_partial(interactions, epochs=1, num_threads=2)
+    deployed_name = "hybrid: ids + side features, as deployed"
+    results = {
+        deployed_name: compare(hybrid, interactions, eligible, rng, user_features, item_features),
+        "ids only, no side features": compare(ids_only, interactions, eligible, rng),
+    }
+    deployed = results[deployed_name]
+    lines = [
         f"{CUSTOMERS:,} customers x {ITEMS:,} items, 32 components, top {K} excluding each customer's purchases "
-        f"({bought.nnz:,} in all) and {int((~eligible).sum())} inactive items:",
+        f"({deployed['purchases']:,} in all) and {int((~eligible).sum())} inactive items. Batched: "
+        f"ml.recommender.ranking, {SCORING_BATCH_SIZE} customers a matrix product, representations included. "
+        f"Loop: LightFM `predict` for one customer and every item, timed on {PER_USER_SAMPLE:,} customers and "
+        "extrapolated to all.",
         "",
-        "| path | seconds for all customers | per customer |",
-        "|---|---:|---:|",
-        f"| batched matrix products (ml.recommender.ranking, 4,096 customers a batch) | {batched:.1f} | "
-        f"{batched / CUSTOMERS * 1e6:.0f} µs |",
-        f"| LightFM `predict` per customer (timed on {PER_USER_SAMPLE:,}, extrapolated) | {loop_total:.0f} | "
-        f"{per_user * 1e6:.0f} µs |",
-        "",
-        f"Same top {K} for {agree:.1%} of the sampled customers (ties aside). Batched: {batched:.1f} s "
-        f"(target {TARGET_SECONDS:.0f} s: {'met' if batched <= TARGET_SECONDS else 'MISSED'}), "
-        f"{speedup:.0f}x faster than the per-customer loop (target {TARGET_SPEEDUP:.0f}x: "
-        f"{'met' if speedup >= TARGET_SPEEDUP else 'MISSED'}).",
+        "| model | batched, all customers | predict loop, all customers | speed-up | same top 10 (sample) |",
+        "|---|---:|---:|---:|---:|",
     ]
+    for name, result in results.items():
+        lines.append(
+            f"| {name} | {result['batched']:.2f} s | {result['loop']:.0f} s ({result['per_user'] * 1e6:.0f} µs "
+            f"each) | {result['loop'] / result['batched']:.0f}x | {result['agree']:.1%} |"
+        )
+    speedup = deployed["loop"] / deployed["batched"]
+    seconds_verdict = "met" if deployed["batched"] <= TARGET_SECONDS else "MISSED"
+    speedup_verdict = "met" if speedup >= TARGET_SPEEDUP else "MISSED"
+    lines += [
+        "",
+        f"Deployed model: {deployed['batched']:.2f} s (target {TARGET_SECONDS:.0f} s: {seconds_verdict}), "
+        f"{speedup:.0f}x the per-customer loop (target {TARGET_SPEEDUP:.0f}x: {speedup_verdict}).",
+    ]
+    return lines
 
 
 def main() -> None:

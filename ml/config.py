@@ -15,6 +15,7 @@ from ml.constants import (
     DEMO_CUSTOMERS,
     DEMO_DAYS,
     DEMO_END_DATE,
+    SCORING_BATCH_SIZE,
     SEED,
     WAREHOUSE_FILE,
 )
@@ -154,13 +155,13 @@ class RecommenderConfig(_Strict):
         2, ge=0, description="Customers with at most this many items in their history are reported as cold start."
     )
     model_min_items: int = Field(
-        1, ge=1, description="Customers with fewer items in their history get the popularity fallback."
+        1, ge=0, description="Customers with fewer items in their history get the popularity fallback (0: none)."
     )
     exclude_purchased: bool = Field(True, description="Never recommend an item the customer already bought.")
     fallback_segment: str = Field(
         "country", description="customer_360 column whose most popular items cold customers get first."
     )
-    scoring_batch_size: int = Field(4096, gt=0, description="Customers scored per matrix product.")
+    scoring_batch_size: int = Field(SCORING_BATCH_SIZE, gt=0, description="Customers scored per matrix product.")
     champion: ChampionGateConfig = ChampionGateConfig(metric="ndcg_at_10", margin=0.002)
 
     @model_validator(mode="after")

@@ -2,6 +2,7 @@
 
 SEED = 42
 DEFAULT_K = 10  # recommendations per customer
+SCORING_BATCH_SIZE = 512  # customers per matrix product when scoring (512 measured fastest on 2 cores)
 
 # Column names used across stages.
 CUSTOMER_ID = "customer_id"

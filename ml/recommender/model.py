@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from lightfm import LightFM
 
 from ml.config import LightFMSettings
-from ml.constants import CUSTOMER_ID, ITEM_ID, SEED
+from ml.constants import CUSTOMER_ID, ITEM_ID, SCORING_BATCH_SIZE, SEED
 from ml.recommender.features import FeatureEncoder
 from ml.recommender.ranking import top_k_scores
 
@@ -51,7 +51,7 @@ class HybridRecommender:
         k: int,
         exclude: sp.csr_matrix | None = None,
         eligible: np.ndarray | None = None,
-        batch_size: int = 4096,
+        batch_size: int = SCORING_BATCH_SIZE,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top k indices into `item_ids` and their scores for each of `customer_ids`."""
         item_biases, item_embeddings = self.item_vectors(item_ids, item_pairs)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ml.constants import CUSTOMER_ID, ITEM_ID
+from ml.constants import CUSTOMER_ID, ITEM_ID, SCORING_BATCH_SIZE
 from ml.recommender.baseline import item_popularity, top_k_excluding
 from ml.recommender.model import HybridRecommender
 from ml.recommender.ranking import MISSING, fill_from
@@ -91,7 +91,7 @@ def serve(
     eligible: np.ndarray,
     k: int,
     model_min_items: int,
-    batch_size: int = 4096,
+    batch_size: int = SCORING_BATCH_SIZE,
 ) -> Served:
     """Model top k for customers with at least `model_min_items` items in their history; popular
     items in their segment for the others; any slot still empty gets the most popular items overall.
