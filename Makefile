@@ -66,6 +66,7 @@ bench: venv  ## benchmarks (about 20 minutes): writes bench/results.md
 	$(PYTHON) bench/bench_foundation.py
 	$(PYTHON) bench/bench_metrics.py
 	$(PYTHON) bench/bench_recommender.py
+	$(PYTHON) bench/bench_propensity.py
 
 clean:  ## remove generated data and reports (keeps .venv)
 	rm -rf data reports/* dbt_project/target dbt_project/logs

@@ -15,6 +15,16 @@ Builds the warehouse for one logical date `ds`, the day that just ended:
 5. **score_recommendations** writes the top K items for every customer to
    `marts.customer_recommendations` with the champion, popular items for customers with too little
    history (`strategy` says which).
+6. **build_feature_store** exports the daily customer feature snapshots (`marts.customer_features_daily`)
+   to the Feast repository's source, runs `feast apply` and materializes ds into the online store.
+7. **train_propensity** builds a training set over weekly cutoffs by Feast point-in-time joins,
+   fits calibrated gradient boosting, validates it out of time beside an RFM heuristic, registers
+   `propensity` and passes it through the same champion/challenger gate.
+8. **score_propensity** writes a purchase probability and its decile for every customer to
+   `marts.customer_scores`.
+
+The recommender (4-5) and the propensity branch (6-8) both start after build_metrics; a failure in
+one does not stop the other.
 
 Every task reads data up to the end of `ds` and replaces only what it writes for `ds`, so
 rerunning or backfilling any date is safe. Tasks that write the warehouse share the 1-slot
@@ -83,7 +93,27 @@ def nightly_personalization():
 
         return score_recommendations(get_current_context()["ds"])
 
-    load_landing() >> build_staging() >> build_metrics() >> train_recommender() >> score_recommendations()
+    @task(pool=WAREHOUSE_POOL)
+    def build_feature_store() -> dict[str, int]:
+        from ml.stages import build_feature_store
+
+        return build_feature_store(get_current_context()["ds"])
+
+    @task(pool=WAREHOUSE_POOL)
+    def train_propensity() -> dict[str, object]:
+        from ml.stages import train_propensity
+
+        return train_propensity(get_current_context()["ds"])
+
+    @task(pool=WAREHOUSE_POOL)
+    def score_propensity() -> dict[str, object]:
+        from ml.stages import score_propensity
+
+        return score_propensity(get_current_context()["ds"])
+
+    metrics = load_landing() >> build_staging() >> build_metrics()
+    metrics >> train_recommender() >> score_recommendations()
+    metrics >> build_feature_store() >> train_propensity() >> score_propensity()
 
 
 nightly_personalization()

@@ -184,11 +184,39 @@ class RecommenderConfig(_Strict):
         return [LightFMSettings.model_validate(self.model.model_dump() | overrides) for overrides in self.search]
 
 
+class GradientBoostingSettings(_Strict):
+    """scikit-learn HistGradientBoostingClassifier settings of the propensity model."""
+
+    max_iter: int = Field(100, gt=0, description="Boosting iterations (early stopping may use fewer).")
+    learning_rate: float = Field(0.05, gt=0, description="Shrinkage per iteration.")
+    max_leaf_nodes: int = Field(15, gt=1, description="Leaves per tree.")
+    min_samples_leaf: int = Field(100, gt=0, description="Customers per leaf at least.")
+    l2_regularization: float = Field(1.0, ge=0, description="L2 penalty on leaf values.")
+
+
+class PropensityConfig(_Strict):
+    """Who will buy next: label, training cutoffs, model, calibration and the champion gate."""
+
+    horizon_days: int = Field(30, gt=0, description="Label: a completed order within this many days after the cutoff.")
+    training_window_days: int = Field(180, gt=0, description="Training cutoffs reach back this far before ds.")
+    cutoff_every_days: int = Field(7, gt=0, description="Days between training cutoffs (and feature snapshots).")
+    model: GradientBoostingSettings = GradientBoostingSettings()
+    calibration: Literal["isotonic", "sigmoid"] = Field("isotonic", description="Probability calibration method.")
+    calibration_folds: int = Field(3, ge=2, description="Cross-validation folds of the calibration.")
+    champion: ChampionGateConfig = ChampionGateConfig(metric="roc_auc", margin=0.002)
+
+    @property
+    def feature_snapshot_days(self) -> int:
+        """How far back feature snapshots are kept fresh: every training cutoff plus its horizon."""
+        return self.training_window_days + self.horizon_days
+
+
 class PlatformConfig(_Strict):
     demo: DemoConfig = DemoConfig()
     metrics: MetricsConfig = MetricsConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     recommender: RecommenderConfig = RecommenderConfig()
+    propensity: PropensityConfig = PropensityConfig()
 
 
 def _format_validation_error(path: Path, error: ValidationError) -> str:

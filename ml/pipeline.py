@@ -13,23 +13,36 @@ import sys
 from ml.config import ConfigError, load_config
 from ml.landing import LandingError
 from ml.recommender.data import MissingUpstreamError
-from ml.stages import load_landing_files, score_recommendations, train_recommender
+from ml.stages import (
+    build_feature_store,
+    load_landing_files,
+    score_propensity,
+    score_recommendations,
+    train_propensity,
+    train_recommender,
+)
 from ml.transform import DbtBuildError, run_dbt
 
 log = logging.getLogger(__name__)
 
 
-def run(ds: str, full_refresh: bool = False) -> None:
+def run(ds: str, full_refresh: bool = False, models: bool = True) -> None:
     """Build the warehouse for `ds`: every stage reads data up to the end of `ds` only.
 
     Daily facts are incremental (ds and a short lookback are replaced); `full_refresh` rebuilds
-    them from all history up to `ds`, which gives the same partitions.
+    them from all history up to `ds`, which gives the same partitions. Without `models`, only the
+    warehouse is built (a backfill of the metrics layer; no MLflow runs, no scores).
     """
     dt.date.fromisoformat(ds)
     load_landing_files(ds)
     run_dbt("build", ds, *(["--full-refresh"] if full_refresh else []))
+    if not models:
+        return
     train_recommender(ds)
     score_recommendations(ds)
+    build_feature_store(ds)
+    train_propensity(ds)
+    score_propensity(ds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,11 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ds", help="logical date YYYY-MM-DD (default: the demo end date from config)")
     parser.add_argument("--summary", action="store_true", help="print what was produced")
     parser.add_argument("--full-refresh", action="store_true", help="rebuild incremental tables from all history")
+    parser.add_argument("--warehouse-only", action="store_true", help="load landing and dbt build; no models")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         ds = args.ds or load_config().demo.end_date.isoformat()
-        run(ds, full_refresh=args.full_refresh)
+        run(ds, full_refresh=args.full_refresh, models=not args.warehouse_only)
     except (ConfigError, LandingError, DbtBuildError, MissingUpstreamError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

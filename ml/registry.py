@@ -7,6 +7,7 @@ the champion's, re-evaluated on the same holdout, plus a margin; otherwise it ge
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -87,3 +88,21 @@ def gate(
         client.set_tag(version.run_id, key, value)
     log.info("%s v%s %s: %s", model_name, version.version, CHAMPION if promoted else CHALLENGER, reason)
     return decision
+
+
+def version_for(client: MlflowClient, model_name: str, ds: dt.date) -> tuple[ModelVersion | None, str]:
+    """The version that scores ds: the champion when it was trained for ds or earlier; for a
+    backfill behind the champion, the newest version trained by ds (never a model that saw data
+    after ds). Versions carry their training ds in tag `ds`. Returns (version or None, why)."""
+    try:
+        versions = client.search_model_versions(f"name = '{model_name}'")
+    except MlflowException:
+        versions = []
+    trained_by_ds = [v for v in versions if "ds" in v.tags and dt.date.fromisoformat(v.tags["ds"]) <= ds]
+    champion = champion_version(client, model_name) if versions else None
+    if champion is not None and any(v.version == champion.version for v in trained_by_ds):
+        return champion, "champion"
+    if not trained_by_ds:
+        return None, f"no {model_name} version trained on or before {ds}"
+    newest = max(trained_by_ds, key=lambda v: (v.tags["ds"], int(v.version)))
+    return newest, f"champion trained after {ds}: the newest version trained by then"

@@ -50,3 +50,24 @@ def score_recommendations(ds: str) -> dict[str, object]:
     from ml.recommender.scoring import score_recommendations as score
 
     return score(ds)
+
+
+def build_feature_store(ds: str) -> dict[str, int]:
+    """Export the feature snapshots, `feast apply`, materialize ds into the online store."""
+    from ml.feature_store import build_feature_store as build
+
+    return build(ds)
+
+
+def train_propensity(ds: str) -> dict[str, object]:
+    """Train and validate the propensity model out of time, register it, gate it."""
+    from ml.propensity.training import train_propensity as train
+
+    return train(ds)
+
+
+def score_propensity(ds: str) -> dict[str, object]:
+    """A calibrated purchase probability and decile for every customer into marts.customer_scores."""
+    from ml.propensity.scoring import score_customers
+
+    return score_customers(ds)

@@ -52,6 +52,16 @@ def summary_text(ds: str) -> str:
             if _has_table(connection, "marts", "customer_recommendations")
             else pd.DataFrame()
         )
+        scores = (
+            _read(
+                connection,
+                "select decile, count(*) as customers, avg(score) as mean_score, max(model_version) as model_version "
+                "from marts.customer_scores where ds = ? group by all order by decile",
+                [ds],
+            )
+            if _has_table(connection, "marts", "customer_scores")
+            else pd.DataFrame()
+        )
     return "\n".join(
         [
             *_landing_lines(ds, reconciliation, reasons),
@@ -59,6 +69,8 @@ def summary_text(ds: str) -> str:
             *_metrics_lines(ds, metrics, retention, churn),
             "",
             *_recommender_lines(ds, recommendations),
+            "",
+            *_propensity_lines(ds, scores),
             "",
             "Where to look:",
             f"  warehouse       {warehouse_path()}",
@@ -68,8 +80,10 @@ def summary_text(ds: str) -> str:
             "  metrics         marts.cx_metrics_daily, marts.cx_metrics (periods and segments),",
             "                  marts.retention_cohorts(_weekly), marts.retention_summary,",
             "                  marts.churn_by_nps_category, marts.customer_360",
-            "  recommendations marts.customer_recommendations; runs and models: `make mlflow`",
-            f"                  (experiment and registered model 'recommender', {mlflow_tracking_uri()})",
+            "  models          marts.customer_recommendations, marts.customer_scores; runs and models:",
+            f"                  `make mlflow` (experiments 'recommender', 'propensity'; {mlflow_tracking_uri()})",
+            "  features        marts.customer_features_daily; Feast repository feature_store/",
+            f"                  (registry and online store under {data_dir() / 'feature_store'})",
         ]
     )
 
@@ -143,14 +157,14 @@ def _has_table(connection, schema: str, table: str) -> bool:
     )
 
 
-def _recommender_run(ds: str):
-    """The newest MLflow run of the recommender for ds, or None."""
+def _latest_run(experiment_name: str, ds: str):
+    """The newest MLflow run of an experiment for ds, or None."""
     import mlflow
     from mlflow import MlflowClient
 
     mlflow.set_tracking_uri(mlflow_tracking_uri())
     client = MlflowClient()
-    experiment = client.get_experiment_by_name("recommender")
+    experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return None
     runs = client.search_runs(
@@ -166,7 +180,7 @@ def _recommender_lines(ds: str, recommendations: pd.DataFrame) -> list[str]:
     lines.append(f"  {int(recommendations['row_count'].sum()):,} rows, by strategy:")
     for row in recommendations.itertuples():
         lines.append(f"    {row.strategy:<20}{row.row_count:>9,} rows for {row.customers:,} customers")
-    run = _recommender_run(ds)
+    run = _latest_run("recommender", ds)
     if run is not None:
         tags = run.data.tags
         m = defaultdict(lambda: float("nan"), run.data.metrics)
@@ -182,6 +196,30 @@ def _recommender_lines(ds: str, recommendations: pd.DataFrame) -> list[str]:
         if "gate_version" in tags:
             verdict = "champion" if tags.get("gate_promoted") == "True" else "challenger"
             lines.append(f"  registered recommender v{tags['gate_version']}: {verdict} ({tags.get('gate_reason', '')})")
+    return lines
+
+
+def _propensity_lines(ds: str, scores: pd.DataFrame) -> list[str]:
+    lines = [f"Propensity to buy for ds={ds} (marts.customer_scores):"]
+    if scores.empty:
+        return [*lines, "  none written (see the train_propensity and score_propensity logs for why)"]
+    lines.append(
+        f"  {int(scores['customers'].sum()):,} customers scored with propensity v{scores['model_version'].iloc[0]};"
+        f" mean probability by decile: "
+        + ", ".join(f"{row.decile}: {row.mean_score:.2f}" for row in scores.itertuples())
+    )
+    run = _latest_run("propensity", ds)
+    if run is not None:
+        tags = run.data.tags
+        m = defaultdict(lambda: float("nan"), run.data.metrics)
+        lines.append(
+            f"  out-of-time validation (cutoff {run.data.params.get('validation_cutoff')}): AUC {m['roc_auc']:.3f} vs"
+            f" RFM heuristic {m['baseline_roc_auc']:.3f}; Brier {m['brier']:.3f} vs base rate"
+            f" {m['brier_base_rate']:.3f}; top-decile lift {m['top_decile_lift']:.2f}"
+        )
+        if "gate_version" in tags:
+            verdict = "champion" if tags.get("gate_promoted") == "True" else "challenger"
+            lines.append(f"  registered propensity v{tags['gate_version']}: {verdict} ({tags.get('gate_reason', '')})")
     return lines
 
 

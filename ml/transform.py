@@ -15,8 +15,14 @@ class DbtBuildError(RuntimeError):
 
 
 def dbt_vars(ds: str) -> dict:
-    """The dbt vars for a run: the logical date and the metrics settings from the platform config."""
-    return {"ds": ds, **load_config().metrics.model_dump()}
+    """The dbt vars for a run: the logical date, the metrics settings and the feature snapshot grid."""
+    config = load_config()
+    return {
+        "ds": ds,
+        **config.metrics.model_dump(),
+        "feature_snapshot_days": config.propensity.feature_snapshot_days,
+        "feature_snapshot_every_days": config.propensity.cutoff_every_days,
+    }
 
 
 def dbt_args(command: str, ds: str, *extra: str) -> list[str]:

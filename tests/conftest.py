@@ -27,10 +27,11 @@ def pipeline_env(data_dir: Path) -> dict[str, str]:
     return {**os.environ, "PZ_DATA_DIR": str(data_dir), "PZ_REPORTS_DIR": str(data_dir / "reports")}
 
 
-def run_pipeline(data_dir: Path, ds: str) -> subprocess.CompletedProcess:
-    """Run the pipeline CLI for `ds` on `data_dir`; the result carries exit code and output."""
+def run_pipeline(data_dir: Path, ds: str, models: bool = True) -> subprocess.CompletedProcess:
+    """Run the pipeline CLI for `ds` on `data_dir`; the result carries exit code and output.
+    Without `models`, only the warehouse is built (tests of the data layers need no model runs)."""
     return subprocess.run(
-        [sys.executable, "-m", "ml.pipeline", "--ds", ds],
+        [sys.executable, "-m", "ml.pipeline", "--ds", ds, *([] if models else ["--warehouse-only"])],
         cwd=REPO_ROOT,
         env=pipeline_env(data_dir),
         capture_output=True,

@@ -36,7 +36,16 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-TASKS = ("load_landing", "build_staging", "build_metrics", "train_recommender", "score_recommendations")
+TASKS = (
+    "load_landing",
+    "build_staging",
+    "build_metrics",
+    "train_recommender",
+    "score_recommendations",
+    "build_feature_store",
+    "train_propensity",
+    "score_propensity",
+)
 UI_TIMEOUT_MS = 60_000
 
 

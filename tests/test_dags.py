@@ -21,10 +21,20 @@ from tests.conftest import END_DATE, pipeline_env
 pytestmark = pytest.mark.xdist_group("airflow")
 
 DAG_ID = "nightly_personalization"
-EXPECTED_TASKS = ["load_landing", "build_staging", "build_metrics", "train_recommender", "score_recommendations"]
+EXPECTED_TASKS = [
+    "load_landing",
+    "build_staging",
+    "build_metrics",
+    "train_recommender",
+    "score_recommendations",
+    "build_feature_store",
+    "train_propensity",
+    "score_propensity",
+]
 # Outputs partitioned by date or keyed by ds; staging and intermediate are the last run's working state.
 PARTITIONED_SCHEMAS = ("marts", "quarantine", "audit")
 RECOMMENDATIONS = "marts.customer_recommendations"
+SCORES = "marts.customer_scores"
 
 
 def orchestrate(data_dir, *arguments, env_extra=None) -> subprocess.CompletedProcess:
@@ -89,13 +99,16 @@ print(json.dumps({{
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["import_errors"] == {}
     assert found["dag_ids"] == [DAG_ID]
-    assert found["tasks"] == EXPECTED_TASKS  # topological order: a chain, no cycle
+    assert sorted(found["tasks"]) == sorted(EXPECTED_TASKS)  # topological sort succeeded: no cycle
     assert found["upstream"] == {
         "load_landing": [],
         "build_staging": ["load_landing"],
         "build_metrics": ["build_staging"],
         "train_recommender": ["build_metrics"],
         "score_recommendations": ["train_recommender"],
+        "build_feature_store": ["build_metrics"],
+        "train_propensity": ["build_feature_store"],
+        "score_propensity": ["train_propensity"],
     }
     assert found["pools"] == ["warehouse"]
     assert "Nightly personalization" in found["doc_md"]
@@ -139,6 +152,10 @@ def test_a_backfill_in_reverse_order_gives_the_same_tables_as_in_order(small_lan
         recommendations = tables.pop(RECOMMENDATIONS)
         per_customer = recommendations.groupby(["ds", "customer_id"]).size()
         assert recommendations["ds"].nunique() == 3 and (per_customer == 10).all()
+        scores = tables.pop(SCORES)
+        customers = tables["marts.customer_360"].groupby("ds").size()
+        assert scores.groupby("ds").size().to_dict() == customers.to_dict()
+        assert scores["score"].between(0, 1).all() and set(scores["decile"]) == set(range(1, 11))
     assert_same_tables(in_order_tables, reverse_tables)
     assert in_order_tables["marts.customer_360"]["ds"].nunique() == 3
 

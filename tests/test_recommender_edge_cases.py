@@ -1,4 +1,5 @@
-"""Any data that follows the contract works: no events, only orders, a handful of items, no items."""
+"""Any data that follows the contract works: no events, only orders, a handful of items, no items;
+for the recommender and for the propensity model (short history, single orders, no surveys)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from tests.conftest import END_DATE, query, run_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("edge")]
 
-TINY = GeneratorSettings(customers=400, days=60, end_date=END_DATE, bad_row_rate=0.0, seed=11)
+# 100 days: shorter than the propensity training window (fewer cutoffs), long enough for an
+# out-of-time validation cutoff with its 30-day horizon and earlier cutoffs to learn from.
+TINY = GeneratorSettings(customers=400, days=100, end_date=END_DATE, bad_row_rate=0.0, seed=11)
 K = load_config().recommender.k
 HANDFUL = 4
 
@@ -38,6 +41,10 @@ def build(data_dir):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     recommendations = query(data_dir, "select * from marts.customer_recommendations where ds = ?", [END_DATE])
     customers = query(data_dir, "select customer_id from marts.customer_360 where ds = ?", [END_DATE])
+    # Propensity works on the same sparse data: every customer gets a probability.
+    scores = query(data_dir, "select customer_id, score from marts.customer_scores where ds = ?", [END_DATE])
+    assert sorted(scores["customer_id"]) == sorted(customers["customer_id"]) and scores["score"].between(0, 1).all()
+    assert "cutoffs in the 180-day training window are usable" in result.stderr
     return result, recommendations, customers
 
 

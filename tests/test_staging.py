@@ -82,7 +82,7 @@ def test_an_earlier_ds_sees_nothing_after_its_end(built_warehouse, tmp_path):
     data_dir = tmp_path / "earlier"
     shutil.copytree(built_warehouse / "landing", data_dir / "landing")
     ds = "2026-09-30"
-    result = run_pipeline(data_dir, ds)
+    result = run_pipeline(data_dir, ds, models=False)
     assert result.returncode == 0, result.stderr[-2000:]
     latest = query(data_dir, "select max(ordered_at) as latest from staging.stg_orders")["latest"][0]
     assert latest < pd.Timestamp("2026-10-01")
@@ -100,7 +100,7 @@ def test_missing_optional_tables_give_empty_staging(built_warehouse, tmp_path):
     shutil.copytree(built_warehouse / "landing", data_dir / "landing")
     for optional in ("events", "survey_responses", "consents", "erasure_requests", "order_items", "items"):
         shutil.rmtree(data_dir / "landing" / optional)
-    result = run_pipeline(data_dir, END_DATE.isoformat())
+    result = run_pipeline(data_dir, END_DATE.isoformat(), models=False)
     assert result.returncode == 0, result.stdout[-3000:]
     assert query(data_dir, "select count(*) as n from staging.stg_events")["n"][0] == 0
     assert query(data_dir, "select count(*) as n from staging.stg_orders")["n"][0] > 0
@@ -112,7 +112,7 @@ def test_a_broken_file_fails_the_run_naming_the_file(built_warehouse, tmp_path):
     shutil.copytree(built_warehouse / "landing", data_dir / "landing")
     broken = data_dir / "landing" / "orders" / "zz_late.csv"
     broken.write_text('order_id,customer_id,ordered_at\nO1,C1,"2026-01-01\n')
-    result = run_pipeline(data_dir, END_DATE.isoformat())
+    result = run_pipeline(data_dir, END_DATE.isoformat(), models=False)
     assert result.returncode == 2
     assert str(broken) in result.stderr
 
@@ -120,7 +120,7 @@ def test_a_broken_file_fails_the_run_naming_the_file(built_warehouse, tmp_path):
 def test_rerunning_a_ds_gives_identical_tables(built_warehouse):
     tables = ["staging.stg_orders", "quarantine.events", "audit.landing_reconciliation", "staging.stg_consents"]
     before = {t: query(built_warehouse, f"select * from {t} order by all") for t in tables}
-    result = run_pipeline(built_warehouse, END_DATE.isoformat())
+    result = run_pipeline(built_warehouse, END_DATE.isoformat(), models=False)
     assert result.returncode == 0
     for table in tables:
         pd.testing.assert_frame_equal(before[table], query(built_warehouse, f"select * from {table} order by all"))

@@ -1,1 +1,1 @@
-"""The recommender: baselines now; the LightFM model, registry and scoring build on them (issue 5)."""
+"""The recommender: interactions, hybrid LightFM, evaluation, registry gate and batch scoring (issue 5)."""

@@ -25,7 +25,7 @@ from ml.recommender.pyfunc import RecommenderBundle
 from ml.recommender.ranking import MISSING
 from ml.recommender.serving import serve
 from ml.recommender.training import MODEL_NAME, load_bundle
-from ml.registry import champion_version
+from ml.registry import version_for
 
 log = logging.getLogger(__name__)
 
@@ -48,25 +48,12 @@ COLUMNS = ["ds", CUSTOMER_ID, "rank", ITEM_ID, "score", "strategy", "model_versi
 
 
 def model_for(ds: dt.date) -> tuple[str | None, RecommenderBundle | None, str]:
-    """(version, bundle, why) of the model that scores ds."""
+    """(version, bundle, why) of the model that scores ds (ml.registry.version_for)."""
     mlflow.set_tracking_uri(mlflow_tracking_uri())
-    client = MlflowClient()
-    try:
-        versions = client.search_model_versions(f"name = '{MODEL_NAME}'")
-    except mlflow.exceptions.MlflowException:
-        versions = []
-    champion = champion_version(client, MODEL_NAME) if versions else None
-    if champion is not None and dt.date.fromisoformat(champion.tags.get("ds", "9999-12-31")) <= ds:
-        return champion.version, load_bundle(f"models:/{MODEL_NAME}@champion"), "champion"
-    earlier = [v for v in versions if "ds" in v.tags and dt.date.fromisoformat(v.tags["ds"]) <= ds]
-    if not earlier:
-        return None, None, f"no {MODEL_NAME} version trained on or before {ds}"
-    newest = max(earlier, key=lambda v: (v.tags["ds"], int(v.version)))
-    return (
-        newest.version,
-        load_bundle(f"models:/{MODEL_NAME}/{newest.version}"),
-        (f"champion trained after {ds}; newest version trained by then"),
-    )
+    version, why = version_for(MlflowClient(), MODEL_NAME, ds)
+    if version is None:
+        return None, None, why
+    return str(version.version), load_bundle(f"models:/{MODEL_NAME}/{version.version}"), why
 
 
 def score_recommendations(ds: str) -> dict[str, object]:

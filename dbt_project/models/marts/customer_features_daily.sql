@@ -1,0 +1,149 @@
+{#
+  Point-in-time customer feature snapshots for the propensity model and the Feast feature store:
+  one row per customer and feature_date, computed only from what was known by the end of that
+  date. The dates are ds and every `feature_snapshot_every_days` before it, back over the training
+  window and horizon, so each training cutoff has its snapshot. Rebuilt for those dates each run
+  (replacing them), kept for other dates; erasure removes a customer from every date.
+#}
+{{ config(
+    materialized='incremental', incremental_strategy='delete+insert', unique_key='feature_date',
+    full_refresh=false, pre_hook="{{ purge_erased_customers() }}",
+) }}
+
+{% set event_types = var('event_types') %}
+{% set engagement_windows = [7, 30, 90] %}
+{% set order_windows = [7, 30, 90, 365] %}
+{% set step_days = var('feature_snapshot_every_days') %}
+{% set snapshots = (var('feature_snapshot_days') // step_days) %}
+
+with feature_dates as (
+    select cast(unnest(generate_series(
+        {{ ds() }} - interval ({{ snapshots * step_days }}) day, {{ ds() }}, interval ({{ step_days }}) day
+    )) as date) as feature_date
+),
+
+customers_by_date as (
+    select
+        feature_dates.feature_date,
+        cast(feature_dates.feature_date + interval 1 day as timestamp) as known_by,
+        customers.*
+    from feature_dates
+    inner join {{ ref('stg_customers') }} as customers
+        on customers.signup_at < cast(feature_dates.feature_date + interval 1 day as timestamp)
+),
+
+completed_orders as (
+    select
+        customer_id,
+        ordered_at,
+        order_date,
+        total_amount,
+        days_since_previous_completed_order
+    from {{ ref('int_orders_sequenced') }}
+    where is_completed
+),
+
+order_features as (
+    select
+        c.customer_id,
+        c.feature_date,
+        count(o.ordered_at) as frequency_lifetime,
+        coalesce(sum(o.total_amount), 0) as monetary_lifetime,
+        {% for window_days in order_windows %}
+            count(o.ordered_at) filter (where o.order_date > c.feature_date - {{ window_days }})
+                as frequency_{{ window_days }}d,
+            coalesce(sum(o.total_amount) filter (where o.order_date > c.feature_date - {{ window_days }}), 0)
+                as monetary_{{ window_days }}d,
+        {% endfor %}
+        min(o.ordered_at) as first_order_at,
+        max(o.ordered_at) as last_order_at,
+        avg(o.days_since_previous_completed_order) as days_between_orders_mean,
+        stddev_samp(o.days_since_previous_completed_order) as days_between_orders_std,
+        arg_max(o.days_since_previous_completed_order, o.ordered_at) as days_between_last_two_orders
+    from customers_by_date as c
+    inner join completed_orders as o on c.customer_id = o.customer_id and c.known_by > o.ordered_at
+    group by all
+),
+
+event_features as (
+    select
+        c.customer_id,
+        c.feature_date,
+        {% for event_type in event_types %}
+            {% for window_days in engagement_windows %}
+                coalesce(sum(e.event_count) filter (
+                    where e.event_type = '{{ event_type }}' and e.event_date > c.feature_date - {{ window_days }}
+                ), 0) as {{ event_type }}_events_{{ window_days }}d,
+            {% endfor %}
+        {% endfor %}
+        max(e.event_date) as last_event_date
+    from customers_by_date as c
+    inner join {{ ref('fct_customer_events_daily') }} as e
+        on
+            c.customer_id = e.customer_id
+            and c.feature_date >= e.event_date
+            and c.feature_date - {{ engagement_windows | max }} < e.event_date
+    group by all
+),
+
+survey_features as (
+    select
+        c.customer_id,
+        c.feature_date,
+        arg_max(s.score, s.responded_at) filter (where s.survey_type = 'nps') as latest_nps_score,
+        arg_max(s.score, s.responded_at) filter (where s.survey_type = 'csat') as latest_csat_score,
+        arg_max(s.score, s.responded_at) filter (where s.survey_type = 'ces') as latest_ces_score,
+        count(*) filter (
+            where s.touchpoint like 'support%' and s.responded_at >= c.known_by - interval 90 day
+        ) as support_contacts_90d
+    from customers_by_date as c
+    inner join {{ ref('stg_survey_responses') }} as s
+        on c.customer_id = s.customer_id and c.known_by > s.responded_at
+    group by all
+),
+
+final as (
+    select
+        c.feature_date,
+        -- Feast's event timestamp: the snapshot is valid from the end of its day (UTC, microseconds).
+        c.known_by as feature_timestamp,
+        c.customer_id,
+        date_diff('day', cast(c.signup_at as date), c.feature_date) as tenure_days,
+        coalesce(c.country, 'unknown') as country,
+        coalesce(c.gender, 'unknown') as gender,
+        {{ age_band('c.birth_year', 'c.feature_date') }} as age_band,
+        coalesce(c.device_type, 'unknown') as device_type,
+        coalesce(c.acquisition_channel, 'unknown') as acquisition_channel,
+        {{ lifecycle_stage(
+            "date_diff('day', cast(c.signup_at as date), c.feature_date)",
+            "date_diff('day', cast(o.first_order_at as date), c.feature_date)",
+            "date_diff('day', cast(o.last_order_at as date), c.feature_date)",
+            "o.days_between_last_two_orders",
+        ) }} as lifecycle_stage,
+        date_diff('day', cast(o.last_order_at as date), c.feature_date) as recency_days,
+        coalesce(o.frequency_lifetime, 0) as frequency_lifetime,
+        cast(coalesce(o.monetary_lifetime, 0) as double) as monetary_lifetime,
+        {% for window_days in order_windows %}
+            coalesce(o.frequency_{{ window_days }}d, 0) as frequency_{{ window_days }}d,
+            cast(coalesce(o.monetary_{{ window_days }}d, 0) as double) as monetary_{{ window_days }}d,
+        {% endfor %}
+        cast(o.days_between_orders_mean as double) as days_between_orders_mean,
+        cast(o.days_between_orders_std as double) as days_between_orders_std,
+        {% for event_type in event_types %}
+            {% for window_days in engagement_windows %}
+                cast(coalesce(e.{{ event_type }}_events_{{ window_days }}d, 0) as bigint)
+                    as {{ event_type }}_events_{{ window_days }}d,
+            {% endfor %}
+        {% endfor %}
+        date_diff('day', e.last_event_date, c.feature_date) as days_since_last_event,
+        cast(s.latest_csat_score as double) as latest_csat_score,
+        cast(s.latest_ces_score as double) as latest_ces_score,
+        coalesce({{ nps_category('s.latest_nps_score') }}, 'no_response') as latest_nps_category,
+        coalesce(s.support_contacts_90d, 0) as support_contacts_90d
+    from customers_by_date as c
+    left join order_features as o on c.customer_id = o.customer_id and c.feature_date = o.feature_date
+    left join event_features as e on c.customer_id = e.customer_id and c.feature_date = e.feature_date
+    left join survey_features as s on c.customer_id = s.customer_id and c.feature_date = s.feature_date
+)
+
+select * from final

@@ -1,0 +1,89 @@
+"""Feast definitions: the `customer` entity and the daily customer feature snapshots dbt builds.
+
+Source: `marts.customer_features_daily` exported to parquet by the pipeline (ml.feature_store),
+one row per customer and feature date, valid from the end of that date (`feature_timestamp`).
+Every field is typed and described here; this list is what the propensity model reads.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import yaml
+from feast import Entity, FeatureView, Field, FileSource, ValueType
+from feast.types import Float64, Int64, String
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("PZ_DATA_DIR", REPO_ROOT / "data"))
+SNAPSHOTS_PATH = DATA_DIR / "feature_store" / "customer_features_daily.parquet"
+
+# The event types come from the dbt project (one list for the contract, the marts and these features).
+EVENT_TYPES = yaml.safe_load((REPO_ROOT / "dbt_project" / "dbt_project.yml").read_text())["vars"]["event_types"]
+ORDER_WINDOWS = (7, 30, 90, 365)
+ENGAGEMENT_WINDOWS = (7, 30, 90)
+
+CATEGORICAL = {
+    "country": "Country of the customer ('unknown' when missing).",
+    "gender": "Gender as given ('unknown' when missing).",
+    "age_band": "Age band in the year of the feature date.",
+    "device_type": "Main device type ('unknown' when missing).",
+    "acquisition_channel": "Channel the customer was acquired through ('unknown' when missing).",
+    "lifecycle_stage": "prospect, new, active, at_risk, churned or reactivated as of the feature date.",
+    "latest_nps_category": "promoter, passive, detractor of the latest NPS answer, or no_response.",
+}
+NUMERIC_INT = {
+    "tenure_days": "Days from signup to the feature date.",
+    "recency_days": "Days since the last completed order (missing if none).",
+    "frequency_lifetime": "Completed orders up to the feature date.",
+    **{f"frequency_{w}d": f"Completed orders in the {w} days up to the feature date." for w in ORDER_WINDOWS},
+    **{
+        f"{event}_events_{w}d": f"{event} events in the {w} days up to the feature date."
+        for event in EVENT_TYPES
+        for w in ENGAGEMENT_WINDOWS
+    },
+    "days_since_last_event": "Days since the last event within 90 days (missing if none).",
+    "support_contacts_90d": "Survey responses from support touchpoints in the last 90 days.",
+}
+NUMERIC_FLOAT = {
+    "monetary_lifetime": "Sum of completed order totals up to the feature date.",
+    **{
+        f"monetary_{w}d": f"Sum of completed order totals in the {w} days up to the feature date."
+        for w in ORDER_WINDOWS
+    },
+    "days_between_orders_mean": "Mean days between consecutive completed orders (missing with fewer than 2).",
+    "days_between_orders_std": "Standard deviation of days between completed orders (missing with fewer than 3).",
+    "latest_csat_score": "Latest CSAT answer, 1-5 (missing if none).",
+    "latest_ces_score": "Latest CES answer, 1-7 (missing if none).",
+}
+
+customer = Entity(
+    name="customer",
+    join_keys=["customer_id"],
+    value_type=ValueType.STRING,
+    description="A customer of the landing contract (customers.customer_id).",
+)
+
+customer_features_source = FileSource(
+    name="customer_features_daily",
+    path=str(SNAPSHOTS_PATH),
+    timestamp_field="feature_timestamp",
+    description="marts.customer_features_daily: point-in-time snapshots, one per customer and feature date.",
+)
+
+customer_features = FeatureView(
+    name="customer_features",
+    entities=[customer],
+    # A snapshot is taken every cutoff_every_days (7) and nightly for ds: older ones are stale.
+    ttl=timedelta(days=8),
+    schema=[
+        *(Field(name=name, dtype=String, description=text) for name, text in CATEGORICAL.items()),
+        *(Field(name=name, dtype=Int64, description=text) for name, text in NUMERIC_INT.items()),
+        *(Field(name=name, dtype=Float64, description=text) for name, text in NUMERIC_FLOAT.items()),
+    ],
+    source=customer_features_source,
+    online=True,
+    description="Behavior, engagement, satisfaction and profile of a customer as of a date (for propensity).",
+    tags={"owner": "personalization", "built_by": "dbt marts.customer_features_daily"},
+)

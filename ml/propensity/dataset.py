@@ -1,0 +1,96 @@
+"""Training rows for the propensity model: one per customer and cutoff, features as of the cutoff
+(Feast point-in-time join) and the label "a completed order within horizon_days after it".
+
+Cutoffs are ds and every cutoff_every_days before it (the grid the feature snapshots are built on),
+within training_window_days, and only those whose horizon has ended by the end of ds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from ml.config import PropensityConfig, warehouse_path
+from ml.constants import CUSTOMER_ID
+from ml.feature_store import TIMESTAMP, historical_features
+from ml.interactions import end_of
+
+log = logging.getLogger(__name__)
+
+LABEL = "label"
+CUTOFF = "cutoff"
+
+ENTITY_ROWS_SQL = """
+select features.customer_id, features.feature_date as cutoff, features.feature_timestamp as event_timestamp,
+       exists (
+           select 1 from staging.stg_orders as orders
+           where orders.customer_id = features.customer_id and orders.status = 'completed'
+             and orders.ordered_at >= features.feature_timestamp
+             and orders.ordered_at < features.feature_timestamp + to_days($horizon)
+       ) as label
+from marts.customer_features_daily as features
+where features.feature_date in (select unnest($cutoffs))
+order by features.feature_date, features.customer_id
+"""
+
+
+def cutoffs(ds: dt.date, config: PropensityConfig, first_day: dt.date | None) -> list[dt.date]:
+    """Complete cutoffs on the snapshot grid, oldest first; fewer when history is shorter."""
+    grid = [
+        ds - dt.timedelta(days=step) for step in range(0, config.feature_snapshot_days + 1, config.cutoff_every_days)
+    ]
+    complete = [c for c in grid if c + dt.timedelta(days=config.horizon_days) <= ds]
+    in_window = [c for c in complete if c >= ds - dt.timedelta(days=config.training_window_days)]
+    usable = [c for c in in_window if first_day is None or c >= first_day]
+    if len(usable) < len(in_window):
+        log.warning(
+            "propensity ds=%s: history starts %s, so %d of %d cutoffs in the %d-day training window are usable",
+            ds,
+            first_day,
+            len(usable),
+            len(in_window),
+            config.training_window_days,
+        )
+    return sorted(usable)
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    rows: pd.DataFrame  # customer_id, cutoff, event_timestamp, label, features...
+    cutoffs: list[dt.date]
+
+    def at(self, selected: list[dt.date]) -> pd.DataFrame:
+        return self.rows[self.rows[CUTOFF].isin(selected)].reset_index(drop=True)
+
+
+def first_snapshot_day(connection) -> dt.date | None:
+    """The first date any customer existed (snapshots before it are empty)."""
+    value = connection.execute("select min(cast(signup_at as date)) from staging.stg_customers").fetchone()[0]
+    return value
+
+
+def training_set(ds: dt.date, config: PropensityConfig) -> TrainingSet:
+    with duckdb.connect(str(warehouse_path())) as connection:
+        selected = cutoffs(ds, config, first_snapshot_day(connection))
+        entity_rows = connection.execute(ENTITY_ROWS_SQL, {"horizon": config.horizon_days, "cutoffs": selected}).df()
+    if entity_rows.empty:
+        return TrainingSet(entity_rows, selected)
+    entity_rows[LABEL] = entity_rows[LABEL].astype(int)
+    rows = historical_features(entity_rows)
+    rows[CUTOFF] = pd.to_datetime(rows[CUTOFF]).dt.date
+    rows = rows.sort_values([CUTOFF, CUSTOMER_ID]).reset_index(drop=True)
+    return TrainingSet(rows, selected)
+
+
+def scoring_rows(ds: dt.date) -> pd.DataFrame:
+    """Every customer known at ds (customer_360) with its features as of the end of ds."""
+    with duckdb.connect(str(warehouse_path())) as connection:
+        customers = connection.execute(
+            "select customer_id from marts.customer_360 where ds = ? order by customer_id", [ds]
+        ).df()
+    customers[TIMESTAMP] = pd.Timestamp(end_of(ds), tz="UTC")
+    return historical_features(customers).sort_values(CUSTOMER_ID).reset_index(drop=True)
