@@ -1,8 +1,9 @@
-"""A person's view of a finished run: airflow standalone, Debian's chromium driven by Playwright.
+"""A person's view of a finished run: the Airflow and MLflow UIs in Debian's chromium (Playwright).
 
-Starts `airflow standalone` on a free port over a warehouse with one finished DAG run, logs in
-with the documented local login, opens the run and checks that every task is in state success.
-Saves a screenshot to reports/airflow_nightly_run.png.
+Runs the DAG once, then starts `airflow standalone` on a free port, logs in with the documented
+local login, opens the run and checks that every task is in state success; and starts `mlflow ui`
+over the same run's tracking store and checks the registered `recommender` has a champion and the
+run shows the model's metrics beside the baseline's. Screenshots go to reports/.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def wait_until_healthy(url: str, process: subprocess.Popen, timeout_seconds: flo
 
 
 @pytest.fixture(scope="module")
-def airflow_ui(small_landing, tmp_path_factory):
+def finished_run(small_landing, tmp_path_factory):
+    """A data dir where the nightly DAG ran once for END_DATE."""
     data_dir = tmp_path_factory.mktemp("ui")
     shutil.copytree(small_landing / "landing", data_dir / "landing")
     env = pipeline_env(data_dir)
@@ -84,6 +86,13 @@ def airflow_ui(small_landing, tmp_path_factory):
         timeout=900,
     )
     assert run.returncode == 0, run.stderr[-3000:]
+    return data_dir
+
+
+@pytest.fixture(scope="module")
+def airflow_ui(finished_run):
+    data_dir = finished_run
+    env = pipeline_env(data_dir)
     port = free_port()
     log = (data_dir / "standalone.log").open("w")
     process = subprocess.Popen(
@@ -106,6 +115,83 @@ def airflow_ui(small_landing, tmp_path_factory):
         log.close()
 
 
+def browser_page(playwright):
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    # The UIs render client-side; on two busy cores that can take well over the default 5 s.
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    return browser, page
+
+
+@pytest.fixture(scope="module")
+def mlflow_ui(finished_run):
+    port = free_port()
+    log = (finished_run / "mlflow_ui.log").open("w")
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "ui",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{finished_run / 'mlflow.db'}",
+        ],
+        cwd=REPO_ROOT,
+        env=pipeline_env(finished_run),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=5):
+                    break
+            except OSError as error:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output = (finished_run / "mlflow_ui.log").read_text()[-2000:]
+                    raise RuntimeError(f"mlflow ui did not come up: {output}") from error
+                time.sleep(2)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+        log.close()
+
+
+def test_mlflow_shows_the_champion_and_metrics_beside_the_baseline(mlflow_ui):
+    from mlflow import MlflowClient
+    from playwright.sync_api import expect, sync_playwright
+
+    client = MlflowClient(tracking_uri=mlflow_ui)
+    champion = client.get_model_version_by_alias("recommender", "champion")
+    experiment_id = client.get_run(champion.run_id).info.experiment_id
+    screenshot = reports_dir() / "mlflow_recommender_run.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser, page = browser_page(playwright)
+        try:
+            # The MLflow UI polls its API, so the network is never idle: wait for content instead.
+            page.goto(f"{mlflow_ui}/#/models/recommender", wait_until="domcontentloaded")
+            expect(page.get_by_text("champion").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+            run_page = f"{mlflow_ui}/#/experiments/{experiment_id}/runs/{champion.run_id}"
+            page.goto(run_page, wait_until="domcontentloaded")
+            expect(page.get_by_text(f"recommender ds={END_DATE}").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+            expect(page.get_by_text("gate_promoted").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+            metrics = page.get_by_text("baseline_ndcg_at_10").first
+            metrics.scroll_into_view_if_needed(timeout=UI_TIMEOUT_MS)
+            expect(metrics).to_be_visible(timeout=UI_TIMEOUT_MS)
+            page.screenshot(path=str(screenshot), full_page=True)
+        except Exception:
+            page.screenshot(path=str(screenshot.with_name("mlflow_recommender_run_failure.png")))
+            raise
+        finally:
+            browser.close()
+    assert screenshot.stat().st_size > 10_000
+
+
 def test_a_finished_run_shows_every_task_in_success(airflow_ui):
     from playwright.sync_api import expect, sync_playwright
 
@@ -113,10 +199,7 @@ def test_a_finished_run_shows_every_task_in_success(airflow_ui):
     screenshot = reports_dir() / "airflow_nightly_run.png"
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        # The UI renders client-side; on two busy cores that can take well over the default 5 s.
-        page.set_default_timeout(UI_TIMEOUT_MS)
+        browser, page = browser_page(playwright)
         try:
             page.goto(airflow_ui, wait_until="networkidle")
             page.fill("input[name=username]", "admin")
