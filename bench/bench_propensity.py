@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import shutil
 import sys
 
-from common import REPO, WORK, machine, run_stage, write_section
+from common import REPO, demo_warehouse, machine, run_stage, write_section
 
 sys.path.insert(0, str(REPO))
 
@@ -45,36 +43,8 @@ def main() -> None:
 
     config = load_config()
     demo = config.demo
-    ds = demo.end_date.isoformat()
-    data_dir = WORK / "propensity_demo"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    env = {**os.environ, "PZ_DATA_DIR": str(data_dir), "PZ_REPORTS_DIR": str(data_dir / "reports")}
+    data_dir, env, ds = demo_warehouse("propensity_demo")
     python = sys.executable
-    run_stage(
-        [
-            python,
-            "-m",
-            "ml.synthetic",
-            "--customers",
-            str(demo.customers),
-            "--days",
-            str(demo.days),
-            "--bad-rows",
-            str(demo.bad_row_rate),
-            "--out",
-            str(data_dir / "landing"),
-        ],
-        env,
-    )
-    run_stage(
-        [
-            python,
-            "-c",
-            f"from ml.stages import load_landing_files\nfrom ml.transform import run_dbt\n"
-            f"load_landing_files('{ds}'); run_dbt('build', '{ds}')",
-        ],
-        env,
-    )
     timings = {}
     for stage in ("build_feature_store", "train_propensity", "score_propensity"):
         timings[stage] = run_stage([python, "-c", f"from ml.stages import {stage}; {stage}('{ds}')"], env)

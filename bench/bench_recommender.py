@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import shutil
 import sys
 import time
 
 import numpy as np
 import scipy.sparse as sp
-from common import REPO, WORK, machine, run_stage, write_section
+from common import REPO, demo_warehouse, machine, run_stage, write_section
 from lightfm import LightFM
 
 sys.path.insert(0, str(REPO))
@@ -39,37 +37,9 @@ def quality() -> tuple[list[str], dict[str, float]]:
     from ml.config import load_config
 
     config = load_config()
-    data_dir = WORK / "recommender_demo"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    env = {**os.environ, "PZ_DATA_DIR": str(data_dir), "PZ_REPORTS_DIR": str(data_dir / "reports")}
-    python = sys.executable
     demo = config.demo
-    run_stage(
-        [
-            python,
-            "-m",
-            "ml.synthetic",
-            "--customers",
-            str(demo.customers),
-            "--days",
-            str(demo.days),
-            "--bad-rows",
-            str(demo.bad_row_rate),
-            "--out",
-            str(data_dir / "landing"),
-        ],
-        env,
-    )
-    ds = demo.end_date.isoformat()
-    run_stage(
-        [
-            python,
-            "-c",
-            f"from ml.pipeline import run; from ml.transform import run_dbt\n"
-            f"from ml.stages import load_landing_files\nload_landing_files('{ds}'); run_dbt('build', '{ds}')",
-        ],
-        env,
-    )
+    data_dir, env, ds = demo_warehouse("recommender_demo")
+    python = sys.executable
     seconds, gigabytes = run_stage(
         [python, "-c", f"from ml.stages import train_recommender; train_recommender('{ds}')"], env
     )

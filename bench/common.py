@@ -53,3 +53,38 @@ def write_section(name: str, text: str) -> None:
     pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), flags=re.S)
     updated = pattern.sub(lambda _: block, current) if pattern.search(current) else f"{current.rstrip()}\n\n{block}\n"
     RESULTS.write_text(updated, encoding="utf-8")
+
+
+def demo_warehouse(name: str) -> tuple[Path, dict[str, str], str]:
+    """Generate the demo data set (config section `demo`) into bench/.work/<name> and build its
+    warehouse for the demo end date, models excluded. Returns (data dir, environment, ds)."""
+    import shutil
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from ml.config import load_config
+
+    demo = load_config().demo
+    data_dir = WORK / name
+    shutil.rmtree(data_dir, ignore_errors=True)
+    env = {**os.environ, "PZ_DATA_DIR": str(data_dir), "PZ_REPORTS_DIR": str(data_dir / "reports")}
+    ds = demo.end_date.isoformat()
+    landing = str(data_dir / "landing")
+    run_stage(
+        [
+            sys.executable,
+            "-m",
+            "ml.synthetic",
+            "--customers",
+            str(demo.customers),
+            "--days",
+            str(demo.days),
+            "--bad-rows",
+            str(demo.bad_row_rate),
+            "--out",
+            landing,
+        ],
+        env,
+    )
+    run_stage([sys.executable, "-m", "ml.pipeline", "--ds", ds, "--warehouse-only"], env)
+    return data_dir, env, ds

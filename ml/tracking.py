@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import pickle
 import subprocess
+import tempfile
 from importlib.metadata import version
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -56,3 +59,49 @@ def frame_hash(frame: pd.DataFrame) -> str:
 def pinned(*distributions: str) -> list[str]:
     """pip requirements pinned to the versions installed here (MLflow would otherwise infer them, slowly)."""
     return [f"{name}=={version(name)}" for name in distributions]
+
+
+BUNDLE_ARTIFACT = "bundle"
+
+
+class BundledModel(mlflow.pyfunc.PythonModel):
+    """A pyfunc whose fitted state is one pickled object, `self.bundle` (see log_and_register)."""
+
+    def load_context(self, context) -> None:
+        with open(context.artifacts[BUNDLE_ARTIFACT], "rb") as handle:
+            self.bundle = pickle.load(handle)
+
+
+def log_and_register(
+    model_name: str,
+    python_model: BundledModel,
+    bundle,
+    example: pd.DataFrame,
+    ds: str,
+    requirements: list[str],
+):
+    """Log `python_model` (with `bundle` pickled as its artifact and set on it, so the
+    signature comes from a real prediction) in the active run, register it as `model_name`, tag the
+    version with the ds it was trained for, and return the version."""
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+
+    python_model.bundle = bundle
+    with tempfile.TemporaryDirectory() as scratch:
+        bundle_path = Path(scratch) / "bundle.pkl"
+        with open(bundle_path, "wb") as handle:
+            pickle.dump(bundle, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=python_model,
+            artifacts={BUNDLE_ARTIFACT: str(bundle_path)},
+            signature=infer_signature(example, python_model.predict(None, example)),
+            input_example=example,
+            code_paths=[str(REPO_ROOT / "ml")],  # the model loads without this checkout
+            pip_requirements=pinned(*requirements),
+            registered_model_name=model_name,
+        )
+    client = MlflowClient()
+    version = client.get_model_version(model_name, info.registered_model_version)
+    client.set_model_version_tag(model_name, version.version, "ds", ds)
+    return version

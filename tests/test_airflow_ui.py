@@ -22,6 +22,7 @@ import pytest
 
 from ml.config import REPO_ROOT, reports_dir
 from tests.conftest import END_DATE, pipeline_env
+from tests.test_dags import EXPECTED_TASKS
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
@@ -37,16 +38,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-TASKS = (
-    "load_landing",
-    "build_staging",
-    "build_metrics",
-    "train_recommender",
-    "score_recommendations",
-    "build_feature_store",
-    "train_propensity",
-    "score_propensity",
-)
+TASKS = EXPECTED_TASKS  # every task of the DAG
 UI_TIMEOUT_MS = 60_000
 
 

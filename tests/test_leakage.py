@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ml.synthetic import GeneratorSettings, generate
+from ml.synthetic import TIMESTAMP_COLUMNS, GeneratorSettings, generate
 from tests.conftest import END_DATE, query, run_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("leakage")]
@@ -19,14 +19,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("leakage")]
 # Clean data (no injected bad rows) so the landing files can be filtered with pandas.
 LEAK = GeneratorSettings(customers=500, days=110, end_date=END_DATE, bad_row_rate=0.0, seed=5)
 AS_OF = END_DATE - dt.timedelta(days=21)
-DATE_COLUMNS = {
-    "customers": "signup_at",
-    "orders": "ordered_at",
-    "events": "occurred_at",
-    "survey_responses": "responded_at",
-    "consents": "recorded_at",
-    "erasure_requests": "requested_at",
-}
 
 
 def read(path) -> pd.DataFrame:
@@ -47,7 +39,7 @@ def truncate_landing(landing, as_of: dt.date) -> None:
     end = pd.Timestamp(as_of + dt.timedelta(days=1))
     kept_orders: set[str] = set()
     all_orders: set[str] = set()
-    for table, column in DATE_COLUMNS.items():
+    for table, column in TIMESTAMP_COLUMNS.items():
         for path in sorted((landing / table).glob("*")):
             frame = read(path)
             stamps = pd.to_datetime(frame[column], errors="coerce", utc=True).dt.tz_localize(None)

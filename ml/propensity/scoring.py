@@ -6,13 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-import duckdb
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from ml.config import mlflow_tracking_uri, warehouse_path
+from ml.config import mlflow_tracking_uri
 from ml.constants import CUSTOMER_ID
+from ml.partitions import replace_partition
 from ml.propensity.dataset import scoring_rows
 from ml.propensity.model import deciles
 from ml.propensity.training import MODEL_NAME, load_bundle
@@ -41,7 +41,7 @@ def score_customers(ds: str) -> dict[str, object]:
     version, why = version_for(MlflowClient(), MODEL_NAME, ds_date)
     if version is None:
         log.warning("ds=%s no propensity scores: %s", ds, why)
-        write(ds_date, pd.DataFrame())
+        replace_partition(TABLE, DDL, ds_date, pd.DataFrame(), order_by="customer_id")
         return {"rows": 0, "reason": why}
     bundle = load_bundle(f"models:/{MODEL_NAME}/{version.version}")
     rows = scoring_rows(ds_date)
@@ -56,7 +56,7 @@ def score_customers(ds: str) -> dict[str, object]:
             "decile": deciles(scores),
         }
     )
-    write(ds_date, scored)
+    replace_partition(TABLE, DDL, ds_date, scored, order_by="customer_id")
     log.info(
         "ds=%s %s: %d customers scored with %s v%s (%s), mean %.3f",
         ds,
@@ -68,18 +68,3 @@ def score_customers(ds: str) -> dict[str, object]:
         scored["score"].mean(),
     )
     return {"rows": len(scored), "model_version": str(version.version), "mean_score": float(scored["score"].mean())}
-
-
-def write(ds: dt.date, rows: pd.DataFrame) -> None:
-    """Replace ds in one transaction; erased customers leave every ds (as in the dbt marts)."""
-    with duckdb.connect(str(warehouse_path())) as connection:
-        connection.execute("begin transaction")
-        for statement in DDL.split(";"):
-            connection.execute(statement)
-        connection.execute(f"delete from {TABLE} where ds = ?", [ds])
-        connection.execute(f"delete from {TABLE} where customer_id in (select customer_id from audit.erased_customers)")
-        if not rows.empty:
-            connection.register("scored_rows", rows)
-            connection.execute(f"insert into {TABLE} by name select * from scored_rows order by customer_id")
-            connection.unregister("scored_rows")
-        connection.execute("commit")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import pickle
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,6 @@ import matplotlib
 import mlflow
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.models import infer_signature
 from sklearn.calibration import calibration_curve
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import precision_recall_curve, roc_curve
@@ -39,7 +37,7 @@ from ml.propensity.model import (
     rfm_heuristic,
 )
 from ml.registry import gate
-from ml.tracking import frame_hash, git_commit, pinned, use_experiment
+from ml.tracking import BundledModel, frame_hash, git_commit, log_and_register, use_experiment
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -47,7 +45,6 @@ import matplotlib.pyplot as plt
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "propensity"
-BUNDLE = "bundle"
 IMPORTANCE_SAMPLE = 3_000  # validation rows used for permutation importances (time, not accuracy)
 
 
@@ -59,13 +56,11 @@ class PropensityBundle:
     horizon_days: int
 
 
-class PropensityPyfunc(mlflow.pyfunc.PythonModel):
+class PropensityPyfunc(BundledModel):
     """Input: the customer_features columns (customer_id optional); output: probability of a
     completed order within horizon_days."""
 
-    def load_context(self, context) -> None:
-        with open(context.artifacts[BUNDLE], "rb") as handle:
-            self.bundle: PropensityBundle = pickle.load(handle)
+    bundle: PropensityBundle
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return pd.DataFrame({"probability": self.bundle.scoring.predict(model_input)})
@@ -137,9 +132,7 @@ def train_propensity(ds: str) -> dict[str, object]:
             scratch = Path(scratch)
             write_evaluation_artifacts(scratch, validation, labels, probabilities, heuristic, evaluation_fit)
             mlflow.log_artifacts(str(scratch), artifact_path="evaluation")
-            version = log_model(
-                scratch, PropensityBundle(scoring_fit, evaluation_fit, ds, config.horizon_days), validation
-            )
+            version = log_model(PropensityBundle(scoring_fit, evaluation_fit, ds, config.horizon_days), validation)
         decision = gate(
             MlflowClient(),
             MODEL_NAME,
@@ -228,27 +221,17 @@ def write_evaluation_artifacts(scratch: Path, validation, labels, probabilities,
     plt.close(figure)
 
 
-def log_model(scratch: Path, bundle: PropensityBundle, validation: pd.DataFrame):
-    with open(scratch / "bundle.pkl", "wb") as handle:
-        pickle.dump(bundle, handle, protocol=pickle.HIGHEST_PROTOCOL)
+def log_model(bundle: PropensityBundle, validation: pd.DataFrame):
     example = validation[bundle.scoring.categorical + bundle.scoring.numeric].head(3).copy()
     example[bundle.scoring.numeric] = example[bundle.scoring.numeric].astype(float)
-    python_model = PropensityPyfunc()
-    python_model.bundle = bundle
-    info = mlflow.pyfunc.log_model(
-        name="model",
-        python_model=python_model,
-        artifacts={BUNDLE: str(scratch / "bundle.pkl")},
-        signature=infer_signature(example, python_model.predict(None, example)),
-        input_example=example,
-        code_paths=[str(Path(__file__).resolve().parents[1])],
-        pip_requirements=pinned("scikit-learn", "mlflow", "pandas", "numpy", "pydantic", "pyyaml", "feast"),
-        registered_model_name=MODEL_NAME,
+    return log_and_register(
+        MODEL_NAME,
+        PropensityPyfunc(),
+        bundle,
+        example,
+        bundle.ds,
+        ["scikit-learn", "mlflow", "pandas", "numpy", "pydantic", "pyyaml", "feast"],
     )
-    client = MlflowClient()
-    version = client.get_model_version(MODEL_NAME, info.registered_model_version)
-    client.set_model_version_tag(MODEL_NAME, version.version, "ds", bundle.ds)
-    return version
 
 
 def champion_evaluator(validation: pd.DataFrame, validation_cutoff: dt.date, config: PropensityConfig):

@@ -6,16 +6,17 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ml.config import RecommenderConfig
+from ml.config import RecommenderConfig, warehouse_path
 from ml.constants import CUSTOMER_ID, ITEM_ID
 from ml.interactions import decayed_weights, load_interactions
 from ml.recommender.features import item_feature_pairs, price_band_edges, user_feature_pairs
 from ml.recommender.model import TrainingData
-from ml.recommender.serving import Audience, weight_matrix
+from ml.recommender.serving import Audience, serve, weight_matrix
 
 
 class MissingUpstreamError(RuntimeError):
@@ -61,6 +62,12 @@ def load_inputs(connection, ds: dt.date, config: RecommenderConfig) -> Recommend
         "select item_id, category, price, tags, is_active from staging.stg_items order by item_id"
     ).df()
     return RecommenderInputs(ds, load_interactions(connection, ds), customers, items)
+
+
+def read_inputs(ds: dt.date, config: RecommenderConfig) -> RecommenderInputs:
+    """load_inputs on the warehouse, with a connection configured as dbt-duckdb's in this process."""
+    with duckdb.connect(str(warehouse_path())) as connection:
+        return load_inputs(connection, ds, config)
 
 
 @dataclass(frozen=True)
@@ -111,4 +118,21 @@ def view_as_of(inputs: RecommenderInputs, as_of: dt.datetime, config: Recommende
         .astype(object)
         .where(inputs.customers[config.fallback_segment].notna(), None)
         .to_numpy(),
+    )
+
+
+def serve_view(recommender, view: View, audience: Audience, inputs: RecommenderInputs, config: RecommenderConfig):
+    """The serving policy (ml.recommender.serving.serve) for `audience`, with popularity and
+    features as known in `view`: one call for the nightly scoring and the holdout evaluation."""
+    return serve(
+        recommender,
+        audience,
+        inputs.item_ids,
+        view.data.item_pairs,
+        view.history,
+        view.segment,
+        inputs.eligible,
+        config.k,
+        config.model_min_items,
+        config.scoring_batch_size,
     )

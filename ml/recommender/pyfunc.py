@@ -7,10 +7,8 @@ to score everyone in batches against the current catalog and purchase history.
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 
-import mlflow
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -19,8 +17,7 @@ from ml.constants import CUSTOMER_ID, ITEM_ID
 from ml.recommender.features import ENTITY, user_feature_pairs
 from ml.recommender.model import HybridRecommender
 from ml.recommender.ranking import MISSING
-
-BUNDLE = "bundle"
+from ml.tracking import BundledModel
 
 
 @dataclass
@@ -37,10 +34,8 @@ class RecommenderBundle:
     purchased: sp.csr_matrix  # customers (scoring.users.ids order) x items bought up to ds
 
 
-class RecommenderModel(mlflow.pyfunc.PythonModel):
-    def load_context(self, context) -> None:
-        with open(context.artifacts[BUNDLE], "rb") as handle:
-            self.bundle: RecommenderBundle = pickle.load(handle)
+class RecommenderModel(BundledModel):
+    bundle: RecommenderBundle
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         bundle = self.bundle
@@ -75,8 +70,3 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
                 "score": scores[found].astype(float),
             }
         )
-
-
-def save_bundle(bundle: RecommenderBundle, path) -> None:
-    with open(path, "wb") as handle:
-        pickle.dump(bundle, handle, protocol=pickle.HIGHEST_PROTOCOL)

@@ -11,19 +11,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-import duckdb
 import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from ml.config import load_config, mlflow_tracking_uri, warehouse_path
+from ml.config import load_config, mlflow_tracking_uri
 from ml.constants import CUSTOMER_ID, ITEM_ID
 from ml.interactions import end_of
-from ml.recommender.data import load_inputs, view_as_of
+from ml.partitions import replace_partition
+from ml.recommender.data import read_inputs, serve_view, view_as_of
 from ml.recommender.pyfunc import RecommenderBundle
 from ml.recommender.ranking import MISSING
-from ml.recommender.serving import serve
 from ml.recommender.training import MODEL_NAME, load_bundle
 from ml.registry import version_for
 
@@ -44,9 +43,6 @@ create table if not exists {TABLE} (
 """
 
 
-COLUMNS = ["ds", CUSTOMER_ID, "rank", ITEM_ID, "score", "strategy", "model_version"]
-
-
 def model_for(ds: dt.date) -> tuple[str | None, RecommenderBundle | None, str]:
     """(version, bundle, why) of the model that scores ds (ml.registry.version_for)."""
     mlflow.set_tracking_uri(mlflow_tracking_uri())
@@ -60,28 +56,16 @@ def score_recommendations(ds: str) -> dict[str, object]:
     """Replace the ds partition of marts.customer_recommendations; returns counts by strategy."""
     ds_date = dt.date.fromisoformat(ds)
     config = load_config().recommender
-    with duckdb.connect(str(warehouse_path())) as connection:
-        inputs = load_inputs(connection, ds_date, config)
+    inputs = read_inputs(ds_date, config)
     if inputs.items.empty:
         log.warning("ds=%s no recommendations: the catalog (staging.stg_items) is empty", ds)
-        write(ds_date, pd.DataFrame(columns=COLUMNS))
+        replace_partition(TABLE, DDL, ds_date, pd.DataFrame(), order_by="customer_id, rank")
         return {"rows": 0, "customers": len(inputs.customers), "reason": "empty catalog"}
     version, bundle, why = model_for(ds_date)
     log.info("ds=%s scoring with %s (%s)", ds, f"{MODEL_NAME} v{version}" if version else "no model", why)
     view = view_as_of(inputs, end_of(ds_date), config)
     audience = view.audience(view.customer_ids, config.exclude_purchased)
-    served = serve(
-        bundle.scoring if bundle else None,
-        audience,
-        inputs.item_ids,
-        view.data.item_pairs,
-        view.history,
-        view.segment,
-        inputs.eligible,
-        config.k,
-        config.model_min_items,
-        config.scoring_batch_size,
-    )
+    served = serve_view(bundle.scoring if bundle else None, view, audience, inputs, config)
     found = served.items != MISSING
     rows = pd.DataFrame(
         {
@@ -94,7 +78,7 @@ def score_recommendations(ds: str) -> dict[str, object]:
         }
     )
     rows["model_version"] = np.where(rows["strategy"] == "model", version or "", None)
-    write(ds_date, rows)
+    replace_partition(TABLE, DDL, ds_date, rows, order_by="customer_id, rank")
     short = int((found.sum(axis=1) < config.k).sum())
     if short:
         log.warning(
@@ -112,18 +96,3 @@ def score_recommendations(ds: str) -> dict[str, object]:
         "model_version": version,
         **{f"rows_{name}": int(n) for name, n in counts.items()},
     }
-
-
-def write(ds: dt.date, rows: pd.DataFrame) -> None:
-    """Replace ds in one transaction, and purge erased customers from every ds (as the dbt marts do)."""
-    with duckdb.connect(str(warehouse_path())) as connection:
-        connection.execute("begin transaction")
-        for statement in DDL.split(";"):
-            connection.execute(statement)
-        connection.execute(f"delete from {TABLE} where ds = ?", [ds])
-        connection.execute(f"delete from {TABLE} where customer_id in (select customer_id from audit.erased_customers)")
-        if not rows.empty:
-            connection.register("scored_rows", rows)
-            connection.execute(f"insert into {TABLE} by name select * from scored_rows order by customer_id, rank")
-            connection.unregister("scored_rows")
-        connection.execute("commit")

@@ -18,26 +18,24 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import matplotlib
 import mlflow
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from mlflow import MlflowClient
-from mlflow.models import infer_signature
 
-from ml.config import RecommenderConfig, load_config, warehouse_path
+from ml.config import RecommenderConfig, load_config
 from ml.constants import CUSTOMER_ID, ITEM_ID
 from ml.evaluation import precision_at_k, ranking_metrics
 from ml.interactions import end_of
 from ml.recommender.baseline import top_k_excluding
-from ml.recommender.data import RecommenderInputs, View, load_inputs, view_as_of
+from ml.recommender.data import RecommenderInputs, View, read_inputs, serve_view, view_as_of
 from ml.recommender.model import HybridRecommender, fit
-from ml.recommender.pyfunc import BUNDLE, RecommenderBundle, RecommenderModel, save_bundle
-from ml.recommender.serving import popularity_share, serve
+from ml.recommender.pyfunc import RecommenderBundle, RecommenderModel
+from ml.recommender.serving import Audience, popularity_share
 from ml.registry import gate
-from ml.tracking import frame_hash, git_commit, pinned, use_experiment
+from ml.tracking import frame_hash, git_commit, log_and_register, use_experiment
 
 matplotlib.use("Agg")  # headless: plots are files, never windows
 import matplotlib.pyplot as plt
@@ -53,10 +51,14 @@ class Holdout:
     """Purchases in [start, end) as the truth, and the world as it was at `start`."""
 
     view: View
-    customer_ids: pd.Index  # customers who bought in the window
+    audience: Audience  # the customers who bought in the window, as known at `start`
     truth: sp.csr_matrix  # customers x items bought in the window
     start: dt.datetime
     end: dt.datetime
+
+    @property
+    def customer_ids(self) -> pd.Index:
+        return self.audience.customer_ids
 
     @property
     def is_empty(self) -> bool:
@@ -81,35 +83,23 @@ def make_holdout(inputs: RecommenderInputs, end: dt.datetime, config: Recommende
         ),
         shape=(len(customer_ids), len(inputs.item_ids)),
     )
-    return Holdout(view_as_of(inputs, start, config), customer_ids, truth, start, end)
+    view = view_as_of(inputs, start, config)
+    return Holdout(view, view.audience(customer_ids, config.exclude_purchased), truth, start, end)
 
 
 def rankings(
     holdout: Holdout, recommender: HybridRecommender, inputs: RecommenderInputs, config: RecommenderConfig
 ) -> dict[str, np.ndarray]:
     """Top-k lists of every approach for the holdout's customers (rows aligned with its truth)."""
-    view = holdout.view
-    audience = view.audience(holdout.customer_ids, config.exclude_purchased)
     model_top = rankings_model_only(holdout, recommender, inputs, config)
-    baseline_top = top_k_excluding(popularity_share(view.history), audience.exclude, config.k, inputs.eligible)
-    served = serve(
-        recommender,
-        audience,
-        inputs.item_ids,
-        view.data.item_pairs,
-        view.history,
-        view.segment,
-        inputs.eligible,
-        config.k,
-        config.model_min_items,
-        config.scoring_batch_size,
-    )
+    popularity = popularity_share(holdout.view.history)
+    baseline_top = top_k_excluding(popularity, holdout.audience.exclude, config.k, inputs.eligible)
+    served = serve_view(recommender, holdout.view, holdout.audience, inputs, config)
     return {"model": model_top, "baseline": baseline_top, "served": served.items}
 
 
 def segment_masks(holdout: Holdout, config: RecommenderConfig) -> dict[str, np.ndarray]:
-    audience = holdout.view.audience(holdout.customer_ids, config.exclude_purchased)
-    cold = audience.history_items <= config.cold_start_max_items
+    cold = holdout.audience.history_items <= config.cold_start_max_items
     return {"all": np.ones(len(cold), dtype=bool), "cold_start": cold, "warm": ~cold}
 
 
@@ -135,7 +125,7 @@ def model_ndcg(holdout: Holdout, inputs: RecommenderInputs, config: RecommenderC
 
 
 def rankings_model_only(holdout, recommender, inputs, config) -> np.ndarray:
-    audience = holdout.view.audience(holdout.customer_ids, config.exclude_purchased)
+    audience = holdout.audience
     top, _ = recommender.recommend(
         audience.customer_ids,
         holdout.view.data.user_pairs,
@@ -229,8 +219,7 @@ def train_recommender(ds: str) -> dict[str, object]:
     """Train, evaluate, register and gate the recommender for ds; returns a small summary (XCom)."""
     ds_date = dt.date.fromisoformat(ds)
     config = load_config().recommender
-    with duckdb.connect(str(warehouse_path())) as connection:
-        inputs = load_inputs(connection, ds_date, config)
+    inputs = read_inputs(ds_date, config)
     if inputs.items.empty:
         return skipped(ds_date, "the catalog (staging.stg_items) is empty: nothing to recommend")
     if not inputs.interactions[ITEM_ID].isin(inputs.item_ids).any():
@@ -283,7 +272,7 @@ def train_recommender(ds: str) -> dict[str, object]:
             )
             mlflow.log_artifacts(str(scratch), artifact_path="evaluation")
             mlflow.log_table(table, artifact_file="evaluation/metrics_by_segment.json")  # browsable in the UI
-            version = log_model(scratch, config, ds, inputs, full, scoring_fit, evaluation_fit)
+            version = log_model(config, ds, inputs, full, scoring_fit, evaluation_fit)
         client = MlflowClient()
         decision = gate(
             client,
@@ -320,7 +309,7 @@ def log_holdout_metrics(table: pd.DataFrame, config: RecommenderConfig) -> dict[
     return {name: value for name, value in logged.items() if name.endswith(metric)}
 
 
-def log_model(scratch: Path, config, ds, inputs, full: View, scoring_fit, evaluation_fit):
+def log_model(config, ds, inputs, full: View, scoring_fit, evaluation_fit):
     known = scoring_fit.users.ids
     rows = full.customer_ids.get_indexer(known)
     bundle = RecommenderBundle(
@@ -335,25 +324,15 @@ def log_model(scratch: Path, config, ds, inputs, full: View, scoring_fit, evalua
         eligible=inputs.eligible,
         purchased=full.purchased[rows],
     )
-    save_bundle(bundle, scratch / "bundle.pkl")
     example = inputs.customers[[CUSTOMER_ID, *config.user_features]].head(3).astype(str)
-    python_model = RecommenderModel()
-    python_model.bundle = bundle
-    signature = infer_signature(example, python_model.predict(None, example))
-    info = mlflow.pyfunc.log_model(
-        name="model",
-        python_model=python_model,
-        artifacts={BUNDLE: str(scratch / "bundle.pkl")},
-        signature=signature,
-        input_example=example,
-        code_paths=[str(Path(__file__).resolve().parents[1])],
-        pip_requirements=pinned("rectools-lightfm", "mlflow", "pandas", "numpy", "scipy", "pydantic", "pyyaml"),
-        registered_model_name=MODEL_NAME,
+    return log_and_register(
+        MODEL_NAME,
+        RecommenderModel(),
+        bundle,
+        example,
+        ds,
+        ["rectools-lightfm", "mlflow", "pandas", "numpy", "scipy", "pydantic", "pyyaml"],
     )
-    client = MlflowClient()
-    version = client.get_model_version(MODEL_NAME, info.registered_model_version)
-    client.set_model_version_tag(MODEL_NAME, version.version, "ds", ds)
-    return version
 
 
 def champion_evaluator(test: Holdout, inputs: RecommenderInputs, config: RecommenderConfig):
