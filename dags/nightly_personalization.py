@@ -23,8 +23,17 @@ Builds the warehouse for one logical date `ds`, the day that just ended:
 8. **score_propensity** writes a purchase probability and its decile for every customer to
    `marts.customer_scores`.
 
+9. **decide_audiences** gives every customer one decision for the day: the audience with the best
+   priority (then score) among those they qualify for and can be reached in (consent in force,
+   frequency caps, suppressions), or the default experience. Holdout and variant groups go to
+   `experiments.assignments` (a stable hash of customer, audience and salt).
+10. **publish_channels** checks the treated customers' rows (consent, erasure, no control group, one
+   decision, the same recommendations in every channel), then writes `channels.<channel>`, the files
+   `exports/<channel>/ds=<ds>/<audience>.csv|parquet` with `manifest.json`, and the marketer summary
+   under `reports/audiences/`.
+
 The recommender (4-5) and the propensity branch (6-8) both start after build_metrics; a failure in
-one does not stop the other.
+one does not stop the other. The audiences (9-10) need both.
 
 Every task reads data up to the end of `ds` and replaces only what it writes for `ds`, so
 rerunning or backfilling any date is safe. Tasks that write the warehouse share the 1-slot
@@ -111,9 +120,22 @@ def nightly_personalization():
 
         return score_propensity(get_current_context()["ds"])
 
+    @task(pool=WAREHOUSE_POOL)
+    def decide_audiences() -> dict[str, object]:
+        from ml.stages import decide_audiences
+
+        return decide_audiences(get_current_context()["ds"])
+
+    @task(pool=WAREHOUSE_POOL)
+    def publish_channels() -> dict[str, object]:
+        from ml.stages import publish_channels
+
+        return publish_channels(get_current_context()["ds"])
+
     metrics = load_landing() >> build_staging() >> build_metrics()
-    metrics >> train_recommender() >> score_recommendations()
-    metrics >> build_feature_store() >> train_propensity() >> score_propensity()
+    recommendations = metrics >> train_recommender() >> score_recommendations()
+    scores = metrics >> build_feature_store() >> train_propensity() >> score_propensity()
+    [recommendations, scores] >> decide_audiences() >> publish_channels()
 
 
 nightly_personalization()

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ml.activation.settings import ActivationConfig
 from ml.constants import (
     DEMO_BAD_ROW_RATE,
     DEMO_CUSTOMERS,
@@ -217,6 +218,18 @@ class PlatformConfig(_Strict):
     schedule: ScheduleConfig = ScheduleConfig()
     recommender: RecommenderConfig = RecommenderConfig()
     propensity: PropensityConfig = PropensityConfig()
+    activation: ActivationConfig = ActivationConfig()
+
+    @model_validator(mode="after")
+    def _recommendations_within_k(self) -> PlatformConfig:
+        for name, audience in self.activation.audiences.items():
+            for tactic in audience.tactics():
+                if tactic.kind == "recommendations" and (tactic.k or 0) > self.recommender.k:
+                    raise ValueError(
+                        f"audience {name!r}, key 'tactic.k': {tactic.k} items, but the recommender scores "
+                        f"recommender.k = {self.recommender.k} per customer"
+                    )
+        return self
 
 
 def _format_validation_error(path: Path, error: ValidationError) -> str:

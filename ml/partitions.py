@@ -10,15 +10,21 @@ import pandas as pd
 from ml.config import warehouse_path
 
 
-def replace_partition(table: str, ddl: str, ds: dt.date, rows: pd.DataFrame, order_by: str) -> None:
+def replace_partition(
+    table: str, ddl: str, ds: dt.date, rows: pd.DataFrame, order_by: str, purge_erased: bool = True
+) -> None:
     """In one transaction: create the table if needed, replace its ds rows with `rows`, and purge
-    erased customers from every ds (audit.erased_customers, the list the dbt marts purge with)."""
+    erased customers from every ds (audit.erased_customers, the list the dbt marts purge with;
+    `purge_erased=False` for tables without customers)."""
     with duckdb.connect(str(warehouse_path())) as connection:
         connection.execute("begin transaction")
         for statement in ddl.split(";"):
             connection.execute(statement)
         connection.execute(f"delete from {table} where ds = ?", [ds])
-        connection.execute(f"delete from {table} where customer_id in (select customer_id from audit.erased_customers)")
+        if purge_erased:
+            connection.execute(
+                f"delete from {table} where customer_id in (select customer_id from audit.erased_customers)"
+            )
         if not rows.empty:
             connection.register("partition_rows", rows)
             connection.execute(f"insert into {table} by name select * from partition_rows order by {order_by}")

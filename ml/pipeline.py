@@ -1,4 +1,4 @@
-"""Run every stage for one logical date without Airflow: load landing, dbt build, recommender.
+"""Run every stage for one logical date without Airflow: landing, dbt, models, audiences.
 
 Usage: python -m ml.pipeline --ds 2026-10-31
 """
@@ -10,12 +10,16 @@ import datetime as dt
 import logging
 import sys
 
+from ml.activation.export import PublishCheckError
+from ml.activation.population import MissingInputError
 from ml.config import ConfigError, load_config
 from ml.landing import LandingError
 from ml.recommender.data import MissingUpstreamError
 from ml.stages import (
     build_feature_store,
+    decide_audiences,
     load_landing_files,
+    publish_channels,
     score_propensity,
     score_recommendations,
     train_propensity,
@@ -43,6 +47,8 @@ def run(ds: str, full_refresh: bool = False, models: bool = True) -> None:
     build_feature_store(ds)
     train_propensity(ds)
     score_propensity(ds)
+    decide_audiences(ds)
+    publish_channels(ds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ds = args.ds or load_config().demo.end_date.isoformat()
         run(ds, full_refresh=args.full_refresh, models=not args.warehouse_only)
-    except (ConfigError, LandingError, DbtBuildError, MissingUpstreamError, ValueError) as error:
+    except (
+        ConfigError,
+        LandingError,
+        DbtBuildError,
+        MissingUpstreamError,
+        MissingInputError,
+        PublishCheckError,
+        ValueError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.summary:

@@ -71,3 +71,19 @@ def score_propensity(ds: str) -> dict[str, object]:
     from ml.propensity.scoring import score_customers
 
     return score_customers(ds)
+
+
+def decide_audiences(ds: str) -> dict[str, object]:
+    """One decision per customer (an audience or the default experience), holdout and arm
+    assignments into experiments.assignments, and each audience's funnel."""
+    from ml.activation.store import decide_audiences as decide
+
+    return decide(ds)
+
+
+def publish_channels(ds: str) -> dict[str, object]:
+    """Check the treated customers' rows (consent, erasure, holdout, one decision), then write the
+    channel tables, the files with their manifests, and the marketer summary."""
+    from ml.activation.export import publish_channels as publish
+
+    return publish(ds)

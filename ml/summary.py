@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 
 import duckdb
 import pandas as pd
 
+from ml.activation.report import audience_summary, report_path, summary_lines
 from ml.config import data_dir, mlflow_tracking_uri, warehouse_path
 from ml.constants import QUARANTINE_SCHEMA
 from ml.contract import TABLES
@@ -84,8 +86,21 @@ def summary_text(ds: str) -> str:
             f"                  `make mlflow` (experiments 'recommender', 'propensity'; {mlflow_tracking_uri()})",
             "  features        marts.customer_features_daily; Feast repository feature_store/",
             f"                  (registry and online store under {data_dir() / 'feature_store'})",
+            "  audiences       activation.decisions, activation.audience_funnel, experiments.assignments,",
+            "                  channels.<channel>; files and manifests under",
+            f"                  {data_dir() / 'exports'}/<channel>/ds={ds}/",
+            f"                  marketer summary {report_path(dt.date.fromisoformat(ds))}",
+            "",
+            *_audience_lines(ds),
         ]
     )
+
+
+def _audience_lines(ds: str) -> list[str]:
+    summary = audience_summary(dt.date.fromisoformat(ds))
+    if summary is None:
+        return [f"Audiences for ds={ds}: none decided (see the decide_audiences log for why)"]
+    return summary_lines(summary)
 
 
 def _landing_lines(ds: str, reconciliation: pd.DataFrame, reasons: pd.DataFrame) -> list[str]:

@@ -7,6 +7,7 @@ set has its own PZ_DATA_DIR and dbt's in-process connection cache never mixes tw
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import subprocess
 import sys
@@ -43,6 +44,16 @@ def run_pipeline(data_dir: Path, ds: str, models: bool = True) -> subprocess.Com
 def query(data_dir: Path, sql: str, parameters: list | None = None) -> pd.DataFrame:
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as connection:
         return connection.execute(sql, parameters or []).df()
+
+
+def export_digests(data_dir: Path) -> dict[str, str]:
+    """sha256 of every file under the data dir's exports/, by relative path."""
+    root = data_dir / "exports"
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from ml.config import REPO_ROOT
-from tests.conftest import END_DATE, pipeline_env
+from tests.conftest import END_DATE, export_digests, pipeline_env
 
 pytestmark = pytest.mark.xdist_group("airflow")
 
@@ -30,9 +30,13 @@ EXPECTED_TASKS = [
     "build_feature_store",
     "train_propensity",
     "score_propensity",
+    "decide_audiences",
+    "publish_channels",
 ]
 # Outputs partitioned by date or keyed by ds; staging and intermediate are the last run's working state.
 PARTITIONED_SCHEMAS = ("marts", "quarantine", "audit")
+# The day's decisions and what was published from them.
+ACTIVATION_SCHEMAS = ("activation", "experiments", "channels")
 RECOMMENDATIONS = "marts.customer_recommendations"
 SCORES = "marts.customer_scores"
 
@@ -73,6 +77,7 @@ def fresh_data_dir(small_landing, tmp_path, name):
 
 def test_the_dag_file_imports_with_its_tasks_docs_and_pool(tmp_path):
     probe = f"""
+import hashlib
 import json
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder={str(REPO_ROOT / "dags")!r})
@@ -109,6 +114,8 @@ print(json.dumps({{
         "build_feature_store": ["build_metrics"],
         "train_propensity": ["build_feature_store"],
         "score_propensity": ["train_propensity"],
+        "decide_audiences": ["score_propensity", "score_recommendations"],
+        "publish_channels": ["decide_audiences"],
     }
     assert found["pools"] == ["warehouse"]
     assert "Nightly personalization" in found["doc_md"]
@@ -129,11 +136,14 @@ def test_rerunning_a_ds_gives_identical_tables(small_landing, tmp_path):
     ds = END_DATE.isoformat()
     first = orchestrate(data_dir, "run", "--ds", ds)
     assert first.returncode == 0, first.stderr[-3000:]
-    before = table_contents(data_dir, ("raw", "staging", "intermediate", *PARTITIONED_SCHEMAS))
+    schemas = ("raw", "staging", "intermediate", *PARTITIONED_SCHEMAS, *ACTIVATION_SCHEMAS)
+    before, files = table_contents(data_dir, schemas), export_digests(data_dir)
     second = orchestrate(data_dir, "run", "--ds", ds)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert_same_tables(before, table_contents(data_dir, ("raw", "staging", "intermediate", *PARTITIONED_SCHEMAS)))
-    assert len(before["marts.customer_360"]) > 0
+    assert_same_tables(before, table_contents(data_dir, schemas))
+    assert export_digests(data_dir) == files  # byte-identical audience files and manifests
+    assert len(before["marts.customer_360"]) > 0 and len(before["channels.email"]) > 0
+    assert {path.split("/")[0] for path in files} == {"email", "push", "web", "call_center"}
 
 
 @pytest.mark.slow
@@ -158,6 +168,12 @@ def test_a_backfill_in_reverse_order_gives_the_same_tables_as_in_order(small_lan
         assert scores["score"].between(0, 1).all() and set(scores["decile"]) == set(range(1, 11))
     assert_same_tables(in_order_tables, reverse_tables)
     assert in_order_tables["marts.customer_360"]["ds"].nunique() == 3
+    # Frequency caps read the earlier days' contacts, so the decisions depend on the order dates
+    # are built in; their guarantees do not: one decision per customer and day, every day.
+    for data_dir in (in_order, reverse):
+        decisions = table_contents(data_dir, ("activation",))["activation.decisions"]
+        assert decisions.groupby("ds").size().to_dict() == customers.to_dict()
+        assert not decisions.duplicated(["ds", "customer_id"]).any()
 
 
 @pytest.mark.slow

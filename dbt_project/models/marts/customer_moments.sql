@@ -1,0 +1,50 @@
+{#
+  One row per ds and customer known as of that ds: the moments that make a customer qualify for an
+  audience (ml/activation), as of the end of ds. Signup and last-order moments are read from
+  customer_360 (tenure_days, recency_days); this model adds what customer_360 does not hold.
+#}
+{# A snapshot per ds (replaced when ds is rerun), kept across --full-refresh like customer_360. #}
+{{ config(
+    materialized='incremental', incremental_strategy='delete+insert', unique_key='ds', full_refresh=false,
+    pre_hook="{{ purge_erased_customers() }}",
+) }}
+
+with customers as (
+    select customer_id from {{ ref('customer_360') }}
+    where ds = {{ ds() }}
+),
+
+last_cart_adds as (
+    select
+        customer_id,
+        max(occurred_at) as last_add_to_cart_at
+    from {{ ref('stg_events') }}
+    where event_type = 'add_to_cart' and occurred_at < {{ ds_end() }}
+    group by customer_id
+),
+
+last_orders as (
+    select
+        customer_id,
+        max(ordered_at) as last_order_at
+    from {{ ref('int_orders_sequenced') }}
+    where is_completed and ordered_at < {{ ds_end() }}
+    group by customer_id
+),
+
+final as (
+    select
+        {{ ds() }} as ds,
+        customers.customer_id,
+        last_cart_adds.last_add_to_cart_at,
+        -- An abandoned cart: the last add-to-cart has no completed order at or after it.
+        case
+            when last_orders.last_order_at is null or last_orders.last_order_at < last_cart_adds.last_add_to_cart_at
+                then date_diff('second', last_cart_adds.last_add_to_cart_at, {{ ds_end() }}) / 3600.0
+        end as hours_since_cart_abandoned
+    from customers
+    left join last_cart_adds on customers.customer_id = last_cart_adds.customer_id
+    left join last_orders on customers.customer_id = last_orders.customer_id
+)
+
+select * from final

@@ -1,0 +1,93 @@
+"""The columns an audience may use: in segment filters, in content templates and in export files.
+
+Audiences are written by marketers, so what they can reference is an explicit allowlist (no email,
+no free text). Segments filter the population of `ds`: `marts.customer_360` joined with
+`marts.customer_moments` (ml.activation.population).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import yaml
+
+ENGAGEMENT_WINDOWS = (7, 30, 90)  # the windows of customer_360's <event>_events_<n>d columns
+
+# Who the customer is: a segment over these alone is demographic personalization.
+DEMOGRAPHIC_COLUMNS = (
+    "country",
+    "city",
+    "language",
+    "gender",
+    "age_band",
+    "device_type",
+    "acquisition_channel",
+    "tenure_days",
+)
+# What the customer did and told us (customer_360 and customer_moments).
+BEHAVIORAL_BASE_COLUMNS = (
+    "frequency",
+    "monetary",
+    "average_order_value",
+    "orders_placed",
+    "orders_refunded",
+    "orders_cancelled",
+    "recency_days",
+    "recency_score",
+    "frequency_score",
+    "monetary_score",
+    "rfm_segment",
+    "lifecycle_stage",
+    "latest_nps_score",
+    "latest_nps_category",
+    "latest_csat_score",
+    "latest_ces_score",
+    "support_contacts_surveyed",
+    "preferred_category",
+    "hours_since_cart_abandoned",
+)
+# Columns that may appear in export files and content templates: nothing that identifies a person.
+FILE_FIELDS = (
+    "country",
+    "language",
+    "device_type",
+    "age_band",
+    "lifecycle_stage",
+    "rfm_segment",
+    "latest_nps_category",
+    "preferred_category",
+)
+MOMENT_COLUMNS = ("hours_since_cart_abandoned",)  # from marts.customer_moments; the rest from customer_360
+
+
+@cache
+def dbt_project_vars() -> dict:
+    """The vars of dbt_project.yml: the one list of event types and consent channels."""
+    from ml.config import dbt_project_dir  # here: ml.config imports this module's users
+
+    return yaml.safe_load((dbt_project_dir() / "dbt_project.yml").read_text(encoding="utf-8"))["vars"]
+
+
+def consent_channels() -> tuple[str, ...]:
+    return tuple(dbt_project_vars()["consent_channels"])
+
+
+def consent_column(consent_channel: str) -> str:
+    return f"has_consent_{consent_channel}"
+
+
+def event_columns() -> tuple[str, ...]:
+    return tuple(
+        f"{event_type}_events_{window}d"
+        for event_type in dbt_project_vars()["event_types"]
+        for window in ENGAGEMENT_WINDOWS
+    )
+
+
+def behavioral_columns() -> tuple[str, ...]:
+    return (*BEHAVIORAL_BASE_COLUMNS, *event_columns(), *(consent_column(c) for c in consent_channels()))
+
+
+def segment_columns() -> tuple[str, ...]:
+    """Every column a segment filter may reference."""
+    return (*DEMOGRAPHIC_COLUMNS, *behavioral_columns())

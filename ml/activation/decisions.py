@@ -1,0 +1,226 @@
+"""One decision per customer per ds: who qualifies for which audience, who can be reached where,
+which audience wins, and which experiment group the winner is in.
+
+`decide` is a pure function of the population, the contact history and the configuration (the
+property tests in tests/test_activation_properties.py drive it with generated populations). For
+each audience, in order, customers leave at the first step that excludes them, so the funnel
+reconciles: qualified = sum of the exclusions + decided.
+
+  qualified        the segment and the moment hold
+  erased           an erasure request (never used for anything)
+  too_little_data  a predictive audience, fewer than predictive_min_orders completed orders
+  suppressed_<r>   a suppression the audience lists (recent buyers out of win-back, ...)
+  no_consent       no consent in force at ds for any of the audience's channels
+  frequency_capped every consented channel, or the audience itself, is at its cap (past exports)
+  not_selected     the propensity selection (threshold or top N) did not pick them
+  lost_to_priority a higher-priority audience (then a higher score) won the customer
+  decided          the customer's one decision: holdout (`control`) or a treated arm
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ml.activation.columns import consent_column
+from ml.activation.settings import CONTROL, ActivationConfig, Audience, FrequencyCap
+from ml.constants import CUSTOMER_ID
+
+DEFAULT_EXPERIENCE = "default_experience"
+AUDIENCE_DECISION = "audience"
+
+
+FUNNEL_ORDER = (
+    "qualified",
+    "erased",
+    "too_little_data",
+    "suppressed_",
+    "no_consent",
+    "frequency_capped",
+    "not_selected",
+    "lost_to_priority",
+    "decided",
+    "group_",
+)
+
+
+def funnel_step_position(step: str) -> int:
+    """Where a step sits in the funnel (suppressions and groups are families of steps)."""
+    return next(
+        position
+        for position, prefix in enumerate(FUNNEL_ORDER)
+        if step == prefix or (step.startswith(prefix) and prefix.endswith("_"))
+    )
+
+
+@dataclass(frozen=True)
+class DecisionSet:
+    decisions: pd.DataFrame  # every customer not erased: the audience or the default experience
+    assignments: pd.DataFrame  # every decided customer: audience, experiment_group, bucket, channels
+    funnel: pd.DataFrame  # audience, step_order, step, customers
+
+
+def assignment_buckets(customer_ids: pd.Series, audience: str, salt: str) -> np.ndarray:
+    """A uniform number in [0, 1) per customer from sha256(salt|audience|customer_id): the same
+    customer lands in the same group of an audience every day, and audiences are independent."""
+    return np.array(
+        [
+            int.from_bytes(hashlib.sha256(f"{salt}|{audience}|{customer}".encode()).digest()[:8], "big") / 2**64
+            for customer in customer_ids
+        ],
+        dtype=float,
+    )
+
+
+def experiment_groups(buckets: np.ndarray, audience: Audience) -> np.ndarray:
+    """`control` for the lowest holdout_percent of buckets; the rest split over the arms by weight."""
+    holdout = audience.holdout_percent / 100
+    arms = audience.arms()
+    weights = np.array([arm.weight for arm in arms], dtype=float)
+    bounds = np.cumsum(weights / weights.sum())
+    treated_position = np.clip((buckets - holdout) / (1 - holdout), 0, np.nextafter(1, 0))
+    arm_index = np.minimum(np.searchsorted(bounds, treated_position, side="right"), len(arms) - 1)
+    names = np.array([arm.name for arm in arms], dtype=object)[arm_index]
+    return np.where(buckets < holdout, CONTROL, names)
+
+
+def _matches(population: pd.DataFrame, condition: str) -> pd.Series:
+    """Customers for whom a (checked, sqlglot-rendered) condition is true; NULL counts as false."""
+    with duckdb.connect() as connection:
+        connection.register("population", population)
+        hits = connection.execute(f"select customer_id from population where ({condition}) is true").df()
+    return population[CUSTOMER_ID].isin(hits[CUSTOMER_ID])
+
+
+def _capped(population: pd.DataFrame, contacts: pd.DataFrame, cap: FrequencyCap | None, ds: dt.date) -> pd.Series:
+    """Customers with max_contacts contact days already in the window that ends today."""
+    if cap is None or contacts.empty:
+        return pd.Series(False, index=population.index)
+    first = pd.Timestamp(ds - dt.timedelta(days=cap.window_days - 1))
+    in_window = contacts[
+        (pd.to_datetime(contacts["ds"]) >= first) & (pd.to_datetime(contacts["ds"]) < pd.Timestamp(ds))
+    ]
+    days = in_window.groupby(CUSTOMER_ID)["ds"].nunique()
+    return population[CUSTOMER_ID].map(days).fillna(0).ge(cap.max_contacts)
+
+
+def _select(population: pd.DataFrame, eligible: pd.Series, audience: Audience) -> pd.Series:
+    selection = audience.selection
+    if selection is None:
+        return eligible
+    score = population["score"]
+    chosen = eligible & score.notna()
+    if selection.min_score is not None:
+        chosen &= score >= selection.min_score
+    if selection.max_score is not None:
+        chosen &= score <= selection.max_score
+    if selection.top_n is not None:
+        ranked = population.loc[chosen, [CUSTOMER_ID, "score"]].sort_values(
+            ["score", CUSTOMER_ID], ascending=[selection.order == "lowest", True]
+        )
+        chosen = population[CUSTOMER_ID].isin(ranked[CUSTOMER_ID].head(selection.top_n))
+    return chosen
+
+
+def _channels(audience: Audience, reachable: dict[str, pd.Series]) -> list[list[str]]:
+    """Per customer, the channels the decision goes to: the first reachable in the audience's order of
+    preference, or all of them (send_to: all)."""
+    found = [
+        [channel for channel, ok in zip(audience.channels, flags, strict=True) if ok]
+        for flags in zip(*reachable.values(), strict=True)
+    ]
+    return [channels[:1] for channels in found] if audience.send_to == "first" else found
+
+
+def decide(population: pd.DataFrame, history: pd.DataFrame, activation: ActivationConfig, ds: dt.date) -> DecisionSet:
+    population = population.reset_index(drop=True)
+    erased = population["is_erased"].fillna(False).astype(bool)
+    too_little_data = population["frequency"].fillna(0) < activation.predictive_min_orders
+    suppressions = {name: _matches(population, rule) for name, rule in activation.suppressions.items()}
+    channel_capped = {
+        channel: _capped(population, history[history["channel"] == channel], settings.frequency_cap, ds)
+        for channel, settings in activation.channels.items()
+    }
+    consent = {
+        channel: population[consent_column(activation.consent_of(channel))].fillna(False).astype(bool)
+        for channel in activation.channels
+    }
+    funnel_rows: list[tuple[str, str, int]] = []
+    candidates = []
+    for name, audience in activation.audiences.items():
+        steps: list[tuple[str, pd.Series]] = [("erased", erased)]
+        if audience.is_predictive:
+            steps.append(("too_little_data", too_little_data))
+        steps += [(f"suppressed_{rule}", suppressions[rule]) for rule in audience.suppress]
+        steps.append(("no_consent", ~np.logical_or.reduce([consent[c] for c in audience.channels])))
+        reachable = {c: consent[c] & ~channel_capped[c] for c in audience.channels}
+        audience_capped = _capped(population, history[history["audience"] == name], audience.frequency_cap, ds)
+        steps.append(("frequency_capped", ~np.logical_or.reduce(list(reachable.values())) | audience_capped))
+
+        remaining = _matches(population, audience.where())
+        funnel_rows.append((name, "qualified", int(remaining.sum())))
+        for step, excluded in steps:
+            funnel_rows.append((name, step, int((remaining & excluded).sum())))
+            remaining &= ~excluded
+        selected = _select(population, remaining, audience)
+        funnel_rows.append((name, "not_selected", int((remaining & ~selected).sum())))
+        chosen = population.loc[selected, [CUSTOMER_ID, "score"]].copy()
+        chosen["audience"] = name
+        chosen["priority"] = audience.priority
+        # Among audiences of equal priority, the customer goes where the model rates them best.
+        score = pd.to_numeric(chosen["score"], errors="coerce").fillna(-1.0)
+        chosen["rank_score"] = 1 - score if audience.selection and audience.selection.order == "lowest" else score
+        chosen["channels"] = _channels(audience, {c: reachable[c][selected] for c in audience.channels})
+        candidates.append(chosen)
+
+    columns = [CUSTOMER_ID, "audience", "priority", "rank_score", "channels"]
+    found = [c[columns] for c in candidates if not c.empty]
+    pool = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=columns)
+    pool = pool.sort_values(["priority", "rank_score", "audience", CUSTOMER_ID], ascending=[True, False, True, True])
+    winners = pool.drop_duplicates(CUSTOMER_ID, keep="first")
+    losers = pool.drop(winners.index).groupby("audience").size()
+
+    assignments = []
+    for name, audience in activation.audiences.items():
+        won = winners[winners["audience"] == name].sort_values(CUSTOMER_ID)
+        buckets = assignment_buckets(won[CUSTOMER_ID], name, audience.salt or activation.salt)
+        groups = experiment_groups(buckets, audience)
+        assignments.append(
+            pd.DataFrame(
+                {
+                    CUSTOMER_ID: won[CUSTOMER_ID].to_numpy(),
+                    "audience": name,
+                    "experiment_group": groups,
+                    "bucket": buckets,
+                    "channels": won["channels"].to_numpy(),
+                }
+            )
+        )
+        funnel_rows.append((name, "lost_to_priority", int(losers.get(name, 0))))
+        funnel_rows.append((name, "decided", len(won)))
+        for group in [CONTROL, *(arm.name for arm in audience.arms())]:
+            funnel_rows.append((name, f"group_{group}", int((groups == group).sum())))
+    assignment_columns = [CUSTOMER_ID, "audience", "experiment_group", "bucket", "channels"]
+    assigned = (
+        pd.concat(assignments, ignore_index=True).sort_values([CUSTOMER_ID]).reset_index(drop=True)
+        if assignments
+        else pd.DataFrame(columns=assignment_columns)
+    )
+
+    decisions = population.loc[~erased, [CUSTOMER_ID]].merge(
+        assigned[[CUSTOMER_ID, "audience", "experiment_group", "channels"]], on=CUSTOMER_ID, how="left"
+    )
+    decisions["decision"] = np.where(decisions["audience"].notna(), AUDIENCE_DECISION, DEFAULT_EXPERIENCE)
+    decisions["reason"] = np.select(
+        [decisions["audience"].notna(), too_little_data[~erased].to_numpy()],
+        ["decided", "too_little_data"],
+        "no_audience",
+    )
+    funnel = pd.DataFrame(funnel_rows, columns=["audience", "step", "customers"])
+    funnel.insert(1, "step_order", funnel.groupby("audience").cumcount() + 1)
+    return DecisionSet(decisions=decisions.reset_index(drop=True), assignments=assigned, funnel=funnel)

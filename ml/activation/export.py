@@ -1,0 +1,331 @@
+"""Channel tables and files for the day's treated customers, checked before anything is published.
+
+For every channel: `channels.<channel>` (the ds partition replaced) and, under
+`$PZ_DATA_DIR/exports/<channel>/ds=<ds>/`, one CSV and one parquet file per audience that uses the
+channel, plus `manifest.json` (rows, holdout counts, sha256 of every file, model versions, config
+hash). A day's folder is written beside the live one and swapped in with a rename, so a reader sees
+the old folder or the new one, never half a file; files have no timestamps and sorted rows, so a
+rerun of ds writes byte-identical files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ml.activation.columns import consent_column
+from ml.activation.population import (
+    CHANNEL_SCHEMA,
+    channel_table,
+    read_emails,
+    read_model_versions,
+    read_population,
+    read_recommendations,
+)
+from ml.activation.settings import CONTROL, ActivationConfig, Tactic
+from ml.activation.store import ASSIGNMENTS, read_assignments
+from ml.config import PlatformConfig, data_dir, load_config, warehouse_path
+from ml.constants import CUSTOMER_ID
+from ml.partitions import replace_partition
+
+log = logging.getLogger(__name__)
+
+BASE_COLUMNS = {
+    "ds": "date",
+    "audience": "varchar",
+    CUSTOMER_ID: "varchar",
+    "experiment_group": "varchar",
+    "score": "double",
+    "recommended_items": "varchar[]",
+    "tactic": "varchar",
+    "offer_code": "varchar",
+    "content_id": "varchar",
+}
+IDENTIFIER_COLUMNS = {"email": "email", "email_sha256": "email_sha256", "customer_id": None}
+
+
+class PublishCheckError(RuntimeError):
+    """A channel row breaks an invariant (consent, erasure, holdout, one decision): nothing is published."""
+
+
+def exports_dir() -> Path:
+    return data_dir() / "exports"
+
+
+def channel_columns(activation: ActivationConfig, channel: str) -> dict[str, str]:
+    settings = activation.channels[channel]
+    identifier = IDENTIFIER_COLUMNS[settings.identifier]
+    return {
+        **BASE_COLUMNS,
+        **({identifier: "varchar"} if identifier else {}),
+        **{field: "varchar" for field in settings.fields},
+    }
+
+
+def channel_ddl(activation: ActivationConfig, channel: str) -> str:
+    """Create the channel table; columns added to the channel's config later are added to it."""
+    columns = channel_columns(activation, channel)
+    table = channel_table(channel)
+    return ";".join(
+        [
+            f"create schema if not exists {CHANNEL_SCHEMA}",
+            f"create table if not exists {table} ({', '.join(f'{n} {t}' for n, t in columns.items())})",
+            *(f"alter table {table} add column if not exists {n} {t}" for n, t in columns.items()),
+        ]
+    )
+
+
+def normalized_email_sha256(email: str | None) -> str | None:
+    """sha256 of the trimmed, lowercased address: the identifier ad and web platforms match on."""
+    if email is None or (isinstance(email, float) and np.isnan(email)) or not str(email).strip():
+        return None
+    return hashlib.sha256(str(email).strip().lower().encode()).hexdigest()
+
+
+def _tactic_fields(tactic: Tactic, customer_id: str, customer: pd.Series, recommendations: pd.Series) -> dict:
+    """What the customer gets: the tactic's offer or content (templated) or their top k items,
+    read once per customer so that every channel carries the same list."""
+    items = None
+    if tactic.kind == "recommendations":
+        items = list(recommendations.get(customer_id, []))[: tactic.k]
+    # A missing value reads "unknown" (welcome_unknown_DE) rather than "None" or "nan".
+    values = {c: "unknown" if pd.isna(customer[c]) else customer[c] for c in tactic.template_columns()}
+    content = tactic.content_id.format_map(values) if tactic.content_id else None
+    return {"tactic": tactic.kind, "offer_code": tactic.offer_code, "content_id": content, "recommended_items": items}
+
+
+def channel_rows(config: PlatformConfig, ds: dt.date) -> dict[str, pd.DataFrame]:
+    """The day's rows per channel, from the stored assignments of ds."""
+    activation = config.activation
+    assignments = read_assignments(ds)
+    treated_ids = assignments.loc[assignments["experiment_group"] != CONTROL, CUSTOMER_ID].unique().tolist()
+    k = max([t.k or 0 for a in activation.audiences.values() for t in a.tactics()], default=0)
+    return build_channel_rows(
+        assignments,
+        read_population(ds),
+        read_emails(treated_ids, ds),
+        read_recommendations(ds, k) if k else pd.Series(dtype=object),
+        activation,
+        ds,
+    )
+
+
+def build_channel_rows(
+    assignments: pd.DataFrame,
+    population: pd.DataFrame,
+    emails: pd.Series,
+    recommendations: pd.Series,
+    activation: ActivationConfig,
+    ds: dt.date,
+) -> dict[str, pd.DataFrame]:
+    """Treated customers only, in the channels their decision names, with the channel's identifier
+    and fields; one record per customer shared by their channels (same items everywhere)."""
+    treated = assignments[assignments["experiment_group"] != CONTROL]
+    population = population.set_index(CUSTOMER_ID)
+    rows: dict[str, list[dict]] = {channel: [] for channel in activation.channels}
+    for assignment in treated.itertuples(index=False):
+        audience = activation.audiences.get(assignment.audience)
+        if audience is None:
+            raise PublishCheckError(
+                f"experiments.assignments has audience {assignment.audience!r} for ds={ds}, which the config no "
+                "longer defines: rerun decide_audiences for this ds"
+            )
+        tactic = next(arm.tactic for arm in audience.arms() if arm.name == assignment.experiment_group)
+        customer = population.loc[assignment.customer_id]
+        record = {
+            "ds": ds,
+            "audience": assignment.audience,
+            CUSTOMER_ID: assignment.customer_id,
+            "experiment_group": assignment.experiment_group,
+            "score": None if pd.isna(customer["score"]) else float(customer["score"]),
+            **_tactic_fields(tactic, assignment.customer_id, customer, recommendations),
+        }
+        email = emails.get(assignment.customer_id)
+        for channel in assignment.channels:
+            settings = activation.channels[channel]
+            row = dict(record)
+            if settings.identifier == "email":
+                row["email"] = email
+            elif settings.identifier == "email_sha256":
+                row["email_sha256"] = normalized_email_sha256(email)
+            row.update({field: customer[field] for field in settings.fields})
+            rows[channel].append(row)
+    frames = {}
+    for channel, records in rows.items():
+        frame = pd.DataFrame(records, columns=list(channel_columns(activation, channel)))
+        frames[channel] = frame.sort_values(["audience", CUSTOMER_ID]).reset_index(drop=True)
+    return frames
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    violations: int
+    examples: list[str]
+
+
+def check_rows(frames: dict[str, pd.DataFrame], activation: ActivationConfig, ds: dt.date) -> list[CheckResult]:
+    """Independent checks against the warehouse, not against the decision code: every row has a
+    consent in force at ds for its channel, no row is erased, every row has a treated assignment
+    of its audience (no control group), a customer has one audience and one list of items."""
+    union = []
+    for channel, frame in frames.items():
+        if frame.empty:
+            continue
+        union.append(
+            frame[["audience", CUSTOMER_ID, "experiment_group", "recommended_items"]].assign(
+                channel=channel, consent=consent_column(activation.consent_of(channel))
+            )
+        )
+    if not union:
+        return []
+    rows = pd.concat(union, ignore_index=True)
+    rows["items_key"] = rows["recommended_items"].map(lambda items: "|".join(items) if isinstance(items, list) else "")
+    rows = rows.drop(columns="recommended_items")
+    consent_cases = " ".join(f"when '{column}' then c.{column}" for column in sorted(set(rows["consent"])))
+    checks = {
+        "consent": f"""select r.customer_id || ' (' || r.channel || ')' from rows as r
+            left join marts.customer_360 as c on c.ds = $ds and c.customer_id = r.customer_id
+            where not coalesce(case r.consent {consent_cases} end, false)""",
+        "erasure": """select r.customer_id from rows as r
+            where r.customer_id in (select customer_id from audit.erased_customers)""",
+        "holdout": f"""select r.customer_id || ' (' || r.audience || ')' from rows as r
+            left join {ASSIGNMENTS} as a on a.ds = $ds and a.audience = r.audience and a.customer_id = r.customer_id
+            where a.experiment_group is null or a.experiment_group = '{CONTROL}'
+               or a.experiment_group <> r.experiment_group""",
+        "one_decision": """select customer_id from rows group by customer_id having count(distinct audience) > 1""",
+        "same_recommendations": """select customer_id from rows group by customer_id
+            having count(distinct items_key) > 1""",
+    }
+    results = []
+    with duckdb.connect(str(warehouse_path())) as connection:
+        connection.register("rows", rows)
+        for name, sql in checks.items():
+            found = [value for (value,) in connection.execute(sql, {"ds": ds} if "$ds" in sql else {}).fetchall()]
+            results.append(CheckResult(name, len(found), sorted(found)[:5]))
+    return results
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    out = frame.copy()
+    out["recommended_items"] = out["recommended_items"].map(
+        lambda items: "|".join(items) if isinstance(items, list) else ""
+    )
+    out["ds"] = out["ds"].astype(str)
+    return out.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+def _parquet_table(frame: pd.DataFrame, columns: dict[str, str]) -> pa.Table:
+    types = {"date": pa.date32(), "varchar": pa.string(), "double": pa.float64(), "varchar[]": pa.list_(pa.string())}
+    schema = pa.schema([(name, types[kind]) for name, kind in columns.items()])
+    return pa.Table.from_pandas(frame, schema=schema, preserve_index=False).replace_schema_metadata(None)
+
+
+def _describe(path: Path, rows: int) -> dict[str, object]:
+    data = path.read_bytes()
+    return {"path": path.name, "rows": rows, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def config_sha256(config: PlatformConfig) -> str:
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()
+
+
+def _swap_in(staged: Path, final: Path) -> None:
+    """Replace `final` by `staged` with renames: readers see the old folder or the new one."""
+    retired = final.with_name(f".retired-{final.name}-{os.getpid()}")
+    if final.exists():
+        final.rename(retired)
+    staged.rename(final)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def write_channel_files(
+    channel: str,
+    frame: pd.DataFrame,
+    config: PlatformConfig,
+    ds: dt.date,
+    assignments: pd.DataFrame,
+    model_versions: dict[str, str | None],
+) -> dict[str, object]:
+    activation = config.activation
+    final = exports_dir() / channel / f"ds={ds}"
+    staged = final.with_name(f".staging-{final.name}-{os.getpid()}")
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir(parents=True)
+    columns = channel_columns(activation, channel)
+    audiences = []
+    for name, audience in activation.audiences.items():
+        if channel not in audience.channels:
+            continue
+        part = frame[frame["audience"] == name].reset_index(drop=True)
+        (staged / f"{name}.csv").write_bytes(_csv_bytes(part))
+        pq.write_table(_parquet_table(part, columns), staged / f"{name}.parquet", compression="zstd")
+        mine = assignments[(assignments["audience"] == name) & assignments["channels"].map(lambda c: channel in c)]
+        audiences.append(
+            {
+                "audience": name,
+                "maturity": audience.maturity,
+                "priority": audience.priority,
+                "goal": audience.goal.model_dump(),
+                "rows": len(part),
+                "holdout_customers": int((mine["experiment_group"] == CONTROL).sum()),
+                "arms": {arm.name: int((part["experiment_group"] == arm.name).sum()) for arm in audience.arms()},
+                "files": [
+                    _describe(staged / f"{name}.csv", len(part)),
+                    _describe(staged / f"{name}.parquet", len(part)),
+                ],
+            }
+        )
+    manifest = {
+        "ds": ds.isoformat(),
+        "channel": channel,
+        "consent_channel": activation.consent_of(channel),
+        "identifier": activation.channels[channel].identifier,
+        "columns": list(columns),
+        "rows": len(frame),
+        "audiences": audiences,
+        "model_versions": model_versions,
+        "config_sha256": config_sha256(config),
+        "assignment_salt": activation.salt,
+        "checks": ["consent", "erasure", "holdout", "one_decision", "same_recommendations"],
+    }
+    (staged / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    _swap_in(staged, final)
+    return manifest
+
+
+def publish_channels(ds: str) -> dict[str, object]:
+    """Check the day's channel rows, then replace the channel tables' ds partitions and the files."""
+    ds_date = dt.date.fromisoformat(ds)
+    config = load_config()
+    activation = config.activation
+    frames = channel_rows(config, ds_date)
+    failed = [check for check in check_rows(frames, activation, ds_date) if check.violations]
+    if failed:
+        details = "; ".join(f"{c.name}: {c.violations} rows (e.g. {', '.join(c.examples)})" for c in failed)
+        raise PublishCheckError(f"ds={ds}: nothing published, channel rows break the rules: {details}")
+    assignments = read_assignments(ds_date)
+    model_versions = read_model_versions(ds_date)
+    manifests = {}
+    for channel, frame in frames.items():
+        replace_partition(
+            channel_table(channel), channel_ddl(activation, channel), ds_date, frame, order_by="audience, customer_id"
+        )
+        manifests[channel] = write_channel_files(channel, frame, config, ds_date, assignments, model_versions)
+    log.info("ds=%s published %s", ds, {channel: m["rows"] for channel, m in manifests.items()})
+    from ml.activation.report import write_report
+
+    report = write_report(ds_date)
+    return {"report": str(report), **{f"rows_{channel}": m["rows"] for channel, m in manifests.items()}}

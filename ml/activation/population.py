@@ -1,0 +1,143 @@
+"""What the decisions of `ds` read from the warehouse: the population, its scores and past contacts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+
+from ml.activation.columns import DEMOGRAPHIC_COLUMNS, MOMENT_COLUMNS, behavioral_columns
+from ml.activation.settings import ActivationConfig
+from ml.config import warehouse_path
+from ml.constants import CUSTOMER_ID
+
+CHANNEL_SCHEMA = "channels"
+
+
+class MissingInputError(RuntimeError):
+    """An upstream table the decisions need has no rows for ds."""
+
+
+def channel_table(channel: str) -> str:
+    return f"{CHANNEL_SCHEMA}.{channel}"
+
+
+def _existing_tables(connection, schema: str) -> set[str]:
+    rows = connection.execute(
+        "select table_name from information_schema.tables where table_schema = ?", [schema]
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
+def read_population(ds: dt.date) -> pd.DataFrame:
+    """Every customer of customer_360 at ds with the segment columns, the moments, the propensity
+    score of ds (NULL when none) and whether they are erased (a second guard: customer_360 already
+    leaves them out)."""
+    customer_columns = [c for c in (*DEMOGRAPHIC_COLUMNS, *behavioral_columns()) if c not in MOMENT_COLUMNS]
+    with duckdb.connect(str(warehouse_path())) as connection:
+        has_scores = "customer_scores" in _existing_tables(connection, "marts")
+        score = "scores.score" if has_scores else "cast(null as double)"
+        scores_join = (
+            "left join marts.customer_scores as scores on scores.ds = c.ds and scores.customer_id = c.customer_id "
+            "and scores.model_name = 'propensity'"
+            if has_scores
+            else ""
+        )
+        population = connection.execute(
+            f"""
+            select c.customer_id, {", ".join(f"c.{name}" for name in customer_columns)},
+                {", ".join(f"m.{name}" for name in MOMENT_COLUMNS)},
+                {score} as score,
+                c.customer_id in (select customer_id from audit.erased_customers) as is_erased
+            from marts.customer_360 as c
+            left join marts.customer_moments as m on m.ds = c.ds and m.customer_id = c.customer_id
+            {scores_join}
+            where c.ds = ?
+            order by c.customer_id
+            """,
+            [ds],
+        ).df()
+    if population.empty:
+        raise MissingInputError(f"marts.customer_360 has no rows for ds={ds}: run build_metrics for {ds} first")
+    # DuckDB's HUGEINT sums arrive as floats; counts are whole numbers.
+    for name in population.columns:
+        if name.endswith("_events_7d") or name.endswith("_events_30d") or name.endswith("_events_90d"):
+            population[name] = population[name].astype("int64")
+    return population
+
+
+def read_contact_history(ds: dt.date, activation: ActivationConfig) -> pd.DataFrame:
+    """Past contacts (ds, audience, customer_id, channel) of the days before ds within the longest
+    frequency-cap window: the input of the caps.
+
+    Read from experiments.assignments, whose treated rows are exactly what was exported, and whose
+    control rows are the contacts the control group would have had. Counting those too keeps the
+    holdout the configured share of every day's audience: otherwise treated customers hit their caps
+    while control customers never do, and the control group grows day after day.
+    """
+    windows = [cap.window_days for cap in _caps(activation)]
+    empty = pd.DataFrame({"ds": pd.Series(dtype="datetime64[us]"), "audience": [], CUSTOMER_ID: [], "channel": []})
+    if not windows:
+        return empty
+    first = ds - dt.timedelta(days=max(windows) - 1)
+    with duckdb.connect(str(warehouse_path())) as connection:
+        if "assignments" not in _existing_tables(connection, "experiments"):
+            return empty
+        return connection.execute(
+            "select ds, audience, customer_id, unnest(channels) as channel from experiments.assignments "
+            "where ds >= ? and ds < ? order by all",
+            [first, ds],
+        ).df()
+
+
+def _caps(activation: ActivationConfig):
+    for settings in activation.channels.values():
+        if settings.frequency_cap:
+            yield settings.frequency_cap
+    for audience in activation.audiences.values():
+        if audience.frequency_cap:
+            yield audience.frequency_cap
+
+
+def read_emails(customer_ids: list[str], ds: dt.date) -> pd.Series:
+    """Email addresses by customer id, only for the customers being exported."""
+    with duckdb.connect(str(warehouse_path())) as connection:
+        connection.register("wanted", pd.DataFrame({CUSTOMER_ID: customer_ids}))
+        rows = connection.execute(
+            "select c.customer_id, c.email from marts.customer_360 as c semi join wanted using (customer_id) "
+            "where c.ds = ?",
+            [ds],
+        ).df()
+    return rows.set_index(CUSTOMER_ID)["email"]
+
+
+def read_recommendations(ds: dt.date, k: int) -> pd.Series:
+    """Top k item ids per customer at ds, in rank order (the same list for every channel)."""
+    with duckdb.connect(str(warehouse_path())) as connection:
+        if "customer_recommendations" not in _existing_tables(connection, "marts"):
+            return pd.Series(dtype=object)
+        rows = connection.execute(
+            "select customer_id, list(item_id order by rank) as items from marts.customer_recommendations "
+            "where ds = ? and rank <= ? group by customer_id",
+            [ds, k],
+        ).df()
+    return rows.set_index(CUSTOMER_ID)["items"].map(list)
+
+
+def read_model_versions(ds: dt.date) -> dict[str, str | None]:
+    """The model versions whose outputs the day's decisions used."""
+    versions: dict[str, str | None] = {"recommender": None, "propensity": None}
+    with duckdb.connect(str(warehouse_path())) as connection:
+        tables = _existing_tables(connection, "marts")
+        if "customer_recommendations" in tables:
+            versions["recommender"] = connection.execute(
+                "select max(model_version) from marts.customer_recommendations where ds = ? and strategy = 'model'",
+                [ds],
+            ).fetchone()[0]
+        if "customer_scores" in tables:
+            versions["propensity"] = connection.execute(
+                "select max(model_version) from marts.customer_scores where ds = ? and model_name = 'propensity'",
+                [ds],
+            ).fetchone()[0]
+    return versions

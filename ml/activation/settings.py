@@ -1,0 +1,295 @@
+"""Validated configuration of channels and audiences (the `activation` section of the config).
+
+An audience follows the personalization blueprint: a goal (the metric to move), a segment, a
+behavioral identifier, a moment, channels in order of preference and a tactic, with a holdout
+(and optionally several tactic variants) so its lift can be measured. See docs/audiences.md.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ml.activation.columns import (
+    DEMOGRAPHIC_COLUMNS,
+    FILE_FIELDS,
+    consent_channels,
+    segment_columns,
+)
+from ml.activation.segments import SegmentError, compile_segment
+
+NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")  # audience, channel and arm names end up in paths and tables
+MAX_ARMS = 5
+CONTROL = "control"  # experiment_group of the holdout: never exported
+TREATMENT = "treatment"  # the one arm of an audience without variants
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_name(kind: str, name: str) -> str:
+    if not NAME.fullmatch(name):
+        raise ValueError(f"{kind} name {name!r} must be lowercase letters, digits and _ (it names files and tables)")
+    return name
+
+
+class FrequencyCap(_Strict):
+    """At most `max_contacts` days with a contact within any `window_days` days (today included)."""
+
+    max_contacts: int = Field(gt=0)
+    window_days: int = Field(gt=0)
+
+
+class ChannelSettings(_Strict):
+    consent: str | None = Field(None, description="Consent channel required (default: the channel's own name).")
+    identifier: Literal["email", "email_sha256", "customer_id"] = Field(
+        "customer_id",
+        description="What identifies the customer in files: the email address, the sha256 of the normalized "
+        "email (ads and web), or the customer id only.",
+    )
+    fields: list[str] = Field([], description=f"Extra columns in the files, from: {', '.join(FILE_FIELDS)}.")
+    frequency_cap: FrequencyCap | None = None
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, fields: list[str]) -> list[str]:
+        unknown = [name for name in fields if name not in FILE_FIELDS]
+        if unknown:
+            raise ValueError(f"unknown or personal fields {unknown}; allowed: {', '.join(FILE_FIELDS)}")
+        return fields
+
+
+class Tactic(_Strict):
+    kind: Literal["recommendations", "offer", "content"]
+    k: int | None = Field(None, gt=0, description="recommendations: items per customer (at most recommender.k).")
+    offer_code: str | None = Field(None, min_length=1, description="offer: the code the customer gets.")
+    content_id: str | None = Field(
+        None, min_length=1, description="content: the content id; may use {column} of the allowed file fields."
+    )
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> Tactic:
+        required = {"recommendations": "k", "offer": "offer_code", "content": "content_id"}[self.kind]
+        if self.kind != "recommendations" and getattr(self, required) is None:
+            raise ValueError(f"a {self.kind} tactic needs {required}")
+        for placeholder in PLACEHOLDER.findall(self.content_id or ""):
+            if placeholder not in FILE_FIELDS:
+                raise ValueError(
+                    f"content_id placeholder {{{placeholder}}} is not an allowed field ({', '.join(FILE_FIELDS)})"
+                )
+        return self
+
+    def template_columns(self) -> list[str]:
+        return PLACEHOLDER.findall(self.content_id or "")
+
+
+class Variant(_Strict):
+    name: str
+    weight: float = Field(1.0, gt=0, description="Relative size of the arm among the treated customers.")
+    tactic: Tactic
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if name == CONTROL:
+            raise ValueError(f"'{CONTROL}' is the holdout group's name; give the variant another name")
+        return _check_name("variant", name)
+
+
+class DaysAfterSignup(_Strict):
+    kind: Literal["days_after_signup"]
+    days: int = Field(ge=0)
+
+    def predicate(self) -> str:
+        return f"tenure_days = {self.days}"
+
+
+class CartAbandoned(_Strict):
+    kind: Literal["cart_abandoned"]
+    within_hours: float = Field(gt=0)
+
+    def predicate(self) -> str:
+        return f"hours_since_cart_abandoned <= {self.within_hours}"
+
+
+class NoOrderFor(_Strict):
+    kind: Literal["no_order_for"]
+    days: int = Field(gt=0)
+
+    def predicate(self) -> str:
+        return f"recency_days >= {self.days}"
+
+
+class Daily(_Strict):
+    kind: Literal["daily"]
+
+    def predicate(self) -> str:
+        return "true"
+
+
+Moment = Annotated[DaysAfterSignup | CartAbandoned | NoOrderFor | Daily, Field(discriminator="kind")]
+
+
+class Goal(_Strict):
+    metric: Literal["purchase", "engagement"] = Field(
+        description="purchase: a completed order; engagement: any event or order (retention)."
+    )
+    window_days: int = Field(gt=0, description="Measured within this many days after ds.")
+    description: str = ""
+
+
+class Selection(_Strict):
+    """Who of the eligible customers the propensity model selects."""
+
+    min_score: float | None = Field(None, ge=0, le=1)
+    max_score: float | None = Field(None, ge=0, le=1)
+    top_n: int | None = Field(None, gt=0, description="At most this many customers, best first.")
+    order: Literal["highest", "lowest"] = Field("highest", description="lowest: lowest purchase probability first.")
+
+    @model_validator(mode="after")
+    def _something_selected(self) -> Selection:
+        if self.min_score is None and self.max_score is None and self.top_n is None:
+            raise ValueError("a selection needs min_score, max_score or top_n")
+        if self.min_score is not None and self.max_score is not None and self.min_score > self.max_score:
+            raise ValueError(f"min_score {self.min_score} is above max_score {self.max_score}")
+        return self
+
+
+class Audience(_Strict):
+    description: str = ""
+    goal: Goal
+    segment: str = Field(description="Boolean filter over the population's columns (ml.activation.columns).")
+    behavioral_identifier: str = Field(min_length=1)
+    moment: Moment
+    channels: list[str] = Field(min_length=1, description="In order of preference.")
+    send_to: Literal["first", "all"] = Field(
+        "first", description="first: the first channel the customer can be reached on; all: every such channel."
+    )
+    tactic: Tactic | None = None
+    variants: list[Variant] = Field([], max_length=MAX_ARMS)
+    selection: Selection | None = None
+    holdout_percent: float = Field(gt=0, lt=100, description="Share of the audience kept as control group.")
+    hypothesis: str = Field(min_length=1)
+    null_hypothesis: str = Field(min_length=1)
+    significance_level: float = Field(0.05, gt=0, le=0.2)
+    frequency_cap: FrequencyCap | None = None
+    priority: int = Field(ge=1, description="1 wins over 2 when a customer qualifies for several audiences.")
+    suppress: list[str] = Field([], description="Names of activation.suppressions that leave the audience.")
+    salt: str | None = Field(None, description="Changes every assignment of this audience (a new experiment).")
+
+    @field_validator("segment")
+    @classmethod
+    def _segment(cls, segment: str) -> str:
+        try:
+            return compile_segment(segment, segment_columns())
+        except SegmentError as error:
+            raise ValueError(str(error)) from None
+
+    @model_validator(mode="after")
+    def _one_tactic_source(self) -> Audience:
+        if (self.tactic is None) == (not self.variants):
+            raise ValueError("give either a tactic or variants (each with its own tactic), not both or neither")
+        names = [variant.name for variant in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variant names repeat: {names}")
+        return self
+
+    def arms(self) -> list[Variant]:
+        """The treated arms: the variants, or one `treatment` arm with the audience's tactic."""
+        return list(self.variants) or [Variant(name=TREATMENT, weight=1.0, tactic=self.tactic)]
+
+    def tactics(self) -> list[Tactic]:
+        return [arm.tactic for arm in self.arms()]
+
+    @property
+    def is_predictive(self) -> bool:
+        return self.selection is not None or any(t.kind == "recommendations" for t in self.tactics())
+
+    @property
+    def maturity(self) -> Literal["demographic", "behavioral", "predictive"]:
+        """Where the audience sits on the maturity curve: a model selects or personalizes it (predictive),
+        its filter or moment reads behavior (behavioral), or only who the customer is (demographic)."""
+        if self.is_predictive:
+            return "predictive"
+        if isinstance(self.moment, DaysAfterSignup | Daily) and set(self.segment_columns()) <= set(DEMOGRAPHIC_COLUMNS):
+            return "demographic"
+        return "behavioral"
+
+    def segment_columns(self) -> list[str]:
+        import sqlglot
+        from sqlglot import exp
+
+        return sorted({column.name for column in sqlglot.parse_one(self.segment, read="duckdb").find_all(exp.Column)})
+
+    def where(self) -> str:
+        """The qualification filter: segment and moment."""
+        return f"({self.segment}) and ({self.moment.predicate()})"
+
+
+class ActivationConfig(_Strict):
+    salt: str = Field("pz-holdout-v1", min_length=1, description="Salt of the holdout and variant assignment hash.")
+    predictive_min_orders: int = Field(
+        1, ge=0, description="Customers with fewer completed orders get no predictive audience (default experience)."
+    )
+    channels: dict[str, ChannelSettings] = Field(
+        {
+            "email": ChannelSettings(identifier="email"),
+            "push": ChannelSettings(),
+            "web": ChannelSettings(identifier="email_sha256"),
+            "call_center": ChannelSettings(),
+        }
+    )
+    suppressions: dict[str, str] = Field({}, description="Named filters that audiences list in `suppress`.")
+    audiences: dict[str, Audience] = {}
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, channels: dict[str, ChannelSettings]) -> dict[str, ChannelSettings]:
+        known = consent_channels()
+        for name, settings in channels.items():
+            _check_name("channel", name)
+            consent = settings.consent or name
+            if consent not in known:
+                raise ValueError(
+                    f"channel {name!r}: consent channel {consent!r} is not one of the landing contract's "
+                    f"({', '.join(known)}); set channels.{name}.consent"
+                )
+        return channels
+
+    @field_validator("suppressions")
+    @classmethod
+    def _suppressions(cls, suppressions: dict[str, str]) -> dict[str, str]:
+        compiled = {}
+        for name, segment in suppressions.items():
+            try:
+                compiled[_check_name("suppression", name)] = compile_segment(segment, segment_columns())
+            except SegmentError as error:
+                raise ValueError(f"suppression {name!r}: {error}") from None
+        return compiled
+
+    @model_validator(mode="after")
+    def _references(self) -> ActivationConfig:
+        for name, audience in self.audiences.items():
+            _check_name("audience", name)
+            unknown = [channel for channel in audience.channels if channel not in self.channels]
+            if unknown:
+                raise ValueError(
+                    f"audience {name!r}, key 'channels': unknown channels {unknown}; "
+                    f"configured channels: {', '.join(self.channels)}"
+                )
+            if len(set(audience.channels)) != len(audience.channels):
+                raise ValueError(f"audience {name!r}, key 'channels': a channel repeats: {audience.channels}")
+            unknown = [rule for rule in audience.suppress if rule not in self.suppressions]
+            if unknown:
+                raise ValueError(
+                    f"audience {name!r}, key 'suppress': unknown suppressions {unknown}; "
+                    f"defined in activation.suppressions: {', '.join(self.suppressions) or 'none'}"
+                )
+        return self
+
+    def consent_of(self, channel: str) -> str:
+        return self.channels[channel].consent or channel

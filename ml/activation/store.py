@@ -1,0 +1,95 @@
+"""The tables of the decisions: activation.decisions, experiments.assignments, activation.audience_funnel."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import duckdb
+import pandas as pd
+
+from ml.activation.decisions import DecisionSet, decide
+from ml.activation.population import read_contact_history, read_population
+from ml.config import load_config, warehouse_path
+from ml.partitions import replace_partition
+
+log = logging.getLogger(__name__)
+
+DECISIONS = "activation.decisions"
+ASSIGNMENTS = "experiments.assignments"
+FUNNEL = "activation.audience_funnel"
+
+DECISIONS_DDL = f"""
+create schema if not exists activation;
+create table if not exists {DECISIONS} (
+    ds date not null,
+    customer_id varchar not null,
+    decision varchar not null,        -- audience or default_experience
+    audience varchar,
+    experiment_group varchar,
+    channels varchar[],
+    reason varchar not null           -- decided, too_little_data or no_audience
+)
+"""
+ASSIGNMENTS_DDL = f"""
+create schema if not exists experiments;
+create table if not exists {ASSIGNMENTS} (
+    ds date not null,
+    audience varchar not null,
+    customer_id varchar not null,
+    experiment_group varchar not null, -- control (the holdout, never exported) or the arm
+    bucket double not null,            -- sha256(salt|audience|customer) in [0, 1): stable across days
+    salt varchar not null,
+    channels varchar[] not null        -- where the customer is (treated) or would have been (control) reached
+)
+"""
+FUNNEL_DDL = f"""
+create schema if not exists activation;
+create table if not exists {FUNNEL} (
+    ds date not null,
+    audience varchar not null,
+    step_order integer not null,
+    step varchar not null,
+    customers bigint not null
+)
+"""
+
+
+def write_decisions(ds: dt.date, result: DecisionSet, salts: dict[str, str]) -> None:
+    decisions = result.decisions.assign(ds=ds)
+    assignments = result.assignments.assign(ds=ds, salt=result.assignments["audience"].map(salts))
+    replace_partition(DECISIONS, DECISIONS_DDL, ds, decisions, order_by="customer_id")
+    replace_partition(ASSIGNMENTS, ASSIGNMENTS_DDL, ds, assignments, order_by="audience, customer_id")
+    replace_partition(
+        FUNNEL, FUNNEL_DDL, ds, result.funnel.assign(ds=ds), order_by="audience, step_order", purge_erased=False
+    )
+
+
+def decide_audiences(ds: str) -> dict[str, object]:
+    """The day's decision for every customer (one audience or the default experience), the holdout
+    and arm assignments, and the funnel of every audience; replaces the ds partitions."""
+    ds_date = dt.date.fromisoformat(ds)
+    activation = load_config().activation
+    population = read_population(ds_date)
+    history = read_contact_history(ds_date, activation)
+    result = decide(population, history, activation, ds_date)
+    salts = {name: audience.salt or activation.salt for name, audience in activation.audiences.items()}
+    write_decisions(ds_date, result, salts)
+    groups = result.assignments.groupby(["audience", "experiment_group"]).size()
+    log.info(
+        "ds=%s decisions for %d customers: %d in audiences, groups %s",
+        ds,
+        len(result.decisions),
+        len(result.assignments),
+        groups.to_dict(),
+    )
+    return {
+        "customers": len(result.decisions),
+        "decided": len(result.assignments),
+        **result.decisions["reason"].value_counts().rename(lambda reason: f"customers_{reason}").to_dict(),
+    }
+
+
+def read_assignments(ds: dt.date) -> pd.DataFrame:
+    with duckdb.connect(str(warehouse_path())) as connection:
+        return connection.execute(f"select * from {ASSIGNMENTS} where ds = ? order by audience, customer_id", [ds]).df()

@@ -1,0 +1,184 @@
+"""Audiences on a built warehouse: channel tables, files and manifests after a real pipeline run,
+the invariants checked in the warehouse, byte-identical reruns, and checks that stop publishing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import duckdb
+import pandas as pd
+import pytest
+
+from ml.activation.export import PublishCheckError, channel_rows, check_rows, publish_channels
+from ml.activation.settings import CONTROL
+from ml.activation.store import ASSIGNMENTS, decide_audiences
+from ml.config import load_config
+from tests.conftest import END_DATE, export_digests, query
+
+DS = END_DATE.isoformat()
+ACTIVATION = load_config().activation
+PERSONAL = {"city", "birth_year", "gender", "signup_at", "email", "email_sha256"}
+
+
+@pytest.fixture
+def warehouse_env(built_warehouse, monkeypatch):
+    monkeypatch.setenv("PZ_DATA_DIR", str(built_warehouse))
+    monkeypatch.setenv("PZ_REPORTS_DIR", str(built_warehouse / "reports"))
+    return built_warehouse
+
+
+def test_each_channel_folder_holds_the_days_files_with_a_matching_manifest(built_warehouse):
+    for channel in ACTIVATION.channels:
+        folder = built_warehouse / "exports" / channel / f"ds={DS}"
+        manifest = json.loads((folder / "manifest.json").read_text())
+        table = query(built_warehouse, f"select * from channels.{channel} where ds = ?", [END_DATE])
+        assert manifest["ds"] == DS and manifest["rows"] == len(table)
+        audiences = [name for name, audience in ACTIVATION.audiences.items() if channel in audience.channels]
+        assert [entry["audience"] for entry in manifest["audiences"]] == audiences
+        listed = {"manifest.json"}
+        for entry in manifest["audiences"]:
+            for described in entry["files"]:
+                data = (folder / described["path"]).read_bytes()
+                assert hashlib.sha256(data).hexdigest() == described["sha256"] and len(data) == described["bytes"]
+                listed.add(described["path"])
+            csv = pd.read_csv(folder / f"{entry['audience']}.csv", dtype=str, keep_default_na=False)
+            parquet = pd.read_parquet(folder / f"{entry['audience']}.parquet")
+            assert len(csv) == len(parquet) == entry["rows"] == (table["audience"] == entry["audience"]).sum()
+            assert list(csv.columns) == list(parquet.columns) == manifest["columns"]
+            assert sum(entry["arms"].values()) == entry["rows"]
+        assert {p.name for p in folder.iterdir()} == listed  # nothing else, no staging leftovers
+        assert not list(folder.parent.glob(".*"))
+        assert manifest["model_versions"]["propensity"] and manifest["model_versions"]["recommender"]
+        assert len(manifest["config_sha256"]) == 64
+
+
+def test_the_demo_audiences_reach_customers_in_every_channel_type(built_warehouse):
+    rows = {
+        c: query(built_warehouse, f"select * from channels.{c} where ds = ?", [END_DATE]) for c in ACTIVATION.channels
+    }
+    assert sum(len(frame) for frame in rows.values()) > 50
+    reached = pd.concat(rows.values())["audience"].unique()
+    levels = {ACTIVATION.audiences[name].maturity for name in reached}
+    assert levels == {"demographic", "behavioral", "predictive"}, reached
+
+
+def test_the_invariants_hold_in_the_warehouse(built_warehouse):
+    union = " union all ".join(
+        f"select '{c}' as channel, '{ACTIVATION.consent_of(c)}' as consent, audience, customer_id, experiment_group, "
+        f"array_to_string(recommended_items, '|') as items from channels.{c} where ds = $ds"
+        for c in ACTIVATION.channels
+    )
+    rows = query(built_warehouse, union.replace("$ds", f"'{DS}'"))
+    customers = query(built_warehouse, "select * from marts.customer_360 where ds = ?", [END_DATE]).set_index(
+        "customer_id"
+    )
+    erased = set(query(built_warehouse, "select customer_id from audit.erased_customers")["customer_id"])
+    assignments = query(built_warehouse, "select * from experiments.assignments where ds = ?", [END_DATE])
+    decisions = query(built_warehouse, "select * from activation.decisions where ds = ?", [END_DATE])
+
+    for row in rows.itertuples():
+        assert customers.loc[row.customer_id, f"has_consent_{row.consent}"], row
+    assert not erased & set(rows["customer_id"]) and not erased & set(assignments["customer_id"])
+    treated = assignments.set_index(["audience", "customer_id"])["experiment_group"]
+    groups = rows.set_index(["audience", "customer_id"])["experiment_group"]
+    assert (treated.loc[groups.index] == groups).all() and CONTROL not in set(groups)
+    assert (rows.groupby("customer_id")["audience"].nunique() == 1).all()
+    assert (rows.groupby("customer_id")["items"].nunique(dropna=False) == 1).all()  # same items in every channel
+    assert decisions["customer_id"].is_unique and set(decisions["customer_id"]) == set(customers.index)
+    default = decisions[decisions["decision"] == "default_experience"]
+    assert set(default["reason"]) <= {"too_little_data", "no_audience"} and len(default) > 0
+    predictive = [name for name, audience in ACTIVATION.audiences.items() if audience.is_predictive]
+    in_predictive = assignments[assignments["audience"].isin(predictive)]["customer_id"]
+    assert (customers.loc[in_predictive, "frequency"] >= ACTIVATION.predictive_min_orders).all()
+    assert (assignments["experiment_group"] == CONTROL).sum() > 0
+
+
+def test_files_carry_the_configured_identifier_and_no_other_personal_data(built_warehouse):
+    emails = query(built_warehouse, "select customer_id, email from marts.customer_360 where ds = ?", [END_DATE])
+    emails = emails.set_index("customer_id")["email"]
+    for channel, settings in ACTIVATION.channels.items():
+        for path in (built_warehouse / "exports" / channel / f"ds={DS}").glob("*.csv"):
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+            personal = PERSONAL & set(frame.columns)
+            expected = {"email": {"email"}, "email_sha256": {"email_sha256"}, "customer_id": set()}[settings.identifier]
+            assert personal == expected, (channel, path.name, personal)
+            if "email" in frame:
+                assert (frame["email"] == frame["customer_id"].map(emails)).all()
+            if "email_sha256" in frame and len(frame):
+                normalized = frame["customer_id"].map(emails).str.strip().str.lower()
+                assert (frame["email_sha256"] == normalized.map(lambda e: hashlib.sha256(e.encode()).hexdigest())).all()
+                assert not frame["email_sha256"].str.contains("@").any()
+
+
+def test_rerunning_the_day_gives_byte_identical_files_and_the_same_tables(warehouse_env):
+    before = export_digests(warehouse_env)
+    tables = ["experiments.assignments", "activation.decisions", "activation.audience_funnel"]
+    contents = {t: query(warehouse_env, f"select * from {t} order by all") for t in tables}
+    decide_audiences(DS)
+    publish_channels(DS)
+    assert export_digests(warehouse_env) == before
+    for table in tables:
+        pd.testing.assert_frame_equal(query(warehouse_env, f"select * from {table} order by all"), contents[table])
+
+
+def test_a_row_without_consent_erased_or_in_a_control_group_stops_publishing(warehouse_env):
+    config = load_config()
+    frames = channel_rows(config, END_DATE)
+    assert not [check for check in check_rows(frames, config.activation, END_DATE) if check.violations]
+
+    customers = query(warehouse_env, "select * from marts.customer_360 where ds = ?", [END_DATE])
+    no_email = customers.loc[~customers["has_consent_email"], "customer_id"].iloc[0]
+    control = query(
+        warehouse_env, "select * from experiments.assignments where ds = ? and experiment_group = 'control'", [END_DATE]
+    ).iloc[0]
+    erased = query(warehouse_env, "select customer_id from audit.erased_customers")["customer_id"].iloc[0]
+    template = frames["email"].iloc[[0]] if len(frames["email"]) else None
+    assert template is not None
+    bad = pd.concat(
+        [
+            frames["email"],
+            template.assign(customer_id=no_email, audience="x"),
+            template.assign(customer_id=control["customer_id"], audience=control["audience"], experiment_group=CONTROL),
+            template.assign(audience="win_back_at_risk"),  # the same customer in a second audience
+            template.assign(customer_id=erased),
+        ]
+    )
+    failed = {c.name: c for c in check_rows({**frames, "email": bad}, config.activation, END_DATE) if c.violations}
+    assert {"consent", "erasure", "holdout", "one_decision"} <= set(failed)
+    assert no_email in failed["consent"].examples[0]
+
+    # A broken decision is refused before a single file or table row changes.
+    before = export_digests(warehouse_env)
+    table = query(warehouse_env, "select * from channels.email order by all")
+    with duckdb.connect(str(warehouse_env / "warehouse.duckdb")) as connection:
+        connection.execute(
+            f"update {ASSIGNMENTS} set experiment_group = '{CONTROL}' where ds = ? and customer_id = ?",
+            [END_DATE, frames["email"]["customer_id"].iloc[0]],
+        )
+        connection.execute(  # a second, distinct breach: a treated customer loses their consent
+            "update marts.customer_360 set has_consent_email = false where ds = ? and customer_id = ?",
+            [END_DATE, frames["email"]["customer_id"].iloc[-1]],
+        )
+    try:
+        with pytest.raises(PublishCheckError, match="nothing published"):
+            publish_channels(DS)
+        assert export_digests(warehouse_env) == before
+        pd.testing.assert_frame_equal(query(warehouse_env, "select * from channels.email order by all"), table)
+    finally:  # restore the consent, then decide and publish again: the original files come back
+        with duckdb.connect(str(warehouse_env / "warehouse.duckdb")) as connection:
+            connection.execute(
+                "update marts.customer_360 set has_consent_email = true where ds = ? and customer_id = ?",
+                [END_DATE, frames["email"]["customer_id"].iloc[-1]],
+            )
+        decide_audiences(DS)
+        publish_channels(DS)
+    assert export_digests(warehouse_env) == before
+
+
+def test_the_marketer_summary_shows_the_maturity_curve(warehouse_env):
+    html = (warehouse_env / "reports" / "audiences" / f"audiences_{DS}.html").read_text()
+    for text in ("Maturity curve", "demographic", "behavioral", "predictive", "Experiments", "Funnel", "holdout"):
+        assert text in html
+    for name in ACTIVATION.audiences:
+        assert name in html
