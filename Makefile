@@ -67,6 +67,7 @@ bench: venv  ## benchmarks (about 20 minutes): writes bench/results.md
 	$(PYTHON) bench/bench_metrics.py
 	$(PYTHON) bench/bench_recommender.py
 	$(PYTHON) bench/bench_propensity.py
+	$(PYTHON) bench/bench_activation.py
 
 clean:  ## remove generated data and reports (keeps .venv)
 	rm -rf data reports/* dbt_project/target dbt_project/logs

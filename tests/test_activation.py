@@ -10,7 +10,13 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ml.activation.export import PublishCheckError, channel_rows, check_rows, publish_channels
+from ml.activation.export import (
+    PublishCheckError,
+    channel_rows,
+    check_rows,
+    publish_channels,
+    purge_erased_from_exports,
+)
 from ml.activation.settings import CONTROL
 from ml.activation.store import ASSIGNMENTS, decide_audiences
 from ml.config import load_config
@@ -182,3 +188,33 @@ def test_the_marketer_summary_shows_the_maturity_curve(warehouse_env):
         assert text in html
     for name in ACTIVATION.audiences:
         assert name in html
+
+
+def test_erasure_reaches_files_published_before_the_request(warehouse_env):
+    before = export_digests(warehouse_env)
+    folder = warehouse_env / "exports" / "email" / f"ds={DS}"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    entry = next(e for e in manifest["audiences"] if e["rows"] > 1)
+    audience = entry["audience"]
+    customer = pd.read_csv(folder / f"{audience}.csv", dtype=str)["customer_id"].iloc[0]
+    # What every night's partition writer does to the channel tables once a customer is erased.
+    with duckdb.connect(str(warehouse_env / "warehouse.duckdb")) as connection:
+        connection.execute("delete from channels.email where customer_id = ?", [customer])
+    try:
+        assert purge_erased_from_exports(ACTIVATION) == 1
+        after = json.loads((folder / "manifest.json").read_text())
+        changed = next(e for e in after["audiences"] if e["audience"] == audience)
+        assert changed["rows"] == entry["rows"] - 1 and after["rows"] == manifest["rows"] - 1
+        assert after["erased_customers_removed"] == 1
+        assert after["config_sha256"] == manifest["config_sha256"]
+        for described in changed["files"]:
+            data = (folder / described["path"]).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == described["sha256"]
+        assert customer not in set(pd.read_csv(folder / f"{audience}.csv", dtype=str)["customer_id"])
+        assert customer not in set(pd.read_parquet(folder / f"{audience}.parquet")["customer_id"])
+        untouched = {p: d for p, d in before.items() if not p.startswith(f"email/ds={DS}/")}
+        assert {p: d for p, d in export_digests(warehouse_env).items() if p in untouched} == untouched
+        assert purge_erased_from_exports(ACTIVATION) == 0  # nothing left to do: files are left alone
+    finally:
+        publish_channels(DS)  # the customer is not really erased: publishing restores the day
+    assert export_digests(warehouse_env) == before

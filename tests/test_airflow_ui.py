@@ -216,3 +216,28 @@ def test_a_finished_run_shows_every_task_in_success(airflow_ui):
         finally:
             browser.close()
     assert screenshot.stat().st_size > 10_000
+
+
+def test_the_marketer_summary_renders_the_maturity_curve_and_every_audience(finished_run):
+    from playwright.sync_api import expect, sync_playwright
+
+    from ml.config import load_config
+
+    report = finished_run / "reports" / "audiences" / f"audiences_{END_DATE}.html"
+    screenshot = reports_dir() / "audience_summary.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser, page = browser_page(playwright)
+        try:
+            page.goto(report.as_uri())
+            expect(page.get_by_role("heading", name=f"Audiences for {END_DATE}")).to_be_visible()
+            maturity = page.locator("table").first
+            for level in ("demographic", "behavioral", "predictive"):
+                expect(maturity.get_by_role("cell", name=level, exact=True)).to_be_visible()
+            channels = page.locator("table").nth(1)
+            for name in load_config().activation.audiences:
+                expect(channels.get_by_text(name, exact=True)).to_be_visible()
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    assert screenshot.stat().st_size > 10_000

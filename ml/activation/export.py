@@ -29,6 +29,7 @@ from ml.activation.columns import consent_column
 from ml.activation.population import (
     CHANNEL_SCHEMA,
     channel_table,
+    existing_tables,
     read_emails,
     read_model_versions,
     read_population,
@@ -251,6 +252,38 @@ def _swap_in(staged: Path, final: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
+def _write_audience_files(
+    folder: Path, name: str, part: pd.DataFrame, columns: dict[str, str], holdout: int, arm_names: list[str]
+) -> dict[str, object]:
+    """One audience's CSV and parquet in `folder`; returns its manifest entry (without the config)."""
+    (folder / f"{name}.csv").write_bytes(_csv_bytes(part))
+    pq.write_table(_parquet_table(part, columns), folder / f"{name}.parquet", compression="zstd")
+    return {
+        "audience": name,
+        "rows": len(part),
+        "holdout_customers": holdout,
+        "arms": {arm: int((part["experiment_group"] == arm).sum()) for arm in arm_names},
+        "files": [_describe(folder / f"{name}.csv", len(part)), _describe(folder / f"{name}.parquet", len(part))],
+    }
+
+
+def _holdout(assignments: pd.DataFrame, audience: str, channel: str) -> int:
+    """Control customers of the audience this channel would have reached."""
+    mine = assignments[(assignments["audience"] == audience) & assignments["channels"].map(lambda c: channel in c)]
+    return int((mine["experiment_group"] == CONTROL).sum())
+
+
+def _staging_folder(final: Path) -> Path:
+    staged = final.with_name(f".staging-{final.name}-{os.getpid()}")
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir(parents=True)
+    return staged
+
+
+def _write_manifest(folder: Path, manifest: dict) -> None:
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def write_channel_files(
     channel: str,
     frame: pd.DataFrame,
@@ -261,32 +294,18 @@ def write_channel_files(
 ) -> dict[str, object]:
     activation = config.activation
     final = exports_dir() / channel / f"ds={ds}"
-    staged = final.with_name(f".staging-{final.name}-{os.getpid()}")
-    shutil.rmtree(staged, ignore_errors=True)
-    staged.mkdir(parents=True)
+    staged = _staging_folder(final)
     columns = channel_columns(activation, channel)
     audiences = []
     for name, audience in activation.audiences.items():
         if channel not in audience.channels:
             continue
         part = frame[frame["audience"] == name].reset_index(drop=True)
-        (staged / f"{name}.csv").write_bytes(_csv_bytes(part))
-        pq.write_table(_parquet_table(part, columns), staged / f"{name}.parquet", compression="zstd")
-        mine = assignments[(assignments["audience"] == name) & assignments["channels"].map(lambda c: channel in c)]
+        entry = _write_audience_files(
+            staged, name, part, columns, _holdout(assignments, name, channel), [arm.name for arm in audience.arms()]
+        )
         audiences.append(
-            {
-                "audience": name,
-                "maturity": audience.maturity,
-                "priority": audience.priority,
-                "goal": audience.goal.model_dump(),
-                "rows": len(part),
-                "holdout_customers": int((mine["experiment_group"] == CONTROL).sum()),
-                "arms": {arm.name: int((part["experiment_group"] == arm.name).sum()) for arm in audience.arms()},
-                "files": [
-                    _describe(staged / f"{name}.csv", len(part)),
-                    _describe(staged / f"{name}.parquet", len(part)),
-                ],
-            }
+            {"maturity": audience.maturity, "priority": audience.priority, "goal": audience.goal.model_dump(), **entry}
         )
     manifest = {
         "ds": ds.isoformat(),
@@ -301,9 +320,54 @@ def write_channel_files(
         "assignment_salt": activation.salt,
         "checks": ["consent", "erasure", "holdout", "one_decision", "same_recommendations"],
     }
-    (staged / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    _write_manifest(staged, manifest)
     _swap_in(staged, final)
     return manifest
+
+
+def purge_erased_from_exports(activation: ActivationConfig) -> int:
+    """Erasure reaches the files of earlier days too: every night the channel tables lose erased
+    customers from every ds (ml.partitions), and a day's folder whose table partition now has fewer
+    rows than its manifest is rewritten from the table, the same way it was written. The manifest
+    keeps its model versions and config hash (what the day was published with) and counts the
+    removed rows in `erased_customers_removed`. Returns the rows removed from files."""
+    removed = 0
+    with duckdb.connect(str(warehouse_path())) as connection:
+        existing = existing_tables(connection, CHANNEL_SCHEMA)
+        for channel in activation.channels:
+            if channel not in existing:
+                continue
+            table = channel_table(channel)
+            counts = dict(connection.execute(f"select ds, count(*) from {table} group by ds").fetchall())
+            for manifest_path in sorted((exports_dir() / channel).glob("ds=*/manifest.json")):
+                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+                ds = dt.date.fromisoformat(manifest["ds"])
+                if counts.get(ds, 0) >= manifest["rows"]:
+                    continue
+                columns = {name: BASE_COLUMNS.get(name, "varchar") for name in manifest["columns"]}
+                rows = connection.execute(
+                    f"select {', '.join(columns)} from {table} where ds = ? order by audience, customer_id", [ds]
+                ).df()
+                rows["ds"] = ds
+                rows["recommended_items"] = rows["recommended_items"].map(
+                    lambda items: list(items) if isinstance(items, list | np.ndarray) else None
+                )
+                assignments = connection.execute(f"select * from {ASSIGNMENTS} where ds = ?", [ds]).df()
+                staged = _staging_folder(manifest_path.parent)
+                for entry in manifest["audiences"]:
+                    part = rows[rows["audience"] == entry["audience"]].reset_index(drop=True)
+                    holdout = _holdout(assignments, entry["audience"], channel)
+                    entry.update(
+                        _write_audience_files(staged, entry["audience"], part, columns, holdout, list(entry["arms"]))
+                    )
+                removed_here = manifest["rows"] - len(rows)
+                manifest["rows"] = len(rows)
+                manifest["erased_customers_removed"] = manifest.get("erased_customers_removed", 0) + removed_here
+                _write_manifest(staged, manifest)
+                _swap_in(staged, manifest_path.parent)
+                log.info("removed %d erased customers' rows from %s", removed_here, manifest_path.parent)
+                removed += removed_here
+    return removed
 
 
 def publish_channels(ds: str) -> dict[str, object]:
@@ -325,7 +389,12 @@ def publish_channels(ds: str) -> dict[str, object]:
         )
         manifests[channel] = write_channel_files(channel, frame, config, ds_date, assignments, model_versions)
     log.info("ds=%s published %s", ds, {channel: m["rows"] for channel, m in manifests.items()})
+    erased_rows = purge_erased_from_exports(activation)
     from ml.activation.report import write_report
 
     report = write_report(ds_date)
-    return {"report": str(report), **{f"rows_{channel}": m["rows"] for channel, m in manifests.items()}}
+    return {
+        "report": str(report),
+        "erased_rows_removed_from_earlier_files": erased_rows,
+        **{f"rows_{channel}": m["rows"] for channel, m in manifests.items()},
+    }

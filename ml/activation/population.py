@@ -23,7 +23,7 @@ def channel_table(channel: str) -> str:
     return f"{CHANNEL_SCHEMA}.{channel}"
 
 
-def _existing_tables(connection, schema: str) -> set[str]:
+def existing_tables(connection, schema: str) -> set[str]:
     rows = connection.execute(
         "select table_name from information_schema.tables where table_schema = ?", [schema]
     ).fetchall()
@@ -36,7 +36,7 @@ def read_population(ds: dt.date) -> pd.DataFrame:
     leaves them out)."""
     customer_columns = [c for c in (*DEMOGRAPHIC_COLUMNS, *behavioral_columns()) if c not in MOMENT_COLUMNS]
     with duckdb.connect(str(warehouse_path())) as connection:
-        has_scores = "customer_scores" in _existing_tables(connection, "marts")
+        has_scores = "customer_scores" in existing_tables(connection, "marts")
         score = "scores.score" if has_scores else "cast(null as double)"
         scores_join = (
             "left join marts.customer_scores as scores on scores.ds = c.ds and scores.customer_id = c.customer_id "
@@ -82,7 +82,7 @@ def read_contact_history(ds: dt.date, activation: ActivationConfig) -> pd.DataFr
         return empty
     first = ds - dt.timedelta(days=max(windows) - 1)
     with duckdb.connect(str(warehouse_path())) as connection:
-        if "assignments" not in _existing_tables(connection, "experiments"):
+        if "assignments" not in existing_tables(connection, "experiments"):
             return empty
         return connection.execute(
             "select ds, audience, customer_id, unnest(channels) as channel from experiments.assignments "
@@ -115,7 +115,7 @@ def read_emails(customer_ids: list[str], ds: dt.date) -> pd.Series:
 def read_recommendations(ds: dt.date, k: int) -> pd.Series:
     """Top k item ids per customer at ds, in rank order (the same list for every channel)."""
     with duckdb.connect(str(warehouse_path())) as connection:
-        if "customer_recommendations" not in _existing_tables(connection, "marts"):
+        if "customer_recommendations" not in existing_tables(connection, "marts"):
             return pd.Series(dtype=object)
         rows = connection.execute(
             "select customer_id, list(item_id order by rank) as items from marts.customer_recommendations "
@@ -129,7 +129,7 @@ def read_model_versions(ds: dt.date) -> dict[str, str | None]:
     """The model versions whose outputs the day's decisions used."""
     versions: dict[str, str | None] = {"recommender": None, "propensity": None}
     with duckdb.connect(str(warehouse_path())) as connection:
-        tables = _existing_tables(connection, "marts")
+        tables = existing_tables(connection, "marts")
         if "customer_recommendations" in tables:
             versions["recommender"] = connection.execute(
                 "select max(model_version) from marts.customer_recommendations where ds = ? and strategy = 'model'",

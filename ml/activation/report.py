@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 
 from ml.activation.decisions import funnel_step_position
-from ml.activation.population import _existing_tables, channel_table, read_model_versions
+from ml.activation.population import channel_table, existing_tables, read_model_versions
 from ml.activation.settings import CONTROL
 from ml.activation.store import ASSIGNMENTS, DECISIONS, FUNNEL
 from ml.config import load_config, reports_dir, warehouse_path
@@ -37,14 +37,14 @@ class AudienceSummary:
 def audience_summary(ds: dt.date) -> AudienceSummary | None:
     activation = load_config().activation
     with duckdb.connect(str(warehouse_path())) as connection:
-        if "decisions" not in _existing_tables(connection, "activation"):
+        if "decisions" not in existing_tables(connection, "activation"):
             return None
         decisions = connection.execute(f"select * from {DECISIONS} where ds = ?", [ds]).df()
         if decisions.empty:
             return None
         assignments = connection.execute(f"select * from {ASSIGNMENTS} where ds = ?", [ds]).df()
         funnel = connection.execute(f"select * from {FUNNEL} where ds = ? order by audience, step_order", [ds]).df()
-        existing = _existing_tables(connection, "channels")
+        existing = existing_tables(connection, "channels")
         exported = pd.concat(
             [
                 connection.execute(
