@@ -212,6 +212,35 @@ class PropensityConfig(_Strict):
         return self.training_window_days + self.horizon_days
 
 
+DriftMethod = Literal["psi", "jensenshannon", "wasserstein", "ks", "chisquare", "kl_div", "hellinger", "z"]
+
+
+class DriftCheckConfig(_Strict):
+    """One Evidently drift check: the method, the per-column threshold, and the dataset verdict."""
+
+    method: DriftMethod = Field("psi", description="Evidently stattest of the numerical columns.")
+    threshold: float = Field(0.2, gt=0, description="Its threshold (a distance; a p-value for ks, chisquare, z).")
+    categorical_method: DriftMethod = Field("psi", description="Evidently stattest of the categorical columns.")
+    categorical_threshold: float = Field(0.2, gt=0, description="Its threshold.")
+    drift_share: float = Field(0.5, gt=0, le=1, description="Dataset drift when at least this share of columns drift.")
+
+
+class MonitoringConfig(_Strict):
+    """Drift checks of ml.monitoring and what dataset drift does to the day's exports."""
+
+    features: DriftCheckConfig = DriftCheckConfig()
+    predictions: DriftCheckConfig = DriftCheckConfig(method="psi", threshold=0.2, drift_share=1.0)
+    recommendations: DriftCheckConfig = DriftCheckConfig(
+        categorical_method="jensenshannon", categorical_threshold=0.1, drift_share=0.5
+    )
+    coverage_change_threshold: float = Field(
+        0.25, gt=0, description="Catalog coverage of the recommendations drifts when it changes by this share."
+    )
+    on_dataset_drift: Literal["warn", "block_exports"] = Field(
+        "warn", description="warn: record and publish; block_exports: keep earlier exports and fail publishing."
+    )
+
+
 class PlatformConfig(_Strict):
     demo: DemoConfig = DemoConfig()
     metrics: MetricsConfig = MetricsConfig()
@@ -219,6 +248,7 @@ class PlatformConfig(_Strict):
     recommender: RecommenderConfig = RecommenderConfig()
     propensity: PropensityConfig = PropensityConfig()
     activation: ActivationConfig = ActivationConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @model_validator(mode="after")
     def _recommendations_within_k(self) -> PlatformConfig:

@@ -14,11 +14,13 @@ from ml.activation.export import PublishCheckError
 from ml.activation.population import MissingInputError
 from ml.config import ConfigError, load_config
 from ml.landing import LandingError
+from ml.monitoring import ExportsBlockedError
 from ml.recommender.data import MissingUpstreamError
 from ml.stages import (
     build_feature_store,
     decide_audiences,
     load_landing_files,
+    monitor_drift,
     publish_channels,
     score_propensity,
     score_recommendations,
@@ -48,6 +50,7 @@ def run(ds: str, full_refresh: bool = False, models: bool = True) -> None:
     train_propensity(ds)
     score_propensity(ds)
     decide_audiences(ds)
+    monitor_drift(ds)
     publish_channels(ds)
 
 
@@ -69,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         MissingUpstreamError,
         MissingInputError,
         PublishCheckError,
+        ExportsBlockedError,
         ValueError,
     ) as error:
         print(f"error: {error}", file=sys.stderr)

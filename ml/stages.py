@@ -87,3 +87,11 @@ def publish_channels(ds: str) -> dict[str, object]:
     from ml.activation.export import publish_channels as publish
 
     return publish(ds)
+
+
+def monitor_drift(ds: str) -> dict[str, object]:
+    """Evidently drift of the features, predictions and recommendations of ds against the reference
+    of the model version in use; reports, monitoring tables and channels.model_health."""
+    from ml.monitoring import monitor_drift as monitor
+
+    return monitor(ds)

@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 
 from ml.activation.report import audience_summary, report_path, summary_lines
-from ml.config import data_dir, mlflow_tracking_uri, warehouse_path
+from ml.config import data_dir, mlflow_tracking_uri, reports_dir, warehouse_path
 from ml.constants import QUARANTINE_SCHEMA
 from ml.contract import TABLES
 
@@ -64,6 +64,11 @@ def summary_text(ds: str) -> str:
             if _has_table(connection, "marts", "customer_scores")
             else pd.DataFrame()
         )
+        drift = (
+            _read(connection, "select * from channels.model_health where ds = ? order by model_name, check_name", [ds])
+            if _has_table(connection, "channels", "model_health")
+            else pd.DataFrame()
+        )
     return "\n".join(
         [
             *_landing_lines(ds, reconciliation, reasons),
@@ -73,6 +78,8 @@ def summary_text(ds: str) -> str:
             *_recommender_lines(ds, recommendations),
             "",
             *_propensity_lines(ds, scores),
+            "",
+            *_drift_lines(ds, drift),
             "",
             "Where to look:",
             f"  warehouse       {warehouse_path()}",
@@ -90,6 +97,8 @@ def summary_text(ds: str) -> str:
             "                  channels.<channel>; files and manifests under",
             f"                  {data_dir() / 'exports'}/<channel>/ds={ds}/",
             f"                  marketer summary {report_path(dt.date.fromisoformat(ds))}",
+            "  drift           monitoring.drift_summary, monitoring.drift_columns, channels.model_health;",
+            f"                  Evidently reports under {reports_dir() / 'drift' / f'ds={ds}'}",
             "",
             *_audience_lines(ds),
         ]
@@ -235,6 +244,19 @@ def _propensity_lines(ds: str, scores: pd.DataFrame) -> list[str]:
         if "gate_version" in tags:
             verdict = "champion" if tags.get("gate_promoted") == "True" else "challenger"
             lines.append(f"  registered propensity v{tags['gate_version']}: {verdict} ({tags.get('gate_reason', '')})")
+    return lines
+
+
+def _drift_lines(ds: str, drift: pd.DataFrame) -> list[str]:
+    lines = [f"Model health for ds={ds} (Evidently drift against the training day of the version in use):"]
+    if drift.empty:
+        return [*lines, "  not checked (see the monitor_drift log for why)"]
+    for row in drift.itertuples():
+        lines.append(
+            f"  {row.model_name + ' ' + row.check_name:<30}{row.status:<7}{row.share_drifted_columns:6.0%} of "
+            f"{row.columns_checked} columns drifted vs {row.reference_ds:%Y-%m-%d} (v{row.model_version}); "
+            f"action {row.action}"
+        )
     return lines
 
 

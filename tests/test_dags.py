@@ -31,12 +31,13 @@ EXPECTED_TASKS = [
     "train_propensity",
     "score_propensity",
     "decide_audiences",
+    "monitor_drift",
     "publish_channels",
 ]
 # Outputs partitioned by date or keyed by ds; staging and intermediate are the last run's working state.
 PARTITIONED_SCHEMAS = ("marts", "quarantine", "audit")
 # The day's decisions and what was published from them.
-ACTIVATION_SCHEMAS = ("activation", "experiments", "channels")
+ACTIVATION_SCHEMAS = ("activation", "experiments", "channels", "monitoring")
 RECOMMENDATIONS = "marts.customer_recommendations"
 SCORES = "marts.customer_scores"
 
@@ -115,7 +116,8 @@ print(json.dumps({{
         "train_propensity": ["build_feature_store"],
         "score_propensity": ["train_propensity"],
         "decide_audiences": ["score_propensity", "score_recommendations"],
-        "publish_channels": ["decide_audiences"],
+        "monitor_drift": ["score_propensity", "score_recommendations"],
+        "publish_channels": ["decide_audiences", "monitor_drift"],
     }
     assert found["pools"] == ["warehouse"]
     assert "Nightly personalization" in found["doc_md"]

@@ -39,6 +39,7 @@ from ml.activation.settings import CONTROL, ActivationConfig, Tactic
 from ml.activation.store import ASSIGNMENTS, read_assignments
 from ml.config import PlatformConfig, data_dir, load_config, warehouse_path
 from ml.constants import CUSTOMER_ID
+from ml.monitoring import assert_exports_allowed
 from ml.partitions import replace_partition
 
 log = logging.getLogger(__name__)
@@ -373,6 +374,7 @@ def purge_erased_from_exports(activation: ActivationConfig) -> int:
 def publish_channels(ds: str) -> dict[str, object]:
     """Check the day's channel rows, then replace the channel tables' ds partitions and the files."""
     ds_date = dt.date.fromisoformat(ds)
+    assert_exports_allowed(ds_date)  # drift under block_exports: nothing of today is published
     config = load_config()
     activation = config.activation
     frames = channel_rows(config, ds_date)
