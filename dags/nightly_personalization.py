@@ -23,22 +23,26 @@ Builds the warehouse for one logical date `ds`, the day that just ended:
 8. **score_propensity** writes a purchase probability and its decile for every customer to
    `marts.customer_scores`.
 
-9. **decide_audiences** gives every customer one decision for the day: the audience with the best
+9. **read_experiments** reads every audience's holdout back once its goal window has passed: each
+   arm against control (rates, lift, 95% interval, z-test p-value, Holm-corrected, minimum
+   detectable effect) into `marts.fct_experiment_results`; an audience with a significant negative
+   lift is paused (`activation.audience_status`).
+10. **decide_audiences** gives every customer one decision for the day: the audience with the best
    priority (then score) among those they qualify for and can be reached in (consent in force,
    frequency caps, suppressions), or the default experience. Holdout and variant groups go to
    `experiments.assignments` (a stable hash of customer, audience and salt).
-10. **monitor_drift** runs Evidently drift checks of the propensity features, the predictions and the
+11. **monitor_drift** runs Evidently drift checks of the propensity features, the predictions and the
    recommendations against the training day of the model version in use: reports under
    `reports/drift/ds=<ds>/`, `monitoring.drift_columns`, `monitoring.drift_summary` and
    `channels.model_health`.
-11. **publish_channels** checks the treated customers' rows (consent, erasure, no control group, one
+12. **publish_channels** checks the treated customers' rows (consent, erasure, no control group, one
    decision, the same recommendations in every channel), then writes `channels.<channel>`, the files
    `exports/<channel>/ds=<ds>/<audience>.csv|parquet` with `manifest.json`, and the marketer summary
    under `reports/audiences/`. With `monitoring.on_dataset_drift: block_exports`, dataset drift
    stops it before anything is published.
 
 The recommender (4-5) and the propensity branch (6-8) both start after build_metrics; a failure in
-one does not stop the other. The audiences (9-11) need both.
+one does not stop the other. The audiences (10-12) need both.
 
 Every task reads data up to the end of `ds` and replaces only what it writes for `ds`, so
 rerunning or backfilling any date is safe. Tasks that write the warehouse share the 1-slot
@@ -132,6 +136,12 @@ def nightly_personalization():
         return decide_audiences(get_current_context()["ds"])
 
     @task(pool=WAREHOUSE_POOL)
+    def read_experiments() -> dict[str, object]:
+        from ml.stages import read_experiments
+
+        return read_experiments(get_current_context()["ds"])
+
+    @task(pool=WAREHOUSE_POOL)
     def monitor_drift() -> dict[str, object]:
         from ml.stages import monitor_drift
 
@@ -146,7 +156,7 @@ def nightly_personalization():
     metrics = load_landing() >> build_staging() >> build_metrics()
     recommendations = metrics >> train_recommender() >> score_recommendations()
     scores = metrics >> build_feature_store() >> train_propensity() >> score_propensity()
-    decisions = [recommendations, scores] >> decide_audiences()
+    decisions = [recommendations, scores, metrics >> read_experiments()] >> decide_audiences()
     drift = [recommendations, scores] >> monitor_drift()
     [decisions, drift] >> publish_channels()
 

@@ -22,6 +22,7 @@ from ml.stages import (
     load_landing_files,
     monitor_drift,
     publish_channels,
+    read_experiments,
     score_propensity,
     score_recommendations,
     train_propensity,
@@ -49,6 +50,7 @@ def run(ds: str, full_refresh: bool = False, models: bool = True) -> None:
     build_feature_store(ds)
     train_propensity(ds)
     score_propensity(ds)
+    read_experiments(ds)
     decide_audiences(ds)
     monitor_drift(ds)
     publish_channels(ds)

@@ -95,3 +95,11 @@ def monitor_drift(ds: str) -> dict[str, object]:
     from ml.monitoring import monitor_drift as monitor
 
     return monitor(ds)
+
+
+def read_experiments(ds: str) -> dict[str, object]:
+    """Every audience arm against its control on the audience's goal, for customers whose window
+    ended by ds (marts.fct_experiment_results); pauses audiences with a significant negative lift."""
+    from ml.activation.readout import read_experiments as read
+
+    return read(ds)

@@ -7,6 +7,7 @@ each audience, in order, customers leave at the first step that excludes them, s
 reconciles: qualified = sum of the exclusions + decided.
 
   qualified        the segment and the moment hold
+  paused           the audience is paused by its experiment readout (a significant negative lift)
   erased           an erasure request (never used for anything)
   too_little_data  a predictive audience, fewer than predictive_min_orders completed orders
   suppressed_<r>   a suppression the audience lists (recent buyers out of win-back, ...)
@@ -37,6 +38,7 @@ AUDIENCE_DECISION = "audience"
 
 FUNNEL_ORDER = (
     "qualified",
+    "paused",
     "erased",
     "too_little_data",
     "suppressed_",
@@ -137,7 +139,13 @@ def _channels(audience: Audience, reachable: dict[str, pd.Series]) -> list[list[
     return [channels[:1] for channels in found] if audience.send_to == "first" else found
 
 
-def decide(population: pd.DataFrame, history: pd.DataFrame, activation: ActivationConfig, ds: dt.date) -> DecisionSet:
+def decide(
+    population: pd.DataFrame,
+    history: pd.DataFrame,
+    activation: ActivationConfig,
+    ds: dt.date,
+    paused: frozenset[str] = frozenset(),
+) -> DecisionSet:
     population = population.reset_index(drop=True)
     erased = population["is_erased"].fillna(False).astype(bool)
     too_little_data = population["frequency"].fillna(0) < activation.predictive_min_orders
@@ -153,7 +161,8 @@ def decide(population: pd.DataFrame, history: pd.DataFrame, activation: Activati
     funnel_rows: list[tuple[str, str, int]] = []
     candidates = []
     for name, audience in activation.audiences.items():
-        steps: list[tuple[str, pd.Series]] = [("erased", erased)]
+        steps: list[tuple[str, pd.Series]] = [("paused", pd.Series(name in paused, index=population.index))]
+        steps.append(("erased", erased))
         if audience.is_predictive:
             steps.append(("too_little_data", too_little_data))
         steps += [(f"suppressed_{rule}", suppressions[rule]) for rule in audience.suppress]

@@ -32,6 +32,8 @@ class AudienceSummary:
     funnel: pd.DataFrame  # step x audience
     scores: pd.DataFrame  # score distribution of the exported customers per audience
     model_versions: dict[str, str | None]
+    readouts: pd.DataFrame  # arms against control whose goal window has passed (marts.fct_experiment_results)
+    status: dict[str, str]  # audience -> "active" or "paused: <why>"
 
 
 def audience_summary(ds: dt.date) -> AudienceSummary | None:
@@ -44,6 +46,26 @@ def audience_summary(ds: dt.date) -> AudienceSummary | None:
             return None
         assignments = connection.execute(f"select * from {ASSIGNMENTS} where ds = ?", [ds]).df()
         funnel = connection.execute(f"select * from {FUNNEL} where ds = ? order by audience, step_order", [ds]).df()
+        readouts = (
+            connection.execute(
+                "select audience, arm, control_customers, arm_customers, control_rate, arm_rate, absolute_lift, "
+                "ci_lower, ci_upper, p_value_holm, mde_at_80_power, conclusion from marts.fct_experiment_results "
+                "where ds = ? and p_value is not null order by audience, arm",
+                [ds],
+            ).df()
+            if "fct_experiment_results" in existing_tables(connection, "marts")
+            else pd.DataFrame()
+        )
+        status = (
+            {
+                audience: state if reason is None else f"{state}: {reason}"
+                for audience, state, reason in connection.execute(
+                    "select audience, status, reason from activation.audience_status where ds = ?", [ds]
+                ).fetchall()
+            }
+            if "audience_status" in existing_tables(connection, "activation")
+            else {}
+        )
         existing = existing_tables(connection, "channels")
         exported = pd.concat(
             [
@@ -87,6 +109,7 @@ def audience_summary(ds: dt.date) -> AudienceSummary | None:
             {
                 "audience": name,
                 "priority": audience.priority,
+                "status": status.get(name, "active"),
                 "goal": audience.goal.description or f"{audience.goal.metric} within {audience.goal.window_days} days",
                 "hypothesis": audience.hypothesis,
                 "null_hypothesis": audience.null_hypothesis,
@@ -125,6 +148,8 @@ def audience_summary(ds: dt.date) -> AudienceSummary | None:
         funnel=funnel_table,
         scores=scores,
         model_versions=read_model_versions(ds),
+        readouts=readouts,
+        status=status,
     )
 
 
@@ -140,6 +165,19 @@ def summary_lines(summary: AudienceSummary) -> list[str]:
         lines.append(f"    {row.level:<12} {row.reached:>6}  {row.share_of_population:6.1%}  {row.audiences}")
     lines.append("  rows per audience and channel (holdout: control customers, not exported):")
     lines += ["    " + line for line in summary.by_channel.to_string().splitlines()]
+    paused = {name: state for name, state in summary.status.items() if state.startswith("paused")}
+    lines += [f"  {name} {state}" for name, state in paused.items()]
+    if summary.readouts.empty:
+        lines.append("  experiment readouts: no holdout has finished its goal window yet")
+    else:
+        lines.append("  experiment readouts (arm against control, goal window finished; marts.fct_experiment_results):")
+        for row in summary.readouts.itertuples():
+            lines.append(
+                f"    {row.audience} / {row.arm}: {row.arm_rate:.1%} (n={row.arm_customers}) vs control "
+                f"{row.control_rate:.1%} (n={row.control_customers}), lift {row.absolute_lift:+.1%} "
+                f"[{row.ci_lower:+.1%}, {row.ci_upper:+.1%}], Holm p={row.p_value_holm:.3f}, "
+                f"MDE {row.mde_at_80_power:.1%}: {row.conclusion}"
+            )
     return lines
 
 
@@ -158,6 +196,11 @@ def render_html(summary: AudienceSummary) -> str:
     versions = ", ".join(
         f"{name} v{version}" if version else f"{name}: none" for name, version in summary.model_versions.items()
     )
+    readouts = (
+        _table(summary.readouts, index=False)
+        if not summary.readouts.empty
+        else "<p>No holdout has finished its goal window yet.</p>"
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Audiences {summary.ds}</title><style>{CSS}</style></head>
 <body>
@@ -174,6 +217,11 @@ def render_html(summary: AudienceSummary) -> str:
 {_table(summary.by_channel)}
 <h2>Experiments</h2>
 {_table(summary.experiments, index=False)}
+<h2>Experiment readouts</h2>
+<p class="note">Each arm against its control group on the audience's goal, for customers whose goal window
+has ended: 95% interval of the difference, two-proportion z-test p-value (Holm-corrected across arms) and the
+minimum detectable effect at 80% power.</p>
+{readouts}
 <h2>Funnel</h2>
 <p class="note">Customers who qualified, where the others left (first reason), and the decided ones by group.</p>
 {_table(summary.funnel)}

@@ -243,6 +243,9 @@ class ActivationConfig(_Strict):
             "call_center": ChannelSettings(),
         }
     )
+    pause_on_significant_negative_lift: bool = Field(
+        True, description="Feedback loop: pause an audience whose readout shows a significant negative lift."
+    )
     suppressions: dict[str, str] = Field({}, description="Named filters that audiences list in `suppress`.")
     audiences: dict[str, Audience] = {}
 

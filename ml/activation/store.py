@@ -10,6 +10,7 @@ import pandas as pd
 
 from ml.activation.decisions import DecisionSet, decide
 from ml.activation.population import read_contact_history, read_population
+from ml.activation.readout import read_paused
 from ml.config import load_config, warehouse_path
 from ml.partitions import replace_partition
 
@@ -72,7 +73,8 @@ def decide_audiences(ds: str) -> dict[str, object]:
     activation = load_config().activation
     population = read_population(ds_date)
     history = read_contact_history(ds_date, activation)
-    result = decide(population, history, activation, ds_date)
+    paused = frozenset(read_paused(ds_date))  # set by read_experiments for this ds (the feedback loop)
+    result = decide(population, history, activation, ds_date, paused)
     salts = {name: audience.salt or activation.salt for name, audience in activation.audiences.items()}
     write_decisions(ds_date, result, salts)
     groups = result.assignments.groupby(["audience", "experiment_group"]).size()
