@@ -52,6 +52,17 @@ create table if not exists {RESULTS} (
     hypothesis varchar, null_hypothesis varchar, conclusion varchar not null
 )
 """
+# What `compare` returns for one arm (the mde last).
+STAT_COLUMNS = (
+    "control_rate",
+    "arm_rate",
+    "absolute_lift",
+    "relative_lift",
+    "ci_lower",
+    "ci_upper",
+    "p_value",
+    "mde_at_80_power",
+)
 RESULT_COLUMNS = [
     "ds",
     "audience",
@@ -64,17 +75,11 @@ RESULT_COLUMNS = [
     "control_conversions",
     "arm_customers",
     "arm_conversions",
-    "control_rate",
-    "arm_rate",
-    "absolute_lift",
-    "relative_lift",
-    "ci_lower",
-    "ci_upper",
-    "p_value",
+    *STAT_COLUMNS[:-1],
     "p_value_holm",
     "significance_level",
     "is_significant",
-    "mde_at_80_power",
+    STAT_COLUMNS[-1],
     "hypothesis",
     "null_hypothesis",
     "conclusion",
@@ -93,18 +98,7 @@ def compare(
     """One arm against control: rates, lifts, the 95% interval of the difference, the pooled
     two-proportion z-test p-value, and the smallest true difference the test would detect with 80%
     power at this alpha and these sizes (around the control rate)."""
-    result: dict[str, float | None] = dict.fromkeys(
-        [
-            "control_rate",
-            "arm_rate",
-            "absolute_lift",
-            "relative_lift",
-            "ci_lower",
-            "ci_upper",
-            "p_value",
-            "mde_at_80_power",
-        ]
-    )
+    result: dict[str, float | None] = dict.fromkeys(STAT_COLUMNS)
     if control_customers == 0 or arm_customers == 0:
         return result
     control_rate, arm_rate = control_conversions / control_customers, arm_conversions / arm_customers
