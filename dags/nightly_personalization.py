@@ -40,6 +40,8 @@ Builds the warehouse for one logical date `ds`, the day that just ended:
    `exports/<channel>/ds=<ds>/<audience>.csv|parquet` with `manifest.json`, and the marketer summary
    under `reports/audiences/`. With `monitoring.on_dataset_drift: block_exports`, dataset drift
    stops it before anything is published.
+13. **build_kpi_report** writes the marketer KPI report `reports/kpi/kpi_<ds>.html`: CX trends with
+   intervals, retention curves, churn by NPS answer, audience sizes, experiment readouts, drift.
 
 The recommender (4-5) and the propensity branch (6-8) both start after build_metrics; a failure in
 one does not stop the other. The audiences (10-12) need both.
@@ -153,12 +155,18 @@ def nightly_personalization():
 
         return publish_channels(get_current_context()["ds"])
 
+    @task(pool=WAREHOUSE_POOL)
+    def build_kpi_report() -> dict[str, object]:
+        from ml.stages import build_kpi_report
+
+        return build_kpi_report(get_current_context()["ds"])
+
     metrics = load_landing() >> build_staging() >> build_metrics()
     recommendations = metrics >> train_recommender() >> score_recommendations()
     scores = metrics >> build_feature_store() >> train_propensity() >> score_propensity()
     decisions = [recommendations, scores, metrics >> read_experiments()] >> decide_audiences()
     drift = [recommendations, scores] >> monitor_drift()
-    [decisions, drift] >> publish_channels()
+    [decisions, drift] >> publish_channels() >> build_kpi_report()
 
 
 nightly_personalization()

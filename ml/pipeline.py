@@ -18,6 +18,7 @@ from ml.monitoring import ExportsBlockedError
 from ml.recommender.data import MissingUpstreamError
 from ml.stages import (
     build_feature_store,
+    build_kpi_report,
     decide_audiences,
     load_landing_files,
     monitor_drift,
@@ -54,6 +55,7 @@ def run(ds: str, full_refresh: bool = False, models: bool = True) -> None:
     decide_audiences(ds)
     monitor_drift(ds)
     publish_channels(ds)
+    build_kpi_report(ds)
 
 
 def main(argv: list[str] | None = None) -> int:

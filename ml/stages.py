@@ -103,3 +103,10 @@ def read_experiments(ds: str) -> dict[str, object]:
     from ml.activation.readout import read_experiments as read
 
     return read(ds)
+
+
+def build_kpi_report(ds: str) -> dict[str, object]:
+    """The marketer KPI report of ds: one self-contained HTML file with charts under reports/kpi/."""
+    from ml.kpi_report import build_kpi_report as build
+
+    return build(ds)

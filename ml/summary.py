@@ -12,6 +12,7 @@ from ml.activation.report import audience_summary, report_path, summary_lines
 from ml.config import data_dir, mlflow_tracking_uri, reports_dir, warehouse_path
 from ml.constants import QUARANTINE_SCHEMA
 from ml.contract import TABLES
+from ml.kpi_report import report_path as kpi_report_path
 
 METRIC_PERIODS = ("day", "rolling_30d")
 
@@ -99,6 +100,7 @@ def summary_text(ds: str) -> str:
             f"                  marketer summary {report_path(dt.date.fromisoformat(ds))}",
             "  drift           monitoring.drift_summary, monitoring.drift_columns, channels.model_health;",
             f"                  Evidently reports under {reports_dir() / 'drift' / f'ds={ds}'}",
+            f"  KPI report      {kpi_report_path(dt.date.fromisoformat(ds))}",
             "",
             *_audience_lines(ds),
         ]

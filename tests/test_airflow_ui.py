@@ -241,3 +241,31 @@ def test_the_marketer_summary_renders_the_maturity_curve_and_every_audience(fini
         finally:
             browser.close()
     assert screenshot.stat().st_size > 10_000
+
+
+def test_the_kpi_report_opens_without_console_errors_and_shows_every_section(finished_run):
+    from playwright.sync_api import expect, sync_playwright
+
+    report = finished_run / "reports" / "kpi" / f"kpi_{END_DATE}.html"
+    screenshot = reports_dir() / "kpi_report.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser, page = browser_page(playwright)
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        try:
+            page.goto(report.as_uri())
+            expect(page.get_by_role("heading", name=f"Customer KPIs for {END_DATE}")).to_be_visible()
+            for section in ("Customer experience", "Retention", "Audiences", "Experiments", "Model health (drift)"):
+                expect(page.get_by_role("heading", name=section, exact=True)).to_be_visible()
+            images = page.locator("img")
+            assert images.count() >= 4  # CX trends, retention, churn by NPS, audiences
+            for index in range(images.count()):  # every chart decoded and drawn
+                assert images.nth(index).evaluate("image => image.complete && image.naturalWidth > 0")
+            expect(page.get_by_role("cell", name="propensity", exact=True).first).to_be_visible()
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
+    assert screenshot.stat().st_size > 10_000

@@ -34,6 +34,7 @@ EXPECTED_TASKS = [
     "decide_audiences",
     "monitor_drift",
     "publish_channels",
+    "build_kpi_report",
 ]
 # Outputs partitioned by date or keyed by ds; staging and intermediate are the last run's working state.
 PARTITIONED_SCHEMAS = ("marts", "quarantine", "audit")
@@ -121,6 +122,7 @@ print(json.dumps({{
         "decide_audiences": ["read_experiments", "score_propensity", "score_recommendations"],
         "monitor_drift": ["score_propensity", "score_recommendations"],
         "publish_channels": ["decide_audiences", "monitor_drift"],
+        "build_kpi_report": ["publish_channels"],
     }
     assert found["pools"] == ["warehouse"]
     assert "Nightly personalization" in found["doc_md"]

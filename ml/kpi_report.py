@@ -1,0 +1,208 @@
+"""The marketer KPI report: one self-contained HTML file per ds with charts (issue 8, part 6).
+
+CX trends (NPS, CSAT, CES rolling 30 days, with 95% intervals, over the last 90 days), retention
+curves by first-order cohort, churn by latest NPS answer, audience sizes by group, experiment
+readouts (lift with its interval) and the model-health (drift) status. Charts are matplotlib PNGs
+embedded as data URIs, so the file opens anywhere, offline, with no scripts.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import logging
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+
+from ml.activation.population import existing_tables
+from ml.config import reports_dir, warehouse_path
+
+log = logging.getLogger(__name__)
+
+TREND_DAYS = 90
+METRIC_TITLES = {"nps": "NPS (rolling 30 days)", "csat": "CSAT % (rolling 30 days)", "ces": "CES (rolling 30 days)"}
+CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:75em}
+h2{margin-top:1.6em}table{border-collapse:collapse;margin:1em 0}
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f3f3f3}
+.note{color:#555}.drift{color:#b00020;font-weight:bold}.ok{color:#1b5e20}img{max-width:100%}"""
+
+
+def _png(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    return f'<img alt="chart" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _query(connection, sql: str, parameters: list, schema: str, table: str) -> pd.DataFrame:
+    if table not in existing_tables(connection, schema):
+        return pd.DataFrame()
+    return connection.execute(sql, parameters).df()
+
+
+def cx_trend_chart(trends: pd.DataFrame) -> str:
+    figure = Figure(figsize=(15, 3.6))
+    axes = figure.subplots(1, 3)
+    for axis, (metric, title) in zip(axes, METRIC_TITLES.items(), strict=True):
+        rows = trends[trends["metric"] == metric].sort_values("period_end")
+        axis.plot(rows["period_end"], rows["value"], color="#1f77b4")
+        axis.fill_between(rows["period_end"], rows["ci_lower"], rows["ci_upper"], alpha=0.25, color="#1f77b4")
+        axis.set_title(title)
+        axis.tick_params(axis="x", labelrotation=45)
+    return _png(figure)
+
+
+def retention_chart(cohorts: pd.DataFrame) -> str:
+    figure = Figure(figsize=(7, 4))
+    axis = figure.subplots()
+    for cohort, rows in cohorts.groupby("cohort_month"):
+        rows = rows.sort_values("months_since_first_order")
+        axis.plot(rows["months_since_first_order"], rows["retention_rate"], marker="o", label=f"{cohort:%Y-%m}")
+    axis.set_xlabel("months since first order")
+    axis.set_ylabel("retained customers")
+    axis.set_title("Retention by first-order cohort")
+    axis.legend(fontsize=8)
+    return _png(figure)
+
+
+def churn_chart(churn: pd.DataFrame) -> str:
+    figure = Figure(figsize=(6, 3.6))
+    axis = figure.subplots()
+    axis.bar(churn["nps_category"], churn["churn_rate"], color="#d62728")
+    axis.set_ylabel("churn rate")
+    axis.set_title("Churn by latest NPS answer")
+    return _png(figure)
+
+
+def audience_chart(groups: pd.DataFrame) -> str:
+    table = groups.pivot_table(index="audience", columns="group", values="customers", fill_value=0)
+    figure = Figure(figsize=(8, 0.5 + 0.5 * len(table)))
+    axis = figure.subplots()
+    table.plot.barh(stacked=True, ax=axis)
+    axis.legend(title="group", bbox_to_anchor=(1.02, 1), loc="upper left", fontsize=8)
+    axis.set_xlabel("customers decided on ds")
+    axis.set_title("Audience sizes: control (holdout) and treated arms")
+    return _png(figure)
+
+
+def lift_chart(results: pd.DataFrame) -> str:
+    labels = results["audience"] + " / " + results["arm"]
+    figure = Figure(figsize=(8, 0.6 + 0.5 * len(results)))
+    axis = figure.subplots()
+    lift = results["absolute_lift"]
+    axis.errorbar(lift, labels, xerr=[lift - results["ci_lower"], results["ci_upper"] - lift], fmt="o", capsize=4)
+    axis.axvline(0, color="#888", linewidth=1)
+    axis.set_xlabel("absolute lift over control (95% interval)")
+    axis.set_title("Experiment readouts")
+    return _png(figure)
+
+
+def kpi_report_html(ds: dt.date) -> str:
+    with duckdb.connect(str(warehouse_path())) as connection:
+        trends = _query(
+            connection,
+            "select metric, period_end, value, ci_lower, ci_upper from marts.cx_metrics where segment_type = 'all' "
+            "and touchpoint = 'all' and period_type = 'rolling_30d' and period_end > ? and period_end <= ?",
+            [ds - dt.timedelta(days=TREND_DAYS), ds],
+            "marts",
+            "cx_metrics",
+        )
+        cohorts = _query(
+            connection, "select * from marts.retention_cohorts where ds = ?", [ds], "marts", "retention_cohorts"
+        )
+        churn = _query(
+            connection,
+            "select * from marts.churn_by_nps_category where ds = ? order by 2",
+            [ds],
+            "marts",
+            "churn_by_nps_category",
+        )
+        groups = _query(
+            connection,
+            "select audience, case when step = 'group_control' then 'control (holdout)' else substr(step, 7) end "
+            "as group, customers from activation.audience_funnel where ds = ? and step like 'group_%'",
+            [ds],
+            "activation",
+            "audience_funnel",
+        )
+        results = _query(
+            connection,
+            "select * from marts.fct_experiment_results where ds = ? and p_value is not null order by audience, arm",
+            [ds],
+            "marts",
+            "fct_experiment_results",
+        )
+        health = _query(
+            connection,
+            "select model_name, check_name, status, share_drifted_columns, columns_checked, reference_ds, action, "
+            "report_path from channels.model_health where ds = ? order by all",
+            [ds],
+            "channels",
+            "model_health",
+        )
+    sections = [f"<h1>Customer KPIs for {ds}</h1>"]
+    sections.append("<h2>Customer experience</h2>")
+    sections.append(cx_trend_chart(trends) if not trends.empty else "<p>No survey responses yet.</p>")
+    sections.append("<h2>Retention</h2>")
+    sections.append(retention_chart(cohorts) if not cohorts.empty else "<p>No cohorts yet.</p>")
+    sections.append(churn_chart(churn) if not churn.empty else "")
+    sections.append("<h2>Audiences</h2>")
+    sections.append(audience_chart(groups) if not groups.empty else "<p>No audience decided on this day.</p>")
+    sections.append("<h2>Experiments</h2>")
+    if results.empty:
+        sections.append("<p>No holdout has finished its goal window yet.</p>")
+    else:
+        sections.append(lift_chart(results))
+        table = results[
+            [
+                "audience",
+                "arm",
+                "arm_customers",
+                "control_customers",
+                "arm_rate",
+                "control_rate",
+                "absolute_lift",
+                "p_value_holm",
+                "conclusion",
+            ]
+        ]
+        sections.append(table.to_html(index=False, float_format="{:.3f}".format, border=0))
+    sections.append("<h2>Model health (drift)</h2>")
+    if health.empty:
+        sections.append("<p>Not checked on this day.</p>")
+    else:
+        rows = "".join(
+            f"<tr><td>{html.escape(r.model_name)}</td><td>{html.escape(r.check_name)}</td>"
+            f"<td class='{'drift' if r.status == 'drift' else 'ok'}'>{r.status}</td>"
+            f"<td>{r.share_drifted_columns:.0%} of {r.columns_checked}</td><td>{r.reference_ds:%Y-%m-%d}</td>"
+            f"<td>{r.action}</td><td>{html.escape(Path(r.report_path).name)}</td></tr>"
+            for r in health.itertuples()
+        )
+        sections.append(
+            "<table><tr><th>model</th><th>check</th><th>status</th><th>drifted columns</th><th>reference</th>"
+            f"<th>action</th><th>report</th></tr>{rows}</table>"
+        )
+    body = "\n".join(sections)
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>KPIs {ds}</title>'
+        f"<style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )
+
+
+def report_path(ds: dt.date) -> Path:
+    return reports_dir() / "kpi" / f"kpi_{ds}.html"
+
+
+def build_kpi_report(ds: str) -> dict[str, object]:
+    ds_date = dt.date.fromisoformat(ds)
+    path = report_path(ds_date)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_suffix(".html.tmp")
+    staged.write_text(kpi_report_html(ds_date), encoding="utf-8")
+    staged.replace(path)
+    log.info("ds=%s KPI report %s (%d KB)", ds, path, path.stat().st_size // 1024)
+    return {"report": str(path)}
