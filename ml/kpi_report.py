@@ -179,7 +179,7 @@ def kpi_report_html(ds: dt.date) -> str:
             f"<tr><td>{html.escape(r.model_name)}</td><td>{html.escape(r.check_name)}</td>"
             f"<td class='{'drift' if r.status == 'drift' else 'ok'}'>{r.status}</td>"
             f"<td>{r.share_drifted_columns:.0%} of {r.columns_checked}</td><td>{r.reference_ds:%Y-%m-%d}</td>"
-            f"<td>{r.action}</td><td>{html.escape(Path(r.report_path).name)}</td></tr>"
+            f"<td>{r.action}</td><td>{html.escape(Path(r.report_path).name) if r.report_path else ''}</td></tr>"
             for r in health.itertuples()
         )
         sections.append(

@@ -83,6 +83,18 @@ def drift_columns(
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
+    # Evidently refuses a column without values. Empty on both sides: nothing to compare (left out).
+    # Empty on one side only: the feature appeared or vanished, which is drift by any measure.
+    empty_reference = {c for c in numerical + categorical if reference[c].isna().all()}
+    empty_current = {c for c in numerical + categorical if current[c].isna().all()}
+    vanished = sorted(empty_reference ^ empty_current)
+    numerical = [c for c in numerical if c not in empty_reference | empty_current]
+    categorical = [c for c in categorical if c not in empty_reference | empty_current]
+    presence = pd.DataFrame(
+        {"column_name": vanished, "method": "presence", "threshold": 0.0, "drift_score": 1.0, "drifted": True}
+    )
+    if not numerical + categorical:
+        return presence, None
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
     report = Report(
         [
@@ -121,6 +133,8 @@ def drift_columns(
             "drifted": [column in failed for column in scores],
         }
     )
+    if vanished:
+        frame = pd.concat([frame, presence], ignore_index=True)
     return frame, snapshot
 
 
@@ -257,8 +271,11 @@ def monitor_drift(ds: str) -> dict[str, object]:
                 ignore_index=True,
             )
         name = f"{found.model_name}_{found.check_name}"
-        snapshot.save_html(str(folder / f"{name}.html"))
-        (folder / f"{name}.json").write_text(json.dumps(snapshot.dict(), default=str, indent=1), encoding="utf-8")
+        report_path = None
+        if snapshot is not None:
+            report_path = str(folder / f"{name}.html")
+            snapshot.save_html(report_path)
+            (folder / f"{name}.json").write_text(json.dumps(snapshot.dict(), default=str, indent=1), encoding="utf-8")
         share = float(columns["drifted"].mean())
         column_rows.append(
             columns.assign(
@@ -275,7 +292,7 @@ def monitor_drift(ds: str) -> dict[str, object]:
                 "columns_checked": len(columns),
                 "share_drifted_columns": share,
                 "dataset_drift": share >= settings.drift_share,
-                "report_path": str(folder / f"{name}.html"),
+                "report_path": report_path,
             }
         )
     summary = pd.DataFrame(summary_rows)

@@ -56,6 +56,17 @@ def test_evidently_finds_planted_drift_and_none_in_the_same_distribution(check):
     assert not found["drifted"].any(), found
 
 
+def test_empty_columns_are_left_out_and_a_vanished_one_is_drift():
+    reference, current = frames(shift=0.0, mix=0.0)
+    reference["never"], current["never"] = np.nan, np.nan
+    reference["gone"], current["gone"] = 1.0, np.nan
+    found, _ = drift_columns(reference, current, ["spend", "never", "gone"], ["country"], DriftCheckConfig())
+    found = found.set_index("column_name")
+    assert "never" not in found.index
+    assert found.loc["gone", "drifted"] and found.loc["gone", "method"] == "presence"
+    assert not found.loc[["spend", "country"], "drifted"].any()
+
+
 def test_the_nightly_run_writes_reports_tables_and_model_health(built_warehouse):
     summary = query(built_warehouse, "select * from monitoring.drift_summary where ds = ?", [END_DATE])
     assert sorted(zip(summary["model_name"], summary["check_name"], strict=True)) == [
