@@ -152,7 +152,7 @@ def test_a_row_without_consent_erased_or_in_a_control_group_stops_publishing(war
     )
     failed = {c.name: c for c in check_rows({**frames, "email": bad}, config.activation, END_DATE) if c.violations}
     assert {"consent", "erasure", "holdout", "one_decision"} <= set(failed)
-    assert no_email in failed["consent"].examples[0]
+    assert any(no_email in example for example in failed["consent"].examples)
 
     # A broken decision is refused before a single file or table row changes.
     before = export_digests(warehouse_env)
