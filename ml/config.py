@@ -63,12 +63,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class PlantedLiftConfig(_Strict):
+    """The true effect the demo data hold for the experiment readouts to find (ml.synthetic)."""
+
+    audience: str = Field(description="The demo audience whose treated customers respond.")
+    arms: dict[str, float] = Field(
+        description="Per arm: the share of treated, reachable customers who qualified the day before and "
+        "come back to buy because of the message."
+    )
+    days: int = Field(gt=0, description="The effect holds in the last this many days of the demo data.")
+
+    @model_validator(mode="after")
+    def _shares(self) -> PlantedLiftConfig:
+        for arm, share in self.arms.items():
+            if not 0 < share <= 1:
+                raise ValueError(f"arms.{arm}: {share} is not a share in (0, 1]")
+        return self
+
+
 class DemoConfig(_Strict):
     customers: int = Field(DEMO_CUSTOMERS, gt=0, description="Customers in the demo data set.")
     days: int = Field(DEMO_DAYS, gt=0, description="Days of history in the demo data set.")
     end_date: dt.date = Field(dt.date.fromisoformat(DEMO_END_DATE), description="Last day of demo data.")
     bad_row_rate: float = Field(DEMO_BAD_ROW_RATE, ge=0, le=0.5, description="Share of injected bad rows.")
     seed: int = SEED
+    planted_lift: PlantedLiftConfig | None = None
 
 
 class MetricsConfig(_Strict):
@@ -259,6 +278,24 @@ class PlatformConfig(_Strict):
                         f"audience {name!r}, key 'tactic.k': {tactic.k} items, but the recommender scores "
                         f"recommender.k = {self.recommender.k} per customer"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _planted_lift_in_a_demo_audience(self) -> PlatformConfig:
+        planted = self.demo.planted_lift
+        if planted is None:
+            return self
+        audience = self.activation.audiences.get(planted.audience)
+        if audience is None:
+            raise ValueError(
+                f"demo.planted_lift.audience: {planted.audience!r} is not an audience of activation.audiences"
+            )
+        arms = {arm.name for arm in audience.arms()}
+        unknown = set(planted.arms) - arms
+        if unknown:
+            raise ValueError(
+                f"demo.planted_lift.arms: {sorted(unknown)} are not arms of {planted.audience!r} ({sorted(arms)})"
+            )
         return self
 
 

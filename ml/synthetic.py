@@ -6,7 +6,11 @@ The simulation steps day by day, vectorized over customers, so behaviour can dep
 - the chance of buying in a session rises with engagement, recency, frequency and satisfaction;
 - surveys follow latent satisfaction and experienced effort: CSAT after orders and support
   contacts, CES after support contacts, NPS periodically; detractors churn more than promoters;
-- consents with realistic opt-in rates and later revocations; a few erasure requests.
+- consents with realistic opt-in rates and later revocations; a few erasure requests;
+- optionally a planted experiment effect (`demo.planted_lift`): in the last days, treated customers
+  of one audience (the platform's own hash assignment) who qualified the day before and can be
+  reached come back and buy with a given probability, so the experiment readouts have a known
+  truth to find; control customers and every other audience have no effect.
 
 Ground truth (preferences, churn, latent satisfaction) goes to `<out>/../synthetic_truth/`, and
 `--bad-rows RATE` injects every class of bad input with a ledger of each injected row, so tests
@@ -19,11 +23,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -31,8 +38,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ml.activation.decisions import assignment_buckets, experiment_groups
+from ml.activation.settings import ActivationConfig
 from ml.constants import DEMO_BAD_ROW_RATE, DEMO_CUSTOMERS, DEMO_DAYS, DEMO_END_DATE, SEED
 from ml.contract import CONTRACT
+
+if TYPE_CHECKING:
+    from ml.config import PlatformConfig
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +121,52 @@ NPS_SURVEY_INTERVAL_DAYS = 90
 
 
 @dataclass(frozen=True)
+class PlantedLift:
+    """A true effect of one audience's arms, assigned by the platform's own hash (ml.activation).
+
+    The simulation knows one moment, the abandoned browse (a product view with no cart add and no
+    order that day), so only audiences with that moment can carry it."""
+
+    audience: str
+    arms: Mapping[str, float]  # arm -> share of qualified, treated, reachable customers who come back and buy
+    days: int  # the effect holds in the last `days` days
+    activation: ActivationConfig = field(repr=False)
+
+    @classmethod
+    def from_config(cls, config: PlatformConfig) -> PlantedLift | None:
+        planted = config.demo.planted_lift
+        if planted is None:
+            return None
+        kind = config.activation.audiences[planted.audience].moment.kind
+        if kind != "browse_abandoned":
+            raise ValueError(
+                f"demo.planted_lift.audience: {planted.audience!r} has moment {kind!r}; the generator "
+                "plants effects for the browse_abandoned moment only"
+            )
+        return cls(planted.audience, dict(planted.arms), planted.days, config.activation)
+
+    def response_rates(self, customer_ids: list[str], consent_granted: np.ndarray) -> np.ndarray:
+        """Per customer: the chance of coming back to buy after qualifying (0 in control, in arms
+        without an effect, and for customers no channel of the audience may reach)."""
+        audience = self.activation.audiences[self.audience]
+        buckets = assignment_buckets(pd.Series(customer_ids), self.audience, self.activation.salt)
+        groups = experiment_groups(buckets, audience)
+        consent_index = [
+            list(CONSENT_CHANNELS).index(self.activation.consent_of(channel)) for channel in audience.channels
+        ]
+        reachable = consent_granted[:, consent_index].any(axis=1)
+        rates = np.array([self.arms.get(group, 0.0) for group in groups], dtype=float)
+        return np.where(reachable, rates, 0.0)
+
+
+@dataclass(frozen=True)
 class GeneratorSettings:
     customers: int = DEMO_CUSTOMERS
     days: int = DEMO_DAYS
     end_date: dt.date = DEMO_END
     bad_row_rate: float = DEMO_BAD_ROW_RATE
     seed: int = SEED
+    planted_lift: PlantedLift | None = None
 
     @property
     def n_items(self) -> int:
@@ -324,6 +376,8 @@ class _SimulationState:
     order_items: _Columns
     surveys: _Columns
     last_order_day: np.ndarray
+    last_view_day: np.ndarray
+    last_cart_day: np.ndarray
     order_count: np.ndarray
     effort_sum: np.ndarray
     effort_count: np.ndarray
@@ -338,6 +392,7 @@ class Simulation:
     surveys: dict[str, np.ndarray]
     churn_day: np.ndarray  # -1 when the customer did not churn
     erasure_seconds: np.ndarray  # -1 when no erasure request
+    planted_responses: np.ndarray  # per customer: orders placed because of the planted effect
 
 
 def simulate(
@@ -353,6 +408,8 @@ def simulate(
             customer=np.int32, seconds=np.int64, type=np.int8, score=np.int64, touchpoint=np.int8, order_number=np.int64
         ),
         last_order_day=np.full(n, -10_000),
+        last_view_day=np.full(n, -10_000),
+        last_cart_day=np.full(n, -10_000),
         order_count=np.zeros(n, dtype=np.int32),
         effort_sum=np.zeros(n),
         effort_count=np.zeros(n),
@@ -366,6 +423,15 @@ def simulate(
     is_mobile = population.device < 2
     email_granted = population.consent_granted[:, 0]
     push_granted = population.consent_granted[:, 1]
+    planted = settings.planted_lift
+    response_rate = (
+        planted.response_rates(population.table["customer_id"].to_pylist(), population.consent_granted)
+        if planted
+        else np.zeros(n)
+    )
+    # Its own stream: the planted effect's draws leave the main stream's draws where they were.
+    planted_rng = np.random.default_rng([settings.seed, 1])
+    planted_responses = np.zeros(n, dtype=np.int32)
 
     for day in range(days):
         day_start = settings.start_epoch + day * SECONDS_PER_DAY
@@ -389,9 +455,20 @@ def simulate(
         rate = population.engagement * (1.15 if weekday >= 5 else 0.95)
         rate = np.where(active, rate, np.where(signed_up & ~gone, rate * 0.05, 0.0))
         sessions = rng.poisson(rate)
+        # The planted effect: yesterday's abandoned browsers in a treated arm come back and buy.
+        responding = np.zeros(n, dtype=bool)
+        if planted and day >= days - planted.days:
+            browse_abandoned = (
+                (state.last_view_day == day - 1) & (state.last_cart_day < day - 1) & (state.last_order_day < day - 1)
+            )
+            responding = active & browse_abandoned & (planted_rng.random(n) < response_rate)
+            sessions[responding] = np.maximum(sessions[responding], 1)
         visitors = np.flatnonzero(sessions)
         if len(visitors):
-            _simulate_sessions(day, day_start, visitors, sessions[visitors], active, population, catalog, rng, state)
+            bought = _simulate_sessions(
+                day, day_start, visitors, sessions[visitors], active, population, catalog, rng, state, responding
+            )
+            planted_responses[responding & bought] += 1
 
         # Email and push campaigns twice a week to consenting customers.
         if weekday in (1, 4):
@@ -441,11 +518,16 @@ def simulate(
         state.surveys.concat(),
         churn_day,
         erasure_seconds,
+        planted_responses,
     )
 
 
-def _simulate_sessions(day, day_start, visitors, session_counts, active, population, catalog, rng, state):
-    """One day's sessions: opening events, product views and carts, then at most one order each."""
+def _simulate_sessions(
+    day, day_start, visitors, session_counts, active, population, catalog, rng, state, planted_buyers
+):
+    """One day's sessions: opening events, product views and carts, then at most one order each
+    (always one for the `planted_buyers` who respond to a planted message, unless they never buy).
+    Returns a per-customer mask of today's buyers."""
     n_sessions = int(session_counts.sum())
     customer = np.repeat(visitors, session_counts)
     start = day_start + rng.integers(6 * 3600, 23 * 3600, n_sessions)
@@ -486,6 +568,7 @@ def _simulate_sessions(day, day_start, visitors, session_counts, active, populat
     view_category = np.where(rng.random(len(view_session)) < 0.85, preferred, random_category)
     view_item = catalog.sample_items(view_category, rng)
     view_seconds = start[view_session] + 30 + np.arange(len(view_session)) % 7 * 40
+    state.last_view_day[view_customer] = day
     state.events.add(
         customer=view_customer,
         seconds=view_seconds,
@@ -495,6 +578,7 @@ def _simulate_sessions(day, day_start, visitors, session_counts, active, populat
     )
     # Abandoned carts: some viewed items go to the cart without an order.
     carting = np.flatnonzero(rng.random(len(view_session)) < 0.07)
+    state.last_cart_day[view_customer[carting]] = day
     state.events.add(
         customer=view_customer[carting],
         seconds=view_seconds[carting] + 25,
@@ -517,17 +601,20 @@ def _simulate_sessions(day, day_start, visitors, session_counts, active, populat
         + 0.55 * population.satisfaction[buyer_pool]
         + 0.25 * np.minimum(session_counts, 3)
     )
-    buys = (rng.random(len(buyer_pool)) < _sigmoid(logit)) & active[buyer_pool]
+    buys = ((rng.random(len(buyer_pool)) < _sigmoid(logit)) | planted_buyers[buyer_pool]) & active[buyer_pool]
     buys &= ~population.is_browser_only[buyer_pool]
     buying = np.flatnonzero(buys)
+    bought = np.zeros(len(active), dtype=bool)
     if not len(buying):
-        return
+        return bought
     buyer = buyer_pool[buying]
     order_seconds = start[first_session[buying]] + rng.integers(300, 2400, len(buying))
     n_orders = len(buyer)
     order_number = state.orders_so_far + np.arange(n_orders)
     state.orders_so_far += n_orders
     state.last_order_day[buyer] = day
+    state.last_cart_day[buyer] = day  # the order's lines are added to the cart first
+    bought[buyer] = True
     state.order_count[buyer] += 1
 
     items_per_order = 1 + rng.poisson(0.7, n_orders)
@@ -586,6 +673,7 @@ def _simulate_sessions(day, day_start, visitors, session_counts, active, populat
     _simulate_support(
         order_seconds[contacting] + SECONDS_PER_DAY, buyer[contacting], population, rng, state, order_number[contacting]
     )
+    return bought
 
 
 def _simulate_support(seconds, customers, population, rng, state, order_number=None):
@@ -1036,9 +1124,28 @@ def generate(settings: GeneratorSettings, out: Path) -> dict[str, int]:
             "satisfaction": population.satisfaction,
             "is_browser_only": population.is_browser_only,
             "churn_day": sim.churn_day,
+            "planted_orders": sim.planted_responses,
         }
     )
     truth.to_parquet(truth_dir / "customers.parquet", index=False)
+    planted_path = truth_dir / "planted_lift.json"
+    planted_path.unlink(missing_ok=True)
+    if settings.planted_lift:
+        planted = settings.planted_lift
+        first_day = settings.end_date - dt.timedelta(days=min(planted.days, settings.days) - 1)
+        planted_path.write_text(
+            json.dumps(
+                {
+                    "audience": planted.audience,
+                    "arms": dict(planted.arms),
+                    "from": first_day.isoformat(),
+                    "to": settings.end_date.isoformat(),
+                    "orders_placed_because_of_it": int(sim.planted_responses.sum()),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     counts = {name: table.num_rows for name, table in tables.items()}
     log.info("generated %s in %.1f s (%d bad rows injected)", counts, time.perf_counter() - started, len(ledger))
     return counts
@@ -1047,7 +1154,8 @@ def generate(settings: GeneratorSettings, out: Path) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> None:
     from ml.config import landing_dir, load_config
 
-    demo = load_config().demo
+    config = load_config()
+    demo = config.demo
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=demo.customers)
     parser.add_argument("--days", type=int, default=demo.days)
@@ -1064,7 +1172,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="landing folder (default $PZ_DATA_DIR/landing)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = GeneratorSettings(args.customers, args.days, args.end_date, args.bad_rows, args.seed)
+    settings = GeneratorSettings(
+        args.customers, args.days, args.end_date, args.bad_rows, args.seed, PlantedLift.from_config(config)
+    )
     out = (args.out or landing_dir()).resolve()
     counts = generate(settings, out)
     for name, count in counts.items():

@@ -14,6 +14,7 @@ import sys
 import duckdb
 import pandas as pd
 import pytest
+import yaml
 
 from ml.config import REPO_ROOT
 from tests.conftest import END_DATE, export_digests, pipeline_env
@@ -193,11 +194,9 @@ def test_a_backfill_in_reverse_order_gives_the_same_tables_as_in_order(small_lan
 def test_a_failing_dbt_test_stops_the_run_before_the_marts_and_says_why(small_landing, tmp_path):
     data_dir = fresh_data_dir(small_landing, tmp_path, "failing")
     config = tmp_path / "personalization.yml"
-    config.write_text(
-        (REPO_ROOT / "config" / "personalization.yml")
-        .read_text()
-        .replace("  demo_days: 3", "  demo_days: 3\n  retries: 0")
-    )
+    settings = yaml.safe_load((REPO_ROOT / "config" / "personalization.yml").read_text())
+    settings["schedule"]["retries"] = 0
+    config.write_text(yaml.safe_dump(settings))
     good = orchestrate(data_dir, "run", "--ds", END_DATE.isoformat(), env_extra={"PZ_CONFIG": str(config)})
     assert good.returncode == 0, good.stderr[-3000:]
     marts_before = table_contents(data_dir, ("marts",))

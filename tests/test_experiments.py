@@ -24,8 +24,9 @@ def test_the_statistics_match_known_values():
     assert result["absolute_lift"] == pytest.approx(0.04) and result["relative_lift"] == pytest.approx(0.5)
     assert result["p_value"] == pytest.approx(0.03501, abs=1e-5)  # pooled two-proportion z-test, z = 2.108
     assert (result["ci_lower"], result["ci_upper"]) == pytest.approx((0.002895, 0.077105), abs=1e-6)  # Wald
-    # MDE at 80% power: (z_0.975 + z_0.8) * sqrt(p (1 - p) (1/n_t + 1/n_c)) = 2.8016 * 0.017158
-    assert result["mde_at_80_power"] == pytest.approx(2.80158 * np.sqrt(0.08 * 0.92 * (2 / 500)), rel=1e-4)
+    # MDE at 80% power around the pooled rate p = 0.10: (z_0.975 + z_0.8) * sqrt(p (1 - p) (1/n_t + 1/n_c))
+    assert result["mde_at_80_power"] == pytest.approx(2.80158 * np.sqrt(0.10 * 0.90 * (2 / 500)), rel=1e-4)
+    assert compare(14, 0, 40, 3, alpha=0.05)["mde_at_80_power"] > 0  # no control conversion: still an MDE
     assert compare(0, 0, 10, 1, alpha=0.05)["p_value"] is None  # nothing to compare with
     assert compare(50, 0, 50, 0, alpha=0.05)["p_value"] == 1.0  # no variance: no evidence
 

@@ -45,6 +45,7 @@ BEHAVIORAL_BASE_COLUMNS = (
     "support_contacts_surveyed",
     "preferred_category",
     "hours_since_cart_abandoned",
+    "hours_since_browse_abandoned",
 )
 # Columns that may appear in export files and content templates: nothing that identifies a person.
 FILE_FIELDS = (
@@ -57,7 +58,8 @@ FILE_FIELDS = (
     "latest_nps_category",
     "preferred_category",
 )
-MOMENT_COLUMNS = ("hours_since_cart_abandoned",)  # from marts.customer_moments; the rest from customer_360
+# From marts.customer_moments; the rest from customer_360.
+MOMENT_COLUMNS = ("hours_since_cart_abandoned", "hours_since_browse_abandoned")
 
 
 @cache

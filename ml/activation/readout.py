@@ -97,7 +97,8 @@ def compare(
 ) -> dict[str, float | None]:
     """One arm against control: rates, lifts, the 95% interval of the difference, the pooled
     two-proportion z-test p-value, and the smallest true difference the test would detect with 80%
-    power at this alpha and these sizes (around the control rate)."""
+    power at this alpha and these sizes, around the pooled rate of both groups (the rate under the
+    null hypothesis; the control rate alone gives an MDE of 0 when control has no conversion)."""
     result: dict[str, float | None] = dict.fromkeys(STAT_COLUMNS)
     if control_customers == 0 or arm_customers == 0:
         return result
@@ -119,7 +120,8 @@ def compare(
         warnings.simplefilter("ignore", RuntimeWarning)  # no variance (0 or 100% in both): no evidence
         _, p_value = proportions_ztest([arm_conversions, control_conversions], [arm_customers, control_customers])
     result["p_value"] = float(p_value) if np.isfinite(p_value) else 1.0
-    spread = np.sqrt(control_rate * (1 - control_rate) * (1 / arm_customers + 1 / control_customers))
+    pooled = (control_conversions + arm_conversions) / (control_customers + arm_customers)
+    spread = np.sqrt(pooled * (1 - pooled) * (1 / arm_customers + 1 / control_customers))
     result["mde_at_80_power"] = float((norm.ppf(1 - alpha / 2) + norm.ppf(POWER)) * spread)
     return result
 

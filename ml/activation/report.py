@@ -175,10 +175,14 @@ def summary_lines(summary: AudienceSummary) -> list[str]:
             lines.append(
                 f"    {row.audience} / {row.arm}: {row.arm_rate:.1%} (n={row.arm_customers}) vs control "
                 f"{row.control_rate:.1%} (n={row.control_customers}), lift {row.absolute_lift:+.1%} "
-                f"[{row.ci_lower:+.1%}, {row.ci_upper:+.1%}], Holm p={row.p_value_holm:.3f}, "
+                f"[{row.ci_lower:+.1%}, {row.ci_upper:+.1%}], Holm p={_p_value(row.p_value_holm)}, "
                 f"MDE {row.mde_at_80_power:.1%}: {row.conclusion}"
             )
     return lines
+
+
+def _p_value(p_value: float) -> str:
+    return "<0.001" if p_value < 0.001 else f"{p_value:.3f}"
 
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}

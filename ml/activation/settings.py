@@ -116,6 +116,14 @@ class CartAbandoned(_Strict):
         return f"hours_since_cart_abandoned <= {self.within_hours}"
 
 
+class BrowseAbandoned(_Strict):
+    kind: Literal["browse_abandoned"]
+    within_hours: float = Field(gt=0)
+
+    def predicate(self) -> str:
+        return f"hours_since_browse_abandoned <= {self.within_hours}"
+
+
 class NoOrderFor(_Strict):
     kind: Literal["no_order_for"]
     days: int = Field(gt=0)
@@ -131,7 +139,7 @@ class Daily(_Strict):
         return "true"
 
 
-Moment = Annotated[DaysAfterSignup | CartAbandoned | NoOrderFor | Daily, Field(discriminator="kind")]
+Moment = Annotated[DaysAfterSignup | CartAbandoned | BrowseAbandoned | NoOrderFor | Daily, Field(discriminator="kind")]
 
 
 class Goal(_Strict):

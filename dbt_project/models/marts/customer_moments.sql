@@ -1,7 +1,8 @@
 {#
   One row per ds and customer known as of that ds: the moments that make a customer qualify for an
   audience (ml/activation), as of the end of ds. Signup and last-order moments are read from
-  customer_360 (tenure_days, recency_days); this model adds what customer_360 does not hold.
+  customer_360 (tenure_days, recency_days); this model adds what customer_360 does not hold: the
+  abandoned cart and the abandoned browse (product views with nothing after them).
 #}
 {# A snapshot per ds (replaced when ds is rerun), kept across --full-refresh like customer_360. #}
 {{ config(
@@ -14,12 +15,13 @@ with customers as (
     where ds = {{ ds() }}
 ),
 
-last_cart_adds as (
+last_events as (
     select
         customer_id,
-        max(occurred_at) as last_add_to_cart_at
+        max(occurred_at) filter (where event_type = 'add_to_cart') as last_add_to_cart_at,
+        max(occurred_at) filter (where event_type = 'product_view') as last_product_view_at
     from {{ ref('stg_events') }}
-    where event_type = 'add_to_cart' and occurred_at < {{ ds_end() }}
+    where event_type in ('add_to_cart', 'product_view') and occurred_at < {{ ds_end() }}
     group by customer_id
 ),
 
@@ -36,14 +38,28 @@ final as (
     select
         {{ ds() }} as ds,
         customers.customer_id,
-        last_cart_adds.last_add_to_cart_at,
+        last_events.last_add_to_cart_at,
         -- An abandoned cart: the last add-to-cart has no completed order at or after it.
         case
-            when last_orders.last_order_at is null or last_orders.last_order_at < last_cart_adds.last_add_to_cart_at
-                then date_diff('second', last_cart_adds.last_add_to_cart_at, {{ ds_end() }}) / 3600.0
-        end as hours_since_cart_abandoned
+            when last_orders.last_order_at is null or last_orders.last_order_at < last_events.last_add_to_cart_at
+                then date_diff('second', last_events.last_add_to_cart_at, {{ ds_end() }}) / 3600.0
+        end as hours_since_cart_abandoned,
+        last_events.last_product_view_at,
+        -- Browse abandonment: the last product view has no add-to-cart and no completed order at or after it.
+        case
+            when
+                (
+                    last_events.last_add_to_cart_at is null
+                    or last_events.last_add_to_cart_at < last_events.last_product_view_at
+                )
+                and (
+                    last_orders.last_order_at is null
+                    or last_orders.last_order_at < last_events.last_product_view_at
+                )
+                then date_diff('second', last_events.last_product_view_at, {{ ds_end() }}) / 3600.0
+        end as hours_since_browse_abandoned
     from customers
-    left join last_cart_adds on customers.customer_id = last_cart_adds.customer_id
+    left join last_events on customers.customer_id = last_events.customer_id
     left join last_orders on customers.customer_id = last_orders.customer_id
 )
 
