@@ -1,6 +1,7 @@
 import pytest
+import yaml
 
-from ml.config import ConfigError, load_config
+from ml.config import REPO_ROOT, ConfigError, load_config
 
 
 def test_the_shipped_configuration_is_valid():
@@ -28,3 +29,32 @@ def test_a_bad_value_is_named_with_its_key(tmp_path):
 def test_a_missing_file_says_how_to_fix_it(tmp_path):
     with pytest.raises(ConfigError, match="PZ_CONFIG"):
         load_config(tmp_path / "absent.yml")
+
+
+@pytest.mark.parametrize(
+    ("planted", "message"),
+    [
+        ({"audience": "no_such_audience", "arms": {"treatment": 0.2}, "days": 5}, "is not an audience"),
+        ({"audience": "browse_abandonment", "arms": {"free_shipping": 0.2}, "days": 5}, "are not arms of"),
+        ({"audience": "browse_abandonment", "arms": {"treatment": 1.5}, "days": 5}, r"not a share in \(0, 1\]"),
+    ],
+)
+def test_a_planted_lift_must_name_an_audience_its_arms_and_shares(tmp_path, planted, message):
+    settings = yaml.safe_load((REPO_ROOT / "config" / "personalization.yml").read_text())
+    settings["demo"]["planted_lift"] = planted
+    path = tmp_path / "personalization.yml"
+    path.write_text(yaml.safe_dump(settings))
+    with pytest.raises(ConfigError, match=message) as error:
+        load_config(path)
+    assert "planted_lift" in str(error.value) and str(path) in str(error.value)
+
+
+def test_the_generator_plants_only_the_browse_abandoned_moment(tmp_path):
+    from ml.synthetic import PlantedLift
+
+    settings = yaml.safe_load((REPO_ROOT / "config" / "personalization.yml").read_text())
+    settings["demo"]["planted_lift"] = {"audience": "cart_abandonment", "arms": {"reminder": 0.2}, "days": 5}
+    path = tmp_path / "personalization.yml"
+    path.write_text(yaml.safe_dump(settings))
+    with pytest.raises(ValueError, match="browse_abandoned moment only"):
+        PlantedLift.from_config(load_config(path))
