@@ -9,7 +9,7 @@ export PZ_REPORTS_DIR ?= $(CURDIR)/reports
 export PZ_CONFIG      ?= $(CURDIR)/config/personalization.yml
 DS ?= $(shell sed -n 's/^ *end_date: *\([0-9-]*\).*/\1/p' $(PZ_CONFIG) | head -1)
 
-.PHONY: help venv browser data demo run backfill airflow mlflow test lint bench clean
+.PHONY: help venv system browser postgres data demo run backfill airflow mlflow test lint bench clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -46,16 +46,30 @@ airflow: venv  ## airflow standalone on http://localhost:8080, login admin / adm
 mlflow: venv  ## the MLflow UI on the platform's tracking store, http://localhost:5000
 	$(VENV)/bin/mlflow ui --port 5000 --backend-store-uri "$$($(PYTHON) -c 'from ml.config import mlflow_tracking_uri; print(mlflow_tracking_uri())')"
 
-# Debian's chromium drives the browser test (Playwright cannot download browsers here). apt-get
-# update may report unsigned extra repositories and still leave usable lists: go on regardless.
-browser:  ## install Debian's chromium for the browser test when missing (needs root)
-	@command -v chromium >/dev/null || { \
+# Debian packages the tests need: chromium drives the browser tests (Playwright cannot download
+# browsers here); PostgreSQL backs the test of Airflow and MLflow on PostgreSQL. One apt-get update
+# for both; it may report unsigned extra repositories and still leave usable lists: go on regardless.
+SYSTEM_PACKAGES := chromium postgresql
+system:  ## install Debian's chromium and postgresql when missing (needs root)
+	@missing=""; command -v chromium >/dev/null || missing="chromium"; \
+	command -v pg_ctlcluster >/dev/null || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			apt-get update -qq || true; \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-		else echo "chromium is missing: sudo apt-get install chromium"; exit 1; fi; }
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else echo "missing Debian packages: sudo apt-get install $$missing"; exit 1; fi; fi
 
-test: venv browser  ## run the whole test suite (browser test included)
+browser: system  ## Debian's chromium for the browser tests
+
+# The test role may create databases (each test run makes its own and drops it).
+PG_TEST_ROLE := personalization_test
+postgres: system  ## start the local PostgreSQL cluster and create the test role (needs root)
+	@cluster="$$(pg_lsclusters -h | head -1)"; set -- $$cluster; \
+	[ "$$4" = online ] || pg_ctlcluster "$$1" "$$2" start
+	@su postgres -c "psql -tAc \"select 1 from pg_roles where rolname = '$(PG_TEST_ROLE)'\"" | grep -q 1 || \
+		su postgres -c "psql -qc \"create role $(PG_TEST_ROLE) login createdb password '$(PG_TEST_ROLE)'\""
+
+test: venv browser postgres  ## run the whole test suite (browser and PostgreSQL tests included)
 	$(PYTHON) -m pytest
 
 lint: venv  ## ruff and sqlfluff
