@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,38 @@ def run_pipeline(data_dir: Path, ds: str, models: bool = True) -> subprocess.Com
         text=True,
         timeout=600,
     )
+
+
+def run_python(data_dir: Path, code: str, *arguments: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run `python -c code arguments...` against data_dir's stores in a fresh process (its own dbt
+    and DuckDB state, like a DAG task); the result carries exit code and output."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *arguments],
+        cwd=REPO_ROOT,
+        env=pipeline_env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def orchestrate(data_dir: Path, *arguments: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m ml.orchestration arguments...` on data_dir (env_extra overrides the environment)."""
+    return subprocess.run(
+        [sys.executable, "-m", "ml.orchestration", *arguments],
+        cwd=REPO_ROOT,
+        env={**pipeline_env(data_dir), **(env_extra or {})},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def fresh_data_dir(small_landing: Path, tmp_path: Path, name: str) -> Path:
+    """A new data dir holding a copy of the small data set's landing files only."""
+    data_dir = tmp_path / name
+    shutil.copytree(small_landing / "landing", data_dir / "landing")
+    return data_dir
 
 
 def query(data_dir: Path, sql: str, parameters: list | None = None) -> pd.DataFrame:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from ml.config import REPO_ROOT
-from tests.conftest import END_DATE, export_digests, pipeline_env
+from tests.conftest import END_DATE, export_digests, fresh_data_dir, orchestrate
 
 pytestmark = pytest.mark.xdist_group("airflow")
 
@@ -46,18 +46,6 @@ SCORES = "marts.customer_scores"
 EXPERIMENT_RESULTS = "marts.fct_experiment_results"
 
 
-def orchestrate(data_dir, *arguments, env_extra=None) -> subprocess.CompletedProcess:
-    env = {**pipeline_env(data_dir), **(env_extra or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "ml.orchestration", *arguments],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
 def table_contents(data_dir, schemas) -> dict[str, pd.DataFrame]:
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as connection:
         names = connection.execute(
@@ -72,12 +60,6 @@ def assert_same_tables(left, right) -> None:
     assert sorted(left) == sorted(right)
     for name in left:
         pd.testing.assert_frame_equal(left[name], right[name], obj=name)
-
-
-def fresh_data_dir(small_landing, tmp_path, name):
-    data_dir = tmp_path / name
-    shutil.copytree(small_landing / "landing", data_dir / "landing")
-    return data_dir
 
 
 def test_the_dag_file_imports_with_its_tasks_docs_and_pool(tmp_path):

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from ml.activation.settings import CONTROL
-from ml.config import REPO_ROOT, load_config
+from ml.config import load_config
 from ml.synthetic import GeneratorSettings, PlantedLift, generate
-from tests.conftest import pipeline_env, query, run_pipeline
+from tests.conftest import query, run_pipeline, run_python
 
 # One worker builds the planted warehouse once for the module's tests.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("planted")]
@@ -28,14 +26,7 @@ NIGHTS = 4  # the last 4 days: the 2-day windows of the first two have ended by 
 def run_stages(data_dir: Path, ds: str, *stages: str) -> None:
     """Run ml.stages functions for ds in a subprocess (its own dbt and DuckDB state, like the DAG)."""
     script = "import sys\nfrom ml import stages\nfor name in sys.argv[2:]:\n    getattr(stages, name)(sys.argv[1])"
-    result = subprocess.run(
-        [sys.executable, "-c", script, ds, *stages],
-        cwd=REPO_ROOT,
-        env=pipeline_env(data_dir),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_python(data_dir, script, ds, *stages)
     assert result.returncode == 0, result.stderr[-3000:]
 
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 
-from tests.conftest import END_DATE
-from tests.test_dags import DAG_ID, fresh_data_dir, orchestrate
+from tests.conftest import END_DATE, fresh_data_dir, orchestrate
+from tests.test_dags import DAG_ID
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgres")]
 

@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import mlflow
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from ml.config import REPO_ROOT
-from tests.conftest import END_DATE, pipeline_env, query
+from tests.conftest import END_DATE, query, run_python
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("warehouse")]
 
 
 def in_process(data_dir, code: str) -> dict:
     """Run code against data_dir's stores in a fresh process; it prints one JSON line."""
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO_ROOT,
-        env=pipeline_env(data_dir),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_python(data_dir, code, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 

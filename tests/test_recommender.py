@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import mlflow
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from ml.config import REPO_ROOT, load_config
-from tests.conftest import END_DATE, pipeline_env, query
+from ml.config import load_config
+from tests.conftest import END_DATE, query, run_python
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("warehouse")]
 
@@ -110,13 +108,6 @@ frame = pd.DataFrame({{"customer_id": [{known!r}, "NEW-1"], "country": ["DE", "F
 out = model.predict(frame)
 print(json.dumps(out.groupby("customer_id").size().to_dict()))
 """
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=REPO_ROOT,
-        env=pipeline_env(built_warehouse),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_python(built_warehouse, probe, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {known: K, "NEW-1": K}
