@@ -14,14 +14,16 @@ Builds the warehouse for one logical date `ds`, the day that just ended:
    makes it `champion` only if it beats the current champion on the same holdout by the margin.
 5. **score_recommendations** writes the top K items for every customer to
    `marts.customer_recommendations` with the champion, popular items for customers with too little
-   history (`strategy` says which).
+   history (`strategy` says which). A task group: `plan` reads the warehouse once and splits the
+   customers into `scoring.shards` shards, `score_shard` is mapped over them (dynamic task mapping,
+   no pool: more workers, a faster night), `merge` writes the partition (ml/shards.py).
 6. **build_feature_store** exports the daily customer feature snapshots (`marts.customer_features_daily`)
    to the Feast repository's source, runs `feast apply` and materializes ds into the online store.
 7. **train_propensity** builds a training set over weekly cutoffs by Feast point-in-time joins,
    fits calibrated gradient boosting, validates it out of time beside an RFM heuristic, registers
    `propensity` and passes it through the same champion/challenger gate.
 8. **score_propensity** writes a purchase probability and its decile for every customer to
-   `marts.customer_scores`.
+   `marts.customer_scores`: the same plan, mapped shards and merge (deciles over all shards).
 
 9. **read_experiments** reads every audience's holdout back once its goal window has passed: each
    arm against control (rates, lift, 95% interval, z-test p-value, Holm-corrected, minimum
@@ -48,14 +50,14 @@ one does not stop the other. The audiences (10-12) need both.
 
 Every task reads data up to the end of `ds` and replaces only what it writes for `ds`, so
 rerunning or backfilling any date is safe. Tasks that write the warehouse share the 1-slot
-`warehouse` pool (DuckDB allows one writer). Run one date: `make run DS=YYYY-MM-DD`.
+`warehouse` pool (DuckDB allows one writer); the scoring shards never open it. Run one date: `make run DS=YYYY-MM-DD`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import TaskGroup, dag, get_current_context, task, task_group
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from ml.callbacks import log_task_failure
@@ -65,6 +67,38 @@ from ml.config import load_config
 # this file (no database or network at parse time).
 SCHEDULE = load_config().schedule
 WAREHOUSE_POOL = "warehouse"
+
+
+def sharded_scoring(group_id: str, plan_stage: str, shard_stage: str, merge_stage: str) -> TaskGroup:
+    """A scoring stage as a task group over customer shards (ml/shards.py): `plan` and `merge` open
+    the warehouse (its pool); `score_shard` is mapped over the plan's shards and opens only the
+    plan's files, so the shards run side by side on every free worker slot."""
+
+    @task_group(group_id=group_id)
+    def sharded() -> None:
+        @task(task_id="plan", pool=WAREHOUSE_POOL)
+        def plan() -> list[dict[str, object]]:
+            from ml import stages
+
+            return getattr(stages, plan_stage)(get_current_context()["ds"])
+
+        @task(task_id="score_shard", map_index_template="{{ shard_label }}")
+        def score_shard(shard: int, shards: int) -> dict[str, object]:
+            from ml import stages
+
+            context = get_current_context()
+            context["shard_label"] = f"shard {shard + 1} of {shards}"  # type: ignore[typeddict-unknown-key]
+            return getattr(stages, shard_stage)(context["ds"], shard, shards)
+
+        @task(task_id="merge", pool=WAREHOUSE_POOL)
+        def merge(shard_results) -> dict[str, object]:
+            from ml import stages
+
+            return getattr(stages, merge_stage)(get_current_context()["ds"], len(shard_results))
+
+        merge(score_shard.expand_kwargs(plan()))
+
+    return sharded()
 
 
 @dag(
@@ -108,12 +142,6 @@ def nightly_personalization():
         return train_recommender(get_current_context()["ds"])
 
     @task(pool=WAREHOUSE_POOL)
-    def score_recommendations() -> dict[str, object]:
-        from ml.stages import score_recommendations
-
-        return score_recommendations(get_current_context()["ds"])
-
-    @task(pool=WAREHOUSE_POOL)
     def build_feature_store() -> dict[str, int]:
         from ml.stages import build_feature_store
 
@@ -124,12 +152,6 @@ def nightly_personalization():
         from ml.stages import train_propensity
 
         return train_propensity(get_current_context()["ds"])
-
-    @task(pool=WAREHOUSE_POOL)
-    def score_propensity() -> dict[str, object]:
-        from ml.stages import score_propensity
-
-        return score_propensity(get_current_context()["ds"])
 
     @task(pool=WAREHOUSE_POOL)
     def decide_audiences() -> dict[str, object]:
@@ -162,8 +184,12 @@ def nightly_personalization():
         return build_kpi_report(get_current_context()["ds"])
 
     metrics = load_landing() >> build_staging() >> build_metrics()
-    recommendations = metrics >> train_recommender() >> score_recommendations()
-    scores = metrics >> build_feature_store() >> train_propensity() >> score_propensity()
+    score_recommendations = sharded_scoring(
+        "score_recommendations", "plan_recommendations", "score_recommendation_shard", "merge_recommendations"
+    )
+    score_propensity = sharded_scoring("score_propensity", "plan_scores", "score_propensity_shard", "merge_scores")
+    recommendations = metrics >> train_recommender() >> score_recommendations
+    scores = metrics >> build_feature_store() >> train_propensity() >> score_propensity
     decisions = [recommendations, scores, metrics >> read_experiments()] >> decide_audiences()
     drift = [recommendations, scores] >> monitor_drift()
     [decisions, drift] >> publish_channels() >> build_kpi_report()

@@ -260,6 +260,18 @@ class MonitoringConfig(_Strict):
     )
 
 
+class ScoringConfig(_Strict):
+    """How the nightly scoring stages split their customers (ml.shards)."""
+
+    shards: int = Field(
+        4,
+        ge=1,
+        le=1024,
+        description="Customer shards per scoring stage: Airflow maps one task over each, so up to this "
+        "many workers score at once. Set it to at least the worker slots (workers x concurrency).",
+    )
+
+
 class PlatformConfig(_Strict):
     demo: DemoConfig = DemoConfig()
     metrics: MetricsConfig = MetricsConfig()
@@ -268,6 +280,7 @@ class PlatformConfig(_Strict):
     propensity: PropensityConfig = PropensityConfig()
     activation: ActivationConfig = ActivationConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    scoring: ScoringConfig = ScoringConfig()
 
     @model_validator(mode="after")
     def _recommendations_within_k(self) -> PlatformConfig:

@@ -46,10 +46,32 @@ def train_recommender(ds: str) -> dict[str, object]:
 
 
 def score_recommendations(ds: str) -> dict[str, object]:
-    """Top K recommendations for every customer known at ds into marts.customer_recommendations."""
+    """Top K recommendations for every customer known at ds into marts.customer_recommendations:
+    plan, every shard, merge, in this process (the DAG maps the shards over workers instead)."""
     from ml.recommender.scoring import score_recommendations as score
 
     return score(ds)
+
+
+def plan_recommendations(ds: str) -> list[dict[str, object]]:
+    """Read the warehouse once, fix the model version, split the customers into shards (ml.shards)."""
+    from ml.recommender.scoring import plan_recommendations as plan
+
+    return plan(ds)
+
+
+def score_recommendation_shard(ds: str, shard: int, shards: int) -> dict[str, object]:
+    """One shard's top K items, from the plan's files only: runs beside the other shards."""
+    from ml.recommender.scoring import score_recommendation_shard as score
+
+    return score(ds, shard, shards)
+
+
+def merge_recommendations(ds: str, shards: int) -> dict[str, object]:
+    """Check every shard reported, then replace the ds partition of marts.customer_recommendations."""
+    from ml.recommender.scoring import merge_recommendations as merge
+
+    return merge(ds, shards)
 
 
 def build_feature_store(ds: str) -> dict[str, int]:
@@ -67,10 +89,32 @@ def train_propensity(ds: str) -> dict[str, object]:
 
 
 def score_propensity(ds: str) -> dict[str, object]:
-    """A calibrated purchase probability and decile for every customer into marts.customer_scores."""
+    """A calibrated purchase probability and decile for every customer into marts.customer_scores:
+    plan, every shard, merge, in this process (the DAG maps the shards over workers instead)."""
     from ml.propensity.scoring import score_customers
 
     return score_customers(ds)
+
+
+def plan_scores(ds: str) -> list[dict[str, object]]:
+    """Fix the propensity model version and split the customers known at ds into shards."""
+    from ml.propensity.scoring import plan_scores as plan
+
+    return plan(ds)
+
+
+def score_propensity_shard(ds: str, shard: int, shards: int) -> dict[str, object]:
+    """One shard's probabilities, with features from the Feast offline store: runs beside the others."""
+    from ml.propensity.scoring import score_shard
+
+    return score_shard(ds, shard, shards)
+
+
+def merge_scores(ds: str, shards: int) -> dict[str, object]:
+    """Deciles over all shards' scores together, then replace the ds partition of marts.customer_scores."""
+    from ml.propensity.scoring import merge_scores as merge
+
+    return merge(ds, shards)
 
 
 def decide_audiences(ds: str) -> dict[str, object]:

@@ -27,10 +27,14 @@ EXPECTED_TASKS = [
     "build_staging",
     "build_metrics",
     "train_recommender",
-    "score_recommendations",
+    "score_recommendations.plan",
+    "score_recommendations.score_shard",
+    "score_recommendations.merge",
     "build_feature_store",
     "train_propensity",
-    "score_propensity",
+    "score_propensity.plan",
+    "score_propensity.score_shard",
+    "score_propensity.merge",
     "read_experiments",
     "decide_audiences",
     "monitor_drift",
@@ -74,6 +78,8 @@ print(json.dumps({{
     "dag_ids": sorted(bag.dag_ids),
     "tasks": [t.task_id for t in dag.topological_sort()],
     "pools": sorted({{t.pool for t in dag.tasks}}),
+    "mapped": sorted(t.task_id for t in dag.tasks if "Mapped" in type(t).__name__),
+    "unpooled": sorted(t.task_id for t in dag.tasks if t.pool != "warehouse"),
     "doc_md": dag.doc_md or "",
     "max_active_runs": dag.max_active_runs,
     "timetable": type(dag.timetable).__name__,
@@ -97,17 +103,24 @@ print(json.dumps({{
         "build_staging": ["load_landing"],
         "build_metrics": ["build_staging"],
         "train_recommender": ["build_metrics"],
-        "score_recommendations": ["train_recommender"],
+        "score_recommendations.plan": ["train_recommender"],
+        "score_recommendations.score_shard": ["score_recommendations.plan"],
+        "score_recommendations.merge": ["score_recommendations.score_shard"],
         "build_feature_store": ["build_metrics"],
         "train_propensity": ["build_feature_store"],
-        "score_propensity": ["train_propensity"],
+        "score_propensity.plan": ["train_propensity"],
+        "score_propensity.score_shard": ["score_propensity.plan"],
+        "score_propensity.merge": ["score_propensity.score_shard"],
         "read_experiments": ["build_metrics"],
-        "decide_audiences": ["read_experiments", "score_propensity", "score_recommendations"],
-        "monitor_drift": ["score_propensity", "score_recommendations"],
+        "decide_audiences": ["read_experiments", "score_propensity.merge", "score_recommendations.merge"],
+        "monitor_drift": ["score_propensity.merge", "score_recommendations.merge"],
         "publish_channels": ["decide_audiences", "monitor_drift"],
         "build_kpi_report": ["publish_channels"],
     }
-    assert found["pools"] == ["warehouse"]
+    # Everything that opens the warehouse is in its 1-slot pool; the mapped scoring shards are not.
+    assert found["pools"] == ["default_pool", "warehouse"]
+    assert found["mapped"] == ["score_propensity.score_shard", "score_recommendations.score_shard"]
+    assert found["unpooled"] == found["mapped"]
     assert "Nightly personalization" in found["doc_md"]
     assert found["max_active_runs"] == 1
     assert found["timetable"] == "CronDataIntervalTimetable"

@@ -10,9 +10,13 @@ from collections.abc import Iterator
 
 import psycopg2
 import pytest
+import yaml
 
+from ml.config import REPO_ROOT
 from tests.conftest import END_DATE, fresh_data_dir, orchestrate
 from tests.test_dags import DAG_ID
+
+STAGES = ("score_propensity", "score_recommendations")
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("postgres")]
 
@@ -76,8 +80,13 @@ def test_a_dag_run_with_airflow_and_mlflow_on_postgresql(small_landing, tmp_path
     assert _rows(databases["airflow"], "select slots from slot_pool where pool = 'warehouse'") == [(1,)]
     runs = _rows(databases["airflow"], f"select state, logical_date from dag_run where dag_id = '{DAG_ID}'")
     assert [(state, logical_date.date()) for state, logical_date in runs] == [("success", END_DATE)]
-    tasks = _rows(databases["airflow"], f"select task_id, state from task_instance where dag_id = '{DAG_ID}'")
-    assert len(tasks) >= 13 and {state for _, state in tasks} == {"success"}
+    tasks = _rows(
+        databases["airflow"], f"select task_id, map_index, state from task_instance where dag_id = '{DAG_ID}'"
+    )
+    assert len(tasks) >= 13 and {state for _, _, state in tasks} == {"success"}
+    shards = yaml.safe_load((REPO_ROOT / "config" / "personalization.yml").read_text())["scoring"]["shards"]
+    mapped = sorted((task_id, index) for task_id, index, _ in tasks if index >= 0)  # dynamic task mapping
+    assert mapped == sorted((f"{stage}.score_shard", n) for stage in STAGES for n in range(shards))
     assert not (tmp_path / "airflow" / "airflow.db").exists()  # no SQLite fallback
 
     # MLflow's runs, models and aliases are in PostgreSQL, not in a SQLite file of the data dir.

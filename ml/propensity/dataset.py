@@ -86,11 +86,16 @@ def training_set(ds: dt.date, config: PropensityConfig) -> TrainingSet:
     return TrainingSet(rows, selected)
 
 
-def scoring_rows(ds: dt.date) -> pd.DataFrame:
-    """Every customer known at ds (customer_360) with its features as of the end of ds."""
+def scoring_customers(ds: dt.date) -> pd.Series:
+    """Every customer known at ds (customer_360), sorted."""
     with duckdb.connect(str(warehouse_path())) as connection:
-        customers = connection.execute(
+        return connection.execute(
             "select customer_id from marts.customer_360 where ds = ? order by customer_id", [ds]
-        ).df()
+        ).df()[CUSTOMER_ID]
+
+
+def scoring_rows(ds: dt.date, customer_ids: pd.Series) -> pd.DataFrame:
+    """Features of `customer_ids` as of the end of ds (Feast point-in-time join), sorted by customer."""
+    customers = pd.DataFrame({CUSTOMER_ID: customer_ids.to_numpy()})
     customers[TIMESTAMP] = pd.Timestamp(end_of(ds), tz="UTC")
     return historical_features(customers).sort_values(CUSTOMER_ID).reset_index(drop=True)

@@ -10,13 +10,24 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from ml.config import mlflow_tracking_uri
+from ml.config import load_config, mlflow_tracking_uri
 from ml.constants import CUSTOMER_ID
 from ml.partitions import replace_partition
-from ml.propensity.dataset import scoring_rows
+from ml.propensity.dataset import scoring_customers, scoring_rows
 from ml.propensity.model import deciles
 from ml.propensity.training import MODEL_NAME, load_bundle
 from ml.registry import version_for
+from ml.shards import (
+    Shard,
+    ShardError,
+    collect,
+    customers_of,
+    finish,
+    plan,
+    plan_facts,
+    planned_customers,
+    write_result,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,37 +45,80 @@ create table if not exists {TABLE} (
 """
 
 
-def score_customers(ds: str) -> dict[str, object]:
-    """Replace the ds partition of marts.customer_scores with the model in use for ds."""
+STAGE = "scores"
+
+
+def plan_scores(ds: str) -> list[dict[str, object]]:
+    """Fix the model version for ds and split the customers known at ds into shards (ml.shards);
+    one dict of kwargs per shard for score_shard."""
     ds_date = dt.date.fromisoformat(ds)
     mlflow.set_tracking_uri(mlflow_tracking_uri())
     version, why = version_for(MlflowClient(), MODEL_NAME, ds_date)
     if version is None:
         log.warning("ds=%s no propensity scores: %s", ds, why)
-        replace_partition(TABLE, DDL, ds_date, pd.DataFrame(), order_by="customer_id")
-        return {"rows": 0, "reason": why}
-    bundle = load_bundle(f"models:/{MODEL_NAME}/{version.version}")
-    rows = scoring_rows(ds_date)
+    facts = {"model_version": str(version.version) if version is not None else None, "why": why}
+    shards = plan(STAGE, ds, scoring_customers(ds_date), load_config().scoring.shards, facts)
+    return [shard.as_kwargs() for shard in shards]
+
+
+def score_shard(ds: str, shard: int, shards: int) -> dict[str, object]:
+    """Scores of one shard's customers: features from the Feast offline store, never the warehouse."""
+    unit = Shard(STAGE, ds, shard, shards)
+    version = plan_facts(STAGE, ds)["model_version"]
+    customer_ids = customers_of(unit)
+    if version is None or customer_ids.empty:
+        return write_result(unit, pd.DataFrame({CUSTOMER_ID: pd.Series(dtype=str), "score": pd.Series(dtype=float)}))
+    bundle = load_bundle(f"models:/{MODEL_NAME}/{version}")
+    rows = scoring_rows(dt.date.fromisoformat(ds), customer_ids)
     scores = bundle.scoring.predict(rows)
+    return write_result(unit, pd.DataFrame({CUSTOMER_ID: rows[CUSTOMER_ID].to_numpy(), "score": scores.astype(float)}))
+
+
+def merge_scores(ds: str, shards: int) -> dict[str, object]:
+    """Replace the ds partition of marts.customer_scores with every shard's scores, and the deciles
+    over all customers together (a shard's own deciles would be wrong)."""
+    ds_date = dt.date.fromisoformat(ds)
+    facts = plan_facts(STAGE, ds)
+    customers = planned_customers(STAGE, ds)
+    rows = collect(STAGE, ds, shards).sort_values(CUSTOMER_ID, ignore_index=True)
+    version = facts["model_version"]
+    if version is not None and len(rows) != len(customers):
+        raise ShardError(
+            f"{STAGE} ds={ds}: {len(rows)} scores for {len(customers)} planned customers; "
+            "rerun the stage from its plan task"
+        )
+    scores = rows["score"].to_numpy()
     scored = pd.DataFrame(
         {
             "ds": ds_date,
             CUSTOMER_ID: rows[CUSTOMER_ID].to_numpy(),
             "model_name": MODEL_NAME,
-            "model_version": str(version.version),
-            "score": scores.astype(float),
+            "model_version": version,
+            "score": scores,
             "decile": deciles(scores),
         }
     )
     replace_partition(TABLE, DDL, ds_date, scored, order_by="customer_id")
+    finish(STAGE, ds)
+    if version is None:
+        return {"rows": 0, "reason": facts["why"]}
     log.info(
-        "ds=%s %s: %d customers scored with %s v%s (%s), mean %.3f",
+        "ds=%s %s: %d customers scored with %s v%s (%s) in %d shards, mean %.3f",
         ds,
         TABLE,
         len(scored),
         MODEL_NAME,
-        version.version,
-        why,
-        scored["score"].mean(),
+        version,
+        facts["why"],
+        shards,
+        scores.mean() if len(scores) else float("nan"),
     )
-    return {"rows": len(scored), "model_version": str(version.version), "mean_score": float(scored["score"].mean())}
+    return {"rows": len(scored), "model_version": version, "mean_score": float(scores.mean()), "shards": shards}
+
+
+def score_customers(ds: str) -> dict[str, object]:
+    """Plan, every shard in turn, merge: the whole stage in one process (ml.pipeline, tests)."""
+    planned = plan_scores(ds)
+    for kwargs in planned:
+        score_shard(ds, **kwargs)
+    return merge_scores(ds, len(planned))

@@ -4,12 +4,18 @@ The model in use is the `champion`; for a backfill of a date before the champion
 newest version trained on or before that date (never a model that saw the future of ds). Customers
 with too little history, or everyone when no model exists yet, get the default experience (see
 ml.recommender.serving); `strategy` says which rows came from where.
+
+The stage is sharded over customers (ml.shards): plan_recommendations reads the warehouse and fixes
+the model version, score_recommendation_shard scores one slice of customers anywhere, and
+merge_recommendations writes the partition. A customer's items depend only on that customer's
+history and the night's shared inputs, so the shard count never changes the result.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 
 import mlflow
 import numpy as np
@@ -20,11 +26,21 @@ from ml.config import load_config, mlflow_tracking_uri
 from ml.constants import CUSTOMER_ID, ITEM_ID
 from ml.interactions import end_of
 from ml.partitions import replace_partition
-from ml.recommender.data import read_inputs, serve_view, view_as_of
-from ml.recommender.pyfunc import RecommenderBundle
+from ml.recommender.data import RecommenderInputs, View, read_inputs, serve_view, view_as_of
 from ml.recommender.ranking import MISSING
 from ml.recommender.training import MODEL_NAME, load_bundle
 from ml.registry import version_for
+from ml.shards import (
+    Shard,
+    collect,
+    customers_of,
+    finish,
+    plan,
+    plan_facts,
+    planned_customers,
+    shared_inputs,
+    write_result,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,58 +57,106 @@ create table if not exists {TABLE} (
     model_version varchar
 )
 """
+COLUMNS = ["ds", CUSTOMER_ID, "rank", ITEM_ID, "score", "strategy", "model_version"]
 
 
-def model_for(ds: dt.date) -> tuple[str | None, RecommenderBundle | None, str]:
-    """(version, bundle, why) of the model that scores ds (ml.registry.version_for)."""
+STAGE = "recommendations"
+
+
+@dataclass(frozen=True)
+class ScoringInputs:
+    """What every shard of a night needs: the catalog and history as known at the end of ds."""
+
+    inputs: RecommenderInputs
+    view: View
+
+
+def model_for(ds: dt.date) -> tuple[str | None, str]:
+    """(version, why) of the model that scores ds (ml.registry.version_for)."""
     mlflow.set_tracking_uri(mlflow_tracking_uri())
     version, why = version_for(MlflowClient(), MODEL_NAME, ds)
-    if version is None:
-        return None, None, why
-    return str(version.version), load_bundle(f"models:/{MODEL_NAME}/{version.version}"), why
+    return (str(version.version) if version is not None else None), why
 
 
-def score_recommendations(ds: str) -> dict[str, object]:
-    """Replace the ds partition of marts.customer_recommendations; returns counts by strategy."""
+def plan_recommendations(ds: str) -> list[dict[str, object]]:
+    """Read the warehouse once for ds, fix the model version, and split the customers into shards
+    (ml.shards); one dict of kwargs per shard for score_recommendation_shard."""
     ds_date = dt.date.fromisoformat(ds)
-    config = load_config().recommender
-    inputs = read_inputs(ds_date, config)
+    config = load_config()
+    inputs = read_inputs(ds_date, config.recommender)
+    version, why = model_for(ds_date)
+    facts: dict[str, object] = {"model_version": version, "why": why, "empty_catalog": inputs.items.empty}
     if inputs.items.empty:
         log.warning("ds=%s no recommendations: the catalog (staging.stg_items) is empty", ds)
-        replace_partition(TABLE, DDL, ds_date, pd.DataFrame(), order_by="customer_id, rank")
-        return {"rows": 0, "customers": len(inputs.customers), "reason": "empty catalog"}
-    version, bundle, why = model_for(ds_date)
     log.info("ds=%s scoring with %s (%s)", ds, f"{MODEL_NAME} v{version}" if version else "no model", why)
-    view = view_as_of(inputs, end_of(ds_date), config)
-    audience = view.audience(view.customer_ids, config.exclude_purchased)
-    served = serve_view(bundle.scoring if bundle else None, view, audience, inputs, config)
+    shared = None
+    if not inputs.items.empty:
+        shared = ScoringInputs(inputs, view_as_of(inputs, end_of(ds_date), config.recommender))
+    shards = plan(STAGE, ds, inputs.customers[CUSTOMER_ID], config.scoring.shards, facts, shared)
+    return [shard.as_kwargs() for shard in shards]
+
+
+def score_recommendation_shard(ds: str, shard: int, shards: int) -> dict[str, object]:
+    """Top K items for one shard's customers, from the plan's files only (never the warehouse)."""
+    unit = Shard(STAGE, ds, shard, shards)
+    config = load_config().recommender
+    facts = plan_facts(STAGE, ds)
+    customer_ids = pd.Index(customers_of(unit))
+    if facts["empty_catalog"]:
+        return write_result(unit, pd.DataFrame({column: [] for column in COLUMNS}))
+    planned: ScoringInputs = shared_inputs(unit)
+    version = facts["model_version"]
+    bundle = load_bundle(f"models:/{MODEL_NAME}/{version}") if version else None
+    audience = planned.view.audience(customer_ids, config.exclude_purchased)
+    served = serve_view(bundle.scoring if bundle else None, planned.view, audience, planned.inputs, config)
     found = served.items != MISSING
     rows = pd.DataFrame(
         {
-            "ds": ds_date,
-            CUSTOMER_ID: np.repeat(audience.customer_ids.to_numpy(), config.k)[found.ravel()],
-            "rank": np.tile(np.arange(1, config.k + 1, dtype=np.int32), len(audience.customer_ids))[found.ravel()],
-            ITEM_ID: inputs.item_ids.to_numpy()[served.items[found]],
+            "ds": dt.date.fromisoformat(ds),
+            CUSTOMER_ID: np.repeat(customer_ids.to_numpy(), config.k)[found.ravel()],
+            "rank": np.tile(np.arange(1, config.k + 1, dtype=np.int32), len(customer_ids))[found.ravel()],
+            ITEM_ID: planned.inputs.item_ids.to_numpy()[served.items[found]],
             "score": served.scores[found].astype(float),
             "strategy": served.strategy[found].astype(str),
         }
     )
     rows["model_version"] = np.where(rows["strategy"] == "model", version or "", None)
+    return write_result(unit, rows)
+
+
+def merge_recommendations(ds: str, shards: int) -> dict[str, object]:
+    """Replace the ds partition of marts.customer_recommendations with every shard's rows; returns
+    counts by strategy."""
+    ds_date = dt.date.fromisoformat(ds)
+    k = load_config().recommender.k
+    facts = plan_facts(STAGE, ds)
+    customers = planned_customers(STAGE, ds)
+    rows = collect(STAGE, ds, shards)
     replace_partition(TABLE, DDL, ds_date, rows, order_by="customer_id, rank")
-    short = int((found.sum(axis=1) < config.k).sum())
+    finish(STAGE, ds)
+    if facts["empty_catalog"]:
+        return {"rows": 0, "customers": len(customers), "reason": "empty catalog"}
+    per_customer = rows.groupby(CUSTOMER_ID).size().reindex(customers, fill_value=0)
+    short = int((per_customer < k).sum())
     if short:
         log.warning(
-            "ds=%s %d customers got fewer than %d items: not enough eligible items they have not bought",
-            ds,
-            short,
-            config.k,
+            "ds=%s %d customers got fewer than %d items: not enough eligible items they have not bought", ds, short, k
         )
     counts = rows["strategy"].value_counts().to_dict()
-    log.info("ds=%s %s: %d rows for %d customers %s", ds, TABLE, len(rows), len(audience.customer_ids), counts)
+    log.info("ds=%s %s: %d rows for %d customers %s", ds, TABLE, len(rows), len(customers), counts)
     return {
         "rows": len(rows),
-        "customers": len(audience.customer_ids),
+        "customers": len(customers),
         "short_customers": short,
-        "model_version": version,
+        "model_version": facts["model_version"],
+        "shards": shards,
         **{f"rows_{name}": int(n) for name, n in counts.items()},
     }
+
+
+def score_recommendations(ds: str) -> dict[str, object]:
+    """Plan, every shard in turn, merge: the whole stage in one process (ml.pipeline, tests)."""
+    planned = plan_recommendations(ds)
+    for kwargs in planned:
+        score_recommendation_shard(ds, **kwargs)
+    return merge_recommendations(ds, len(planned))
