@@ -1,0 +1,200 @@
+"""Benchmark the whole nightly run, every stage, training included, at several sizes (issue 9).
+
+For each size: generate `--days` of landing data for that many customers, then run the nightly
+DAG's stages for the last day in DAG order, each in its own process as an Airflow worker runs a
+task (ml.stages, the functions the tasks call). The scoring shards run `--workers` at a time, as
+that many worker slots would. Wall time and peak memory (max RSS) per stage go to
+bench/results.md, with each stage's growth exponent between sizes (time ~ customers^k).
+
+Results are kept per size in bench/.work/nightly.json, so a long size can run on its own:
+    python bench/bench_nightly.py --customers 10000 100000
+    python bench/bench_nightly.py --customers 1000000     # adds to the table
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from common import REPO, WORK, machine, run_stage, write_section
+
+sys.path.insert(0, str(REPO))
+from ml.config import load_config
+
+END = dt.date(2026, 10, 31)
+STORE = WORK / "nightly.json"
+TARGETS_MINUTES = {100_000: 15, 1_000_000: 90}
+TARGET_MEMORY_GB = 16
+# (stage name in the table, function of ml.stages); the sharded stages are expanded below.
+STAGES = [
+    ("load_landing", "load_landing_files"),
+    ("build_staging", "build_staging"),
+    ("build_metrics", "build_metrics"),
+    ("train_recommender", "train_recommender"),
+    ("score_recommendations", ("plan_recommendations", "score_recommendation_shard", "merge_recommendations")),
+    ("build_feature_store", "build_feature_store"),
+    ("train_propensity", "train_propensity"),
+    ("score_propensity", ("plan_scores", "score_propensity_shard", "merge_scores")),
+    ("read_experiments", "read_experiments"),
+    ("decide_audiences", "decide_audiences"),
+    ("monitor_drift", "monitor_drift"),
+    ("publish_channels", "publish_channels"),
+    ("build_kpi_report", "build_kpi_report"),
+]
+
+
+def stage_command(function: str, *arguments: object) -> list[str]:
+    call = ", ".join(repr(a) for a in arguments)
+    return [sys.executable, "-c", f"from ml.stages import {function}; {function}({call})"]
+
+
+def run_parallel(commands: list[list[str]], env: dict[str, str], workers: int) -> tuple[float, float]:
+    """Run commands `workers` at a time; (wall seconds from first start to last end, largest peak GB)."""
+    started, pending, running, peak = time.perf_counter(), list(commands), {}, 0.0
+    while pending or running:
+        while pending and len(running) < workers:
+            command = pending.pop(0)
+            process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            running[process.pid] = (process, command)
+        pid, status, usage = os.wait4(-1, 0)
+        process, command = running.pop(pid)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-3000:]}")
+        peak = max(peak, usage.ru_maxrss / 1024**2)
+    return time.perf_counter() - started, peak
+
+
+def run_size(customers: int, days: int, workers: int, keep: bool) -> dict[str, object]:
+    data_dir = WORK / f"nightly_c{customers}"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    env = {
+        **os.environ,
+        "PZ_DATA_DIR": str(data_dir),
+        "PZ_REPORTS_DIR": str(data_dir / "reports"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{data_dir / 'mlflow.db'}",
+    }
+    ds = END.isoformat()
+    shards = load_config().scoring.shards
+    generate = [sys.executable, "-m", "ml.synthetic", "--customers", str(customers), "--days", str(days)]
+    generate += ["--end-date", ds, "--out", str(data_dir / "landing")]
+    result: dict[str, object] = {"customers": customers, "days": days, "workers": workers, "shards": shards}
+    result["generate"] = run_stage(generate, env)
+    print(f"{customers:>9,} generate {result['generate'][0]:8.1f} s {result['generate'][1]:6.2f} GB", flush=True)
+    stages: dict[str, list[float]] = {}
+    result["stages"] = stages
+    try:
+        for name, function in STAGES:
+            if isinstance(function, tuple):
+                plan, shard, merge = function
+                seconds, peak = run_stage(stage_command(plan, ds), env)
+                shard_commands = [stage_command(shard, ds, number, shards) for number in range(shards)]
+                shard_seconds, shard_peak = run_parallel(shard_commands, env, workers)
+                merge_seconds, merge_peak = run_stage(stage_command(merge, ds, shards), env)
+                stages[name] = [seconds + shard_seconds + merge_seconds, max(peak, shard_peak, merge_peak)]
+                stages[f"{name}: shards"] = [shard_seconds, shard_peak]
+            else:
+                stages[name] = list(run_stage(stage_command(function, ds), env))
+            seconds, gb = stages[name]
+            print(f"{customers:>9,} {name:<24} {seconds:8.1f} s {gb:6.2f} GB", flush=True)
+    except RuntimeError as error:
+        result["failed"] = str(error).splitlines()[0][:300] + " ... " + str(error)[-600:]
+        print(result["failed"], flush=True)
+    if not keep:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return result
+
+
+def exponent(small: dict, large: dict, stage: str) -> str:
+    a, b = small["stages"].get(stage), large["stages"].get(stage)
+    if not a or not b:
+        return ""
+    return f"{math.log(b[0] / a[0]) / math.log(large['customers'] / small['customers']):.2f}"
+
+
+def report(results: list[dict]) -> str:
+    results = sorted(results, key=lambda r: r["customers"])
+    sizes = [r["customers"] for r in results]
+    names = [name for name, _ in STAGES]
+    names.insert(names.index("score_recommendations") + 1, "score_recommendations: shards")
+    names.insert(names.index("score_propensity") + 1, "score_propensity: shards")
+    header = "| stage | " + " | ".join(f"{n:,} s | GB" for n in sizes)
+    pairs = list(itertools.pairwise(results))
+    header += "".join(f" | k {a['customers'] // 1000}k→{b['customers'] // 1000}k" for a, b in pairs) + " |"
+    lines = [header, "|---|" + "---:|---:|" * len(sizes) + "---:|" * len(pairs)]
+    for name in names:
+        cells = []
+        for result in results:
+            value = result["stages"].get(name)
+            cells.append(f"{value[0]:.1f} | {value[1]:.2f}" if value else "– | –")
+        cells += [exponent(a, b, name) for a, b in pairs]
+        label = f"&nbsp;&nbsp;{name.split(': ')[1]}" if ": " in name else name
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    totals = []
+    for result in results:
+        whole = [v for k, v in result["stages"].items() if ": " not in k]
+        seconds, peak = sum(v[0] for v in whole), max((v[1] for v in whole), default=0)
+        result["total"] = [seconds, peak]
+        totals.append(f"**{seconds / 60:.1f} min** | **{peak:.2f}**")
+    total_exponents = []
+    for a, b in pairs:
+        k = math.log(b["total"][0] / a["total"][0]) / math.log(b["customers"] / a["customers"])
+        total_exponents.append(f"{k:.2f}")
+    lines.append("| **nightly run** | " + " | ".join(totals) + " | " + " | ".join(total_exponents) + " |")
+    verdicts = []
+    for result in results:
+        target = TARGETS_MINUTES.get(result["customers"])
+        minutes, peak = result["total"][0] / 60, result["total"][1]
+        if result.get("failed"):
+            verdicts.append(f"- {result['customers']:,} customers: FAILED at a stage: {result['failed']}")
+        elif target:
+            met = minutes <= target and (result["customers"] < 1_000_000 or peak <= TARGET_MEMORY_GB)
+            verdicts.append(
+                f"- {result['customers']:,} customers: {minutes:.1f} min, peak {peak:.2f} GB against "
+                f"{target} min{' and 16 GB' if result['customers'] >= 1_000_000 else ''}: {'met' if met else 'MISSED'}."
+            )
+    generate = ", ".join(f"{r['customers']:,}: {r['generate'][0]:.0f} s" for r in results)
+    return "\n".join(
+        [
+            "## The whole nightly run at 10k, 100k and 1M customers (issue 9)",
+            "",
+            f"Run {dt.date.today().isoformat()} with `python bench/bench_nightly.py` on {machine()}.",
+            f"{results[0]['days']} days of generated history; ds {END}. Every stage of the nightly DAG for one ds, "
+            "each in its own process (as a worker runs a task), in DAG order on one machine; the "
+            f"{results[0]['shards']} scoring shards run {results[0]['workers']} at a time (2 worker slots). "
+            "Airflow's own scheduling overhead (a few seconds a task) is not included. Generating the data "
+            f"is not part of the night ({generate} s). k is the growth exponent of the stage's time "
+            "between two sizes (time ~ customers^k; 1 is linear).",
+            "",
+            *lines,
+            "",
+            *verdicts,
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--days", type=int, default=180)
+    parser.add_argument("--workers", type=int, default=2, help="scoring shards run this many at a time")
+    parser.add_argument("--keep", action="store_true", help="keep the generated data and warehouse")
+    args = parser.parse_args()
+    stored = {r["customers"]: r for r in json.loads(STORE.read_text())} if STORE.exists() else {}
+    for customers in args.customers:
+        stored[customers] = run_size(customers, args.days, args.workers, args.keep)
+        WORK.mkdir(parents=True, exist_ok=True)
+        STORE.write_text(json.dumps(list(stored.values()), indent=1))
+        write_section("nightly", report(list(stored.values())))
+    print("wrote bench/results.md")
+
+
+if __name__ == "__main__":
+    main()
