@@ -26,7 +26,11 @@ SMALL = GeneratorSettings(customers=1_500, days=120, end_date=END_DATE, bad_row_
 
 
 def pipeline_env(data_dir: Path) -> dict[str, str]:
-    return {**os.environ, "PZ_DATA_DIR": str(data_dir), "PZ_REPORTS_DIR": str(data_dir / "reports")}
+    """The environment of a pipeline process on data_dir, with its own MLflow store under it.
+    MLFLOW_TRACKING_URI is dropped: mlflow.set_tracking_uri() in a test exports it to os.environ,
+    and a subprocess inheriting it would read another data set's registry."""
+    inherited = {name: value for name, value in os.environ.items() if name != "MLFLOW_TRACKING_URI"}
+    return {**inherited, "PZ_DATA_DIR": str(data_dir), "PZ_REPORTS_DIR": str(data_dir / "reports")}
 
 
 def run_pipeline(data_dir: Path, ds: str, models: bool = True) -> subprocess.CompletedProcess:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ml.config import REPO_ROOT, reports_dir
+from ml.config import REPO_ROOT, load_config, reports_dir
 from tests.conftest import END_DATE, pipeline_env
 from tests.test_dags import EXPECTED_TASKS
 
@@ -39,6 +39,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TASKS = EXPECTED_TASKS  # every task of the DAG
+MAPPED_TASKS = [task for task in TASKS if task.endswith(".score_shard")]  # one instance per shard
+SHARDS = load_config().scoring.shards
 UI_TIMEOUT_MS = 60_000
 
 
@@ -206,9 +208,19 @@ def test_a_finished_run_shows_every_task_in_success(airflow_ui):
             run_row.locator("a").first.click()
             page.wait_for_load_state("networkidle")
 
-            expect(page.get_by_text(f"{len(TASKS)} Task Instances")).to_be_visible(timeout=UI_TIMEOUT_MS)
+            instances = len(TASKS) + len(MAPPED_TASKS) * (SHARDS - 1)
+            expect(page.get_by_text(f"{instances} Task Instances")).to_be_visible(timeout=UI_TIMEOUT_MS)
             for task_id in TASKS:
+                if task_id in MAPPED_TASKS:
+                    continue
                 expect(page.locator("tr", has_text=task_id)).to_contain_text("Success", timeout=UI_TIMEOUT_MS)
+            # Mapped shards show their rendered map index (map_index_template), each a success.
+            rows = page.locator("tr", has_text=".score_shard")
+            expect(rows).to_have_count(len(MAPPED_TASKS) * SHARDS, timeout=UI_TIMEOUT_MS)
+            for task_id in MAPPED_TASKS:
+                for number in range(1, SHARDS + 1):
+                    row = page.locator("tr", has_text=task_id).filter(has_text=f"shard {number} of {SHARDS}")
+                    expect(row).to_contain_text("Success", timeout=UI_TIMEOUT_MS)
             page.screenshot(path=str(screenshot))
         except Exception:
             page.screenshot(path=str(screenshot.with_name("airflow_nightly_run_failure.png")))
