@@ -72,7 +72,9 @@ def run_parallel(commands: list[list[str]], env: dict[str, str], workers: int) -
     return time.perf_counter() - started, peak
 
 
-def run_size(customers: int, days: int, workers: int, keep: bool) -> dict[str, object]:
+def run_size(customers: int, days: int, workers: int, keep: bool, compare_workers: bool, save) -> dict[str, object]:
+    """Run every stage for one size; `save(result)` after each stage, so a run stopped midway
+    still leaves the stages it measured (marked incomplete)."""
     data_dir = WORK / f"nightly_c{customers}"
     shutil.rmtree(data_dir, ignore_errors=True)
     env = {
@@ -85,7 +87,13 @@ def run_size(customers: int, days: int, workers: int, keep: bool) -> dict[str, o
     shards = load_config().scoring.shards
     generate = [sys.executable, "-m", "ml.synthetic", "--customers", str(customers), "--days", str(days)]
     generate += ["--end-date", ds, "--out", str(data_dir / "landing")]
-    result: dict[str, object] = {"customers": customers, "days": days, "workers": workers, "shards": shards}
+    result: dict[str, object] = {
+        "customers": customers,
+        "days": days,
+        "workers": workers,
+        "shards": shards,
+        "incomplete": True,
+    }
     result["generate"] = run_stage(generate, env)
     print(f"{customers:>9,} generate {result['generate'][0]:8.1f} s {result['generate'][1]:6.2f} GB", flush=True)
     stages: dict[str, list[float]] = {}
@@ -100,10 +108,17 @@ def run_size(customers: int, days: int, workers: int, keep: bool) -> dict[str, o
                 merge_seconds, merge_peak = run_stage(stage_command(merge, ds, shards), env)
                 stages[name] = [seconds + shard_seconds + merge_seconds, max(peak, shard_peak, merge_peak)]
                 stages[f"{name}: shards"] = [shard_seconds, shard_peak]
+                if compare_workers and workers > 1:
+                    # The same shards again, one at a time (one worker slot): what more workers buy.
+                    run_stage(stage_command(plan, ds), env)
+                    stages[f"{name}: shards, 1 worker"] = list(run_parallel(shard_commands, env, 1))
+                    run_stage(stage_command(merge, ds, shards), env)
             else:
                 stages[name] = list(run_stage(stage_command(function, ds), env))
             seconds, gb = stages[name]
             print(f"{customers:>9,} {name:<24} {seconds:8.1f} s {gb:6.2f} GB", flush=True)
+            save(result)
+        result.pop("incomplete")
     except RuntimeError as error:
         result["failed"] = str(error).splitlines()[0][:300] + " ... " + str(error)[-600:]
         print(result["failed"], flush=True)
@@ -121,10 +136,15 @@ def exponent(small: dict, large: dict, stage: str) -> str:
 
 def report(results: list[dict]) -> str:
     results = sorted(results, key=lambda r: r["customers"])
+    complete = [r for r in results if not r.get("incomplete") and not r.get("failed")]
     sizes = [r["customers"] for r in results]
     names = [name for name, _ in STAGES]
-    names.insert(names.index("score_recommendations") + 1, "score_recommendations: shards")
-    names.insert(names.index("score_propensity") + 1, "score_propensity: shards")
+    for stage in ("score_recommendations", "score_propensity"):
+        at = names.index(stage) + 1
+        extra = [f"{stage}: shards"]
+        if any(f"{stage}: shards, 1 worker" in r["stages"] for r in results):
+            extra.append(f"{stage}: shards, 1 worker")
+        names[at:at] = extra
     header = "| stage | " + " | ".join(f"{n:,} s | GB" for n in sizes)
     pairs = list(itertools.pairwise(results))
     header += "".join(f" | k {a['customers'] // 1000}k→{b['customers'] // 1000}k" for a, b in pairs) + " |"
@@ -139,14 +159,18 @@ def report(results: list[dict]) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     totals = []
     for result in results:
-        whole = [v for k, v in result["stages"].items() if ": " not in k]
+        whole = [v for name, v in result["stages"].items() if ": " not in name]
         seconds, peak = sum(v[0] for v in whole), max((v[1] for v in whole), default=0)
         result["total"] = [seconds, peak]
-        totals.append(f"**{seconds / 60:.1f} min** | **{peak:.2f}**")
+        finished = result in complete
+        totals.append(f"**{seconds / 60:.1f} min** | **{peak:.2f}**" if finished else "incomplete | –")
     total_exponents = []
     for a, b in pairs:
-        k = math.log(b["total"][0] / a["total"][0]) / math.log(b["customers"] / a["customers"])
-        total_exponents.append(f"{k:.2f}")
+        if a in complete and b in complete:
+            k = math.log(b["total"][0] / a["total"][0]) / math.log(b["customers"] / a["customers"])
+            total_exponents.append(f"{k:.2f}")
+        else:
+            total_exponents.append("")
     lines.append("| **nightly run** | " + " | ".join(totals) + " | " + " | ".join(total_exponents) + " |")
     verdicts = []
     for result in results:
@@ -154,11 +178,32 @@ def report(results: list[dict]) -> str:
         minutes, peak = result["total"][0] / 60, result["total"][1]
         if result.get("failed"):
             verdicts.append(f"- {result['customers']:,} customers: FAILED at a stage: {result['failed']}")
+        elif result.get("incomplete"):
+            verdicts.append(
+                f"- {result['customers']:,} customers: INCOMPLETE, stopped after {len(result['stages'])} rows "
+                "of the table above; the stages shown were measured, the rest were not run."
+            )
         elif target:
             met = minutes <= target and (result["customers"] < 1_000_000 or peak <= TARGET_MEMORY_GB)
             verdicts.append(
                 f"- {result['customers']:,} customers: {minutes:.1f} min, peak {peak:.2f} GB against "
                 f"{target} min{' and 16 GB' if result['customers'] >= 1_000_000 else ''}: {'met' if met else 'MISSED'}."
+            )
+    measured = {r["customers"] for r in complete}
+    if len(complete) >= 2:
+        small, large = complete[-2], complete[-1]
+        for size, target in TARGETS_MINUTES.items():
+            if size in measured:
+                continue
+            # Per stage: its time at the largest size times (size ratio)^(its own exponent, at least 0).
+            projected = 0.0
+            for name in (n for n in large["stages"] if ": " not in n):
+                k = max(float(exponent(small, large, name) or 0), 0.0)
+                projected += large["stages"][name][0] * (size / large["customers"]) ** k
+            verdicts.append(
+                f"- {size:,} customers: NOT MEASURED. Extrapolated stage by stage from {small['customers']:,} and "
+                f"{large['customers']:,}: about {projected / 60:.0f} min against the target of {target} min; "
+                "an estimate, not a result."
             )
     generate = ", ".join(f"{r['customers']:,}: {r['generate'][0]:.0f} s" for r in results)
     return "\n".join(
@@ -170,7 +215,7 @@ def report(results: list[dict]) -> str:
             "each in its own process (as a worker runs a task), in DAG order on one machine; the "
             f"{results[0]['shards']} scoring shards run {results[0]['workers']} at a time (2 worker slots). "
             "Airflow's own scheduling overhead (a few seconds a task) is not included. Generating the data "
-            f"is not part of the night ({generate} s). k is the growth exponent of the stage's time "
+            f"is not part of the night ({generate}). k is the growth exponent of the stage's time "
             "between two sizes (time ~ customers^k; 1 is linear).",
             "",
             *lines,
@@ -186,13 +231,20 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=180)
     parser.add_argument("--workers", type=int, default=2, help="scoring shards run this many at a time")
     parser.add_argument("--keep", action="store_true", help="keep the generated data and warehouse")
+    parser.add_argument(
+        "--compare-workers", action="store_true", help="also run the scoring shards one at a time (not in the total)"
+    )
     args = parser.parse_args()
     stored = {r["customers"]: r for r in json.loads(STORE.read_text())} if STORE.exists() else {}
-    for customers in args.customers:
-        stored[customers] = run_size(customers, args.days, args.workers, args.keep)
+
+    def save(result: dict[str, object]) -> None:
+        stored[result["customers"]] = result
         WORK.mkdir(parents=True, exist_ok=True)
         STORE.write_text(json.dumps(list(stored.values()), indent=1))
         write_section("nightly", report(list(stored.values())))
+
+    for customers in args.customers:
+        save(run_size(customers, args.days, args.workers, args.keep, args.compare_workers, save))
     print("wrote bench/results.md")
 
 

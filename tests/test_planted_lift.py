@@ -30,7 +30,9 @@ def run_stages(data_dir: Path, ds: str, *stages: str) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-@pytest.fixture(scope="module")
+# Session scope: under xdist a worker may run another module's tests between these two, which
+# would tear a module-scoped fixture down and build it again (measured: twice 87 s).
+@pytest.fixture(scope="session")
 def planted_warehouse(tmp_path_factory) -> Path:
     """A clean data set with the demo config's planted lift, decided night after night without
     models (the planted and the A/A audiences need none) and read out on the last night."""
