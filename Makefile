@@ -9,10 +9,10 @@ export PZ_REPORTS_DIR ?= $(CURDIR)/reports
 export PZ_CONFIG      ?= $(CURDIR)/config/personalization.yml
 DS ?= $(shell sed -n 's/^ *end_date: *\([0-9-]*\).*/\1/p' $(PZ_CONFIG) | head -1)
 
-.PHONY: help venv system browser postgres data demo run backfill airflow mlflow test lint bench clean
+.PHONY: help venv system browser postgres data demo run backfill airflow mlflow test lint bench bench-nightly clean
 
 help:  ## list the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 # The virtualenv is rebuilt whenever requirements.txt changes. uv installs in seconds; when uv
 # cannot be had, pip does the same job more slowly.
@@ -82,6 +82,9 @@ bench: venv  ## benchmarks (about 20 minutes): writes bench/results.md
 	$(PYTHON) bench/bench_recommender.py
 	$(PYTHON) bench/bench_propensity.py
 	$(PYTHON) bench/bench_activation.py
+
+bench-nightly: venv  ## the whole nightly run at 10k, 100k and 1M customers (about 2 hours): bench/results.md
+	$(PYTHON) bench/bench_nightly.py --customers 10000 100000 1000000
 
 clean:  ## remove generated data and reports (keeps .venv)
 	rm -rf data reports/* dbt_project/target dbt_project/logs
