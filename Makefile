@@ -84,7 +84,7 @@ bench: venv  ## benchmarks (about 20 minutes): writes bench/results.md
 	$(PYTHON) bench/bench_activation.py
 
 bench-nightly: venv  ## the whole nightly run at 10k, 100k and 1M customers (about 2 hours): bench/results.md
-	$(PYTHON) bench/bench_nightly.py --customers 10000 100000 1000000
+	$(PYTHON) bench/bench_nightly.py --customers 10000 100000 1000000 --duckdb-memory-limit 14GB
 
 clean:  ## remove generated data and reports (keeps .venv)
 	rm -rf data reports/* dbt_project/target dbt_project/logs

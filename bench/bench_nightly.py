@@ -88,6 +88,7 @@ def run_size(customers: int, days: int, workers: int, keep: bool, compare_worker
     generate = [sys.executable, "-m", "ml.synthetic", "--customers", str(customers), "--days", str(days)]
     generate += ["--end-date", ds, "--out", str(data_dir / "landing")]
     result: dict[str, object] = {
+        "duckdb_memory_limit": os.environ.get("PZ_DUCKDB_MEMORY_LIMIT", "8GB"),
         "customers": customers,
         "days": days,
         "workers": workers,
@@ -120,11 +121,19 @@ def run_size(customers: int, days: int, workers: int, keep: bool, compare_worker
             save(result)
         result.pop("incomplete")
     except RuntimeError as error:
-        result["failed"] = str(error).splitlines()[0][:300] + " ... " + str(error)[-600:]
+        result["failed"] = failure_summary(str(error))
         print(result["failed"], flush=True)
     if not keep:
         shutil.rmtree(data_dir, ignore_errors=True)
     return result
+
+
+def failure_summary(error: str) -> str:
+    """The failed stage and the error's first lines that say what went wrong, on one line."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    stage = lines[0].split(";")[0].split("import ")[-1] if lines else "a stage"
+    reasons = [line for line in lines if "Error" in line and "failed:" not in line][:3]
+    return f"`{stage}`: " + " ".join(reasons)[:600]
 
 
 def exponent(small: dict, large: dict, stage: str) -> str:
@@ -177,7 +186,10 @@ def report(results: list[dict]) -> str:
         target = TARGETS_MINUTES.get(result["customers"])
         minutes, peak = result["total"][0] / 60, result["total"][1]
         if result.get("failed"):
-            verdicts.append(f"- {result['customers']:,} customers: FAILED at a stage: {result['failed']}")
+            verdicts.append(
+                f"- {result['customers']:,} customers: FAILED at {result['failed']} "
+                "The stages before it were measured (table); the rest did not run."
+            )
         elif result.get("incomplete"):
             verdicts.append(
                 f"- {result['customers']:,} customers: INCOMPLETE, stopped after {len(result['stages'])} rows "
@@ -201,9 +213,9 @@ def report(results: list[dict]) -> str:
                 k = max(float(exponent(small, large, name) or 0), 0.0)
                 projected += large["stages"][name][0] * (size / large["customers"]) ** k
             verdicts.append(
-                f"- {size:,} customers: NOT MEASURED. Extrapolated stage by stage from {small['customers']:,} and "
-                f"{large['customers']:,}: about {projected / 60:.0f} min against the target of {target} min; "
-                "an estimate, not a result."
+                f"- {size:,} customers: no complete night measured. Extrapolated stage by stage from "
+                f"{small['customers']:,} and {large['customers']:,}: about {projected / 60:.0f} min against "
+                f"the target of {target} min; an estimate, not a result."
             )
     generate = ", ".join(f"{r['customers']:,}: {r['generate'][0]:.0f} s" for r in results)
     return "\n".join(
@@ -211,7 +223,9 @@ def report(results: list[dict]) -> str:
             "## The whole nightly run at 10k, 100k and 1M customers (issue 9)",
             "",
             f"Run {dt.date.today().isoformat()} with `python bench/bench_nightly.py` on {machine()}.",
-            f"{results[0]['days']} days of generated history; ds {END}. Every stage of the nightly DAG for one ds, "
+            f"{results[0]['days']} days of generated history; ds {END}; DuckDB memory limit "
+            f"{', '.join(sorted({r.get('duckdb_memory_limit', '8GB') for r in results}))}. "
+            "Every stage of the nightly DAG for one ds, "
             "each in its own process (as a worker runs a task), in DAG order on one machine; the "
             f"{results[0]['shards']} scoring shards run {results[0]['workers']} at a time (2 worker slots). "
             "Airflow's own scheduling overhead (a few seconds a task) is not included. Generating the data "
@@ -232,9 +246,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="scoring shards run this many at a time")
     parser.add_argument("--keep", action="store_true", help="keep the generated data and warehouse")
     parser.add_argument(
+        "--duckdb-memory-limit",
+        default=os.environ.get("PZ_DUCKDB_MEMORY_LIMIT", "8GB"),
+        help="DuckDB's cap during the dbt builds (PZ_DUCKDB_MEMORY_LIMIT); 1M customers need about 14GB",
+    )
+    parser.add_argument(
         "--compare-workers", action="store_true", help="also run the scoring shards one at a time (not in the total)"
     )
     args = parser.parse_args()
+    os.environ["PZ_DUCKDB_MEMORY_LIMIT"] = args.duckdb_memory_limit
     stored = {r["customers"]: r for r in json.loads(STORE.read_text())} if STORE.exists() else {}
 
     def save(result: dict[str, object]) -> None:
