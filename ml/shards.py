@@ -23,6 +23,7 @@ import json
 import logging
 import pickle
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,11 +104,15 @@ def plan_facts(stage: str, ds: str) -> dict[str, object]:
     return json.loads(_plan_file(stage, ds, PLAN_FILE).read_text())
 
 
+def _slice(customers: pd.Series, shard: int, shards: int) -> pd.Series:
+    """Shard `shard`'s contiguous slice of the sorted customer ids (sizes differ by at most one)."""
+    bounds = np.linspace(0, len(customers), shards + 1).round().astype(int)
+    return customers.iloc[bounds[shard] : bounds[shard + 1]].reset_index(drop=True)
+
+
 def customers_of(shard: Shard) -> pd.Series:
-    """The shard's contiguous slice of the sorted customer ids (sizes differ by at most one)."""
-    customers = planned_customers(shard.stage, shard.ds)
-    bounds = np.linspace(0, len(customers), shard.shards + 1).round().astype(int)
-    return customers.iloc[bounds[shard.shard] : bounds[shard.shard + 1]].reset_index(drop=True)
+    """The shard's slice of the planned customers."""
+    return _slice(planned_customers(shard.stage, shard.ds), shard.shard, shard.shards)
 
 
 def shared_inputs(shard: Shard) -> object:
@@ -139,14 +144,28 @@ def collect(stage: str, ds: str, shards: int) -> pd.DataFrame:
         )
     parts = [pd.read_parquet(result_path(Shard(stage, ds, n, shards))) for n in range(shards)]
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    customers = planned_customers(stage, ds)  # read once, not once per shard
     for number, part in enumerate(parts):
-        expected = customers_of(Shard(stage, ds, number, shards))
-        if len(part) and not set(part[CUSTOMER_ID]) <= set(expected):
+        if len(part) and not set(part[CUSTOMER_ID]) <= set(_slice(customers, number, shards)):
             raise ShardError(
                 f"{stage} ds={ds}: shard {number + 1} of {shards} wrote customers outside its slice; "
                 "rerun the stage from its plan task"
             )
     return rows
+
+
+def run_in_process(
+    ds: str,
+    plan_stage: Callable[[str], list[dict[str, object]]],
+    score_shard: Callable[..., dict[str, object]],
+    merge: Callable[[str, int], dict[str, object]],
+) -> dict[str, object]:
+    """A whole sharded stage in this process: plan, every shard in turn, merge (ml.pipeline and
+    tests; the DAG maps the shards over workers instead)."""
+    planned = plan_stage(ds)
+    for kwargs in planned:
+        score_shard(ds, **kwargs)
+    return merge(ds, len(planned))
 
 
 def finish(stage: str, ds: str) -> None:

@@ -26,6 +26,7 @@ from ml.shards import (
     plan,
     plan_facts,
     planned_customers,
+    run_in_process,
     write_result,
 )
 
@@ -118,7 +119,4 @@ def merge_scores(ds: str, shards: int) -> dict[str, object]:
 
 def score_customers(ds: str) -> dict[str, object]:
     """Plan, every shard in turn, merge: the whole stage in one process (ml.pipeline, tests)."""
-    planned = plan_scores(ds)
-    for kwargs in planned:
-        score_shard(ds, **kwargs)
-    return merge_scores(ds, len(planned))
+    return run_in_process(ds, plan_scores, score_shard, merge_scores)

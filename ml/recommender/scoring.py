@@ -38,6 +38,7 @@ from ml.shards import (
     plan,
     plan_facts,
     planned_customers,
+    run_in_process,
     shared_inputs,
     write_result,
 )
@@ -156,7 +157,4 @@ def merge_recommendations(ds: str, shards: int) -> dict[str, object]:
 
 def score_recommendations(ds: str) -> dict[str, object]:
     """Plan, every shard in turn, merge: the whole stage in one process (ml.pipeline, tests)."""
-    planned = plan_recommendations(ds)
-    for kwargs in planned:
-        score_recommendation_shard(ds, **kwargs)
-    return merge_recommendations(ds, len(planned))
+    return run_in_process(ds, plan_recommendations, score_recommendation_shard, merge_recommendations)
