@@ -9,7 +9,7 @@ export PZ_REPORTS_DIR ?= $(CURDIR)/reports
 export PZ_CONFIG      ?= $(CURDIR)/config/personalization.yml
 DS ?= $(shell sed -n 's/^ *end_date: *\([0-9-]*\).*/\1/p' $(PZ_CONFIG) | head -1)
 
-.PHONY: help venv system browser postgres data demo run backfill airflow mlflow test lint bench bench-nightly clean
+.PHONY: help venv system browser postgres data demo run backfill spark airflow mlflow test lint bench bench-nightly clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -37,6 +37,10 @@ run: venv  ## run the nightly DAG for one logical date, in-process: make run DS=
 backfill: venv  ## run the DAG for a range, in order, in-process: make backfill START=... END=...
 	$(PYTHON) -m ml.orchestration backfill --start $(START) --end $(END) --summary
 
+spark: venv system  ## load the landing files and build the dbt project on Spark: make spark DS=YYYY-MM-DD
+	$(PYTHON) -m ml.landing
+	$(PYTHON) -m ml.transform build --ds $(DS) --target spark
+
 demo: data  ## set up, generate the demo data, run the DAG for its last days, print what was produced
 	$(PYTHON) -m ml.orchestration demo --summary
 
@@ -47,12 +51,13 @@ mlflow: venv  ## the MLflow UI on the platform's tracking store, http://localhos
 	$(VENV)/bin/mlflow ui --port 5000 --backend-store-uri "$$($(PYTHON) -c 'from ml.config import mlflow_tracking_uri; print(mlflow_tracking_uri())')"
 
 # Debian packages the tests need: chromium drives the browser tests (Playwright cannot download
-# browsers here); PostgreSQL backs the test of Airflow and MLflow on PostgreSQL. One apt-get update
-# for both; it may report unsigned extra repositories and still leave usable lists: go on regardless.
-SYSTEM_PACKAGES := chromium postgresql
-system:  ## install Debian's chromium and postgresql when missing (needs root)
+# browsers here); PostgreSQL backs the test of Airflow and MLflow on PostgreSQL; Java runs the
+# local Spark session of the dbt Spark target. One apt-get update for all; it may report unsigned
+# extra repositories and still leave usable lists: go on regardless.
+system:  ## install Debian's chromium, postgresql and Java 17 when missing (needs root)
 	@missing=""; command -v chromium >/dev/null || missing="chromium"; \
 	command -v pg_ctlcluster >/dev/null || missing="$$missing postgresql"; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			apt-get update -qq || true; \

@@ -12,7 +12,7 @@
 {% macro classify_rows(relation, key_columns, erased_when='false', later_dated_when='false', reference_checks=[]) %}
 , references_checked as (
     select
-        * exclude (reject_reason),
+        {{ star_except(['reject_reason']) }},
         case
             when reject_reason is not null then reject_reason
             when {{ erased_when }} or {{ later_dated_when }} then null
@@ -49,9 +49,11 @@ repeated_versions as (
     select
         statused.*,
         row_number() over key_versions as version_rank,
-        first_value(_source_file || ':' || cast(_source_row as varchar)) over key_versions as latest_version
+        first_value(_source_file || ':' || cast(_source_row as string)) over key_versions as latest_version
     from statused
-    semi join repeated_keys using ({{ key_columns | join(', ') }})
+    -- ON, not USING: Spark puts USING columns first in `statused.*`, and the union below is by position.
+    semi join repeated_keys on
+        {% for key in key_columns %}statused.{{ key }} = repeated_keys.{{ key }}{% if not loop.last %} and {% endif %}{% endfor %}
     where statused.status_before_dedup = 'candidate'
     window key_versions as (
         partition by {{ key_columns | join(', ') }}
@@ -63,17 +65,19 @@ versioned as (
     select
         statused.*,
         1 as version_rank,
-        null as latest_version
+        cast(null as string) as latest_version
     from statused
-    anti join repeated_versions using (_source_file, _source_row)
-    union all by name
+    anti join repeated_versions on
+        statused._source_file = repeated_versions._source_file and statused._source_row = repeated_versions._source_row
+    -- Same columns in the same order on both sides (Spark has no UNION BY NAME).
+    union all
     select * from repeated_versions
 ),
 
 final as (
     select
         {{ ds() }} as ds,
-        * exclude (pre_status, status_before_dedup, version_rank, latest_version, reject_reason),
+        {{ star_except(['pre_status', 'status_before_dedup', 'version_rank', 'latest_version', 'reject_reason']) }},
         case
             when status_before_dedup <> 'candidate' then status_before_dedup
             when version_rank = 1 then 'accepted'
@@ -96,8 +100,8 @@ from final
 {# The accepted rows of a classified model, without raw text and status columns. #}
 {% macro accepted_rows(classified_relation) -%}
     select
-        columns(lambda column_name: not starts_with(column_name, 'raw_')
-            and column_name not in ('ds', 'row_status', 'reason', 'reason_code', '_load_error'))
+        {{ column_list(classified_relation, except_prefix='raw_',
+                       except_names=['ds', 'row_status', 'reason', 'reason_code', '_load_error']) }}
     from {{ classified_relation }}
     where row_status = 'accepted'
 {%- endmacro %}
@@ -112,7 +116,7 @@ from final
         reason,
         _source_file as source_file,
         _source_row as source_row,
-        columns('^raw_')
+        {{ column_list(classified_relation, prefix='raw_') }}
     from {{ classified_relation }}
     where row_status in ('rejected', 'duplicate')
 {%- endmacro %}

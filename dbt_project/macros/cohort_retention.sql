@@ -37,7 +37,7 @@ cohort_periods as (
     select
         cohort_start,
         cohort_customers,
-        unnest(range(0, date_diff('{{ grain }}', cohort_start, cast(date_trunc('{{ grain }}', {{ ds() }}) as date)) + 1))
+        {{ unnest_zero_to(periods_between(grain, 'cohort_start', "cast(date_trunc('" ~ grain ~ "', " ~ ds() ~ ") as date)")) }}
             as periods_since_first_order
     from cohort_sizes
 ),
@@ -45,7 +45,7 @@ cohort_periods as (
 retained as (
     select
         first_orders.cohort_start,
-        date_diff('{{ grain }}', first_orders.cohort_start, active_periods.active_start) as periods_since_first_order,
+        {{ periods_between(grain, 'first_orders.cohort_start', 'active_periods.active_start') }} as periods_since_first_order,
         count(*) as retained_customers
     from first_orders
     inner join active_periods on first_orders.customer_id = active_periods.customer_id
@@ -59,11 +59,10 @@ final as (
         cohort_periods.periods_since_first_order as {{ grain }}s_since_first_order,
         cohort_periods.cohort_customers,
         coalesce(retained.retained_customers, 0) as retained_customers,
-        1.0 * coalesce(retained.retained_customers, 0) / cohort_periods.cohort_customers as retention_rate,
-        cast(
-            cohort_periods.cohort_start + to_{{ grain }}s(cast(cohort_periods.periods_since_first_order + 1 as integer))
-            - interval 1 day as date
-        ) <= {{ ds() }} as is_complete_period
+        cast(coalesce(retained.retained_customers, 0) as double) / cohort_periods.cohort_customers as retention_rate,
+        -- complete when the next period starts by the day after ds
+        {{ add_periods(grain, 'cohort_periods.cohort_start', 'cohort_periods.periods_since_first_order + 1') }}
+            <= {{ ds() }} + interval 1 day as is_complete_period
     from cohort_periods
     left join retained
         on

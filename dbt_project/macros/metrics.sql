@@ -29,11 +29,11 @@
 {# ---- aggregate level ---- #}
 
 {% macro percent_of(part, whole) -%}
-    case when {{ whole }} > 0 then 100.0 * {{ part }} / {{ whole }} end
+    case when {{ whole }} > 0 then 100 * cast({{ part }} as double) / {{ whole }} end
 {%- endmacro %}
 
 {% macro mean_of(total, count) -%}
-    case when {{ count }} > 0 then 1.0 * {{ total }} / {{ count }} end
+    case when {{ count }} > 0 then cast({{ total }} as double) / {{ count }} end
 {%- endmacro %}
 
 {# Wilson score interval for a proportion (Wilson 1927), 95%, in percent. Stays inside 0-100 and
@@ -51,7 +51,7 @@
 
 {# NPS = % promoters - % detractors, from -100 to 100. #}
 {% macro nps_value(promoters, detractors, count) -%}
-    case when {{ count }} > 0 then 100.0 * ({{ promoters }} - {{ detractors }}) / {{ count }} end
+    case when {{ count }} > 0 then 100 * cast({{ promoters }} - {{ detractors }} as double) / {{ count }} end
 {%- endmacro %}
 
 {# 95% interval of NPS from the trinomial variance of (promoter = +1, passive = 0, detractor = -1):

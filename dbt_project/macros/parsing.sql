@@ -7,7 +7,7 @@
 
 {# ISO 8601; no offset means UTC (the session time zone is UTC). Stored as UTC timestamp. #}
 {% macro parse_timestamp(column) -%}
-    cast(try_cast({{ clean_text(column) }} as timestamptz) at time zone 'UTC' as timestamp)
+    {{ try_parse_timestamp(clean_text(column)) }}
 {%- endmacro %}
 
 {% macro parse_decimal(column) -%}

@@ -4,7 +4,7 @@
 
 {% macro raw_columns(columns) -%}
     {%- for column in columns %}
-    "{{ column }}" as raw_{{ column }},
+    {{ adapter.quote(column) }} as raw_{{ column }},
     {%- endfor %}
     _source_file,
     _source_row,
@@ -31,7 +31,7 @@
 
 {% macro reject_out_of_range(column, condition, expected) -%}
     when {{ column }} is not null and not ({{ condition }})
-        then 'out_of_range: {{ column }} = ' || cast({{ column }} as varchar) || ' ({{ expected }})'
+        then 'out_of_range: {{ column }} = ' || cast({{ column }} as string) || ' ({{ expected }})'
 {%- endmacro %}
 
 {% macro reject_unknown(column, parent_relation, parent_column, reason_code) -%}
@@ -45,7 +45,7 @@
    from the raw source so that every staging model, customers included, can use it. #}
 {% macro erased_customer_ids() -%}
     (
-        select distinct {{ clean_text('customer_id') }}
+        select distinct {{ clean_text('customer_id') }} as customer_id
         from {{ source('landing', 'erasure_requests') }}
         where _load_error is null and {{ parse_timestamp('requested_at') }} is not null
             and {{ clean_text('customer_id') }} is not null
@@ -55,6 +55,28 @@
 {# Pre-hook for tables that keep customer rows across runs: erasure reaches every past partition. #}
 {% macro purge_erased_customers() -%}
     {%- if is_incremental() -%}
-        delete from {{ this }} where customer_id in {{ erased_customer_ids() }}
+        {{ return(adapter.dispatch('purge_erased_customers')()) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro duckdb__purge_erased_customers() -%}
+    delete from {{ this }} where customer_id in {{ erased_customer_ids() }}
+{%- endmacro %}
+
+{# Spark's parquet tables cannot delete rows: the partitions (ds, or the model's partition_by)
+   that hold erased customers are copied without them to a work table, then overwritten from it (a
+   table cannot be overwritten from itself). Runs its statements here; the hook renders empty. #}
+{% macro spark__purge_erased_customers() -%}
+    {%- if execute -%}
+        {%- set partition = config.get('partition_by') or 'ds' -%}
+        {%- set work_table = this ~ '__purge' -%}
+        {%- do run_query('drop table if exists ' ~ work_table) -%}
+        {%- do run_query('create table ' ~ work_table ~ ' using parquet as select * from ' ~ this
+            ~ ' where ' ~ partition ~ ' in (select ' ~ partition ~ ' from ' ~ this
+            ~ ' where customer_id in ' ~ erased_customer_ids() ~ ')'
+            ~ ' and customer_id not in ' ~ erased_customer_ids()) -%}
+        {%- do run_query('insert overwrite table ' ~ this ~ ' partition (' ~ partition ~ ') select * from '
+            ~ work_table) -%}
+        {%- do run_query('drop table ' ~ work_table) -%}
     {%- endif -%}
 {%- endmacro %}

@@ -40,7 +40,7 @@ final as (
         coalesce(order_lines.count_units, 0) as count_units,
         completed_sequence.completed_order_number,
         completed_sequence.previous_completed_order_at,
-        date_diff('day', completed_sequence.previous_completed_order_at, orders.ordered_at)
+        {{ days_between('completed_sequence.previous_completed_order_at', 'orders.ordered_at') }}
             as days_since_previous_completed_order
     from orders
     left join order_lines on orders.order_id = order_lines.order_id

@@ -12,7 +12,9 @@ customers as (
 completed_orders as (
     select
         customer_id,
-        ordered_at
+        ordered_at,
+        completed_order_number,
+        previous_completed_order_at
     from {{ ref('int_orders_sequenced') }}
     where is_completed
 ),
@@ -21,7 +23,9 @@ order_history_at_response as (
     select
         responses.response_id,
         min(completed_orders.ordered_at) as first_order_at,
-        max(completed_orders.ordered_at, 2) as last_two_orders_at
+        max(completed_orders.ordered_at) as last_order_at,
+        max_by(completed_orders.previous_completed_order_at, completed_orders.completed_order_number)
+            as order_before_last_at
     from responses
     inner join completed_orders
         on
@@ -45,10 +49,10 @@ final as (
         coalesce(customers.device_type, 'unknown') as device_type,
         coalesce(customers.acquisition_channel, 'unknown') as acquisition_channel,
         {{ lifecycle_stage(
-            "date_diff('day', cast(customers.signup_at as date), cast(responses.responded_at as date))",
-            "date_diff('day', cast(history.first_order_at as date), cast(responses.responded_at as date))",
-            "date_diff('day', cast(history.last_two_orders_at[1] as date), cast(responses.responded_at as date))",
-            "date_diff('day', cast(history.last_two_orders_at[2] as date), cast(history.last_two_orders_at[1] as date))",
+            days_between('cast(customers.signup_at as date)', 'cast(responses.responded_at as date)'),
+            days_between('cast(history.first_order_at as date)', 'cast(responses.responded_at as date)'),
+            days_between('cast(history.last_order_at as date)', 'cast(responses.responded_at as date)'),
+            days_between('cast(history.order_before_last_at as date)', 'cast(history.last_order_at as date)'),
         ) }} as lifecycle_stage
     from responses
     inner join customers on responses.customer_id = customers.customer_id

@@ -4,7 +4,6 @@
   before ds). Ties relationship metrics to outcomes.
 #}
 {# A snapshot per ds, kept across --full-refresh (past snapshots cannot be rebuilt). #}
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='ds', full_refresh=false) }}
 
 with customers as (
     select * from {{ ref('customer_360') }}
@@ -16,7 +15,7 @@ churn_eligible as (
         coalesce(latest_nps_category, 'no_response') as nps_category,
         lifecycle_stage = 'churned' as is_churned
     from customers
-    where date_diff('day', cast(first_order_at as date), {{ ds() }}) >= {{ var('churn_days') }}
+    where {{ days_between('cast(first_order_at as date)', ds()) }} >= {{ var('churn_days') }}
 ),
 
 final as (
@@ -25,7 +24,7 @@ final as (
         nps_category,
         count(*) as eligible_customers,
         count(*) filter (where is_churned) as churned_customers,
-        1.0 * count(*) filter (where is_churned) / count(*) as churn_rate
+        cast(count(*) filter (where is_churned) as double) / count(*) as churn_rate
     from churn_eligible
     group by nps_category
 )

@@ -6,7 +6,6 @@
 {# A snapshot per ds (replaced when ds is rerun), kept across --full-refresh: past snapshots cannot be rebuilt. #}
 {# Erasure also removes the customer from the snapshots of earlier dates. #}
 {{ config(
-    materialized='incremental', incremental_strategy='delete+insert', unique_key='ds', full_refresh=false,
     pre_hook="{{ purge_erased_customers() }}",
 ) }}
 
@@ -31,7 +30,9 @@ order_stats as (
         count(*) filter (where status = 'refunded') as orders_refunded,
         count(*) filter (where status = 'cancelled') as orders_cancelled,
         min(ordered_at) filter (where is_completed) as first_order_at,
-        max(ordered_at, 2) filter (where is_completed) as last_two_orders_at
+        max(ordered_at) filter (where is_completed) as last_order_at,
+        max_by(previous_completed_order_at, completed_order_number) filter (where is_completed)
+            as order_before_last_at
     from orders
     group by customer_id
 ),
@@ -39,7 +40,7 @@ order_stats as (
 buyers_scored as (
     select
         customer_id,
-        {{ quintile_score('last_two_orders_at[1]') }} as recency_score,
+        {{ quintile_score('last_order_at') }} as recency_score,
         {{ quintile_score('frequency') }} as frequency_score,
         {{ quintile_score('monetary') }} as monetary_score
     from order_stats
@@ -65,10 +66,10 @@ engagement as (
 latest_surveys as (
     select
         customer_id,
-        arg_max(score, responded_at) filter (where survey_type = 'nps') as latest_nps_score,
+        max_by(score, responded_at) filter (where survey_type = 'nps') as latest_nps_score,
         max(responded_at) filter (where survey_type = 'nps') as latest_nps_at,
-        arg_max(score, responded_at) filter (where survey_type = 'csat') as latest_csat_score,
-        arg_max(score, responded_at) filter (where survey_type = 'ces') as latest_ces_score,
+        max_by(score, responded_at) filter (where survey_type = 'csat') as latest_csat_score,
+        max_by(score, responded_at) filter (where survey_type = 'ces') as latest_ces_score,
         count(*) filter (where touchpoint like 'support%') as support_contacts_surveyed
     from {{ ref('stg_survey_responses') }}
     group by customer_id
@@ -103,14 +104,16 @@ category_candidates as (
         customer_id,
         category,
         'purchases' as source,
-        (0, -units, category) as ranking
+        0 as source_rank,
+        units
     from purchased_categories
     union all
     select
         customer_id,
         category,
         'views' as source,
-        (1, -units, category) as ranking
+        1 as source_rank,
+        units
     from viewed_categories
 ),
 
@@ -118,17 +121,17 @@ category_candidates as (
 preferred_categories as (
     select
         customer_id,
-        arg_min(category, ranking) as preferred_category,
-        arg_min(source, ranking) as preferred_category_source
+        category as preferred_category,
+        source as preferred_category_source
     from category_candidates
-    group by customer_id
+    qualify row_number() over (partition by customer_id order by source_rank asc, units desc, category asc) = 1
 ),
 
 consents_in_force as (
     select
         customer_id,
         channel,
-        arg_max(granted, recorded_at) as granted
+        max_by(granted, recorded_at) as granted
     from {{ ref('stg_consents') }}
     group by all
 ),
@@ -149,7 +152,7 @@ final as (
         {{ ds() }} as ds,
         customers.customer_id,
         customers.signup_at,
-        date_diff('day', cast(customers.signup_at as date), {{ ds() }}) as tenure_days,
+        {{ days_between('cast(customers.signup_at as date)', ds()) }} as tenure_days,
         customers.country,
         customers.city,
         customers.language,
@@ -160,25 +163,24 @@ final as (
         coalesce(order_stats.frequency, 0) as frequency,
         coalesce(order_stats.monetary, 0) as monetary,
         coalesce(order_stats.monetary, 0) as historical_clv,
-        case when order_stats.frequency > 0 then order_stats.monetary / order_stats.frequency end
+        case when order_stats.frequency > 0 then cast(order_stats.monetary as double) / order_stats.frequency end
             as average_order_value,
         coalesce(order_stats.orders_placed, 0) as orders_placed,
         coalesce(order_stats.orders_refunded, 0) as orders_refunded,
         coalesce(order_stats.orders_cancelled, 0) as orders_cancelled,
         order_stats.first_order_at,
-        order_stats.last_two_orders_at[1] as last_order_at,
-        date_diff('day', cast(order_stats.last_two_orders_at[1] as date), {{ ds() }}) as recency_days,
+        order_stats.last_order_at,
+        {{ days_between('cast(order_stats.last_order_at as date)', ds()) }} as recency_days,
         buyers_scored.recency_score,
         buyers_scored.frequency_score,
         buyers_scored.monetary_score,
         {{ rfm_segment('buyers_scored.recency_score', 'buyers_scored.frequency_score',
                        'buyers_scored.monetary_score', 'order_stats.frequency') }} as rfm_segment,
         {{ lifecycle_stage(
-            "date_diff('day', cast(customers.signup_at as date), " ~ ds() ~ ")",
-            "date_diff('day', cast(order_stats.first_order_at as date), " ~ ds() ~ ")",
-            "date_diff('day', cast(order_stats.last_two_orders_at[1] as date), " ~ ds() ~ ")",
-            "date_diff('day', cast(order_stats.last_two_orders_at[2] as date), "
-                ~ "cast(order_stats.last_two_orders_at[1] as date))",
+            days_between('cast(customers.signup_at as date)', ds()),
+            days_between('cast(order_stats.first_order_at as date)', ds()),
+            days_between('cast(order_stats.last_order_at as date)', ds()),
+            days_between('cast(order_stats.order_before_last_at as date)', 'cast(order_stats.last_order_at as date)'),
         ) }} as lifecycle_stage,
         latest_surveys.latest_nps_score,
         {{ nps_category('latest_surveys.latest_nps_score') }} as latest_nps_category,

@@ -5,9 +5,13 @@
   window and horizon, so each training cutoff has its snapshot. Rebuilt for those dates each run
   (replacing them), kept for other dates; erasure removes a customer from every date.
 #}
+{# Spark's parquet tables cannot delete: there the table is partitioned by feature_date and a run
+   overwrites the partitions it writes. #}
 {{ config(
-    materialized='incremental', incremental_strategy='delete+insert', unique_key='feature_date',
-    full_refresh=false, pre_hook="{{ purge_erased_customers() }}",
+    materialized='incremental', unique_key='feature_date', full_refresh=false,
+    incremental_strategy='insert_overwrite' if target.type == 'spark' else 'delete+insert',
+    partition_by='feature_date' if target.type == 'spark' else none,
+    pre_hook="{{ purge_erased_customers() }}",
 ) }}
 
 {% set event_types = var('event_types') %}
@@ -17,9 +21,9 @@
 {% set snapshots = (var('feature_snapshot_days') // step_days) %}
 
 with feature_dates as (
-    select cast(unnest(generate_series(
-        {{ ds() }} - interval ({{ snapshots * step_days }}) day, {{ ds() }}, interval ({{ step_days }}) day
-    )) as date) as feature_date
+    select
+        {{ unnest_days(ds() ~ ' - interval ' ~ (snapshots * step_days) ~ ' day', ds(), step_days) }}
+            as feature_date
 ),
 
 customers_by_date as (
@@ -59,7 +63,7 @@ order_features as (
         max(o.ordered_at) as last_order_at,
         avg(o.days_since_previous_completed_order) as days_between_orders_mean,
         stddev_samp(o.days_since_previous_completed_order) as days_between_orders_std,
-        arg_max(o.days_since_previous_completed_order, o.ordered_at) as days_between_last_two_orders
+        max_by(o.days_since_previous_completed_order, o.ordered_at) as days_between_last_two_orders
     from customers_by_date as c
     inner join completed_orders as o on c.customer_id = o.customer_id and c.known_by > o.ordered_at
     group by all
@@ -90,9 +94,9 @@ survey_features as (
     select
         c.customer_id,
         c.feature_date,
-        arg_max(s.score, s.responded_at) filter (where s.survey_type = 'nps') as latest_nps_score,
-        arg_max(s.score, s.responded_at) filter (where s.survey_type = 'csat') as latest_csat_score,
-        arg_max(s.score, s.responded_at) filter (where s.survey_type = 'ces') as latest_ces_score,
+        max_by(s.score, s.responded_at) filter (where s.survey_type = 'nps') as latest_nps_score,
+        max_by(s.score, s.responded_at) filter (where s.survey_type = 'csat') as latest_csat_score,
+        max_by(s.score, s.responded_at) filter (where s.survey_type = 'ces') as latest_ces_score,
         count(*) filter (
             where s.touchpoint like 'support%' and s.responded_at >= c.known_by - interval 90 day
         ) as support_contacts_90d
@@ -108,19 +112,19 @@ final as (
         -- Feast's event timestamp: the snapshot is valid from the end of its day (UTC, microseconds).
         c.known_by as feature_timestamp,
         c.customer_id,
-        date_diff('day', cast(c.signup_at as date), c.feature_date) as tenure_days,
+        {{ days_between('cast(c.signup_at as date)', 'c.feature_date') }} as tenure_days,
         coalesce(c.country, 'unknown') as country,
         coalesce(c.gender, 'unknown') as gender,
         {{ age_band('c.birth_year', 'c.feature_date') }} as age_band,
         coalesce(c.device_type, 'unknown') as device_type,
         coalesce(c.acquisition_channel, 'unknown') as acquisition_channel,
         {{ lifecycle_stage(
-            "date_diff('day', cast(c.signup_at as date), c.feature_date)",
-            "date_diff('day', cast(o.first_order_at as date), c.feature_date)",
-            "date_diff('day', cast(o.last_order_at as date), c.feature_date)",
+            days_between('cast(c.signup_at as date)', 'c.feature_date'),
+            days_between('cast(o.first_order_at as date)', 'c.feature_date'),
+            days_between('cast(o.last_order_at as date)', 'c.feature_date'),
             "o.days_between_last_two_orders",
         ) }} as lifecycle_stage,
-        date_diff('day', cast(o.last_order_at as date), c.feature_date) as recency_days,
+        {{ days_between('cast(o.last_order_at as date)', 'c.feature_date') }} as recency_days,
         coalesce(o.frequency_lifetime, 0) as frequency_lifetime,
         cast(coalesce(o.monetary_lifetime, 0) as double) as monetary_lifetime,
         {% for window_days in order_windows %}
@@ -135,7 +139,7 @@ final as (
                     as {{ event_type }}_events_{{ window_days }}d,
             {% endfor %}
         {% endfor %}
-        date_diff('day', e.last_event_date, c.feature_date) as days_since_last_event,
+        {{ days_between('e.last_event_date', 'c.feature_date') }} as days_since_last_event,
         cast(s.latest_csat_score as double) as latest_csat_score,
         cast(s.latest_ces_score as double) as latest_ces_score,
         coalesce({{ nps_category('s.latest_nps_score') }}, 'no_response') as latest_nps_category,

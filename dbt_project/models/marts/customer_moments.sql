@@ -6,7 +6,6 @@
 #}
 {# A snapshot per ds (replaced when ds is rerun), kept across --full-refresh like customer_360. #}
 {{ config(
-    materialized='incremental', incremental_strategy='delete+insert', unique_key='ds', full_refresh=false,
     pre_hook="{{ purge_erased_customers() }}",
 ) }}
 
@@ -42,7 +41,7 @@ final as (
         -- An abandoned cart: the last add-to-cart has no completed order at or after it.
         case
             when last_orders.last_order_at is null or last_orders.last_order_at < last_events.last_add_to_cart_at
-                then date_diff('second', last_events.last_add_to_cart_at, {{ ds_end() }}) / 3600.0
+                then {{ periods_between('second', 'last_events.last_add_to_cart_at', ds_end()) }} / 3600e0
         end as hours_since_cart_abandoned,
         last_events.last_product_view_at,
         -- Browse abandonment: the last product view has no add-to-cart and no completed order at or after it.
@@ -56,7 +55,7 @@ final as (
                     last_orders.last_order_at is null
                     or last_orders.last_order_at < last_events.last_product_view_at
                 )
-                then date_diff('second', last_events.last_product_view_at, {{ ds_end() }}) / 3600.0
+                then {{ periods_between('second', 'last_events.last_product_view_at', ds_end()) }} / 3600e0
         end as hours_since_browse_abandoned
     from customers
     left join last_events on customers.customer_id = last_events.customer_id

@@ -39,12 +39,14 @@ calendar_periods as (
 
 calendar_periods_dated as (
     select
-        *,
+        period_type,
+        period_start,
         case period_type
             when 'day' then period_start
             when 'week' then cast(period_start + interval 6 day as date)
             else cast(period_start + interval 1 month - interval 1 day as date)
-        end as period_end
+        end as period_end,
+        {{ star_except(['period_type', 'period_start']) }}
     from calendar_periods
 ),
 
@@ -59,9 +61,9 @@ groups as (
 ),
 
 days as (
-    select cast(unnest(generate_series(
-        (select min(response_date) from daily), (select last_date from last_day_built), interval 1 day
-    )) as date) as metric_date
+    select
+        {{ unnest_days('(select min(response_date) from daily)', '(select last_date from last_day_built)') }}
+            as metric_date
 ),
 
 dense_daily as (
@@ -113,8 +115,9 @@ rolling_periods as (
 ),
 
 all_periods as (
+    -- The same columns in the same order on both sides (Spark has no UNION BY NAME).
     select * from calendar_periods_dated
-    union all by name
+    union all
     select * from rolling_periods
     where responses > 0
 ),

@@ -6,8 +6,10 @@
   in proportion to those days, and late-arriving responses of the lookback days are picked up.
   The pre-hook empties the window first, so a day that lost all its rows is emptied too.
 #}
+{# On Spark the table is rebuilt each run: its parquet tables cannot delete the window (see
+   docs/deploy.md, "Point dbt at another warehouse"). #}
 {{ config(
-    materialized='incremental',
+    materialized='incremental' if target.type == 'duckdb' else 'table',
     incremental_strategy='append',
     pre_hook="{% if is_incremental() %}delete from {{ this }} where response_date between "
         ~ "{{ incremental_window_start() }} and {{ ds() }}{% endif %}",
@@ -22,10 +24,18 @@ with responses_of_window as (
 ),
 
 -- Every response once at its touchpoint and once for the total over touchpoints ('all').
+{% set response_columns = ['response_date', 'survey_type', 'score', 'is_favorable', 'is_detractor',
+                           'country', 'device_type', 'acquisition_channel', 'lifecycle_stage'] %}
 responses as (
-    select * from responses_of_window
+    select
+        {{ response_columns | join(', ') }},
+        touchpoint
+    from responses_of_window
     union all
-    select * replace ('all' as touchpoint) from responses_of_window
+    select
+        {{ response_columns | join(', ') }},
+        'all' as touchpoint
+    from responses_of_window
 ),
 
 -- Every response once per segment type, and once for everyone (segment 'all').

@@ -4,7 +4,6 @@
   cohorts whose third month is complete, weighted by cohort size.
 #}
 {# A snapshot per ds, kept across --full-refresh (past snapshots cannot be rebuilt). #}
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='ds', full_refresh=false) }}
 
 with customers as (
     select * from {{ ref('customer_360') }}
@@ -21,10 +20,10 @@ buyers as (
         count(*) filter (where frequency >= 1) as buyers,
         count(*) filter (where frequency >= 2) as repeat_buyers,
         count(*) filter (
-            where date_diff('day', cast(first_order_at as date), {{ ds() }}) >= {{ var('churn_days') }}
+            where {{ days_between('cast(first_order_at as date)', ds()) }} >= {{ var('churn_days') }}
         ) as churn_eligible_customers,
         count(*) filter (
-            where date_diff('day', cast(first_order_at as date), {{ ds() }}) >= {{ var('churn_days') }}
+            where {{ days_between('cast(first_order_at as date)', ds()) }} >= {{ var('churn_days') }}
             and lifecycle_stage = 'churned'
         ) as churned_customers
     from customers
@@ -43,18 +42,18 @@ final as (
         {{ ds() }} as ds,
         buyers.buyers,
         buyers.repeat_buyers,
-        case when buyers.buyers > 0 then 1.0 * buyers.repeat_buyers / buyers.buyers end as repeat_purchase_rate,
+        case when buyers.buyers > 0 then cast(buyers.repeat_buyers as double) / buyers.buyers end as repeat_purchase_rate,
         buyers.churn_eligible_customers,
         buyers.churned_customers,
         case
             when buyers.churn_eligible_customers > 0
-                then 1.0 * buyers.churned_customers / buyers.churn_eligible_customers
+                then cast(buyers.churned_customers as double) / buyers.churn_eligible_customers
         end as churn_rate,
         three_month.retention_3m_cohort_customers,
         three_month.retention_3m_retained_customers,
         case
             when three_month.retention_3m_cohort_customers > 0
-                then 1.0 * three_month.retention_3m_retained_customers / three_month.retention_3m_cohort_customers
+                then cast(three_month.retention_3m_retained_customers as double) / three_month.retention_3m_cohort_customers
         end as retention_3m
     from buyers
     cross join three_month
