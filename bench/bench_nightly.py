@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-from common import REPO, WORK, machine, run_stage, write_section
+from common import REPO, WORK, check_exit, machine, run_stage, write_section
 
 sys.path.insert(0, str(REPO))
 from ml.config import load_config
@@ -66,8 +66,7 @@ def run_parallel(commands: list[list[str]], env: dict[str, str], workers: int) -
             running[process.pid] = (process, command)
         pid, status, usage = os.wait4(-1, 0)
         process, command = running.pop(pid)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-3000:]}")
+        check_exit(command, status, process)
         peak = max(peak, usage.ru_maxrss / 1024**2)
     return time.perf_counter() - started, peak
 
@@ -132,8 +131,9 @@ def failure_summary(error: str) -> str:
     """The failed stage and the error's first lines that say what went wrong, on one line."""
     lines = [line.strip() for line in error.splitlines() if line.strip()]
     stage = lines[0].split(";")[0].split("import ")[-1] if lines else "a stage"
-    reasons = [line for line in lines if "Error" in line and "failed:" not in line][:3]
-    return f"`{stage}`: " + " ".join(reasons)[:600]
+    killed = lines[0].split("failed, ", 1)[1].rstrip(":") if lines and "failed, killed" in lines[0] else None
+    reasons = [line for line in lines[1:] if "Error" in line][:3]
+    return f"`{stage}`: " + " ".join(([killed] if killed else []) + reasons)[:600]
 
 
 def exponent(small: dict, large: dict, stage: str) -> str:
@@ -187,7 +187,7 @@ def report(results: list[dict]) -> str:
         minutes, peak = result["total"][0] / 60, result["total"][1]
         if result.get("failed"):
             verdicts.append(
-                f"- {result['customers']:,} customers: FAILED at {result['failed']} "
+                f"- {result['customers']:,} customers: FAILED at {result['failed'].rstrip('. ')}. "
                 "The stages before it were measured (table); the rest did not run."
             )
         elif result.get("incomplete"):
@@ -207,15 +207,21 @@ def report(results: list[dict]) -> str:
         for size, target in TARGETS_MINUTES.items():
             if size in measured:
                 continue
-            # Per stage: its time at the largest size times (size ratio)^(its own exponent, at least 0).
+            # Per stage: its time where a stopped run at this size measured it, otherwise its time at
+            # the largest complete size times (size ratio)^(its own exponent, at least 0).
+            stopped = next((r["stages"] for r in results if r["customers"] == size), {})
+            names = [n for n in large["stages"] if ": " not in n]
             projected = 0.0
-            for name in (n for n in large["stages"] if ": " not in n):
+            for name in names:
                 k = max(float(exponent(small, large, name) or 0), 0.0)
-                projected += large["stages"][name][0] * (size / large["customers"]) ** k
+                projected += (
+                    stopped[name][0] if name in stopped else large["stages"][name][0] * (size / large["customers"]) ** k
+                )
+            ran = sum(name in stopped for name in names)
             verdicts.append(
-                f"- {size:,} customers: no complete night measured. Extrapolated stage by stage from "
-                f"{small['customers']:,} and {large['customers']:,}: about {projected / 60:.0f} min against "
-                f"the target of {target} min; an estimate, not a result."
+                f"- {size:,} customers: no complete night measured. The {ran} stages that ran as measured, the "
+                f"other {len(names) - ran} extrapolated from {small['customers']:,} and {large['customers']:,}: "
+                f"about {projected / 60:.0f} min against the target of {target} min; an estimate, not a result."
             )
     generate = ", ".join(f"{r['customers']:,}: {r['generate'][0]:.0f} s" for r in results)
     return "\n".join(

@@ -22,9 +22,19 @@ def run_stage(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-3000:]}")
+    check_exit(command, status, process)
     return seconds, usage.ru_maxrss / 1024**2  # ru_maxrss is in KiB on Linux
+
+
+def check_exit(command: list[str], status: int, process: subprocess.Popen) -> None:
+    """Raise RuntimeError with the end of stderr when the process failed, and the signal when it was
+    killed (a SIGKILL without a word is usually the kernel's OOM killer: see dmesg)."""
+    code = os.waitstatus_to_exitcode(status)
+    if code == 0:
+        return
+    how = f"killed by signal {-code}" + (" (SIGKILL: out of memory? see dmesg)" if code == -9 else "")
+    detail = how if code < 0 else f"exit code {code}"
+    raise RuntimeError(f"{' '.join(command)} failed, {detail}:\n{process.stderr.read().decode()[-3000:]}")
 
 
 def machine() -> str:
