@@ -80,7 +80,9 @@ def normalized(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(list(frame.columns), na_position="first").reset_index(drop=True)
 
 
-@pytest.fixture(scope="module")
+# Session scope: under xdist's loadgroup a module fixture can be built again when the worker
+# runs another module's tests in between (CI built this one twice, 460 s each).
+@pytest.fixture(scope="session")
 def both_engines(small_landing, tmp_path_factory) -> tuple[Path, dict, dict]:
     """The small data set built for two nights on DuckDB and on Spark, in one data dir."""
     data_dir = fresh_data_dir(small_landing, tmp_path_factory.mktemp("spark"), "both")
