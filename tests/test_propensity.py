@@ -72,6 +72,35 @@ print(json.dumps({{"online": online[["customer_id", "recency_days", "frequency_l
     assert found["past_recency"] == [week_before, expected["recency_days"][0]]
 
 
+def test_above_the_cap_training_takes_a_stable_sample_of_customers_with_all_their_cutoffs(built_warehouse):
+    found = in_process(
+        built_warehouse,
+        f"""
+import datetime as dt, json
+from ml.config import load_config
+from ml.propensity.dataset import training_set
+config = load_config().propensity
+ds = dt.date.fromisoformat("{END_DATE}")
+whole = training_set(ds, config)
+capped = config.model_copy(update={{"training_max_customers": 300}})
+first, again = training_set(ds, capped), training_set(ds, capped)
+sample = set(first.rows["customer_id"])
+print(json.dumps({{
+    "available": [whole.customers_available, whole.customers, first.customers_available],
+    "sampled": first.customers,
+    "same_sample": sample == set(again.rows["customer_id"]),
+    "rows_of_sample": [len(first.rows), int(whole.rows["customer_id"].isin(sample).sum())],
+    "same_values": bool(first.rows.equals(whole.rows[whole.rows["customer_id"].isin(sample)].reset_index(drop=True))),
+}}))
+""",
+    )
+    available, customers, available_capped = found["available"]
+    assert available == customers == available_capped > 300
+    assert found["sampled"] == 300 and found["same_sample"]
+    rows, rows_in_whole = found["rows_of_sample"]
+    assert rows == rows_in_whole and found["same_values"]  # every cutoff of each sampled customer, unchanged
+
+
 @pytest.fixture(scope="module")
 def propensity_run(built_warehouse):
     mlflow.set_tracking_uri(f"sqlite:///{built_warehouse / 'mlflow.db'}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import mlflow
 import numpy as np
@@ -19,6 +20,7 @@ from ml.recommender.features import FeatureEncoder, activity_band, item_feature_
 from ml.recommender.model import TrainingData, fit
 from ml.recommender.ranking import MISSING, fill_from, top_k_scores
 from ml.recommender.serving import MODEL, POPULAR_IN_SEGMENT, POPULAR_OVERALL, Audience, serve
+from ml.recommender.training import side_by_side
 from ml.registry import CHALLENGER, CHAMPION, gate
 
 ITEMS = pd.DataFrame(
@@ -137,6 +139,33 @@ def test_serve_gives_k_items_from_model_then_segment_then_overall():
     assert served.items[1].tolist() == [1, 2, 0]
     assert served.strategy[1].tolist() == [POPULAR_IN_SEGMENT, POPULAR_IN_SEGMENT, POPULAR_OVERALL]
     np.testing.assert_allclose(served.scores[1], [2 / 3, 1 / 3, 2 / 6], rtol=1e-6)
+
+
+def test_fits_side_by_side_equal_fits_one_at_a_time():
+    # Big enough that the threads overlap: three fits on 2 workers, the search's shape.
+    rng = np.random.default_rng(7)
+    item_ids = pd.Index([f"I{n}" for n in range(200)])
+    weights = pd.DataFrame(
+        {
+            "customer_id": [f"c{n}" for n in rng.integers(0, 3000, 30_000)],
+            "item_id": item_ids[rng.integers(0, 200, 30_000)],
+            "weight": 1.0,
+        }
+    ).drop_duplicates(["customer_id", "item_id"])
+    user_pairs = pd.DataFrame({"entity_id": weights["customer_id"].unique(), "feature": "country=FR"})
+    item_pairs = pd.DataFrame({"entity_id": item_ids, "feature": [f"category={n % 5}" for n in range(200)]})
+    data = TrainingData(weights, user_pairs, item_ids, item_pairs, np.array([]), dt.datetime(2026, 1, 1))
+    fits = [
+        functools.partial(fit, data, LightFMSettings(no_components=components, max_epochs=15))
+        for components in (8, 16, 8)
+    ]
+    together = side_by_side(fits, workers=2)
+    alone = side_by_side(fits, workers=1)
+    for (parallel, seconds), (serial, _) in zip(together, alone, strict=True):
+        assert seconds > 0 and parallel.epochs == serial.epochs == 15
+        np.testing.assert_array_equal(parallel.model.item_embeddings, serial.model.item_embeddings)
+        np.testing.assert_array_equal(parallel.model.user_embeddings, serial.model.user_embeddings)
+    assert together[0][0].model.no_components == 8 and together[1][0].model.no_components == 16
 
 
 def test_a_bad_search_override_names_its_position_and_key(tmp_path):

@@ -2,7 +2,10 @@
 (Feast point-in-time join) and the label "a completed order within horizon_days after it".
 
 Cutoffs are ds and every cutoff_every_days before it (the grid the feature snapshots are built on),
-within training_window_days, and only those whose horizon has ended by the end of ds.
+within training_window_days, and only those whose horizon has ended by the end of ds. Above
+training_max_customers customers, a stable sample of them (by a hash of the id) brings all its
+cutoffs: the model needs rows, not every customer, and the point-in-time join's memory grows with
+the rows (scoring always covers every customer).
 """
 
 from __future__ import annotations
@@ -24,17 +27,30 @@ log = logging.getLogger(__name__)
 LABEL = "label"
 CUTOFF = "cutoff"
 
-ENTITY_ROWS_SQL = """
-select features.customer_id, features.feature_date as cutoff, features.feature_timestamp as event_timestamp,
+CANDIDATES_SQL = """
+select customer_id, feature_date, feature_timestamp
+from marts.customer_features_daily
+where feature_date in (select unnest($cutoffs))
+"""
+# A stable sample of customers when there are more than the cap: ordered by a hash of the id, so the
+# same customers are drawn every night and each brings all of its cutoffs.
+ENTITY_ROWS_SQL = f"""
+with candidates as ({CANDIDATES_SQL}),
+sampled as (
+    select customer_id from (select distinct customer_id from candidates)
+    order by md5(customer_id), customer_id
+    limit $max_customers
+)
+select candidates.customer_id, candidates.feature_date as cutoff, candidates.feature_timestamp as event_timestamp,
        exists (
            select 1 from staging.stg_orders as orders
-           where orders.customer_id = features.customer_id and orders.status = 'completed'
-             and orders.ordered_at >= features.feature_timestamp
-             and orders.ordered_at < features.feature_timestamp + to_days($horizon)
+           where orders.customer_id = candidates.customer_id and orders.status = 'completed'
+             and orders.ordered_at >= candidates.feature_timestamp
+             and orders.ordered_at < candidates.feature_timestamp + to_days($horizon)
        ) as label
-from marts.customer_features_daily as features
-where features.feature_date in (select unnest($cutoffs))
-order by features.feature_date, features.customer_id
+from candidates
+where candidates.customer_id in (select customer_id from sampled)
+order by candidates.feature_date, candidates.customer_id
 """
 
 
@@ -62,6 +78,11 @@ def cutoffs(ds: dt.date, config: PropensityConfig, first_day: dt.date | None) ->
 class TrainingSet:
     rows: pd.DataFrame  # customer_id, cutoff, event_timestamp, label, features...
     cutoffs: list[dt.date]
+    customers_available: int = 0  # customers with a snapshot at a cutoff, before the sample
+
+    @property
+    def customers(self) -> int:
+        return int(self.rows[CUSTOMER_ID].nunique()) if len(self.rows) else 0
 
     def at(self, selected: list[dt.date]) -> pd.DataFrame:
         return self.rows[self.rows[CUTOFF].isin(selected)].reset_index(drop=True)
@@ -76,14 +97,27 @@ def first_snapshot_day(connection) -> dt.date | None:
 def training_set(ds: dt.date, config: PropensityConfig) -> TrainingSet:
     with duckdb.connect(str(warehouse_path())) as connection:
         selected = cutoffs(ds, config, first_snapshot_day(connection))
-        entity_rows = connection.execute(ENTITY_ROWS_SQL, {"horizon": config.horizon_days, "cutoffs": selected}).df()
+        available = connection.execute(
+            f"select count(distinct customer_id) from ({CANDIDATES_SQL})", {"cutoffs": selected}
+        ).fetchone()[0]
+        entity_rows = connection.execute(
+            ENTITY_ROWS_SQL,
+            {"horizon": config.horizon_days, "cutoffs": selected, "max_customers": config.training_max_customers},
+        ).df()
+    if available > config.training_max_customers:
+        log.info(
+            "propensity ds=%s: training on a sample of %d of %d customers (training_max_customers)",
+            ds,
+            config.training_max_customers,
+            available,
+        )
     if entity_rows.empty:
-        return TrainingSet(entity_rows, selected)
+        return TrainingSet(entity_rows, selected, available)
     entity_rows[LABEL] = entity_rows[LABEL].astype(int)
     rows = historical_features(entity_rows)
     rows[CUTOFF] = pd.to_datetime(rows[CUTOFF]).dt.date
     rows = rows.sort_values([CUTOFF, CUSTOMER_ID]).reset_index(drop=True)
-    return TrainingSet(rows, selected)
+    return TrainingSet(rows, selected, available)
 
 
 def scoring_customers(ds: dt.date) -> pd.Series:

@@ -109,6 +109,9 @@ def train_propensity(ds: str) -> dict[str, object]:
                 "training_rows": len(learn),
                 "validation_rows": len(validation),
                 "all_rows": len(data.rows),
+                "training_customers": data.customers,
+                "customers_available": data.customers_available,
+                "training_max_customers": config.training_max_customers,
             }
         )
         mlflow.log_input(
