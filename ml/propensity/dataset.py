@@ -27,17 +27,18 @@ log = logging.getLogger(__name__)
 LABEL = "label"
 CUTOFF = "cutoff"
 
-CANDIDATES_SQL = """
-select customer_id, feature_date, feature_timestamp
-from marts.customer_features_daily
-where feature_date in (select unnest($cutoffs))
-"""
 # A stable sample of customers when there are more than the cap: ordered by a hash of the id, so the
-# same customers are drawn every night and each brings all of its cutoffs.
-ENTITY_ROWS_SQL = f"""
-with candidates as ({CANDIDATES_SQL}),
+# same customers are drawn every night and each brings all of its cutoffs. `customers_available`
+# counts them all before the sample, in the same pass.
+ENTITY_ROWS_SQL = """
+with candidates as (
+    select customer_id, feature_date, feature_timestamp
+    from marts.customer_features_daily
+    where feature_date in (select unnest($cutoffs))
+),
 sampled as (
-    select customer_id from (select distinct customer_id from candidates)
+    select customer_id, count(*) over () as customers_available
+    from (select distinct customer_id from candidates)
     order by md5(customer_id), customer_id
     limit $max_customers
 )
@@ -47,9 +48,10 @@ select candidates.customer_id, candidates.feature_date as cutoff, candidates.fea
            where orders.customer_id = candidates.customer_id and orders.status = 'completed'
              and orders.ordered_at >= candidates.feature_timestamp
              and orders.ordered_at < candidates.feature_timestamp + to_days($horizon)
-       ) as label
+       ) as label,
+       sampled.customers_available
 from candidates
-where candidates.customer_id in (select customer_id from sampled)
+inner join sampled on candidates.customer_id = sampled.customer_id
 order by candidates.feature_date, candidates.customer_id
 """
 
@@ -78,11 +80,11 @@ def cutoffs(ds: dt.date, config: PropensityConfig, first_day: dt.date | None) ->
 class TrainingSet:
     rows: pd.DataFrame  # customer_id, cutoff, event_timestamp, label, features...
     cutoffs: list[dt.date]
-    customers_available: int = 0  # customers with a snapshot at a cutoff, before the sample
+    customers_available: int  # customers with a snapshot at a cutoff, before the sample
 
     @property
     def customers(self) -> int:
-        return int(self.rows[CUSTOMER_ID].nunique()) if len(self.rows) else 0
+        return int(self.rows[CUSTOMER_ID].nunique())
 
     def at(self, selected: list[dt.date]) -> pd.DataFrame:
         return self.rows[self.rows[CUTOFF].isin(selected)].reset_index(drop=True)
@@ -97,13 +99,11 @@ def first_snapshot_day(connection) -> dt.date | None:
 def training_set(ds: dt.date, config: PropensityConfig) -> TrainingSet:
     with duckdb.connect(str(warehouse_path())) as connection:
         selected = cutoffs(ds, config, first_snapshot_day(connection))
-        available = connection.execute(
-            f"select count(distinct customer_id) from ({CANDIDATES_SQL})", {"cutoffs": selected}
-        ).fetchone()[0]
         entity_rows = connection.execute(
             ENTITY_ROWS_SQL,
             {"horizon": config.horizon_days, "cutoffs": selected, "max_customers": config.training_max_customers},
         ).df()
+    available = int(entity_rows.pop("customers_available").max()) if len(entity_rows) else 0
     if available > config.training_max_customers:
         log.info(
             "propensity ds=%s: training on a sample of %d of %d customers (training_max_customers)",
