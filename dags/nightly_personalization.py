@@ -5,7 +5,8 @@ Builds the warehouse for one logical date `ds`, the day that just ended:
 
 1. **load_landing** copies every landing file into `raw.*` (text, with file and row lineage);
    a broken file fails here with its name and line.
-2. **build_staging** `dbt build` of staging, quarantine and reconciliation with their tests:
+2. **build_staging** `dbt build` of staging, quarantine, reconciliation and the erasure ledger with
+   their tests (erasure requests a person must check are logged as warnings):
    bad rows go to quarantine with a reason; counts that do not reconcile fail the run.
 3. **build_metrics** `dbt build` of the metric marts (CSAT, CES, NPS, retention, customer 360)
    with their tests and unit tests. Daily facts replace `ds` and a short lookback.
@@ -124,10 +125,10 @@ def nightly_personalization():
         return load_landing_files(get_current_context()["ds"])
 
     @task(pool=WAREHOUSE_POOL)
-    def build_staging() -> None:
+    def build_staging() -> dict[str, int]:
         from ml.stages import build_staging
 
-        build_staging(get_current_context()["ds"])
+        return build_staging(get_current_context()["ds"])
 
     @task(pool=WAREHOUSE_POOL)
     def build_metrics() -> None:

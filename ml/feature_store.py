@@ -36,6 +36,14 @@ def snapshots_path() -> Path:
     return store_dir() / "customer_features_daily.parquet"
 
 
+def registry_path() -> Path:
+    return store_dir() / "registry.db"  # feature_store.yaml: registry.path
+
+
+def online_store_path() -> Path:
+    return store_dir() / "online_store.db"  # feature_store.yaml: online_store.path
+
+
 def _environment() -> dict[str, str]:
     # feature_store.yaml and the definitions resolve their paths from PZ_DATA_DIR.
     return {**os.environ, "PZ_DATA_DIR": str(data_dir())}
@@ -59,7 +67,15 @@ def export_snapshots() -> int:
 
 
 def feast_apply() -> None:
-    """`feast apply` on the repository: registers the entity, the source and the feature view."""
+    """`feast apply` on the repository: registers the entity, the source and the feature view.
+
+    The registry is made anew from the definitions every time. Feast's registry records the
+    absolute paths of the infrastructure it created (the SQLite online store's file): a registry
+    copied with a data directory (a restore into another folder, a staging copy) made the copy's
+    apply drop the original's online table. A registry of this run's own, made from code, can
+    only ever name this data directory, and it recreates an online table that went missing.
+    The online store's rows are kept: apply creates its table only when absent."""
+    registry_path().unlink(missing_ok=True)
     result = subprocess.run(
         [str(Path(sys.executable).with_name("feast")), "apply"],
         cwd=REPO_DIR,
@@ -125,14 +141,24 @@ def materialize(ds: str) -> None:
 
 
 def build_feature_store(ds: str) -> dict[str, int]:
-    """The nightly stage: export the snapshots, feast apply, materialize ds into the online store."""
+    """The nightly stage: export the snapshots (erased customers are already out of them: the
+    dbt mart purges them from every date), feast apply, materialize ds into the online store, and
+    delete erased customers' rows that an earlier night wrote to the online store."""
+    from ml.erasure import erased_customer_ids, purge_online_store
+
     rows = export_snapshots()
     feast_apply()
     _store.cache_clear()  # the registry changed on disk
     _schema.cache_clear()
     materialize(ds)
-    log.info("ds=%s feature store: %d snapshot rows exported, online store materialized", ds, rows)
-    return {"snapshot_rows": rows}
+    purged = purge_online_store(erased_customer_ids())
+    log.info(
+        "ds=%s feature store: %d snapshot rows exported, online store materialized, %d erased customers removed",
+        ds,
+        rows,
+        purged,
+    )
+    return {"snapshot_rows": rows, "erased_customers_removed_online": purged}
 
 
 def online_features(customer_ids: list[str]) -> pd.DataFrame:

@@ -9,6 +9,12 @@ kept, not dropped, so staging can quarantine them and the counts reconcile.
 Files are read in name order and rows in file order; when a key repeats, staging keeps the last
 one read, so name files so that they sort by arrival (for example `2026-11-01T0200_orders.csv`).
 
+Files are `*.csv`, `*.csv.gz` (gzip) or `*.parquet`. Anything else in the landing area (other
+extensions, subfolders, hidden files, folders of tables the contract does not know) is not read and
+is listed in one warning, so nothing is skipped in silence. A value longer than MAX_VALUE_CHARS
+characters (a pasted document in a survey comment) marks its record `value_too_long`: that record is
+quarantined, the rest of the file loads.
+
 A file that cannot be read at all (not parquet, an unterminated quote, a header without a
 required column) stops the load with a LandingFileError that names the file, the line and the fix.
 A missing optional table loads as an empty table; a missing required table is an error.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -31,8 +38,12 @@ from ml.contract import CONTRACT, TableContract
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES = (".csv", ".parquet")
+SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 CSV_BATCH_ROWS = 200_000
+# The longest value a landing field may hold (docs/data-contract.md); longer ones quarantine their
+# record. The CSV reader's own limit sits far above it so one long field never refuses a file.
+MAX_VALUE_CHARS = 32_768
+csv.field_size_limit(64 * 1024 * 1024)
 
 
 class LandingError(RuntimeError):
@@ -63,11 +74,40 @@ def _run(connection, sql: str, parameters: list | None = None) -> list[tuple]:
     return connection.execute(sql, parameters or []).fetchall()
 
 
+def _is_landing_file(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and path.name.lower().endswith(SUPPORTED_SUFFIXES)
+
+
 def landing_files(folder: Path) -> list[Path]:
-    """The table's landing files in load order (by name); anything else in the folder is ignored."""
+    """The table's landing files in load order (by name); `unread_paths` lists everything else."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+    return sorted(p for p in folder.iterdir() if _is_landing_file(p))
+
+
+def unread_paths(landing: Path) -> list[Path]:
+    """What lies in the landing area and is not read: other extensions, hidden files, subfolders of
+    a table folder, and folders or files beside the table folders that the contract does not know."""
+    unread = []
+    for entry in sorted(landing.iterdir()):
+        if entry.name not in CONTRACT or not entry.is_dir():
+            unread.append(entry)
+            continue
+        unread.extend(p for p in sorted(entry.iterdir()) if not _is_landing_file(p))
+    return unread
+
+
+def _open_text(path: Path):
+    # surrogateescape keeps invalid bytes, so one bad record is flagged instead of failing the file.
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    return opener(path, "rt", encoding="utf-8", errors="surrogateescape", newline="")
+
+
+def _too_long(header: list[str], values: list[str]) -> str | None:
+    for column, value in zip(header, values, strict=False):
+        if len(value) > MAX_VALUE_CHARS:
+            return f"value_too_long: {column} has {len(value):,} characters (limit {MAX_VALUE_CHARS:,})"
+    return None
 
 
 def _raw_schema(contract: TableContract) -> pa.Schema:
@@ -91,14 +131,13 @@ def _check_header(path: Path, columns: list[str], contract: TableContract) -> se
 
 def _read_csv_batches(path: Path, contract: TableContract, load: TableLoad):
     """Yield Arrow batches of a CSV file; unreadable records carry a `_load_error`."""
-    # surrogateescape keeps invalid bytes, so one bad record is flagged instead of failing the file.
-    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
+    with _open_text(path) as handle:
         reader = csv.reader(handle, strict=True)
         try:
             header = next(reader)
         except StopIteration:
             return
-        except csv.Error as error:
+        except (csv.Error, OSError, EOFError) as error:
             raise LandingFileError(
                 path, f"the header is not valid CSV ({error})", "Fix or remove the file", line=reader.line_num
             ) from error
@@ -119,6 +158,10 @@ def _read_csv_batches(path: Path, contract: TableContract, load: TableLoad):
                     "Fix the quoting or re-export the file",
                     line=reader.line_num,
                 ) from error
+            except (OSError, EOFError) as error:  # a truncated or corrupt gzip stream
+                raise LandingFileError(
+                    path, f"the file cannot be decompressed ({error})", "Re-export the file", line=reader.line_num
+                ) from error
             record += 1
             problem = None
             if len(values) != len(header):
@@ -129,6 +172,7 @@ def _read_csv_batches(path: Path, contract: TableContract, load: TableLoad):
                 bad = next(c for c, v in zip(header, values, strict=False) if _not_utf8(v))
                 problem = f"invalid_encoding: {bad} is not valid UTF-8 (line {reader.line_num})"
                 values = [v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for v in values]
+            problem = problem or _too_long(header, values)
             for column, position in zip(contract.columns, positions, strict=True):
                 columns[column].append(values[position] if position is not None and position < len(values) else None)
             columns[SOURCE_FILE].append(path.name)
@@ -164,10 +208,17 @@ def _load_parquet(connection, path: Path, contract: TableContract, target: str, 
         f'cast("{c}" as varchar) as "{c}"' if c in present else f'cast(null as varchar) as "{c}"'
         for c in contract.columns
     )
+    too_long = " ".join(
+        f"when length(\"{c}\") > {MAX_VALUE_CHARS} then 'value_too_long: {c} has ' || "
+        f"format('{{:,}}', length(\"{c}\")) || ' characters (limit {MAX_VALUE_CHARS:,})'"
+        for c in contract.columns
+    )
+    columns = ", ".join(f'"{c}"' for c in contract.columns)
     _run(
         connection,
-        f"insert into {target} select {selected}, ? as {SOURCE_FILE}, file_row_number + 1 as {SOURCE_ROW}, "
-        f"cast(null as varchar) as {LOAD_ERROR} from read_parquet(?, file_row_number = true)",
+        f"insert into {target} select {columns}, ? as {SOURCE_FILE}, file_row_number + 1 as {SOURCE_ROW}, "
+        f"case {too_long} end as {LOAD_ERROR} "
+        f"from (select {selected}, file_row_number from read_parquet(?, file_row_number = true))",
         [path.name, str(path)],
     )
     load.files[path.name] = _run(connection, f"select count(*) from {target} where {SOURCE_FILE} = ?", [path.name])[0][
@@ -190,7 +241,7 @@ def load_table(connection, landing: Path, contract: TableContract) -> TableLoad:
     )
     _run(connection, f"create or replace table {staging_table} ({columns_sql})")
     for path in files:
-        if path.suffix.lower() == ".parquet":
+        if path.name.lower().endswith(".parquet"):
             _load_parquet(connection, path, contract, staging_table, load)
         else:
             for batch in _read_csv_batches(path, contract, load):
@@ -222,6 +273,14 @@ def load_landing(landing: Path, warehouse: Path) -> dict[str, TableLoad]:
     """Load every contract table from `landing` into `warehouse`; all tables or none."""
     if not landing.is_dir():
         raise LandingError(f"Landing folder {landing} does not exist. Set PZ_DATA_DIR or run `make data`.")
+    unread = unread_paths(landing)
+    if unread:
+        log.warning(
+            "not read from %s (the loader reads <table>/*.csv, *.csv.gz and *.parquet of the contract's tables; "
+            "rename or move these if they hold data): %s",
+            landing,
+            ", ".join(str(p.relative_to(landing)) + ("/" if p.is_dir() else "") for p in unread),
+        )
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(warehouse)) as connection:
         _run(connection, f"create schema if not exists {RAW_SCHEMA}")

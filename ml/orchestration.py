@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from ml.config import REPO_ROOT, ConfigError, data_dir, load_config
+from ml.run_lock import RunLockedError, exclusive_run
 
 log = logging.getLogger(__name__)
 
@@ -145,13 +146,17 @@ def main(argv: list[str] | None = None) -> int:
         else:
             dates = []
         check_dates(dates)  # before the slow setup: a wrong date fails at once
-        setup()
-        run_dates(dates)
+        described = f"ml.orchestration {arguments.command} " + (
+            f"ds {dates[0]}" + (f" to {dates[-1]}" if len(dates) > 1 else "") if dates else "setup"
+        )
+        with exclusive_run(described):
+            setup()
+            run_dates(dates)
         if dates and getattr(arguments, "summary", False):
             from ml.summary import print_summary
 
             print_summary(dates[-1].isoformat())
-    except (OrchestrationError, ConfigError) as error:
+    except (OrchestrationError, ConfigError, RunLockedError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

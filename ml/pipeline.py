@@ -16,6 +16,7 @@ from ml.config import ConfigError, load_config
 from ml.landing import LandingError
 from ml.monitoring import ExportsBlockedError
 from ml.recommender.data import MissingUpstreamError
+from ml.run_lock import RunLockedError, exclusive_run
 from ml.stages import (
     build_feature_store,
     build_kpi_report,
@@ -41,9 +42,12 @@ def run(ds: str, full_refresh: bool = False, models: bool = True) -> None:
     them from all history up to `ds`, which gives the same partitions. Without `models`, only the
     warehouse is built (a backfill of the metrics layer; no MLflow runs, no scores).
     """
+    from ml.erasure import erasure_problems, log_erasure_problems
+
     dt.date.fromisoformat(ds)
     load_landing_files(ds)
     run_dbt("build", ds, *(["--full-refresh"] if full_refresh else []))
+    log_erasure_problems(erasure_problems())
     if not models:
         return
     train_recommender(ds)
@@ -68,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         ds = args.ds or load_config().demo.end_date.isoformat()
-        run(ds, full_refresh=args.full_refresh, models=not args.warehouse_only)
+        with exclusive_run(f"ml.pipeline --ds {ds}"):
+            run(ds, full_refresh=args.full_refresh, models=not args.warehouse_only)
     except (
+        RunLockedError,
         ConfigError,
         LandingError,
         DbtBuildError,

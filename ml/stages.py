@@ -28,9 +28,15 @@ def load_landing_files(ds: str) -> dict[str, int]:
 LAYER_TESTS = ("--indirect-selection", "buildable")
 
 
-def build_staging(ds: str) -> None:
-    """dbt build of staging, quarantine and reconciliation, with their tests (a failure stops the run)."""
+def build_staging(ds: str) -> dict[str, int]:
+    """dbt build of staging, quarantine, reconciliation and the erasure ledger, with their tests (a
+    failure stops the run); then the erasure requests a person must look at, as warnings."""
+    from ml.erasure import erasure_problems, log_erasure_problems
+
     run_dbt("build", ds, "--selector", "staging", *LAYER_TESTS)
+    problems = erasure_problems()
+    log_erasure_problems(problems)
+    return {"erasure_requests_to_check": len(problems)}
 
 
 def build_metrics(ds: str) -> None:

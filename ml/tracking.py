@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import pickle
 import subprocess
 import tempfile
@@ -15,12 +16,53 @@ import pandas as pd
 from ml.config import REPO_ROOT, data_dir, mlflow_tracking_uri
 
 
+def relocate_copied_store(name: str, artifact_location: str) -> bool:
+    """Make a copied data directory's MLflow store point at its own artifacts.
+
+    MLflow records absolute artifact locations (experiments, runs, logged models, model versions).
+    In a copy of a data directory (a restore into another folder, a staging copy) they still named
+    the original's folder, so the copy's runs wrote into the original and its models loaded the
+    original's files. When the experiment's location is another folder's `mlartifacts/<name>`,
+    every location under that folder is rewritten to this data directory's, in the SQLite store
+    that this data directory owns (a tracking server keeps its own locations: nothing to do).
+    Returns whether anything was rewritten."""
+    import sqlite3
+
+    uri = mlflow_tracking_uri()
+    here = (data_dir() / "mlartifacts").as_uri() + "/"
+    suffix = f"/mlartifacts/{name}"
+    if not uri.startswith("sqlite:///") or not artifact_location.endswith(suffix):
+        return False
+    there = artifact_location[: -len(suffix)] + "/mlartifacts/"
+    if there == here:
+        return False
+    columns = {"experiments": "artifact_location", "runs": "artifact_uri", "logged_models": "artifact_location",
+               "model_versions": "storage_location"}  # fmt: skip
+    with sqlite3.connect(uri.removeprefix("sqlite:///")) as connection:
+        tables = {row[0] for row in connection.execute("select name from sqlite_master where type = 'table'")}
+        for table, column in columns.items():
+            if table in tables:
+                connection.execute(
+                    f"update {table} set {column} = ? || substr({column}, ?) where {column} like ? || '%'",
+                    [here, len(there) + 1, there],
+                )
+    logging.getLogger(__name__).warning(
+        "MLflow store %s was copied from another data directory: artifact locations moved from %s to %s",
+        uri,
+        there,
+        here,
+    )
+    return True
+
+
 def use_experiment(name: str) -> str:
     """Point MLflow at the platform's store and make `name` the active experiment (nested runs go to
     the active experiment, not their parent's), creating it with its artifacts under the data dir
     (the default would be ./mlruns of whatever the working directory is). Returns its id."""
     mlflow.set_tracking_uri(mlflow_tracking_uri())
     experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None and relocate_copied_store(name, experiment.artifact_location):
+        experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
         artifacts = data_dir() / "mlartifacts" / name
         artifacts.mkdir(parents=True, exist_ok=True)

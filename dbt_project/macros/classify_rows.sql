@@ -1,7 +1,8 @@
 {#
   Give every landing row exactly one status, in this order of precedence:
+    erased       the row belongs to a customer with an erasure request, whatever else is wrong
+                 with it (a rejected row would keep the person's data in quarantine)
     rejected     a row check failed (`reject_reason`), or a reference is unknown
-    erased       the row belongs to a customer with an erasure request
     later_dated  the row is dated at or after the end of ds: it belongs to a later date
     duplicate    an older version of a key; the last one read (file name, then row) wins
     accepted     everything else
@@ -14,14 +15,15 @@
     select
         {{ star_except(['reject_reason']) }},
         case
+            when {{ erased_when }} then null
             when reject_reason is not null then reject_reason
-            when {{ erased_when }} or {{ later_dated_when }} then null
+            when {{ later_dated_when }} then null
             {% for check in reference_checks %}{{ check }}
             {% endfor %}
         end as reject_reason,
         case
-            when reject_reason is not null then 'rejected'
             when {{ erased_when }} then 'erased'
+            when reject_reason is not null then 'rejected'
             when {{ later_dated_when }} then 'later_dated'
             else 'candidate'
         end as pre_status
@@ -108,6 +110,7 @@ from final
 
 {# Rows set aside for ds (rejected and superseded duplicates), with the landing text as it came. #}
 {% macro quarantined_rows(table_name, classified_relation) -%}
+    {{ config(pre_hook="{{ purge_erased_from_quarantine() }}") }}
     select
         ds,
         '{{ table_name }}' as table_name,

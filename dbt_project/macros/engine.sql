@@ -87,6 +87,19 @@
     try_cast({{ text }} as timestamp)
 {%- endmacro %}
 
+{# Whether the whole of `text` matches the regular expression `pattern` (anchored with ^ and $). #}
+{% macro matches_pattern(text, pattern) -%}
+    {{ return(adapter.dispatch('matches_pattern')(text, pattern)) }}
+{%- endmacro %}
+
+{% macro duckdb__matches_pattern(text, pattern) -%}
+    regexp_matches({{ text }}, '{{ pattern }}')
+{%- endmacro %}
+
+{% macro spark__matches_pattern(text, pattern) -%}
+    ({{ text }} rlike '{{ pattern }}')
+{%- endmacro %}
+
 {# The columns of `relation`, quoted and comma-separated: those starting with `prefix` (all when
    none), less those starting with `except_prefix` and those named in `except_names`. The engines
    have no common way to select columns by pattern (DuckDB's COLUMNS, Spark's regex identifiers),

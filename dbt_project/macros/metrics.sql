@@ -109,3 +109,20 @@
         as percent_detractors,
     responses < {{ var('low_sample_threshold') }} as is_low_sample
 {%- endmacro %}
+
+{# ---- exact aggregates ---- #}
+
+{# Sample standard deviation of a whole-number column from exact integer sums. The engines'
+   stddev_samp adds doubles in whatever order the threads finish, so two runs of the same data
+   differed in the 15th digit; integer sums are exact in any order, so a rerun is bit-identical. #}
+{% macro stddev_samp_of_integers(column) -%}
+    case
+        when count({{ column }}) > 1 then sqrt(
+            greatest(
+                cast(count({{ column }}) * sum(cast({{ column }} as bigint) * cast({{ column }} as bigint))
+                    - sum(cast({{ column }} as bigint)) * sum(cast({{ column }} as bigint)) as double),
+                0
+            ) / (count({{ column }}) * (count({{ column }}) - 1))
+        )
+    end
+{%- endmacro %}

@@ -5,20 +5,37 @@
     nullif(trim({{ column }}), '')
 {%- endmacro %}
 
-{# ISO 8601; no offset means UTC (the session time zone is UTC). Stored as UTC timestamp. #}
+{# ISO 8601 (a date, or a date and time with an optional UTC offset); no offset means UTC (the
+   session time zone is UTC). Stored as UTC timestamp. The engines' own casts also read words
+   ('infinity', 'epoch'), offsets no place has (+99:00) and years no customer lives in, so the text
+   must have the ISO shape, an offset within -14:00..+14:00, and the value must fall from 1900 to
+   2199 (docs/data-contract.md). #}
 {% macro parse_timestamp(column) -%}
-    {{ try_parse_timestamp(clean_text(column)) }}
+    {%- set text = clean_text(column) -%}
+    case
+        when {{ matches_pattern(text, iso_timestamp_pattern()) }}
+            and {{ try_parse_timestamp(text) }} >= cast('1900-01-01' as timestamp)
+            and {{ try_parse_timestamp(text) }} < cast('2200-01-01' as timestamp)
+            then {{ try_parse_timestamp(text) }}
+    end
+{%- endmacro %}
+
+{% macro iso_timestamp_pattern() -%}
+    ^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,9})?)?)?(Z|z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?$
 {%- endmacro %}
 
 {% macro parse_decimal(column) -%}
     try_cast({{ clean_text(column) }} as decimal(18, 2))
 {%- endmacro %}
 
-{# Whole numbers only: '4' and '4.0' parse, '4.5' and 'four' do not. #}
+{# Whole numbers only: '4' and '4.0' parse, '4.5', 'four', 'NaN', 'inf' and magnitudes of 1e15
+   or more do not (NaN compares greater than every number on both engines, so the bound also
+   keeps it out of the cast, which would fail the whole build). #}
 {% macro parse_integer(column) -%}
+    {%- set number = 'try_cast(' ~ clean_text(column) ~ ' as double)' -%}
     case
-        when try_cast({{ clean_text(column) }} as double) = floor(try_cast({{ clean_text(column) }} as double))
-            then cast(try_cast({{ clean_text(column) }} as double) as bigint)
+        when abs({{ number }}) < 1e15 and {{ number }} = floor({{ number }})
+            then cast({{ number }} as bigint)
     end
 {%- endmacro %}
 
@@ -27,4 +44,15 @@
         when lower({{ clean_text(column) }}) in ('true', 't', '1', 'yes', 'y') then true
         when lower({{ clean_text(column) }}) in ('false', 'f', '0', 'no', 'n') then false
     end
+{%- endmacro %}
+
+{# An email address as mail systems take it (lower-cased first): a local part of letters, digits
+   and . _ % + ' -, an @, and a domain with a dot. Up to 254 characters (RFC 5321). #}
+{% macro email_pattern() -%}
+    ^[a-z0-9._%+''-]{1,64}@[a-z0-9-]{1,63}([.][a-z0-9-]{1,63})*[.][a-z]{2,63}$
+{%- endmacro %}
+
+{# An ISO 639 language code, lower-cased, with an optional region or script (en, pt-br, zh-hant). #}
+{% macro language_pattern() -%}
+    ^[a-z]{2,3}([-_][a-z0-9]{2,8})*$
 {%- endmacro %}

@@ -29,6 +29,12 @@
         then 'invalid_value: {{ column }} = ''' || raw_{{ column }} || ''' is not one of {{ allowed | join(", ") }}'
 {%- endmacro %}
 
+{# `pattern` is a regular expression the whole value must match; `expected` says what in words. #}
+{% macro reject_not_matching(column, pattern, expected) -%}
+    when {{ column }} is not null and not {{ matches_pattern(column, pattern) }}
+        then 'invalid_value: {{ column }} = ''' || raw_{{ column }} || ''' is not {{ expected }}'
+{%- endmacro %}
+
 {% macro reject_out_of_range(column, condition, expected) -%}
     when {{ column }} is not null and not ({{ condition }})
         then 'out_of_range: {{ column }} = ' || cast({{ column }} as string) || ' ({{ expected }})'
@@ -40,43 +46,91 @@
         then '{{ reason_code }}: {{ column }} = ''' || {{ column }} || ''' is not known as of ds'
 {%- endmacro %}
 
-{# Customers with an erasure request. Erasure applies to every ds, reruns and backfills of earlier
-   dates included: once a person asked to be forgotten, no run may bring their data back. Read
-   from the raw source so that every staging model, customers included, can use it. #}
+{# Customer ids with an erasure request: every request in the landing files, whatever its date
+   (fail closed: a request whose date cannot be read still erases; staging quarantines it so a person
+   sees it), and every request the erasure ledger (audit.erasure_ledger) has ever recorded, so an
+   erasure outlives its landing file. Erasure applies to every ds, reruns and backfills of earlier
+   dates included: once a person asked to be forgotten, no run may bring their data back. Read from
+   the raw source and the ledger table (not refs: the ledger is built from staging) so that every
+   staging model, customers included, can use it. #}
 {% macro erased_customer_ids() -%}
+    {%- set ledger = erasure_ledger_relation() -%}
     (
-        select distinct {{ clean_text('customer_id') }} as customer_id
+        select {{ clean_text('customer_id') }} as customer_id
         from {{ source('landing', 'erasure_requests') }}
-        where _load_error is null and {{ parse_timestamp('requested_at') }} is not null
-            and {{ clean_text('customer_id') }} is not null
+        where _load_error is null and {{ clean_text('customer_id') }} is not null
+        {%- if ledger is not none %}
+        union
+        select customer_id from {{ ledger }}
+        {%- endif %}
     )
 {%- endmacro %}
 
-{# Pre-hook for tables that keep customer rows across runs: erasure reaches every past partition. #}
-{% macro purge_erased_customers() -%}
+{# The ledger table when it exists (none before the first build, and while parsing). #}
+{% macro erasure_ledger_relation() -%}
+    {%- if not execute -%}{{ return(none) }}{%- endif -%}
+    {%- set database = none if target.type == 'spark' else target.database -%}
+    {{ return(adapter.get_relation(database=database, schema='audit', identifier='erasure_ledger')) }}
+{%- endmacro %}
+
+{# Pre-hook for tables that keep customer rows across runs: erasure reaches every past partition.
+   `condition` selects the rows to remove (default: the customer_id column names an erased customer). #}
+{% macro purge_erased_customers(condition=none) -%}
     {%- if is_incremental() -%}
-        {{ return(adapter.dispatch('purge_erased_customers')()) }}
+        {{ return(adapter.dispatch('purge_rows')(condition or ('customer_id in ' ~ erased_customer_ids()))) }}
     {%- endif -%}
 {%- endmacro %}
 
-{% macro duckdb__purge_erased_customers() -%}
-    delete from {{ this }} where customer_id in {{ erased_customer_ids() }}
+{# Pre-hook of the quarantine tables: rows of erased customers leave every past ds too, found by
+   the landing text of their customer id, or for order lines by their order's. The quarantine of
+   erasure requests keeps its rows: they are the record of the request itself. #}
+{% macro purge_erased_from_quarantine() -%}
+    {%- if is_incremental() and execute -%}
+        {%- set names = adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
+        {%- if this.identifier == 'erasure_requests' -%}
+        {%- elif 'raw_customer_id' in names -%}
+            {{ return(purge_erased_customers('trim(raw_customer_id) in ' ~ erased_customer_ids())) }}
+        {%- elif 'raw_order_id' in names -%}
+            {{ return(purge_erased_customers("trim(raw_order_id) in (select order_id from "
+                ~ ref('stg_orders__classified') ~ " where row_status = 'erased')")) }}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro duckdb__purge_rows(condition) -%}
+    delete from {{ this }} where {{ condition }}
 {%- endmacro %}
 
 {# Spark's parquet tables cannot delete rows: the partitions (ds, or the model's partition_by)
-   that hold erased customers are copied without them to a work table, then overwritten from it (a
+   that hold rows to remove are copied without them to a work table, then overwritten from it (a
    table cannot be overwritten from itself). Runs its statements here; the hook renders empty. #}
-{% macro spark__purge_erased_customers() -%}
+{% macro spark__purge_rows(condition) -%}
     {%- if execute -%}
         {%- set partition = config.get('partition_by') or 'ds' -%}
         {%- set work_table = this ~ '__purge' -%}
         {%- do run_query('drop table if exists ' ~ work_table) -%}
         {%- do run_query('create table ' ~ work_table ~ ' using parquet as select * from ' ~ this
             ~ ' where ' ~ partition ~ ' in (select ' ~ partition ~ ' from ' ~ this
-            ~ ' where customer_id in ' ~ erased_customer_ids() ~ ')'
-            ~ ' and customer_id not in ' ~ erased_customer_ids()) -%}
+            ~ ' where ' ~ condition ~ ') and not coalesce(' ~ condition ~ ', false)') -%}
         {%- do run_query('insert overwrite table ' ~ this ~ ' partition (' ~ partition ~ ') select * from '
             ~ work_table) -%}
         {%- do run_query('drop table ' ~ work_table) -%}
     {%- endif -%}
+{%- endmacro %}
+
+{# Pre-hook of the tables with one partition per ds: a run replaces its ds whole, so a ds whose new
+   result is empty (the bad rows of a landing file fixed and re-landed) loses its old rows too;
+   delete+insert and insert_overwrite only replace the partitions the new rows name. #}
+{% macro clear_ds_partition() -%}
+    {%- if is_incremental() -%}
+        {{ return(adapter.dispatch('clear_ds_partition')()) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro duckdb__clear_ds_partition() -%}
+    delete from {{ this }} where ds = {{ ds() }}
+{%- endmacro %}
+
+{% macro spark__clear_ds_partition() -%}
+    alter table {{ this }} drop if exists partition (ds = '{{ var('ds') }}')
 {%- endmacro %}

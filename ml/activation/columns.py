@@ -93,3 +93,28 @@ def behavioral_columns() -> tuple[str, ...]:
 def segment_columns() -> tuple[str, ...]:
     """Every column a segment filter may reference."""
     return (*DEMOGRAPHIC_COLUMNS, *behavioral_columns())
+
+
+# The text columns of the population; consent flags are booleans, every other column a number.
+TEXT_COLUMNS = (
+    "country",
+    "city",
+    "language",
+    "gender",
+    "age_band",
+    "device_type",
+    "acquisition_channel",
+    "rfm_segment",
+    "lifecycle_stage",
+    "latest_nps_category",
+    "preferred_category",
+)
+
+
+def segment_column_types() -> dict[str, str]:
+    """The SQL type of every segment column (what a segment is type-checked against at load)."""
+    booleans = {consent_column(channel) for channel in consent_channels()}
+    return {
+        column: "varchar" if column in TEXT_COLUMNS else "boolean" if column in booleans else "double"
+        for column in segment_columns()
+    }

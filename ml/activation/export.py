@@ -3,19 +3,33 @@
 For every channel: `channels.<channel>` (the ds partition replaced) and, under
 `$PZ_DATA_DIR/exports/<channel>/ds=<ds>/`, one CSV and one parquet file per audience that uses the
 channel, plus `manifest.json` (rows, holdout counts, sha256 of every file, model versions, config
-hash). A day's folder is written beside the live one and swapped in with a rename, so a reader sees
-the old folder or the new one, never half a file; files have no timestamps and sorted rows, so a
-rerun of ds writes byte-identical files.
+hash). Files have no timestamps and sorted rows, so a rerun of ds writes byte-identical files.
+
+Crash safety: a day's folder is written beside the live one (`.staging-*`) and exchanged with it in
+one atomic rename (Linux renameat2 RENAME_EXCHANGE), so a reader, or a kill at any point, finds the
+old folder or the new one, whole; the next publish deletes the leftovers (which may hold emails).
+
+Published files are what was sent: an earlier day's folder is rewritten only to remove customers of
+the erasure ledger (from the files themselves, not from the tables), and publishing stops when the
+channel tables and the published files disagree about an earlier day (a warehouse restored from an
+older backup), saying how to reload the tables from the files (`python -m ml.activation.export
+reload-tables`).
+
+CSV cells that a spreadsheet would run as a formula (a leading =, +, -, @, tab or carriage return)
+are prefixed with a single quote (the OWASP rule); the parquet files keep the values as they are.
 """
 
 from __future__ import annotations
 
+import argparse
+import ctypes
 import datetime as dt
 import hashlib
 import json
 import logging
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,7 +216,7 @@ def check_rows(frames: dict[str, pd.DataFrame], activation: ActivationConfig, ds
             left join marts.customer_360 as c on c.ds = $ds and c.customer_id = r.customer_id
             where not coalesce(case r.consent {consent_cases} end, false)""",
         "erasure": """select r.customer_id from rows as r
-            where r.customer_id in (select customer_id from audit.erased_customers)""",
+            where r.customer_id in (select customer_id from audit.suppressed_customers)""",
         "holdout": f"""select r.customer_id || ' (' || r.audience || ')' from rows as r
             left join {ASSIGNMENTS} as a on a.ds = $ds and a.audience = r.audience and a.customer_id = r.customer_id
             where a.experiment_group is null or a.experiment_group = '{CONTROL}'
@@ -220,12 +234,27 @@ def check_rows(frames: dict[str, pd.DataFrame], activation: ActivationConfig, ds
     return results
 
 
+# What a spreadsheet reads as the start of a formula (OWASP, "CSV injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize_formula(value: object) -> object:
+    """A text cell that a spreadsheet would run as a formula, prefixed with a single quote so it is
+    shown as text; anything else unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def _csv_bytes(frame: pd.DataFrame) -> bytes:
     out = frame.copy()
     out["recommended_items"] = out["recommended_items"].map(
-        lambda items: "|".join(items) if isinstance(items, list) else ""
+        lambda items: "|".join(items) if isinstance(items, list | np.ndarray) else ""
     )
     out["ds"] = out["ds"].astype(str)
+    for column in out.columns:
+        if out[column].dtype == object:
+            out[column] = out[column].map(neutralize_formula)
     return out.to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
@@ -244,13 +273,55 @@ def config_sha256(config: PlatformConfig) -> str:
     return hashlib.sha256(config.model_dump_json().encode()).hexdigest()
 
 
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _exchange(staged: Path, final: Path) -> bool:
+    """Swap two existing folders in one atomic rename (Linux renameat2 RENAME_EXCHANGE); False
+    where the system cannot (another OS, a file system without it)."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    result = renameat2(_AT_FDCWD, os.fsencode(staged), _AT_FDCWD, os.fsencode(final), _RENAME_EXCHANGE)
+    return result == 0
+
+
 def _swap_in(staged: Path, final: Path) -> None:
-    """Replace `final` by `staged` with renames: readers see the old folder or the new one."""
+    """Replace `final` by `staged`. With an existing `final` the two are exchanged atomically, and
+    the old content, now under the staging name, is deleted; where that cannot be done, `final` is
+    renamed aside first (a kill between the two renames is repaired by `clean_leftovers`)."""
+    if not final.exists():
+        staged.rename(final)
+        return
+    if _exchange(staged, final):
+        shutil.rmtree(staged, ignore_errors=True)
+        return
     retired = final.with_name(f".retired-{final.name}-{os.getpid()}")
-    if final.exists():
-        final.rename(retired)
+    final.rename(retired)
     staged.rename(final)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+def clean_leftovers(root: Path) -> list[str]:
+    """After a killed publish: delete `.staging-*` folders (unfinished, or the old content of an
+    exchange), and put back a `.retired-*` folder whose live folder is missing (a kill between the
+    two renames of the fallback swap), deleting the others. Returns what was done."""
+    done = []
+    if not root.is_dir():
+        return done
+    for leftover in sorted(root.glob("*/.staging-*")) + sorted(root.glob("*/.retired-*")):
+        live = leftover.with_name(leftover.name.split("-", 1)[1].rsplit("-", 1)[0])
+        if leftover.name.startswith(".retired-") and not live.exists():
+            leftover.rename(live)
+            done.append(f"restored {live}")
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+            done.append(f"deleted {leftover}")
+    for line in done:
+        log.warning("publish leftovers of an interrupted run: %s", line)
+    return done
 
 
 def _write_audience_files(
@@ -326,49 +397,125 @@ def write_channel_files(
     return manifest
 
 
-def purge_erased_from_exports(activation: ActivationConfig) -> int:
-    """Erasure reaches the files of earlier days too: every night the channel tables lose erased
-    customers from every ds (ml.partitions), and a day's folder whose table partition now has fewer
-    rows than its manifest is rewritten from the table, the same way it was written. The manifest
-    keeps its model versions and config hash (what the day was published with) and counts the
-    removed rows in `erased_customers_removed`. Returns the rows removed from files."""
+def _published_manifests(activation: ActivationConfig) -> list[tuple[str, Path, dict]]:
+    """(channel, folder, manifest) of every published day of the configured channels."""
+    found = []
+    for channel in activation.channels:
+        for manifest_path in sorted((exports_dir() / channel).glob("ds=*/manifest.json")):
+            found.append((channel, manifest_path.parent, json.loads(manifest_path.read_text(encoding="utf-8"))))
+    return found
+
+
+def _read_published(folder: Path, manifest: dict) -> pd.DataFrame:
+    """A published day's rows, from its parquet files (the typed twin of the CSVs)."""
+    columns = {name: BASE_COLUMNS.get(name, "varchar") for name in manifest["columns"]}
+    parts = [
+        pq.read_table(folder / f"{entry['audience']}.parquet").to_pandas()
+        for entry in manifest["audiences"]
+        if (folder / f"{entry['audience']}.parquet").exists()
+    ]
+    rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(columns))
+    rows["recommended_items"] = rows["recommended_items"].map(
+        lambda items: list(items) if isinstance(items, list | np.ndarray) else None
+    )
+    return rows
+
+
+def purge_erased_from_exports(activation: ActivationConfig, erased: list[str] | None = None) -> int:
+    """Erasure reaches the files of earlier days too: a published folder that holds a customer of
+    the erasure ledger (`erased`, by default audit.erased_customers) is rewritten from its own files
+    without them, the same way it was written. Nothing else ever rewrites a published day. The
+    manifest keeps its model versions and config hash (what the day was published with) and counts
+    the removed rows in `erased_customers_removed`. Returns the rows removed from files."""
+    if erased is None:
+        from ml.erasure import erased_customer_ids
+
+        erased = erased_customer_ids()
+    if not erased:
+        return 0
+    removed = 0
+    for channel, folder, manifest in _published_manifests(activation):
+        rows = _read_published(folder, manifest)
+        keep = ~rows[CUSTOMER_ID].isin(erased)
+        if keep.all():
+            continue
+        columns = {name: BASE_COLUMNS.get(name, "varchar") for name in manifest["columns"]}
+        rows = rows[keep].reset_index(drop=True)
+        rows["ds"] = dt.date.fromisoformat(manifest["ds"])
+        staged = _staging_folder(folder)
+        for entry in manifest["audiences"]:
+            part = rows[rows["audience"] == entry["audience"]].sort_values(CUSTOMER_ID).reset_index(drop=True)
+            holdout = entry["holdout_customers"]
+            entry.update(_write_audience_files(staged, entry["audience"], part, columns, holdout, list(entry["arms"])))
+        removed_here = manifest["rows"] - len(rows)
+        manifest["rows"] = len(rows)
+        manifest["erased_customers_removed"] = manifest.get("erased_customers_removed", 0) + removed_here
+        _write_manifest(staged, manifest)
+        _swap_in(staged, folder)
+        log.info("removed %d erased customers' rows from %s (%s)", removed_here, folder, channel)
+        removed += removed_here
+    return removed
+
+
+def purge_erased_from_tables(activation: ActivationConfig) -> int:
+    """Delete erased customers from every ds of the channel tables (as each partition write does),
+    so that the tables and the purged files agree before they are compared."""
     removed = 0
     with duckdb.connect(str(warehouse_path())) as connection:
         existing = existing_tables(connection, CHANNEL_SCHEMA)
         for channel in activation.channels:
-            if channel not in existing:
-                continue
-            table = channel_table(channel)
-            counts = dict(connection.execute(f"select ds, count(*) from {table} group by ds").fetchall())
-            for manifest_path in sorted((exports_dir() / channel).glob("ds=*/manifest.json")):
-                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-                ds = dt.date.fromisoformat(manifest["ds"])
-                if counts.get(ds, 0) >= manifest["rows"]:
-                    continue
-                columns = {name: BASE_COLUMNS.get(name, "varchar") for name in manifest["columns"]}
-                rows = connection.execute(
-                    f"select {', '.join(columns)} from {table} where ds = ? order by audience, customer_id", [ds]
-                ).df()
-                rows["ds"] = ds
-                rows["recommended_items"] = rows["recommended_items"].map(
-                    lambda items: list(items) if isinstance(items, list | np.ndarray) else None
-                )
-                assignments = connection.execute(f"select * from {ASSIGNMENTS} where ds = ?", [ds]).df()
-                staged = _staging_folder(manifest_path.parent)
-                for entry in manifest["audiences"]:
-                    part = rows[rows["audience"] == entry["audience"]].reset_index(drop=True)
-                    holdout = _holdout(assignments, entry["audience"], channel)
-                    entry.update(
-                        _write_audience_files(staged, entry["audience"], part, columns, holdout, list(entry["arms"]))
-                    )
-                removed_here = manifest["rows"] - len(rows)
-                manifest["rows"] = len(rows)
-                manifest["erased_customers_removed"] = manifest.get("erased_customers_removed", 0) + removed_here
-                _write_manifest(staged, manifest)
-                _swap_in(staged, manifest_path.parent)
-                log.info("removed %d erased customers' rows from %s", removed_here, manifest_path.parent)
-                removed += removed_here
+            if channel in existing:
+                removed += connection.execute(
+                    f"delete from {channel_table(channel)} "
+                    "where customer_id in (select customer_id from audit.erased_customers)"
+                ).fetchone()[0]
     return removed
+
+
+def check_tables_match_files(activation: ActivationConfig, today: dt.date) -> None:
+    """Stop when a channel table and the published files disagree about an earlier day (rows per
+    ds): the warehouse was restored from an older backup, or files were changed by hand. The files
+    are what was sent, so they are never rewritten to match the tables; the message says how to
+    reload the tables from them."""
+    with duckdb.connect(str(warehouse_path())) as connection:
+        existing = existing_tables(connection, CHANNEL_SCHEMA)
+        counts = {
+            channel: dict(
+                connection.execute(f"select ds, count(*) from {channel_table(channel)} group by ds").fetchall()
+            )
+            for channel in activation.channels
+            if channel in existing
+        }
+    disagreements = []
+    for channel, folder, manifest in _published_manifests(activation):
+        ds = dt.date.fromisoformat(manifest["ds"])
+        in_table = counts.get(channel, {}).get(ds, 0)
+        if ds != today and in_table != manifest["rows"]:
+            disagreements.append(
+                f"{channel} ds={ds}: {in_table} rows in {channel_table(channel)}, {manifest['rows']} in {folder}"
+            )
+    if disagreements:
+        raise PublishCheckError(
+            f"ds={today}: nothing published, the channel tables disagree with the files already published "
+            f"({'; '.join(disagreements[:5])}{' ...' if len(disagreements) > 5 else ''}). The files are what was "
+            "sent and are kept as they are. If the warehouse was restored from a backup, reload the tables from the "
+            "files: python -m ml.activation.export reload-tables; then rerun this ds."
+        )
+
+
+def reload_tables_from_files(activation: ActivationConfig) -> dict[str, int]:
+    """Replace every published day's partition of the channel tables with the rows of its files
+    (after a warehouse restore). Returns the days reloaded per channel."""
+    reloaded: dict[str, int] = {}
+    for channel, folder, manifest in _published_manifests(activation):
+        rows = _read_published(folder, manifest)
+        ds = dt.date.fromisoformat(manifest["ds"])
+        frame = rows.reindex(columns=list(channel_columns(activation, channel))).assign(ds=ds)
+        replace_partition(
+            channel_table(channel), channel_ddl(activation, channel), ds, frame, order_by="audience, customer_id"
+        )
+        reloaded[channel] = reloaded.get(channel, 0) + 1
+    return reloaded
 
 
 def publish_channels(ds: str) -> dict[str, object]:
@@ -377,6 +524,10 @@ def publish_channels(ds: str) -> dict[str, object]:
     assert_exports_allowed(ds_date)  # drift under block_exports: nothing of today is published
     config = load_config()
     activation = config.activation
+    clean_leftovers(exports_dir())
+    erased_rows = purge_erased_from_exports(activation)
+    purge_erased_from_tables(activation)
+    check_tables_match_files(activation, ds_date)
     frames = channel_rows(config, ds_date)
     failed = [check for check in check_rows(frames, activation, ds_date) if check.violations]
     if failed:
@@ -391,7 +542,6 @@ def publish_channels(ds: str) -> dict[str, object]:
         )
         manifests[channel] = write_channel_files(channel, frame, config, ds_date, assignments, model_versions)
     log.info("ds=%s published %s", ds, {channel: m["rows"] for channel, m in manifests.items()})
-    erased_rows = purge_erased_from_exports(activation)
     from ml.activation.report import write_report
 
     report = write_report(ds_date)
@@ -400,3 +550,24 @@ def publish_channels(ds: str) -> dict[str, object]:
         "erased_rows_removed_from_earlier_files": erased_rows,
         **{f"rows_{channel}": m["rows"] for channel, m in manifests.items()},
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Channel exports: repairs after a restore.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("reload-tables", help="reload the channel tables from the published files")
+    commands.add_parser("clean", help="delete or restore the leftovers of an interrupted publish")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    activation = load_config().activation
+    if args.command == "clean":
+        for line in clean_leftovers(exports_dir()) or ["nothing to clean"]:
+            print(line)
+        return 0
+    for channel, days in reload_tables_from_files(activation).items():
+        print(f"{channel_table(channel)}: {days} published day(s) reloaded from {exports_dir() / channel}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -32,7 +32,8 @@ def existing_tables(connection, schema: str) -> set[str]:
 
 def read_population(ds: dt.date) -> pd.DataFrame:
     """Every customer of customer_360 at ds with the segment columns, the moments, the propensity
-    score of ds (NULL when none) and whether they are erased (a second guard: customer_360 already
+    score of ds (NULL when none) and whether they are erased or suppressed pending an erasure's
+    confirmation (audit.suppressed_customers; a second guard for the erased: customer_360 already
     leaves them out)."""
     customer_columns = [c for c in (*DEMOGRAPHIC_COLUMNS, *behavioral_columns()) if c not in MOMENT_COLUMNS]
     with duckdb.connect(str(warehouse_path())) as connection:
@@ -49,7 +50,7 @@ def read_population(ds: dt.date) -> pd.DataFrame:
             select c.customer_id, {", ".join(f"c.{name}" for name in customer_columns)},
                 {", ".join(f"m.{name}" for name in MOMENT_COLUMNS)},
                 {score} as score,
-                c.customer_id in (select customer_id from audit.erased_customers) as is_erased
+                c.customer_id in (select customer_id from audit.suppressed_customers) as is_erased
             from marts.customer_360 as c
             left join marts.customer_moments as m on m.ds = c.ds and m.customer_id = c.customer_id
             {scores_join}

@@ -16,7 +16,7 @@ from ml.activation.columns import (
     DEMOGRAPHIC_COLUMNS,
     FILE_FIELDS,
     consent_channels,
-    segment_columns,
+    segment_column_types,
 )
 from ml.activation.segments import SegmentError, compile_segment
 
@@ -193,7 +193,7 @@ class Audience(_Strict):
     @classmethod
     def _segment(cls, segment: str) -> str:
         try:
-            return compile_segment(segment, segment_columns())
+            return compile_segment(segment, segment_column_types())
         except SegmentError as error:
             raise ValueError(str(error)) from None
 
@@ -277,7 +277,7 @@ class ActivationConfig(_Strict):
         compiled = {}
         for name, segment in suppressions.items():
             try:
-                compiled[_check_name("suppression", name)] = compile_segment(segment, segment_columns())
+                compiled[_check_name("suppression", name)] = compile_segment(segment, segment_column_types())
             except SegmentError as error:
                 raise ValueError(f"suppression {name!r}: {error}") from None
         return compiled

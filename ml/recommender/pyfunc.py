@@ -33,6 +33,14 @@ class RecommenderBundle:
     eligible: np.ndarray
     purchased: sp.csr_matrix  # customers (scoring.users.ids order) x items bought up to ds
 
+    def known_customer_ids(self) -> set[str]:
+        """Every customer id the bundle holds: the two models' id maps and the stored features."""
+        return {
+            *map(str, self.scoring.users.ids),
+            *map(str, self.evaluation.users.ids),
+            *map(str, self.user_pairs[ENTITY].unique()),
+        }
+
 
 class RecommenderModel(BundledModel):
     bundle: RecommenderBundle

@@ -62,7 +62,7 @@ order_features as (
         min(o.ordered_at) as first_order_at,
         max(o.ordered_at) as last_order_at,
         avg(o.days_since_previous_completed_order) as days_between_orders_mean,
-        stddev_samp(o.days_since_previous_completed_order) as days_between_orders_std,
+        {{ stddev_samp_of_integers('o.days_since_previous_completed_order') }} as days_between_orders_std,
         max_by(o.days_since_previous_completed_order, o.ordered_at) as days_between_last_two_orders
     from customers_by_date as c
     inner join completed_orders as o on c.customer_id = o.customer_id and c.known_by > o.ordered_at

@@ -33,6 +33,10 @@ checked as (
             {{ reject_unparseable('birth_year', 'number') }}
             {{ reject_out_of_range('birth_year', 'birth_year between 1900 and year(' ~ ds() ~ ')',
                                    'expected a year from 1900 to the year of ds') }}
+            {# Both leave the platform (the email file, the call center's language): each must be
+               what the contract says, not free text a spreadsheet could run. #}
+            {{ reject_not_matching('email', email_pattern(), 'an email address') }}
+            {{ reject_not_matching('language', language_pattern(), 'a language code such as en or pt-br') }}
         end as reject_reason
     from parsed
 )
