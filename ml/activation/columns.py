@@ -95,15 +95,10 @@ def segment_columns() -> tuple[str, ...]:
     return (*DEMOGRAPHIC_COLUMNS, *behavioral_columns())
 
 
-# The text columns of the population; consent flags are booleans, every other column a number.
+# The text columns of the population: the demographic ones but tenure, and four behavioral labels.
+# Consent flags are booleans, every other column a number.
 TEXT_COLUMNS = (
-    "country",
-    "city",
-    "language",
-    "gender",
-    "age_band",
-    "device_type",
-    "acquisition_channel",
+    *(column for column in DEMOGRAPHIC_COLUMNS if column != "tenure_days"),
     "rfm_segment",
     "lifecycle_stage",
     "latest_nps_category",
