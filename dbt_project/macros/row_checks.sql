@@ -76,8 +76,14 @@
 {# Pre-hook for tables that keep customer rows across runs: erasure reaches every past partition.
    `condition` selects the rows to remove (default: the customer_id column names an erased customer). #}
 {% macro purge_erased_customers(condition=none) -%}
+    {{ return(purge_rows_where(condition or ('customer_id in ' ~ erased_customer_ids()))) }}
+{%- endmacro %}
+
+{# Remove the rows matching `condition` from an incremental model before its run (nothing on a
+   first build). #}
+{% macro purge_rows_where(condition) -%}
     {%- if is_incremental() -%}
-        {{ return(adapter.dispatch('purge_rows')(condition or ('customer_id in ' ~ erased_customer_ids()))) }}
+        {{ return(adapter.dispatch('purge_rows')(condition)) }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -101,21 +107,38 @@
     delete from {{ this }} where {{ condition }}
 {%- endmacro %}
 
-{# Spark's parquet tables cannot delete rows: the partitions (ds, or the model's partition_by)
-   that hold rows to remove are copied without them to a work table, then overwritten from it (a
-   table cannot be overwritten from itself). Runs its statements here; the hook renders empty. #}
+{# Spark's parquet tables cannot delete rows: the partitions (the model's partition_by) that hold
+   rows to remove, or the whole table when it has none, are copied without them to a work table,
+   then overwritten from it (a table cannot be overwritten from itself). Runs its statements here;
+   the hook renders empty. #}
 {% macro spark__purge_rows(condition) -%}
     {%- if execute -%}
-        {%- set partition = config.get('partition_by') or 'ds' -%}
+        {%- set partition = config.get('partition_by') -%}
         {%- set work_table = this ~ '__purge' -%}
         {%- do run_query('drop table if exists ' ~ work_table) -%}
-        {%- do run_query('create table ' ~ work_table ~ ' using parquet as select * from ' ~ this
-            ~ ' where ' ~ partition ~ ' in (select ' ~ partition ~ ' from ' ~ this
-            ~ ' where ' ~ condition ~ ') and not coalesce(' ~ condition ~ ', false)') -%}
-        {%- do run_query('insert overwrite table ' ~ this ~ ' partition (' ~ partition ~ ') select * from '
-            ~ work_table) -%}
+        {%- if partition -%}
+            {%- do run_query('create table ' ~ work_table ~ ' using parquet as select * from ' ~ this
+                ~ ' where ' ~ partition ~ ' in (select ' ~ partition ~ ' from ' ~ this
+                ~ ' where ' ~ condition ~ ') and not coalesce(' ~ condition ~ ', false)') -%}
+            {%- do run_query('insert overwrite table ' ~ this ~ ' partition (' ~ partition ~ ') select * from '
+                ~ work_table) -%}
+        {%- else -%}
+            {%- do run_query('create table ' ~ work_table ~ ' using parquet as select * from ' ~ this
+                ~ ' where not coalesce(' ~ condition ~ ', false)') -%}
+            {%- do run_query('insert overwrite table ' ~ this ~ ' select * from ' ~ work_table) -%}
+        {%- endif -%}
         {%- do run_query('drop table ' ~ work_table) -%}
     {%- endif -%}
+{%- endmacro %}
+
+{# Pre-hook of the erasure ledger: a run of an earlier ds than a request's first_applied_ds drops
+   that row, and the model appends it again with this ds (only requests still in the landing files,
+   which this run applies; a request whose file is gone keeps its row). #}
+{% macro supersede_later_ledger_entries() -%}
+    {{ return(purge_rows_where(
+        'first_applied_ds > ' ~ ds() ~ ' and customer_id in (select customer_id from '
+        ~ ref('stg_erasure_requests__classified') ~ ' where customer_id is not null and _load_error is null)'
+    )) }}
 {%- endmacro %}
 
 {# Pre-hook of the tables with one partition per ds: a run replaces its ds whole, so a ds whose new

@@ -1,7 +1,10 @@
--- One row per customer id ever named in an erasure request: the request as first seen, and the ds
--- of the run that first applied it. Append-only and never rebuilt (full_refresh false): a night
--- never depends on the erasure files still being in the landing area, since erased_customer_ids()
--- reads this table as well as the landing files.
+-- One row per customer id ever named in an erasure request: the request as first seen (its first
+-- file and row), and the earliest ds of any run that applied it. Never rebuilt (full_refresh false)
+-- and a request is never removed: a night never depends on the erasure files still being in the
+-- landing area, since erased_customer_ids() reads this table as well as the landing files.
+-- first_applied_ds only moves earlier (the pre-hook drops the row that a run of an earlier ds
+-- re-appends), so runs in any order (a reverse backfill, a rerun) leave the same ledger.
+{{ config(pre_hook="{{ supersede_later_ledger_entries() }}") }}
 with requests as (
     select
         customer_id,
