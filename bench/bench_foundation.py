@@ -64,7 +64,9 @@ def main() -> None:
         "## Foundation: generator and staging build (issue 2)",
         "",
         f"Run {dt.date.today().isoformat()} with `python bench/bench_foundation.py` on {machine()}.",
-        f"{args.days} days of history, bad-row rate {args.bad_rows}. Peak memory is the stage process's max RSS.",
+        f"{args.days} days of history, bad-row rate {args.bad_rows}. Peak memory is the stage process's max RSS. "
+        f"DuckDB's cap during the dbt build: {os.environ.get('PZ_DUCKDB_MEMORY_LIMIT', '8GB')} "
+        "(PZ_DUCKDB_MEMORY_LIMIT; at 1M customers customer_features_daily needs more than the default 8GB).",
         f"Target (issue 2): 1M customers x 180 days generated in at most {TARGET_GENERATION_SECONDS} s and "
         f"{TARGET_GENERATION_GB} GB.",
         "",
