@@ -43,8 +43,9 @@ def relocate_copied_store(name: str, artifact_location: str) -> bool:
         for table, column in columns.items():
             if table in tables:
                 connection.execute(
-                    f"update {table} set {column} = ? || substr({column}, ?) where {column} like ? || '%'",
-                    [here, len(there) + 1, there],
+                    # A prefix compared as text: LIKE would read _ and % in a path as wildcards.
+                    f"update {table} set {column} = ? || substr({column}, ?) where substr({column}, 1, ?) = ?",
+                    [here, len(there) + 1, len(there), there],
                 )
     logging.getLogger(__name__).warning(
         "MLflow store %s was copied from another data directory: artifact locations moved from %s to %s",
