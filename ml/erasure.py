@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from ml.activation.population import existing_tables
 from ml.config import warehouse_path
 
 log = logging.getLogger(__name__)
@@ -41,19 +42,11 @@ class ErasureProblem:
     message: str
 
 
-def _has_relation(connection, schema: str, name: str) -> bool:
-    return bool(
-        connection.execute(
-            "select 1 from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
-        ).fetchall()
-    )
-
-
 def erasure_problems() -> list[ErasureProblem]:
     """Requests applied with an unreadable date, and requests whose id matches no customer exactly
     (with the near matches, suppressed from exports until a person confirms)."""
     with duckdb.connect(str(warehouse_path())) as connection:
-        if not _has_relation(connection, "audit", "erasure_ledger"):
+        if "erasure_ledger" not in existing_tables(connection, "audit"):
             return []
         unreadable = connection.execute(
             f"select customer_id, requested_at_text, source_file, source_row from {LEDGER} "
@@ -103,7 +96,7 @@ def log_erasure_problems(problems: list[ErasureProblem]) -> None:
 def erased_customer_ids() -> list[str]:
     """audit.erased_customers (empty before the first staging build)."""
     with duckdb.connect(str(warehouse_path())) as connection:
-        if not _has_relation(connection, "audit", "erased_customers"):
+        if "erased_customers" not in existing_tables(connection, "audit"):
             return []
         return [
             customer_id
@@ -142,11 +135,8 @@ def purge_online_store(customer_ids: list[str]) -> int:
         if not exists:
             return 0
         deleted = 0
-        for key in keys:
-            cursor = connection.execute(f'select count(*) from "{table}" where entity_key = ?', [key])
-            if cursor.fetchone()[0]:
-                connection.execute(f'delete from "{table}" where entity_key = ?', [key])
-                deleted += 1
+        for key in keys:  # one row per feature: count the customers, not the rows
+            deleted += connection.execute(f'delete from "{table}" where entity_key = ?', [key]).rowcount > 0
     return deleted
 
 
