@@ -125,6 +125,7 @@ INTERACTION_KINDS = ("purchase", "add_to_cart", "product_view")
 class LightFMSettings(_Strict):
     """Hyperparameters of the hybrid LightFM model; the search tries overrides of these."""
 
+    family: Literal["lightfm"] = Field("lightfm", description="Model family (search entries may pick `ease`).")
     loss: Literal["warp", "bpr", "warp-kos", "logistic"] = Field("warp", description="LightFM loss.")
     no_components: int = Field(32, gt=0, description="Embedding dimension.")
     learning_rate: float = Field(0.05, gt=0, description="SGD learning rate (adagrad schedule).")
@@ -142,6 +143,25 @@ class LightFMSettings(_Strict):
     )
 
 
+class EaseSettings(_Strict):
+    """EASE (Steck 2019): a closed-form item-item model, the search's second family (ml.recommender.ease)."""
+
+    family: Literal["ease"] = "ease"
+    l2: float = Field(200.0, gt=0, description="L2 penalty of the item-item weights (lambda in the paper).")
+    view_weight: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Weight of an item viewed or carted and not bought in a customer's row (0: purchases only).",
+    )
+    max_items: int = Field(
+        10_000, gt=0, description="The most bought items it models (its cost grows with the cube of this number)."
+    )
+
+
+ModelSettings = LightFMSettings | EaseSettings
+
+
 class ChampionGateConfig(_Strict):
     """When a newly trained version replaces the champion (ml.registry, shared by every model)."""
 
@@ -153,7 +173,19 @@ class RecommenderConfig(_Strict):
     """How interactions are weighted, the hybrid model trained and evaluated, and customers scored."""
 
     k: int = Field(10, gt=0, description="Recommendations per customer.")
+    holdout: Literal["auto", "recent_days", "last_purchases"] = Field(
+        "auto",
+        description="Evaluation split: the purchases of the last holdout_days (recent_days), each customer's"
+        " latest holdout_share of purchases (last_purchases), or auto: recent_days when it holds"
+        " min_holdout_customers buyers.",
+    )
     holdout_days: int = Field(14, gt=0, description="Evaluation window: the last days before the end of ds.")
+    holdout_share: float = Field(
+        0.2, gt=0, lt=1, description="last_purchases: the share of each customer's purchases held out (at least one)."
+    )
+    min_holdout_customers: int = Field(
+        50, ge=1, description="auto: fewer buyers in the recent window than this, and last_purchases is used."
+    )
     half_life_days: float = Field(30, gt=0, description="An interaction counts half as much after this many days.")
     interaction_weights: dict[str, float] = Field(
         {"purchase": 3.0, "add_to_cart": 1.0, "product_view": 0.25},
@@ -165,8 +197,9 @@ class RecommenderConfig(_Strict):
     )
     model: LightFMSettings = LightFMSettings()
     search: list[dict[str, Any]] = Field(
-        [{}, {"no_components": 16}, {"user_feature_weight": 0.3}],
-        description="Overrides of `model` tried in the hyperparameter search ({} = the settings as they are).",
+        [{}, {"no_components": 16}, {"user_feature_weight": 0.3}, {"family": "ease"}],
+        description="Overrides of `model` tried in the hyperparameter search ({} = the settings as they are);"
+        " an entry with `family: ease` is EASE settings instead.",
     )
     eval_every_epochs: int = Field(5, gt=0, description="Early stopping: validation NDCG every this many epochs.")
     patience: int = Field(2, ge=1, description="Early stopping: stop after this many evaluations without gain.")
@@ -184,6 +217,11 @@ class RecommenderConfig(_Strict):
         1, ge=0, description="Customers with fewer items in their history get the popularity fallback (0: none)."
     )
     exclude_purchased: bool = Field(True, description="Never recommend an item the customer already bought.")
+    exclude_interacted: bool | Literal["auto"] = Field(
+        "auto",
+        description="Also never recommend an item the customer viewed or carted: true, false, or auto (whichever"
+        " serves better on the validation window; items consumed once, like films, favour true).",
+    )
     fallback_segment: str = Field(
         "country", description="customer_360 column whose most popular items cold customers get first."
     )
@@ -199,15 +237,21 @@ class RecommenderConfig(_Strict):
             raise ValueError("interaction weights must be 0 or more")
         for position, overrides in enumerate(self.search):
             try:
-                LightFMSettings.model_validate(self.model.model_dump() | overrides)
+                self.settings_of(overrides)
             except ValidationError as error:
                 problems = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in error.errors())
                 raise ValueError(f"search[{position}] {overrides}: {problems}") from None
         return self
 
-    def search_settings(self) -> list[LightFMSettings]:
+    def settings_of(self, overrides: dict[str, Any]) -> ModelSettings:
+        """One search entry: EASE settings when it names `family: ease`, else overrides of `model`."""
+        if overrides.get("family") == "ease":
+            return EaseSettings.model_validate(overrides)
+        return LightFMSettings.model_validate(self.model.model_dump() | overrides)
+
+    def search_settings(self) -> list[ModelSettings]:
         """The settings the search tries, each validated."""
-        return [LightFMSettings.model_validate(self.model.model_dump() | overrides) for overrides in self.search]
+        return [self.settings_of(overrides) for overrides in self.search]
 
 
 class GradientBoostingSettings(_Strict):
@@ -224,7 +268,12 @@ class PropensityConfig(_Strict):
     """Who will buy next: label, training cutoffs, model, calibration and the champion gate."""
 
     horizon_days: int = Field(30, gt=0, description="Label: a completed order within this many days after the cutoff.")
-    training_window_days: int = Field(180, gt=0, description="Training cutoffs reach back this far before ds.")
+    training_window_days: int = Field(
+        180,
+        gt=0,
+        description="Training cutoffs reach back this far before ds (the evaluation fit's as far before its"
+        " validation cutoff); at least horizon_days rounded up to cutoff_every_days.",
+    )
     cutoff_every_days: int = Field(7, gt=0, description="Days between training cutoffs (and feature snapshots).")
     training_max_customers: int = Field(
         200_000,
@@ -238,9 +287,27 @@ class PropensityConfig(_Strict):
     champion: ChampionGateConfig = ChampionGateConfig(metric="roc_auc", margin=0.002)
 
     @property
+    def label_lag_days(self) -> int:
+        """The horizon rounded up to the cutoff grid: the newest cutoff whose label is known by ds
+        is this many days before ds, and the evaluation fit's newest one as many before that."""
+        return -(-self.horizon_days // self.cutoff_every_days) * self.cutoff_every_days
+
+    @property
     def feature_snapshot_days(self) -> int:
-        """How far back feature snapshots are kept fresh: every training cutoff plus its horizon."""
-        return self.training_window_days + self.horizon_days
+        """How far back feature snapshots are kept fresh: the evaluation fit's oldest cutoff (its
+        window before the validation cutoff, one label lag before ds)."""
+        return self.training_window_days + self.label_lag_days
+
+    @model_validator(mode="after")
+    def _window_holds_a_labelled_cutoff(self) -> PropensityConfig:
+        if self.training_window_days < self.label_lag_days:
+            raise ValueError(
+                f"training_window_days ({self.training_window_days}) must be at least horizon_days"
+                f" ({self.horizon_days}) rounded up to a multiple of cutoff_every_days ({self.cutoff_every_days}),"
+                f" or no training cutoff has a known label: set propensity.training_window_days to"
+                f" {self.label_lag_days} or more, or shorten propensity.horizon_days"
+            )
+        return self
 
 
 DriftMethod = Literal["psi", "jensenshannon", "wasserstein", "ks", "chisquare", "kl_div", "hellinger", "z"]

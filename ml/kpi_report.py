@@ -171,6 +171,8 @@ def kpi_report_html(ds: dt.date) -> str:
             ]
         ]
         sections.append(table.to_html(index=False, float_format="{:.3f}".format, border=0))
+    sections.append("<h2>Models in use</h2>")
+    sections.append(models_in_use(ds))
     sections.append("<h2>Model health (drift)</h2>")
     if health.empty:
         sections.append("<p>Not checked on this day.</p>")
@@ -191,6 +193,18 @@ def kpi_report_html(ds: dt.date) -> str:
         f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>KPIs {ds}</title>'
         f"<style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
     )
+
+
+def models_in_use(ds: dt.date) -> str:
+    """What scored ds for each model, as the gate decided when it was trained, with both numbers."""
+    from ml.lifecycle import gate_line, latest_run
+
+    items = []
+    for model_name in ("recommender", "propensity"):
+        run = latest_run(model_name, ds.isoformat())
+        line = gate_line(model_name, run.data.tags) if run is not None else None
+        items.append(f"<li>{html.escape(line or f'{model_name}: no version trained for this day')}</li>")
+    return f"<ul>{''.join(items)}</ul>"
 
 
 def report_path(ds: dt.date) -> Path:

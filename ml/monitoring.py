@@ -167,9 +167,7 @@ def _inputs(ds: dt.date) -> list[DriftInput]:
                 ).df()
 
             def scores(day: dt.date) -> pd.DataFrame:
-                return connection.execute(
-                    "select score from marts.customer_scores where ds = ? and model_name = 'propensity'", [day]
-                ).df()
+                return connection.execute("select score from marts.customer_scores where ds = ?", [day]).df()
 
             inputs.append(
                 DriftInput(

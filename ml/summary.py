@@ -13,6 +13,7 @@ from ml.config import data_dir, mlflow_tracking_uri, reports_dir, warehouse_path
 from ml.constants import QUARANTINE_SCHEMA
 from ml.contract import TABLES
 from ml.kpi_report import report_path as kpi_report_path
+from ml.lifecycle import gate_line, latest_run
 
 METRIC_PERIODS = ("day", "rolling_30d")
 
@@ -58,7 +59,8 @@ def summary_text(ds: str) -> str:
         scores = (
             _read(
                 connection,
-                "select decile, count(*) as customers, avg(score) as mean_score, max(model_version) as model_version "
+                "select decile, count(*) as customers, avg(score) as mean_score, max(model_version) as model_version, "
+                "max(model_name) as model_name "
                 "from marts.customer_scores where ds = ? group by all order by decile",
                 [ds],
             )
@@ -183,22 +185,6 @@ def _has_table(connection, schema: str, table: str) -> bool:
     )
 
 
-def _latest_run(experiment_name: str, ds: str):
-    """The newest MLflow run of an experiment for ds, or None."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    mlflow.set_tracking_uri(mlflow_tracking_uri())
-    client = MlflowClient()
-    experiment = client.get_experiment_by_name(experiment_name)
-    if experiment is None:
-        return None
-    runs = client.search_runs(
-        [experiment.experiment_id], f"tags.ds = '{ds}'", order_by=["start_time DESC"], max_results=1
-    )
-    return runs[0] if runs else None
-
-
 def _recommender_lines(ds: str, recommendations: pd.DataFrame) -> list[str]:
     lines = [f"Recommendations for ds={ds} (marts.customer_recommendations):"]
     if recommendations.empty:
@@ -206,7 +192,7 @@ def _recommender_lines(ds: str, recommendations: pd.DataFrame) -> list[str]:
     lines.append(f"  {int(recommendations['row_count'].sum()):,} rows, by strategy:")
     for row in recommendations.itertuples():
         lines.append(f"    {row.strategy:<20}{row.row_count:>9,} rows for {row.customers:,} customers")
-    run = _latest_run("recommender", ds)
+    run = latest_run("recommender", ds)
     if run is not None:
         tags = run.data.tags
         m = defaultdict(lambda: float("nan"), run.data.metrics)
@@ -219,9 +205,8 @@ def _recommender_lines(ds: str, recommendations: pd.DataFrame) -> list[str]:
             f"  cold-start customers NDCG@10 model {m['cold_start_ndcg_at_10']:.3f} vs baseline"
             f" {m['baseline_cold_start_ndcg_at_10']:.3f} (n={m['cold_start_customers']:,.0f})"
         )
-        if "gate_version" in tags:
-            verdict = "champion" if tags.get("gate_promoted") == "True" else "challenger"
-            lines.append(f"  registered recommender v{tags['gate_version']}: {verdict} ({tags.get('gate_reason', '')})")
+        gate = gate_line("recommender", tags)
+        lines.extend([f"  {gate}"] if gate else [])
     return lines
 
 
@@ -230,11 +215,12 @@ def _propensity_lines(ds: str, scores: pd.DataFrame) -> list[str]:
     if scores.empty:
         return [*lines, "  none written (see the train_propensity and score_propensity logs for why)"]
     lines.append(
-        f"  {int(scores['customers'].sum()):,} customers scored with propensity v{scores['model_version'].iloc[0]};"
+        f"  {int(scores['customers'].sum()):,} customers scored with {scores['model_name'].iloc[0]} of propensity"
+        f" v{scores['model_version'].iloc[0]};"
         f" mean probability by decile: "
         + ", ".join(f"{row.decile}: {row.mean_score:.2f}" for row in scores.itertuples())
     )
-    run = _latest_run("propensity", ds)
+    run = latest_run("propensity", ds)
     if run is not None:
         tags = run.data.tags
         m = defaultdict(lambda: float("nan"), run.data.metrics)
@@ -243,9 +229,8 @@ def _propensity_lines(ds: str, scores: pd.DataFrame) -> list[str]:
             f" RFM heuristic {m['baseline_roc_auc']:.3f}; Brier {m['brier']:.3f} vs base rate"
             f" {m['brier_base_rate']:.3f}; top-decile lift {m['top_decile_lift']:.2f}"
         )
-        if "gate_version" in tags:
-            verdict = "champion" if tags.get("gate_promoted") == "True" else "challenger"
-            lines.append(f"  registered propensity v{tags['gate_version']}: {verdict} ({tags.get('gate_reason', '')})")
+        gate = gate_line("propensity", tags)
+        lines.extend([f"  {gate}"] if gate else [])
     return lines
 
 

@@ -58,3 +58,20 @@ def test_the_generator_plants_only_the_browse_abandoned_moment(tmp_path):
     path.write_text(yaml.safe_dump(settings))
     with pytest.raises(ValueError, match="browse_abandoned moment only"):
         PlantedLift.from_config(load_config(path))
+
+
+def test_a_window_too_short_for_the_horizon_is_refused_naming_the_keys_and_the_smallest_value(tmp_path):
+    path = tmp_path / "personalization.yml"
+    path.write_text("propensity:\n  horizon_days: 90\n  training_window_days: 60\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert "propensity" in message and "training_window_days" in message and "horizon_days" in message
+    assert "91 or more" in message  # 90 days rounded up to the weekly cutoff grid
+
+
+def test_a_90_day_horizon_is_accepted_with_every_other_setting_at_its_default(tmp_path):
+    path = tmp_path / "personalization.yml"
+    path.write_text("propensity:\n  horizon_days: 90\n")
+    config = load_config(path).propensity
+    assert config.label_lag_days == 91 and config.feature_snapshot_days == 180 + 91

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from ml.config import ChampionGateConfig, ConfigError, LightFMSettings, load_config
 from ml.recommender.features import FeatureEncoder, activity_band, item_feature_pairs, price_band_edges
@@ -21,7 +22,7 @@ from ml.recommender.model import TrainingData, fit
 from ml.recommender.ranking import MISSING, fill_from, top_k_scores
 from ml.recommender.serving import MODEL, POPULAR_IN_SEGMENT, POPULAR_OVERALL, Audience, serve
 from ml.recommender.training import side_by_side
-from ml.registry import CHALLENGER, CHAMPION, gate
+from ml.registry import CHALLENGER, CHAMPION, ChampionCheck, gate, serving_for
 
 ITEMS = pd.DataFrame(
     {
@@ -180,30 +181,78 @@ class _Constant(mlflow.pyfunc.PythonModel):
         return model_input
 
 
-def test_the_gate_promotes_only_by_the_margin_and_writes_its_decision(tmp_path):
+@pytest.fixture
+def registry(tmp_path):
+    """An empty tracking store and a way to register a trivial version of model `gated`, trained for a ds."""
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = mlflow.create_experiment("gate", artifact_location=(tmp_path / "artifacts").as_uri())
     client = MlflowClient()
-    config = ChampionGateConfig(metric="ndcg_at_10", margin=0.01)
 
-    def register():
+    def register(ds: str = "2026-10-31"):
         with mlflow.start_run(experiment_id=experiment):
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=_Constant(), registered_model_name="gated", pip_requirements=[]
             )
+        client.set_model_version_tag("gated", info.registered_model_version, "ds", ds)
         return client.get_model_version("gated", info.registered_model_version)
 
+    return client, register
+
+
+def test_the_gate_promotes_only_by_the_margin_and_writes_its_decision(registry):
+    client, register = registry
+    config = ChampionGateConfig(metric="ndcg_at_10", margin=0.01)
     champion_on_this_holdout = {"1": 0.20, "3": 0.215}
-    evaluate = lambda champion: (champion_on_this_holdout[str(champion.version)], "")  # noqa: E731
-    first = gate(client, "gated", register(), 0.20, evaluate, config)
-    assert first.promoted and first.reason == "no champion yet"
-    second = gate(client, "gated", register(), 0.205, evaluate, config)  # better, but not by the margin
-    assert not second.promoted and second.champion_value == 0.20
+    evaluate = lambda champion: ChampionCheck(champion_on_this_holdout[str(champion.version)])  # noqa: E731
+    popularity = ("popularity", 0.10)
+    first = gate(client, "gated", register(), 0.20, popularity, evaluate, config)
+    assert first.promoted and first.reason.startswith("no champion yet") and first.serving_version == "1"
+    second = gate(client, "gated", register(), 0.205, popularity, evaluate, config)  # better, but not by the margin
+    assert not second.promoted and second.champion_value == 0.20 and second.serving_version == "1"
     assert str(client.get_model_version_by_alias("gated", CHALLENGER).version) == "2"
-    third = gate(client, "gated", register(), 0.21, evaluate, config)
+    third = gate(client, "gated", register(), 0.21, popularity, evaluate, config)
     assert third.promoted and str(client.get_model_version_by_alias("gated", CHAMPION).version) == "3"
     tags = client.get_model_version("gated", "2").tags
     assert tags["gate_promoted"] == "False" and tags["gate_champion_value"] == "0.2"
     assert tags["gate_challenger_value"] == "0.205" and "margin 0.01" in tags["gate_reason"]
+    assert tags["gate_baseline"] == "popularity" and tags["gate_baseline_value"] == "0.1"
     run_tags = client.get_run(client.get_model_version("gated", "2").run_id).data.tags
     assert run_tags["gate_promoted"] == "False" and run_tags["gate_champion_version"] == "1"
+    assert run_tags["gate_serves"] == "model" and run_tags["gate_serving_version"] == "1"
+
+
+def test_a_model_that_loses_to_its_baseline_never_serves(registry):
+    """A deliberately weak first version is no champion; the baseline serves, and the summary says why."""
+    client, register = registry
+    config = ChampionGateConfig(metric="ndcg_at_10", margin=0.002)
+    never_called = lambda champion: pytest.fail("there is no champion to evaluate")  # noqa: E731
+    weak = gate(client, "gated", register(), 0.156, ("popularity", 0.191), never_called, config)
+    assert not weak.promoted and weak.serves == "baseline" and weak.serving_version is None
+    assert "0.1560 vs popularity 0.1910" in weak.reason and "the popularity baseline serves" in weak.summary
+    with pytest.raises(MlflowException):
+        client.get_model_version_by_alias("gated", CHAMPION)
+    serving = serving_for(client, "gated", dt.date(2026, 10, 31))
+    assert str(serving.version.version) == "1" and not serving.serves_model
+    # Beating the baseline by less than the margin is losing too.
+    close = gate(client, "gated", register(), 0.192, ("popularity", 0.191), never_called, config)
+    assert not close.promoted and not serving_for(client, "gated", dt.date(2026, 10, 31)).serves_model
+
+
+def test_a_champion_that_falls_behind_the_baseline_loses_its_alias(registry):
+    client, register = registry
+    config = ChampionGateConfig(metric="roc_auc", margin=0.002)
+    first = gate(client, "gated", register("2026-10-30"), 0.80, ("rfm_heuristic", 0.70), None, config)
+    assert first.promoted
+    # The next night the data moved: the champion scores 0.71 there, the heuristic 0.75, the new version 0.74.
+    second = gate(client, "gated", register(), 0.74, ("rfm_heuristic", 0.75), lambda c: ChampionCheck(0.71), config)
+    assert not second.promoted and second.serves == "baseline" and "no longer beats the baseline" in second.reason
+    with pytest.raises(MlflowException):
+        client.get_model_version_by_alias("gated", CHAMPION)
+    assert client.get_model_version("gated", "1").tags["gate_demoted_by"] == "2"
+    assert not serving_for(client, "gated", dt.date(2026, 10, 31)).serves_model
+    # A rerun of the first night still gets the version the gate chose for it then.
+    earlier = serving_for(client, "gated", dt.date(2026, 10, 30))
+    assert str(earlier.version.version) == "1" and earlier.serves_model
+    # A new version that beats the heuristic again becomes champion (there is no champion left to beat).
+    third = gate(client, "gated", register(), 0.78, ("rfm_heuristic", 0.75), None, config)
+    assert third.promoted and str(serving_for(client, "gated", dt.date(2026, 10, 31)).version.version) == "3"

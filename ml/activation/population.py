@@ -40,8 +40,8 @@ def read_population(ds: dt.date) -> pd.DataFrame:
         has_scores = "customer_scores" in existing_tables(connection, "marts")
         score = "scores.score" if has_scores else "cast(null as double)"
         scores_join = (
-            "left join marts.customer_scores as scores on scores.ds = c.ds and scores.customer_id = c.customer_id "
-            "and scores.model_name = 'propensity'"
+            # One model per ds: the propensity model, or its RFM fallback when no version beats it.
+            "left join marts.customer_scores as scores on scores.ds = c.ds and scores.customer_id = c.customer_id"
             if has_scores
             else ""
         )
@@ -137,8 +137,10 @@ def read_model_versions(ds: dt.date) -> dict[str, str | None]:
                 [ds],
             ).fetchone()[0]
         if "customer_scores" in tables:
+            # "7" when version 7 scores; "7 (rfm_heuristic)" when the fallback it carries does.
             versions["propensity"] = connection.execute(
-                "select max(model_version) from marts.customer_scores where ds = ? and model_name = 'propensity'",
+                "select max(model_version || case when model_name = 'propensity' then '' else ' (' || model_name"
+                " || ')' end) from marts.customer_scores where ds = ?",
                 [ds],
             ).fetchone()[0]
     return versions

@@ -1,8 +1,8 @@
 """Training rows for the propensity model: one per customer and cutoff, features as of the cutoff
 (Feast point-in-time join) and the label "a completed order within horizon_days after it".
 
-Cutoffs are ds and every cutoff_every_days before it (the grid the feature snapshots are built on),
-within training_window_days, and only those whose horizon has ended by the end of ds. Above
+Cutoffs lie on the grid of ds and every cutoff_every_days before it (the dates the feature
+snapshots are built for); which ones each fit learns from is the CutoffPlan. Above
 training_max_customers customers, a stable sample of them (by a hash of the id) brings all its
 cutoffs: the model needs rows, not every customer, and the point-in-time join's memory grows with
 the rows (scoring always covers every customer).
@@ -56,31 +56,80 @@ order by candidates.feature_date, candidates.customer_id
 """
 
 
-def cutoffs(ds: dt.date, config: PropensityConfig, first_day: dt.date | None) -> list[dt.date]:
-    """Complete cutoffs on the snapshot grid, oldest first; fewer when history is shorter."""
-    grid = [
-        ds - dt.timedelta(days=step) for step in range(0, config.feature_snapshot_days + 1, config.cutoff_every_days)
-    ]
-    complete = [c for c in grid if c + dt.timedelta(days=config.horizon_days) <= ds]
-    in_window = [c for c in complete if c >= ds - dt.timedelta(days=config.training_window_days)]
-    usable = [c for c in in_window if first_day is None or c >= first_day]
-    if len(usable) < len(in_window):
+@dataclass(frozen=True)
+class CutoffPlan:
+    """The cutoffs of one night on the snapshot grid (every cutoff_every_days back from ds), oldest
+    first. The validation cutoff is the newest whose label window has ended by ds (label_lag_days
+    before ds); the scoring fit learns from the cutoffs of the training window up to it, and the
+    evaluation fit from those of an equally long window ending one label lag before it, so nothing
+    it learns overlaps the validation labels and it sees as much history as the scoring fit."""
+
+    validation: dt.date | None
+    scoring: list[dt.date]
+    evaluation: list[dt.date]
+    first_day: dt.date | None  # the first day any customer existed
+    needed_from: dt.date  # the evaluation fit's oldest cutoff: history should reach back to it
+
+    @property
+    def all(self) -> list[dt.date]:
+        return sorted({*self.scoring, *self.evaluation})
+
+    def problem(self, config: PropensityConfig) -> str | None:
+        """Why the plan cannot train and evaluate, in one line with what to change; None when it can."""
+        fix = (
+            f"land history from {self.needed_from} on, or shorten propensity.horizon_days ({config.horizon_days})"
+            f" or propensity.training_window_days ({config.training_window_days})"
+        )
+        if self.validation is None:
+            return f"no customer existed by the validation cutoff {self.needed_from}: {fix}"
+        if not self.evaluation:
+            return (
+                f"history starts {self.first_day}: no cutoff {config.label_lag_days} days before the validation"
+                f" cutoff {self.validation} for the evaluation fit to learn from; {fix}"
+            )
+        return None
+
+
+def plan_cutoffs(ds: dt.date, config: PropensityConfig, first_day: dt.date | None) -> CutoffPlan:
+    step, lag, window = config.cutoff_every_days, config.label_lag_days, config.training_window_days
+
+    def on_grid(newest: dt.date, oldest: dt.date) -> list[dt.date]:
+        return sorted(ds - dt.timedelta(days=back) for back in range((ds - newest).days, (ds - oldest).days + 1, step))
+
+    def existing(days: list[dt.date]) -> list[dt.date]:
+        return [day for day in days if first_day is None or day >= first_day]
+
+    validation = ds - dt.timedelta(days=lag)
+    scoring = on_grid(validation, ds - dt.timedelta(days=window))
+    evaluation_newest = validation - dt.timedelta(days=lag)
+    evaluation = on_grid(evaluation_newest, evaluation_newest - dt.timedelta(days=window - lag))
+    needed_from = evaluation[0]
+    scoring, evaluation = existing(scoring), existing(evaluation)
+    usable = validation if first_day is None or validation >= first_day else None
+    plan = CutoffPlan(usable, scoring, evaluation, first_day, needed_from)
+    if first_day is not None and first_day > needed_from:
         log.warning(
-            "propensity ds=%s: history starts %s, so %d of %d cutoffs in the %d-day training window are usable",
+            "propensity ds=%s: history starts %s, so %d evaluation and %d scoring cutoffs in the %d-day training"
+            " window are usable (history from %s would give every one)",
             ds,
             first_day,
-            len(usable),
-            len(in_window),
-            config.training_window_days,
+            len(evaluation),
+            len(scoring),
+            window,
+            needed_from,
         )
-    return sorted(usable)
+    return plan
 
 
 @dataclass(frozen=True)
 class TrainingSet:
     rows: pd.DataFrame  # customer_id, cutoff, event_timestamp, label, features...
-    cutoffs: list[dt.date]
+    plan: CutoffPlan
     customers_available: int  # customers with a snapshot at a cutoff, before the sample
+
+    @property
+    def cutoffs(self) -> list[dt.date]:
+        return self.plan.all
 
     @property
     def customers(self) -> int:
@@ -98,7 +147,8 @@ def first_snapshot_day(connection) -> dt.date | None:
 
 def training_set(ds: dt.date, config: PropensityConfig) -> TrainingSet:
     with duckdb.connect(str(warehouse_path())) as connection:
-        selected = cutoffs(ds, config, first_snapshot_day(connection))
+        plan = plan_cutoffs(ds, config, first_snapshot_day(connection))
+        selected = plan.all
         entity_rows = connection.execute(
             ENTITY_ROWS_SQL,
             {"horizon": config.horizon_days, "cutoffs": selected, "max_customers": config.training_max_customers},
@@ -112,12 +162,12 @@ def training_set(ds: dt.date, config: PropensityConfig) -> TrainingSet:
             available,
         )
     if entity_rows.empty:
-        return TrainingSet(entity_rows, selected, available)
+        return TrainingSet(entity_rows, plan, available)
     entity_rows[LABEL] = entity_rows[LABEL].astype(int)
     rows = historical_features(entity_rows)
     rows[CUTOFF] = pd.to_datetime(rows[CUTOFF]).dt.date
     rows = rows.sort_values([CUTOFF, CUSTOMER_ID]).reset_index(drop=True)
-    return TrainingSet(rows, selected, available)
+    return TrainingSet(rows, plan, available)
 
 
 def scoring_customers(ds: dt.date) -> pd.Series:

@@ -119,6 +119,34 @@ def rfm_heuristic(rows: pd.DataFrame) -> np.ndarray:
     return np.where(bought, score, 0.0)
 
 
+RFM_FALLBACK = "rfm_heuristic"  # model_name of the scores when the baseline serves
+FALLBACK_PRIOR_ROWS = 20  # each RFM score's rate is shrunk toward the base rate as if by this many rows
+
+
+@dataclass
+class RfmFallback:
+    """The baseline as a probability: the share of training rows with the same RFM heuristic score
+    who bought within the horizon, shrunk toward the overall share where a score has few rows
+    ((buyers + prior x base rate) / (rows + prior)). Serves when no model beats the heuristic."""
+
+    rates: dict[float, float]
+    base_rate: float
+
+    @classmethod
+    def fit(cls, rows: pd.DataFrame) -> RfmFallback:
+        labels = rows[LABEL].to_numpy(dtype=float)
+        base_rate = float(labels.mean()) if len(labels) else 0.0
+        cells = (
+            pd.DataFrame({"score": rfm_heuristic(rows), "label": labels}).groupby("score")["label"].agg(["sum", "size"])
+        )
+        rates = (cells["sum"] + FALLBACK_PRIOR_ROWS * base_rate) / (cells["size"] + FALLBACK_PRIOR_ROWS)
+        return cls({float(score): float(rate) for score, rate in rates.items()}, base_rate)
+
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        scores = pd.Series(rfm_heuristic(rows))
+        return scores.map(self.rates).fillna(self.base_rate).to_numpy(dtype=float)
+
+
 def deciles(scores: np.ndarray) -> np.ndarray:
     """1 for the highest-scored tenth, 10 for the lowest (ties broken by order, as ntile does)."""
     order = np.argsort(-scores, kind="stable")

@@ -1,5 +1,7 @@
 """Nightly scoring: a calibrated probability of buying within horizon_days, and its decile, for every
-customer known at ds, into marts.customer_scores (DESIGN section 5)."""
+customer known at ds, into marts.customer_scores (DESIGN section 5). When no version beats the RFM
+heuristic (ml.registry), the version's calibrated RFM fallback scores, with model_name
+`rfm_heuristic`."""
 
 from __future__ import annotations
 
@@ -14,9 +16,9 @@ from ml.config import load_config, mlflow_tracking_uri
 from ml.constants import CUSTOMER_ID
 from ml.partitions import replace_partition
 from ml.propensity.dataset import scoring_customers, scoring_rows
-from ml.propensity.model import deciles
+from ml.propensity.model import RFM_FALLBACK, deciles
 from ml.propensity.training import MODEL_NAME, load_bundle
-from ml.registry import version_for
+from ml.registry import serving_for
 from ml.shards import (
     Shard,
     ShardError,
@@ -54,10 +56,15 @@ def plan_scores(ds: str) -> list[dict[str, object]]:
     one dict of kwargs per shard for score_shard."""
     ds_date = dt.date.fromisoformat(ds)
     mlflow.set_tracking_uri(mlflow_tracking_uri())
-    version, why = version_for(MlflowClient(), MODEL_NAME, ds_date)
+    serving = serving_for(MlflowClient(), MODEL_NAME, ds_date)
+    version = serving.version
     if version is None:
-        log.warning("ds=%s no propensity scores: %s", ds, why)
-    facts = {"model_version": str(version.version) if version is not None else None, "why": why}
+        log.warning("ds=%s no propensity scores: %s", ds, serving.why)
+    facts = {
+        "model_version": str(version.version) if version is not None else None,
+        "model_name": MODEL_NAME if serving.serves_model else RFM_FALLBACK,
+        "why": serving.why,
+    }
     shards = plan(STAGE, ds, scoring_customers(ds_date), load_config().scoring.shards, facts)
     return [shard.as_kwargs() for shard in shards]
 
@@ -65,13 +72,15 @@ def plan_scores(ds: str) -> list[dict[str, object]]:
 def score_shard(ds: str, shard: int, shards: int) -> dict[str, object]:
     """Scores of one shard's customers: features from the Feast offline store, never the warehouse."""
     unit = Shard(STAGE, ds, shard, shards)
-    version = plan_facts(STAGE, ds)["model_version"]
+    facts = plan_facts(STAGE, ds)
+    version = facts["model_version"]
     customer_ids = customers_of(unit)
     if version is None or customer_ids.empty:
         return write_result(unit, pd.DataFrame({CUSTOMER_ID: pd.Series(dtype=str), "score": pd.Series(dtype=float)}))
     bundle = load_bundle(f"models:/{MODEL_NAME}/{version}")
     rows = scoring_rows(dt.date.fromisoformat(ds), customer_ids)
-    scores = bundle.scoring.predict(rows)
+    scorer = bundle.scoring if facts.get("model_name", MODEL_NAME) == MODEL_NAME else bundle.fallback
+    scores = scorer.predict(rows)
     return write_result(unit, pd.DataFrame({CUSTOMER_ID: rows[CUSTOMER_ID].to_numpy(), "score": scores.astype(float)}))
 
 
@@ -93,7 +102,7 @@ def merge_scores(ds: str, shards: int) -> dict[str, object]:
         {
             "ds": ds_date,
             CUSTOMER_ID: rows[CUSTOMER_ID].to_numpy(),
-            "model_name": MODEL_NAME,
+            "model_name": facts.get("model_name", MODEL_NAME),
             "model_version": version,
             "score": scores,
             "decile": deciles(scores),
@@ -104,17 +113,24 @@ def merge_scores(ds: str, shards: int) -> dict[str, object]:
     if version is None:
         return {"rows": 0, "reason": facts["why"]}
     log.info(
-        "ds=%s %s: %d customers scored with %s v%s (%s) in %d shards, mean %.3f",
+        "ds=%s %s: %d customers scored with %s of %s v%s (%s) in %d shards, mean %.3f",
         ds,
         TABLE,
         len(scored),
+        facts.get("model_name", MODEL_NAME),
         MODEL_NAME,
         version,
         facts["why"],
         shards,
         scores.mean() if len(scores) else float("nan"),
     )
-    return {"rows": len(scored), "model_version": version, "mean_score": float(scores.mean()), "shards": shards}
+    return {
+        "rows": len(scored),
+        "model_name": facts.get("model_name", MODEL_NAME),
+        "model_version": version,
+        "mean_score": float(scores.mean()),
+        "shards": shards,
+    }
 
 
 def score_customers(ds: str) -> dict[str, object]:

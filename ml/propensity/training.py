@@ -2,9 +2,10 @@
 
 Validation is the most recent complete cutoff (its horizon ended by ds). The evaluation fit learns
 from the cutoffs whose label windows ended by that cutoff, so nothing it sees overlaps the validation
-labels; the RFM heuristic is scored on the same rows in the same run. The scoring fit then learns
-from every complete cutoff. Both fits go into one pyfunc, registered as `propensity` and passed
-through the champion/challenger gate shared with the recommender (ml.registry).
+labels (ml.propensity.dataset.CutoffPlan); the RFM heuristic is scored on the same rows in the same
+run. The scoring fit then learns from the training window's complete cutoffs. Both fits, and the
+calibrated RFM fallback that serves when no version beats the heuristic, go into one pyfunc,
+registered as `propensity` through the path shared with the recommender (ml.lifecycle).
 """
 
 from __future__ import annotations
@@ -18,26 +19,28 @@ from pathlib import Path
 import matplotlib
 import mlflow
 import pandas as pd
-from mlflow import MlflowClient
 from sklearn.calibration import calibration_curve
 from sklearn.inspection import permutation_importance
-from sklearn.metrics import precision_recall_curve, roc_curve
+from sklearn.metrics import brier_score_loss, precision_recall_curve, roc_curve
 from threadpoolctl import threadpool_limits
 
 from ml.config import PropensityConfig, load_config
 from ml.constants import SEED
 from ml.interactions import end_of
+from ml.lifecycle import register_and_gate, skipped, trained, training_run
 from ml.propensity.dataset import LABEL, training_set
 from ml.propensity.model import (
     OPENMP_THREADS,
+    RFM_FALLBACK,
     PropensityModel,
+    RfmFallback,
     classification_metrics,
     deciles,
     fit,
     rfm_heuristic,
 )
-from ml.registry import gate
-from ml.tracking import BundledModel, frame_hash, git_commit, log_and_register, use_experiment
+from ml.registry import ChampionCheck
+from ml.tracking import BundledModel, frame_hash
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -50,10 +53,11 @@ IMPORTANCE_SAMPLE = 3_000  # validation rows used for permutation importances (t
 
 @dataclass
 class PropensityBundle:
-    scoring: PropensityModel  # every complete cutoff: the model that scores
+    scoring: PropensityModel  # the training window's cutoffs: the model that scores
     evaluation: PropensityModel  # cutoffs before the validation cutoff: how the gate re-evaluates it
     ds: str
     horizon_days: int
+    fallback: RfmFallback | None = None  # what scores when no version beats the RFM heuristic
 
 
 class PropensityPyfunc(BundledModel):
@@ -70,31 +74,27 @@ def load_bundle(model_uri: str) -> PropensityBundle:
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().bundle
 
 
-def skipped(ds: str, reason: str) -> dict[str, object]:
-    log.warning("propensity ds=%s skipped: %s", ds, reason)
-    return {"status": "skipped", "reason": reason}
-
-
 def train_propensity(ds: str) -> dict[str, object]:
     """Train, validate, register and gate the propensity model for ds; a small summary (XCom)."""
     ds_date = dt.date.fromisoformat(ds)
     config = load_config().propensity
     data = training_set(ds_date, config)
-    if len(data.cutoffs) < 2:
-        return skipped(
-            ds,
-            f"{len(data.cutoffs)} complete cutoff(s) in the history: at least 2 are needed "
-            "(one to learn from, one to validate on)",
-        )
-    validation_cutoff = data.cutoffs[-1]
-    learn_cutoffs = [c for c in data.cutoffs if c + dt.timedelta(days=config.horizon_days) <= validation_cutoff]
-    validation, learn = data.at([validation_cutoff]), data.at(learn_cutoffs)
-    for name, rows in (("validation", validation), ("training", learn)):
+    plan = data.plan
+    problem = plan.problem(config)
+    if problem:
+        return skipped(MODEL_NAME, ds, problem)
+    validation, learn = data.at([plan.validation]), data.at(plan.evaluation)
+    for name, rows, cutoffs in (("validation", validation, [plan.validation]), ("training", learn, plan.evaluation)):
         if rows.empty or rows[LABEL].nunique() < 2:
-            return skipped(ds, f"the {name} rows need both buyers and non-buyers (cutoffs {data.cutoffs})")
-    experiment_id = use_experiment(MODEL_NAME)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"propensity ds={ds}") as run:
-        mlflow.set_tags({"ds": ds, "git_commit": git_commit(), "training_data_sha256": frame_hash(data.rows)})
+            return skipped(
+                MODEL_NAME,
+                ds,
+                f"the {name} rows (cutoffs {', '.join(map(str, cutoffs))}: {len(rows)} rows,"
+                f" {int(rows[LABEL].sum()) if len(rows) else 0} buyers) need both buyers and non-buyers within"
+                f" {config.horizon_days} days: land more history or raise propensity.training_window_days",
+            )
+    scoring_rows = data.at(plan.scoring)
+    with training_run(MODEL_NAME, ds, data.rows) as run:
         mlflow.log_params(
             {
                 "ds": ds,
@@ -103,9 +103,11 @@ def train_propensity(ds: str) -> dict[str, object]:
                 "cutoff_every_days": config.cutoff_every_days,
                 "calibration": config.calibration,
                 **{f"model_{key}": value for key, value in config.model.model_dump().items()},
-                "cutoffs": len(data.cutoffs),
-                "first_cutoff": str(data.cutoffs[0]),
-                "validation_cutoff": str(validation_cutoff),
+                "cutoffs": len(plan.all),
+                "first_cutoff": str(plan.all[0]),
+                "validation_cutoff": str(plan.validation),
+                "evaluation_cutoffs": len(plan.evaluation),
+                "scoring_cutoffs": len(plan.scoring),
                 "training_rows": len(learn),
                 "validation_rows": len(validation),
                 "all_rows": len(data.rows),
@@ -118,43 +120,54 @@ def train_propensity(ds: str) -> dict[str, object]:
             mlflow.data.from_pandas(data.rows, name=f"propensity_rows_through_{ds}", targets=LABEL), context="training"
         )
 
-        evaluation_fit = fit(learn, config, end_of(validation_cutoff))
+        evaluation_fit = fit(learn, config, end_of(plan.validation))
         labels = validation[LABEL].to_numpy()
         probabilities = evaluation_fit.predict(validation)
         heuristic = rfm_heuristic(validation)
         metrics = classification_metrics(labels, probabilities)
         baseline = classification_metrics(labels, heuristic, probabilities=False)
-        logged = {**metrics, **{f"baseline_{name}": value for name, value in baseline.items()}}
+        fallback_on_validation = RfmFallback.fit(learn).predict(validation)
+        logged = {
+            **metrics,
+            **{f"baseline_{name}": value for name, value in baseline.items()},
+            "baseline_brier": float(brier_score_loss(labels, fallback_on_validation)),
+        }
         logged["roc_auc_gain_over_baseline"] = metrics["roc_auc"] - baseline["roc_auc"]
         mlflow.log_metrics(logged)
         log_fit("evaluation", evaluation_fit, learn)
 
-        scoring_fit = fit(data.rows, config, end_of(ds_date))
-        log_fit("scoring", scoring_fit, data.rows)
+        scoring_fit = fit(scoring_rows, config, end_of(ds_date))
+        log_fit("scoring", scoring_fit, scoring_rows)
         with tempfile.TemporaryDirectory() as scratch:
             scratch = Path(scratch)
             write_evaluation_artifacts(scratch, validation, labels, probabilities, heuristic, evaluation_fit)
             mlflow.log_artifacts(str(scratch), artifact_path="evaluation")
-            version = log_model(PropensityBundle(scoring_fit, evaluation_fit, ds, config.horizon_days), validation)
-        decision = gate(
-            MlflowClient(),
-            MODEL_NAME,
-            version,
-            metrics[config.champion.metric],
-            champion_evaluator(validation, validation_cutoff, config),
-            config.champion,
-        )
-    return {
-        "status": "trained",
-        "run_id": run.info.run_id,
-        "version": str(version.version),
-        "promoted": decision.promoted,
-        "reason": decision.reason,
-        "roc_auc": metrics["roc_auc"],
-        "baseline_roc_auc": baseline["roc_auc"],
-        "brier": metrics["brier"],
-        "brier_base_rate": metrics["brier_base_rate"],
-    }
+            bundle = PropensityBundle(
+                scoring_fit, evaluation_fit, ds, config.horizon_days, RfmFallback.fit(scoring_rows)
+            )
+            example = validation[scoring_fit.categorical + scoring_fit.numeric].head(3).copy()
+            example[scoring_fit.numeric] = example[scoring_fit.numeric].astype(float)
+            metric = config.champion.metric
+            decision = register_and_gate(
+                MODEL_NAME,
+                ds,
+                PropensityPyfunc(),
+                bundle,
+                example,
+                ["scikit-learn", "mlflow", "pandas", "numpy", "pydantic", "pyyaml", "feast"],
+                metrics[metric],
+                (RFM_FALLBACK, logged[f"baseline_{metric}"]),
+                champion_evaluator(validation, plan.validation, config, ds_date),
+                config.champion,
+            )
+    return trained(
+        run,
+        decision,
+        roc_auc=metrics["roc_auc"],
+        baseline_roc_auc=baseline["roc_auc"],
+        brier=metrics["brier"],
+        brier_base_rate=metrics["brier_base_rate"],
+    )
 
 
 def log_fit(role: str, model: PropensityModel, rows: pd.DataFrame) -> None:
@@ -224,30 +237,21 @@ def write_evaluation_artifacts(scratch: Path, validation, labels, probabilities,
     plt.close(figure)
 
 
-def log_model(bundle: PropensityBundle, validation: pd.DataFrame):
-    example = validation[bundle.scoring.categorical + bundle.scoring.numeric].head(3).copy()
-    example[bundle.scoring.numeric] = example[bundle.scoring.numeric].astype(float)
-    return log_and_register(
-        MODEL_NAME,
-        PropensityPyfunc(),
-        bundle,
-        example,
-        bundle.ds,
-        ["scikit-learn", "mlflow", "pandas", "numpy", "pydantic", "pyyaml", "feast"],
-    )
-
-
-def champion_evaluator(validation: pd.DataFrame, validation_cutoff: dt.date, config: PropensityConfig):
+def champion_evaluator(validation: pd.DataFrame, validation_cutoff: dt.date, config: PropensityConfig, ds: dt.date):
     """Re-evaluate the champion's evaluation fit on these validation rows, when it has not seen them."""
 
-    def evaluate(champion) -> tuple[float | None, str]:
+    def evaluate(champion) -> ChampionCheck:
         bundle = load_bundle(f"models:/{MODEL_NAME}/{champion.version}")
         if bundle.evaluation.trained_through > end_of(validation_cutoff):
-            return None, (
+            return ChampionCheck(
+                None,
                 f"its evaluation fit learnt labels up to {bundle.evaluation.trained_through:%Y-%m-%d}, "
-                f"after this validation cutoff {validation_cutoff}"
+                f"after this validation cutoff {validation_cutoff}",
+                trained_later=dt.date.fromisoformat(bundle.ds) > ds,
             )
         labels = validation[LABEL].to_numpy()
-        return classification_metrics(labels, bundle.evaluation.predict(validation))[config.champion.metric], ""
+        return ChampionCheck(
+            classification_metrics(labels, bundle.evaluation.predict(validation))[config.champion.metric]
+        )
 
     return evaluate

@@ -80,11 +80,18 @@ class View:
     purchased: sp.csr_matrix  # customers x items, bought before as_of
     segment: np.ndarray  # fallback segment label per customer
 
-    def audience(self, customer_ids: pd.Index, exclude_purchased: bool) -> Audience:
+    def audience(self, customer_ids: pd.Index, exclude_purchased: bool, exclude_interacted: bool = False) -> Audience:
+        """The customers to serve; never their purchases (`exclude_purchased`) or anything they
+        bought, carted or viewed (`exclude_interacted`)."""
         rows = self.customer_ids.get_indexer(customer_ids)
         if (rows < 0).any():
             raise ValueError(f"{int((rows < 0).sum())} customers are not in customer_360")
-        exclude = self.purchased[rows] if exclude_purchased else sp.csr_matrix(self.purchased[rows].shape, dtype=bool)
+        if exclude_interacted:
+            exclude = sp.csr_matrix(self.history[rows] != 0, dtype=bool)
+        elif exclude_purchased:
+            exclude = self.purchased[rows]
+        else:
+            exclude = sp.csr_matrix(self.purchased[rows].shape, dtype=bool)
         return Audience(
             customer_ids=customer_ids,
             user_pairs=self.data.user_pairs,
@@ -107,8 +114,12 @@ def view_as_of(inputs: RecommenderInputs, as_of: dt.datetime, config: Recommende
         item_pairs=item_feature_pairs(inputs.items, edges),
         price_band_edges=edges,
         trained_through=as_of,
+        purchases=before.loc[
+            (before["kind"] == "purchase") & before[ITEM_ID].isin(item_ids) & before[CUSTOMER_ID].isin(customer_ids),
+            [CUSTOMER_ID, ITEM_ID],
+        ],
     )
-    purchases = before[before["kind"] == "purchase"][[CUSTOMER_ID, ITEM_ID]].assign(weight=1.0)
+    purchases = data.purchases.assign(weight=1.0)
     return View(
         data=data,
         customer_ids=customer_ids,

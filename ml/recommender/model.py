@@ -76,6 +76,7 @@ class TrainingData:
     item_pairs: pd.DataFrame
     price_band_edges: np.ndarray
     trained_through: dt.datetime
+    purchases: pd.DataFrame | None = None  # customer_id, item_id of every purchase (EASE's rows)
 
 
 def fit(

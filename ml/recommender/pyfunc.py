@@ -1,4 +1,4 @@
-"""The registered `recommender` model: LightFM with its id maps and feature encoders as an MLflow pyfunc.
+"""The registered `recommender` model: LightFM (or EASE) with its id maps and feature encoders as an MLflow pyfunc.
 
 `predict` takes customer ids (and, for customers the model has not seen, their demographic columns)
 and returns the top K items per customer, long format. The nightly scoring unwraps the same object
@@ -14,6 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ml.constants import CUSTOMER_ID, ITEM_ID
+from ml.recommender.ease import EaseRecommender
 from ml.recommender.features import ENTITY, user_feature_pairs
 from ml.recommender.model import HybridRecommender
 from ml.recommender.ranking import MISSING
@@ -22,8 +23,10 @@ from ml.tracking import BundledModel
 
 @dataclass
 class RecommenderBundle:
-    scoring: HybridRecommender  # refit on every interaction up to the end of ds: the model that scores
-    evaluation: HybridRecommender  # fitted before the holdout: how the gate re-evaluates this version
+    scoring: (
+        HybridRecommender | EaseRecommender
+    )  # refit on every interaction up to the end of ds: the model that scores
+    evaluation: HybridRecommender | EaseRecommender  # fitted before the holdout: how the gate re-evaluates this version
     ds: str
     k: int
     user_columns: list[str]
@@ -32,6 +35,7 @@ class RecommenderBundle:
     item_pairs: pd.DataFrame
     eligible: np.ndarray
     purchased: sp.csr_matrix  # customers (scoring.users.ids order) x items bought up to ds
+    exclude_interacted: bool = False  # the nightly scoring also skips items viewed or carted (chosen on validation)
 
     def known_customer_ids(self) -> set[str]:
         """Every customer id the bundle holds: the two models' id maps and the stored features."""

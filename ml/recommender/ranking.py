@@ -53,15 +53,21 @@ def top_k_scores(
         if exclude is not None:
             block = exclude[start:stop].tocoo()
             scores[block.row, block.col] = NEVER
-        rows, columns, values = _candidates(scores, width, n_blocks)
-        # Sorted by customer, then best first: the first `width` of each customer are its top.
-        order = np.lexsort((-values, rows))
-        rows, columns, values = rows[order], columns[order], values[order]
-        rank = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
-        kept = rank < width
-        top[start + rows[kept], rank[kept]] = columns[kept]
-        top_scores[start + rows[kept], rank[kept]] = values[kept]
+        write_top(top, top_scores, start, scores, width, n_blocks)
     return top, top_scores
+
+
+def write_top(top: np.ndarray, top_scores: np.ndarray, start: int, scores: np.ndarray, width: int, n_blocks: int):
+    """Write the best `width` items of each row of `scores` (customers start.. x n_blocks * BLOCK
+    item slots, NEVER where not recommendable) into rows start.. of `top` and `top_scores`."""
+    rows, columns, values = _candidates(scores, width, n_blocks)
+    # Sorted by customer, then best first: the first `width` of each customer are its top.
+    order = np.lexsort((-values, rows))
+    rows, columns, values = rows[order], columns[order], values[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
+    kept = rank < width
+    top[start + rows[kept], rank[kept]] = columns[kept]
+    top_scores[start + rows[kept], rank[kept]] = values[kept]
 
 
 def _candidates(scores: np.ndarray, k: int, n_blocks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

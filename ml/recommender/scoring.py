@@ -29,7 +29,7 @@ from ml.partitions import replace_partition
 from ml.recommender.data import RecommenderInputs, View, read_inputs, serve_view, view_as_of
 from ml.recommender.ranking import MISSING
 from ml.recommender.training import MODEL_NAME, load_bundle
-from ml.registry import version_for
+from ml.registry import serving_for
 from ml.shards import (
     Shard,
     collect,
@@ -73,10 +73,12 @@ class ScoringInputs:
 
 
 def model_for(ds: dt.date) -> tuple[str | None, str]:
-    """(version, why) of the model that scores ds (ml.registry.version_for)."""
+    """(version, why) of the model that scores ds (ml.registry.serving_for); no version when the
+    popularity baseline serves (no version beats it, or none was trained by ds)."""
     mlflow.set_tracking_uri(mlflow_tracking_uri())
-    version, why = version_for(MlflowClient(), MODEL_NAME, ds)
-    return (str(version.version) if version is not None else None), why
+    serving = serving_for(MlflowClient(), MODEL_NAME, ds)
+    version = serving.version if serving.serves_model else None
+    return (str(version.version) if version is not None else None), serving.why
 
 
 def plan_recommendations(ds: str) -> list[dict[str, object]]:
@@ -108,7 +110,8 @@ def score_recommendation_shard(ds: str, shard: int, shards: int) -> dict[str, ob
     planned: ScoringInputs = shared_inputs(unit)
     version = facts["model_version"]
     bundle = load_bundle(f"models:/{MODEL_NAME}/{version}") if version else None
-    audience = planned.view.audience(customer_ids, config.exclude_purchased)
+    exclude_interacted = bundle.exclude_interacted if bundle else config.exclude_interacted is True
+    audience = planned.view.audience(customer_ids, config.exclude_purchased, exclude_interacted)
     served = serve_view(bundle.scoring if bundle else None, planned.view, audience, planned.inputs, config)
     found = served.items != MISSING
     rows = pd.DataFrame(

@@ -15,6 +15,7 @@ each); the fits are what a night at a million customers spends its time on.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -30,19 +31,20 @@ import mlflow
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from mlflow import MlflowClient
 
 from ml.config import RecommenderConfig, load_config
 from ml.constants import CUSTOMER_ID, ITEM_ID
 from ml.evaluation import precision_at_k, ranking_metrics
 from ml.interactions import end_of
+from ml.lifecycle import register_and_gate, skipped, trained, training_run
 from ml.recommender.baseline import top_k_excluding
 from ml.recommender.data import RecommenderInputs, View, read_inputs, serve_view, view_as_of
+from ml.recommender.ease import EaseRecommender, fit_ease
 from ml.recommender.model import HybridRecommender, fit
 from ml.recommender.pyfunc import RecommenderBundle, RecommenderModel
 from ml.recommender.serving import Audience, popularity_share
-from ml.registry import gate
-from ml.tracking import frame_hash, git_commit, log_and_register, use_experiment
+from ml.registry import ChampionCheck
+from ml.tracking import frame_hash
 
 matplotlib.use("Agg")  # headless: plots are files, never windows
 import matplotlib.pyplot as plt
@@ -55,13 +57,19 @@ APPROACHES = ("model", "baseline", "served")  # the model alone, popularity, wha
 
 @dataclass(frozen=True)
 class Holdout:
-    """Purchases in [start, end) as the truth, and the world as it was at `start`."""
+    """Purchases held out as the truth, and the world as it was without them.
+
+    `recent_days`: every purchase in [start, end), the world at `start`. `last_purchases`: each
+    customer's latest purchases (a share of them), the world without those customers' interactions
+    from their first held-out purchase on; `start` is the earliest held-out purchase."""
 
     view: View
-    audience: Audience  # the customers who bought in the window, as known at `start`
-    truth: sp.csr_matrix  # customers x items bought in the window
+    audience: Audience  # the customers with held-out purchases, as known to the view
+    truth: sp.csr_matrix  # customers x items held out
     start: dt.datetime
     end: dt.datetime
+    kind: str = "recent_days"
+    known: RecommenderInputs | None = None  # the inputs the view was built from (the next split's)
 
     @property
     def customer_ids(self) -> pd.Index:
@@ -72,16 +80,8 @@ class Holdout:
         return len(self.customer_ids) == 0
 
 
-def make_holdout(inputs: RecommenderInputs, end: dt.datetime, config: RecommenderConfig) -> Holdout:
-    start = end - dt.timedelta(days=config.holdout_days)
-    interactions = inputs.interactions
-    bought = interactions[
-        (interactions["kind"] == "purchase")
-        & (interactions["occurred_at"] >= pd.Timestamp(start))
-        & (interactions["occurred_at"] < pd.Timestamp(end))
-        & interactions[CUSTOMER_ID].isin(inputs.customers[CUSTOMER_ID])
-        & interactions[ITEM_ID].isin(inputs.item_ids)
-    ][[CUSTOMER_ID, ITEM_ID]].drop_duplicates()
+def _truth(bought: pd.DataFrame, inputs: RecommenderInputs) -> tuple[pd.Index, sp.csr_matrix]:
+    bought = bought[[CUSTOMER_ID, ITEM_ID]].drop_duplicates()
     customer_ids = pd.Index(sorted(bought[CUSTOMER_ID].unique()))
     truth = sp.csr_matrix(
         (
@@ -90,12 +90,77 @@ def make_holdout(inputs: RecommenderInputs, end: dt.datetime, config: Recommende
         ),
         shape=(len(customer_ids), len(inputs.item_ids)),
     )
-    view = view_as_of(inputs, start, config)
-    return Holdout(view, view.audience(customer_ids, config.exclude_purchased), truth, start, end)
+    return customer_ids, truth
+
+
+def _catalog_purchases(inputs: RecommenderInputs, interactions: pd.DataFrame) -> pd.DataFrame:
+    return interactions[
+        (interactions["kind"] == "purchase")
+        & interactions[CUSTOMER_ID].isin(inputs.customers[CUSTOMER_ID])
+        & interactions[ITEM_ID].isin(inputs.item_ids)
+    ]
+
+
+def recent_days_holdout(inputs: RecommenderInputs, end: dt.datetime, config: RecommenderConfig) -> Holdout:
+    start = end - dt.timedelta(days=config.holdout_days)
+    occurred = inputs.interactions["occurred_at"]
+    in_window = inputs.interactions[(occurred >= pd.Timestamp(start)) & (occurred < pd.Timestamp(end))]
+    customer_ids, truth = _truth(_catalog_purchases(inputs, in_window), inputs)
+    known = dataclasses.replace(inputs, interactions=inputs.interactions[occurred < pd.Timestamp(start)])
+    view = view_as_of(known, start, config)
+    return Holdout(view, view.audience(customer_ids, config.exclude_purchased), truth, start, end, "recent_days", known)
+
+
+def last_purchases_holdout(inputs: RecommenderInputs, end: dt.datetime, config: RecommenderConfig) -> Holdout:
+    """Each customer with at least two purchases keeps the first ones; the latest
+    `holdout_share` of them (at least one) is the truth, as classic leave-last-out benchmarks do."""
+    interactions = inputs.interactions[inputs.interactions["occurred_at"] < pd.Timestamp(end)]
+    purchases = _catalog_purchases(inputs, interactions).sort_values(
+        [CUSTOMER_ID, "occurred_at", ITEM_ID], kind="stable"
+    )
+    per_customer = purchases.groupby(CUSTOMER_ID)[ITEM_ID].transform("size")
+    from_last = purchases.groupby(CUSTOMER_ID).cumcount(ascending=False)
+    held = (per_customer >= 2) & (from_last < np.maximum(1, np.floor(per_customer * config.holdout_share)))
+    first_held = purchases[held].groupby(CUSTOMER_ID)["occurred_at"].min()
+    cutoff = interactions[CUSTOMER_ID].map(first_held)
+    known_rows = interactions[cutoff.isna() | (interactions["occurred_at"] < cutoff)]
+    customer_ids, truth = _truth(purchases[held], inputs)
+    known = dataclasses.replace(inputs, interactions=known_rows)
+    view = view_as_of(known, end, config)
+    start = first_held.min().to_pydatetime() if len(first_held) else end
+    audience = view.audience(customer_ids, config.exclude_purchased)
+    return Holdout(view, audience, truth, start, end, "last_purchases", known)
+
+
+def make_holdout(inputs: RecommenderInputs, end: dt.datetime, config: RecommenderConfig) -> Holdout:
+    """The split `config.holdout` names; `auto` is recent_days when that window holds at least
+    `min_holdout_customers` buyers (steady traffic, like a shop), else last_purchases (data where
+    customers come in bursts, like film ratings)."""
+    if config.holdout == "last_purchases":
+        return last_purchases_holdout(inputs, end, config)
+    recent = recent_days_holdout(inputs, end, config)
+    if config.holdout == "auto" and len(recent.customer_ids) < config.min_holdout_customers:
+        log.info(
+            "%d customers bought in the %d days before %s (fewer than min_holdout_customers %d): holding out each"
+            " customer's latest purchases instead",
+            len(recent.customer_ids),
+            config.holdout_days,
+            f"{end:%Y-%m-%d}",
+            config.min_holdout_customers,
+        )
+        return last_purchases_holdout(inputs, end, config)
+    return recent
+
+
+def validation_holdout(test: Holdout, config: RecommenderConfig) -> Holdout:
+    """The same kind of split once more, inside what the test split's view knows: the search's."""
+    if test.kind == "last_purchases":
+        return last_purchases_holdout(test.known, test.end, config)
+    return recent_days_holdout(test.known, test.start, config)
 
 
 def rankings(
-    holdout: Holdout, recommender: HybridRecommender, inputs: RecommenderInputs, config: RecommenderConfig
+    holdout: Holdout, recommender: Recommender, inputs: RecommenderInputs, config: RecommenderConfig
 ) -> dict[str, np.ndarray]:
     """Top-k lists of every approach for the holdout's customers (rows aligned with its truth)."""
     model_top = rankings_model_only(holdout, recommender, inputs, config)
@@ -124,7 +189,7 @@ def metrics_by_segment(
 def model_ndcg(holdout: Holdout, inputs: RecommenderInputs, config: RecommenderConfig):
     """The primary metric of a fitted model on `holdout` (the model's own top k, all customers)."""
 
-    def score(recommender: HybridRecommender) -> float:
+    def score(recommender: Recommender) -> float:
         top = rankings_model_only(holdout, recommender, inputs, config)
         return ranking_metrics(holdout.truth, top, len(inputs.item_ids), config.k)[config.champion.metric]
 
@@ -170,14 +235,32 @@ def _settings_params(settings) -> dict[str, object]:
     return settings.model_dump()
 
 
-def side_by_side(fits: list[Callable[[], HybridRecommender]], workers: int) -> list[tuple[HybridRecommender, float]]:
+Recommender = HybridRecommender | EaseRecommender
+
+
+def fit_candidate(data, settings, epochs=None, validate=None, config: RecommenderConfig | None = None) -> Recommender:
+    """One fit of either family: LightFM for `epochs` (or early-stopped on `validate`), EASE in closed form."""
+    if settings.family == "ease":
+        return fit_ease(data, settings, validate=validate)
+    return fit(
+        data,
+        settings,
+        epochs=epochs,
+        validate=validate,
+        eval_every=config.eval_every_epochs,
+        patience=config.patience,
+        num_threads=config.num_threads,
+    )
+
+
+def side_by_side(fits: list[Callable[[], Recommender]], workers: int) -> list[tuple[Recommender, float]]:
     """Run independent fits `workers` at a time in threads; (fit, wall seconds) in the order given.
 
     Threads, not processes: LightFM trains without the GIL, and the fits share the training data
     instead of copying it (gigabytes at a million customers). Each fit has its own seeded model and
     one thread, so the results are the same as one at a time."""
 
-    def timed(fit_one: Callable[[], HybridRecommender]) -> tuple[HybridRecommender, float]:
+    def timed(fit_one: Callable[[], Recommender]) -> tuple[Recommender, float]:
         started = time.perf_counter()
         return fit_one(), time.perf_counter() - started
 
@@ -187,53 +270,84 @@ def side_by_side(fits: list[Callable[[], HybridRecommender]], workers: int) -> l
         return list(pool.map(timed, fits))
 
 
-def search(inputs, test: Holdout, config: RecommenderConfig):
-    """Each setting fitted before the validation window with early stopping; returns (settings, epochs)."""
-    validation = make_holdout(inputs, test.start, config)
+@dataclass(frozen=True)
+class Choice:
+    """What the search picked: the model settings, their epochs, and the serving exclusion."""
+
+    settings: object
+    epochs: int
+    exclude_interacted: bool
+
+
+def exclusion_options(config: RecommenderConfig) -> tuple[bool, ...]:
+    return (False, True) if config.exclude_interacted == "auto" else (bool(config.exclude_interacted),)
+
+
+def served_ndcg(holdout: Holdout, recommender, inputs, config: RecommenderConfig, exclude_interacted: bool) -> float:
+    """The primary metric of what customers would be served (model, then fallbacks) on `holdout`."""
+    audience = holdout.view.audience(holdout.customer_ids, config.exclude_purchased, exclude_interacted)
+    served = serve_view(recommender, holdout.view, audience, inputs, config)
+    return ranking_metrics(holdout.truth, served.items, len(inputs.item_ids), config.k)[config.champion.metric]
+
+
+def search(inputs, test: Holdout, config: RecommenderConfig) -> Choice:
+    """Each setting fitted before the validation window (LightFM with early stopping on the model's
+    own NDCG); the one whose served recommendations score best there wins, with the exclusion of
+    viewed items that serves better when `exclude_interacted` is auto."""
+    validation = validation_holdout(test, config)
+    default = Choice(config.model, config.model.max_epochs, config.exclude_interacted is True)
     if validation.is_empty or validation.view.data.weights.empty:
         log.warning(
             "no purchases in the validation window before %s: no search, %s as configured", test.start, config.model
         )
         mlflow.set_tag("search", "skipped: no purchases in the validation window")
-        return config.model, config.model.max_epochs
+        return default
     candidates = config.search_settings()
     fitted = side_by_side(
         [
             functools.partial(
-                fit,
+                fit_candidate,
                 validation.view.data,
                 settings,
                 validate=model_ndcg(validation, inputs, config),
-                eval_every=config.eval_every_epochs,
-                patience=config.patience,
-                num_threads=config.num_threads,
+                config=config,
             )
             for settings in candidates
         ],
         config.parallel_fits,
     )
-    best = None
+    best: tuple[float, Choice] | None = None
+    metric = config.champion.metric
     # Logged after the fits, in the main thread: MLflow's active run is per thread.
     for number, (settings, (recommender, seconds)) in enumerate(zip(candidates, fitted, strict=True)):
         with mlflow.start_run(run_name=f"search {number}", nested=True):
             mlflow.log_params({**_settings_params(settings), "role": "search"})
             for epoch, value in recommender.history:
-                mlflow.log_metric(f"validation_{config.champion.metric}", value, step=epoch)
-            score = max(value for _, value in recommender.history)
+                mlflow.log_metric(f"validation_{metric}", value, step=epoch)
+            served = {
+                exclude: served_ndcg(validation, recommender, inputs, config, exclude)
+                for exclude in exclusion_options(config)
+            }
+            exclude = max(served, key=lambda option: (served[option], not option))  # ties: exclude less
             mlflow.log_metrics(
                 {
-                    f"best_validation_{config.champion.metric}": score,
+                    f"best_validation_{metric}": max(value for _, value in recommender.history),
+                    **{
+                        f"served_validation_{metric}{'_excluding_interacted' if option else ''}": value
+                        for option, value in served.items()
+                    },
                     "best_epochs": recommender.epochs,
                     "fit_seconds": seconds,
                 }
             )
-        if best is None or score > best[0]:
-            best = (score, settings, recommender.epochs)
-    mlflow.log_metric(f"validation_{config.champion.metric}", best[0])
-    return best[1], best[2]
+        if best is None or served[exclude] > best[0]:
+            best = (served[exclude], Choice(settings, recommender.epochs, exclude))
+    mlflow.log_metric(f"served_validation_{metric}", best[0])
+    mlflow.log_param("exclude_interacted_chosen", best[1].exclude_interacted)
+    return best[1]
 
 
-def log_fit(role: str, recommender: HybridRecommender, view: View, seconds: float) -> None:
+def log_fit(role: str, recommender: Recommender, view: View, seconds: float) -> None:
     with mlflow.start_run(run_name=f"{role} fit", nested=True):
         mlflow.log_params(
             {
@@ -253,36 +367,31 @@ def log_fit(role: str, recommender: HybridRecommender, view: View, seconds: floa
         mlflow.set_tag("training_data_sha256", frame_hash(view.data.weights))
 
 
-def skipped(ds: dt.date, reason: str) -> dict[str, object]:
-    log.warning("recommender ds=%s skipped: %s", ds, reason)
-    return {"status": "skipped", "reason": reason}
-
-
 def train_recommender(ds: str) -> dict[str, object]:
     """Train, evaluate, register and gate the recommender for ds; returns a small summary (XCom)."""
     ds_date = dt.date.fromisoformat(ds)
     config = load_config().recommender
     inputs = read_inputs(ds_date, config)
     if inputs.items.empty:
-        return skipped(ds_date, "the catalog (staging.stg_items) is empty: nothing to recommend")
+        return skipped(MODEL_NAME, ds, "the catalog (staging.stg_items) is empty: nothing to recommend")
     if not inputs.interactions[ITEM_ID].isin(inputs.item_ids).any():
-        return skipped(ds_date, "no purchases, cart adds or product views of catalog items up to ds")
+        return skipped(MODEL_NAME, ds, "no purchases, cart adds or product views of catalog items up to ds")
     test = make_holdout(inputs, end_of(ds_date), config)
     if test.is_empty or test.view.data.weights.empty:
         return skipped(
-            ds_date,
+            MODEL_NAME,
+            ds,
             f"no purchases in the holdout ({test.start:%Y-%m-%d}..{ds}) or nothing before it:"
             " the model cannot be evaluated, so no version is registered",
         )
-    experiment_id = use_experiment(MODEL_NAME)
     full = view_as_of(inputs, end_of(ds_date), config)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"recommender ds={ds}") as run:
-        mlflow.set_tags({"ds": ds, "git_commit": git_commit(), "training_data_sha256": frame_hash(full.data.weights)})
+    with training_run(MODEL_NAME, ds, full.data.weights) as run:
         mlflow.log_params(
             {
                 "ds": ds,
                 "k": config.k,
                 "holdout_days": config.holdout_days,
+                "holdout": test.kind,
                 "half_life_days": config.half_life_days,
                 "exclude_purchased": config.exclude_purchased,
                 "user_features": ",".join(config.user_features),
@@ -295,14 +404,18 @@ def train_recommender(ds: str) -> dict[str, object]:
         mlflow.log_input(
             mlflow.data.from_pandas(full.data.weights, name=f"interactions_through_{ds}"), context="training"
         )
-        settings, epochs = search(inputs, test, config)
+        choice = search(inputs, test, config)
+        settings, epochs = choice.settings, choice.epochs
         mlflow.log_params({f"model_{key}": value for key, value in _settings_params(settings).items()})
         mlflow.log_param("epochs", epochs)
+        test = dataclasses.replace(
+            test, audience=test.view.audience(test.customer_ids, config.exclude_purchased, choice.exclude_interacted)
+        )
 
         # Both refits at once: neither depends on the other, and together they are most of the time.
         (evaluation_fit, evaluation_seconds), (scoring_fit, scoring_seconds) = side_by_side(
             [
-                functools.partial(fit, view.data, settings, epochs=epochs, num_threads=config.num_threads)
+                functools.partial(fit_candidate, view.data, settings, epochs=epochs, config=config)
                 for view in (test.view, full)
             ],
             config.parallel_fits,
@@ -321,24 +434,21 @@ def train_recommender(ds: str) -> dict[str, object]:
             )
             mlflow.log_artifacts(str(scratch), artifact_path="evaluation")
             mlflow.log_table(table, artifact_file="evaluation/metrics_by_segment.json")  # browsable in the UI
-            version = log_model(config, ds, inputs, full, scoring_fit, evaluation_fit)
-        client = MlflowClient()
-        decision = gate(
-            client,
-            MODEL_NAME,
-            version,
-            headline[config.champion.metric],
-            champion_evaluator(test, inputs, config),
-            config.champion,
-        )
-    return {
-        "status": "trained",
-        "run_id": run.info.run_id,
-        "version": str(version.version),
-        "promoted": decision.promoted,
-        "reason": decision.reason,
-        **headline,
-    }
+            bundle = make_bundle(config, ds, inputs, full, scoring_fit, evaluation_fit, choice.exclude_interacted)
+            metric = config.champion.metric
+            decision = register_and_gate(
+                MODEL_NAME,
+                ds,
+                RecommenderModel(),
+                bundle,
+                inputs.customers[[CUSTOMER_ID, *config.user_features]].head(3).astype(str),
+                ["rectools-lightfm", "mlflow", "pandas", "numpy", "scipy", "pydantic", "pyyaml"],
+                headline[f"served_{metric}"],
+                ("popularity", headline[f"baseline_{metric}"]),
+                champion_evaluator(test, inputs, config, ds_date),
+                config.champion,
+            )
+    return trained(run, decision, **headline)
 
 
 def log_holdout_metrics(table: pd.DataFrame, config: RecommenderConfig) -> dict[str, float]:
@@ -358,10 +468,10 @@ def log_holdout_metrics(table: pd.DataFrame, config: RecommenderConfig) -> dict[
     return {name: value for name, value in logged.items() if name.endswith(metric)}
 
 
-def log_model(config, ds, inputs, full: View, scoring_fit, evaluation_fit):
+def make_bundle(config, ds, inputs, full: View, scoring_fit, evaluation_fit, exclude_interacted: bool):
     known = scoring_fit.users.ids
     rows = full.customer_ids.get_indexer(known)
-    bundle = RecommenderBundle(
+    return RecommenderBundle(
         scoring=scoring_fit,
         evaluation=evaluation_fit,
         ds=ds,
@@ -372,29 +482,24 @@ def log_model(config, ds, inputs, full: View, scoring_fit, evaluation_fit):
         item_pairs=full.data.item_pairs,
         eligible=inputs.eligible,
         purchased=full.purchased[rows],
-    )
-    example = inputs.customers[[CUSTOMER_ID, *config.user_features]].head(3).astype(str)
-    return log_and_register(
-        MODEL_NAME,
-        RecommenderModel(),
-        bundle,
-        example,
-        ds,
-        ["rectools-lightfm", "mlflow", "pandas", "numpy", "scipy", "pydantic", "pyyaml"],
+        exclude_interacted=exclude_interacted,
     )
 
 
-def champion_evaluator(test: Holdout, inputs: RecommenderInputs, config: RecommenderConfig):
-    """Re-evaluate the champion's evaluation fit on this run's holdout, when it has not seen it."""
+def champion_evaluator(test: Holdout, inputs: RecommenderInputs, config: RecommenderConfig, ds: dt.date):
+    """What the champion's evaluation fit serves on this run's holdout, when it has not seen it."""
 
-    def evaluate(champion) -> tuple[float | None, str]:
+    def evaluate(champion) -> ChampionCheck:
         bundle = load_bundle(f"models:/{MODEL_NAME}/{champion.version}")
         if bundle.evaluation.trained_through > test.start:
-            return None, (
+            return ChampionCheck(
+                None,
                 f"its evaluation fit saw data up to {bundle.evaluation.trained_through:%Y-%m-%d}, inside this "
-                f"holdout (from {test.start:%Y-%m-%d}): a backfill of an earlier ds cannot replace it"
+                f"holdout (from {test.start:%Y-%m-%d})",
+                trained_later=dt.date.fromisoformat(bundle.ds) > ds,
             )
-        return model_ndcg(test, inputs, config)(bundle.evaluation), ""
+        exclude_interacted = getattr(bundle, "exclude_interacted", False)
+        return ChampionCheck(served_ndcg(test, bundle.evaluation, inputs, config, exclude_interacted))
 
     return evaluate
 
