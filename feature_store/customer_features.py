@@ -36,6 +36,7 @@ CATEGORICAL = {
 NUMERIC_INT = {
     "tenure_days": "Days from signup to the feature date.",
     "recency_days": "Days since the last completed order (missing if none).",
+    "days_since_first_order": "Days since the first completed order (missing if none): T of buy-till-you-die models.",
     "frequency_lifetime": "Completed orders up to the feature date.",
     **{f"frequency_{w}d": f"Completed orders in the {w} days up to the feature date." for w in ORDER_WINDOWS},
     **{

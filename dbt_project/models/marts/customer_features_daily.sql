@@ -125,6 +125,8 @@ final as (
             "o.days_between_last_two_orders",
         ) }} as lifecycle_stage,
         {{ days_between('cast(o.last_order_at as date)', 'c.feature_date') }} as recency_days,
+        -- T of buy-till-you-die models (with recency_days and frequency_lifetime: their x and t_x).
+        {{ days_between('cast(o.first_order_at as date)', 'c.feature_date') }} as days_since_first_order,
         coalesce(o.frequency_lifetime, 0) as frequency_lifetime,
         cast(coalesce(o.monetary_lifetime, 0) as double) as monetary_lifetime,
         {% for window_days in order_windows %}
