@@ -16,12 +16,14 @@ from hypothesis.extra.numpy import arrays
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from ml.config import ChampionGateConfig, ConfigError, LightFMSettings, load_config
+from ml.config import ChampionGateConfig, ConfigError, EaseSettings, LightFMSettings, load_config
+from ml.recommender.data import RecommenderInputs
+from ml.recommender.ease import fit_ease
 from ml.recommender.features import FeatureEncoder, activity_band, item_feature_pairs, price_band_edges
 from ml.recommender.model import TrainingData, fit
 from ml.recommender.ranking import MISSING, fill_from, top_k_scores
 from ml.recommender.serving import MODEL, POPULAR_IN_SEGMENT, POPULAR_OVERALL, Audience, serve
-from ml.recommender.training import side_by_side
+from ml.recommender.training import last_purchases_holdout, side_by_side
 from ml.registry import CHALLENGER, CHAMPION, ChampionCheck, gate, serving_for
 
 ITEMS = pd.DataFrame(
@@ -256,3 +258,61 @@ def test_a_champion_that_falls_behind_the_baseline_loses_its_alias(registry):
     # A new version that beats the heuristic again becomes champion (there is no champion left to beat).
     third = gate(client, "gated", register(), 0.78, ("rfm_heuristic", 0.75), None, config)
     assert third.promoted and str(serving_for(client, "gated", dt.date(2026, 10, 31)).version.version) == "3"
+
+
+def test_ease_recommends_what_buyers_of_the_same_items_bought_and_nothing_for_strangers():
+    # I1 and I2 are bought together by three customers; I3 alone by two others. Customer a bought I1.
+    purchases = pd.DataFrame(
+        {
+            "customer_id": ["x", "x", "y", "y", "z", "z", "v", "w", "a"],
+            "item_id": ["I1", "I2", "I1", "I2", "I1", "I2", "I3", "I3", "I1"],
+        }
+    )
+    data = TrainingData(
+        purchases.assign(weight=1.0),
+        pd.DataFrame({"entity_id": [], "feature": []}),
+        pd.Index(ITEMS["item_id"]),
+        pd.DataFrame({"entity_id": [], "feature": []}),
+        np.array([]),
+        dt.datetime(2026, 1, 1),
+        purchases=purchases,
+    )
+    recommender = fit_ease(data, EaseSettings(l2=1.0))
+    exclude = sp.csr_matrix(np.array([[True, False, False, False], [False] * 4]))
+    top, scores = recommender.recommend(pd.Index(["a", "stranger"]), data.user_pairs, data.item_ids, None, 2, exclude)
+    assert data.item_ids[top[0, 0]] == "I2" and scores[0, 0] > 0  # bought with I1, never I3 first
+    assert (top[1] == MISSING).all() and np.isnan(scores[1]).all()  # no row: the fallbacks serve
+    # Inactive items are never recommended; an item the model never saw bought scores nothing.
+    eligible = np.array([True, False, True, True])
+    top, _ = recommender.recommend(pd.Index(["a"]), data.user_pairs, data.item_ids, None, 3, exclude, eligible)
+    assert "I2" not in set(data.item_ids[top[0][top[0] != MISSING]])
+    assert "I4" not in set(data.item_ids[top[0][top[0] != MISSING]])
+
+
+def test_last_purchases_holdout_keeps_each_customers_latest_basket_out_of_the_view():
+    t = pd.Timestamp("2026-10-01")
+    interactions = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "a", "b", "c", "c"],
+            "item_id": ["I1", "I2", "I3", "I4", "I1", "I2", "I3"],
+            "occurred_at": [t, t + pd.Timedelta(days=5), t + pd.Timedelta(days=5), t + pd.Timedelta(days=6), t, t, t],
+            "kind": ["purchase", "purchase", "purchase", "product_view", "purchase", "purchase", "purchase"],
+            "quantity": 1.0,
+        }
+    )
+    customers = pd.DataFrame({"customer_id": ["a", "b", "c"], "country": "FR"})
+    items = ITEMS.assign(is_active=True)
+    inputs = RecommenderInputs(dt.date(2026, 10, 31), interactions, customers, items)
+    config = load_config().recommender.model_copy(update={"user_features": []})
+    holdout = last_purchases_holdout(inputs, dt.datetime(2026, 11, 1), config)
+    # a: 3 purchases, the latest 20% (at least one) is the basket of day 5 (both items); b has one
+    # purchase only and keeps it; c's two purchases share a moment: the whole basket is held out.
+    truth = {
+        (customer, item)
+        for row, customer in enumerate(holdout.customer_ids)
+        for item in inputs.item_ids[holdout.truth[row].indices]
+    }
+    assert truth == {("a", "I2"), ("a", "I3"), ("c", "I2"), ("c", "I3")}
+    known = holdout.known.interactions
+    assert set(zip(known["customer_id"], known["item_id"], strict=True)) == {("a", "I1"), ("b", "I1")}
+    assert holdout.start == t.to_pydatetime() and holdout.kind == "last_purchases"

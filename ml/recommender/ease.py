@@ -97,7 +97,8 @@ def customer_rows(data, settings: EaseSettings, item_ids: pd.Index | None = None
     purchases = data.purchases[[CUSTOMER_ID, ITEM_ID]].drop_duplicates()
     touched = data.weights[[CUSTOMER_ID, ITEM_ID]]
     if item_ids is None:
-        counts = purchases[ITEM_ID].value_counts()
+        # The most bought items; ties by id, so the same items are kept on every run.
+        counts = purchases[ITEM_ID].value_counts().sort_index().sort_values(ascending=False, kind="stable")
         item_ids = pd.Index(sorted(counts.index[: settings.max_items]))
     frames = [purchases.assign(value=1.0)]
     if settings.view_weight > 0:

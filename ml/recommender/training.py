@@ -120,8 +120,11 @@ def last_purchases_holdout(inputs: RecommenderInputs, end: dt.datetime, config: 
     )
     per_customer = purchases.groupby(CUSTOMER_ID)[ITEM_ID].transform("size")
     from_last = purchases.groupby(CUSTOMER_ID).cumcount(ascending=False)
-    held = (per_customer >= 2) & (from_last < np.maximum(1, np.floor(per_customer * config.holdout_share)))
-    first_held = purchases[held].groupby(CUSTOMER_ID)["occurred_at"].min()
+    latest = (per_customer >= 2) & (from_last < np.maximum(1, np.floor(per_customer * config.holdout_share)))
+    first_held = purchases[latest].groupby(CUSTOMER_ID)["occurred_at"].min()
+    # Everything from a customer's first held-out purchase on is held out, so the rest of a basket
+    # bought at that moment is truth too, never silently dropped from both sides.
+    held = purchases["occurred_at"] >= purchases[CUSTOMER_ID].map(first_held)
     cutoff = interactions[CUSTOMER_ID].map(first_held)
     known_rows = interactions[cutoff.isna() | (interactions["occurred_at"] < cutoff)]
     customer_ids, truth = _truth(purchases[held], inputs)

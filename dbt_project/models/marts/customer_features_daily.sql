@@ -6,9 +6,11 @@
   (replacing them), kept for other dates; erasure removes a customer from every date.
 #}
 {# Spark's parquet tables cannot delete: there the table is partitioned by feature_date and a run
-   overwrites the partitions it writes. #}
+   overwrites the partitions it writes. A feature added in a new release becomes a new column of an
+   existing table (null on the snapshot dates no run rebuilds any more) instead of being dropped. #}
 {{ config(
     materialized='incremental', unique_key='feature_date', full_refresh=false,
+    on_schema_change='append_new_columns',
     incremental_strategy='insert_overwrite' if target.type == 'spark' else 'delete+insert',
     partition_by='feature_date' if target.type == 'spark' else none,
     pre_hook="{{ purge_erased_customers() }}",
