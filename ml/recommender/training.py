@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "recommender"
 APPROACHES = ("model", "baseline", "served")  # the model alone, popularity, what customers get
+Recommender = HybridRecommender | EaseRecommender  # the search's two families
 
 
 @dataclass(frozen=True)
@@ -238,10 +239,7 @@ def _settings_params(settings) -> dict[str, object]:
     return settings.model_dump()
 
 
-Recommender = HybridRecommender | EaseRecommender
-
-
-def fit_candidate(data, settings, epochs=None, validate=None, config: RecommenderConfig | None = None) -> Recommender:
+def fit_candidate(data, settings, *, config: RecommenderConfig, epochs=None, validate=None) -> Recommender:
     """One fit of either family: LightFM for `epochs` (or early-stopped on `validate`), EASE in closed form."""
     if settings.family == "ease":
         return fit_ease(data, settings, validate=validate)
