@@ -87,6 +87,7 @@ bench: venv  ## benchmarks (about 20 minutes): writes bench/results.md
 	$(PYTHON) bench/bench_recommender.py
 	$(PYTHON) bench/bench_propensity.py
 	$(PYTHON) bench/bench_activation.py
+	$(PYTHON) bench/bench_experiments.py
 
 bench-real-data: venv  ## the models on MovieLens beside their peers (about 10 minutes): writes bench/results.md
 	$(PYTHON) bench/bench_real_data.py

@@ -26,10 +26,11 @@ Builds the warehouse for one logical date `ds`, the day that just ended:
 8. **score_propensity** writes a purchase probability and its decile for every customer to
    `marts.customer_scores`: the same plan, mapped shards and merge (deciles over all shards).
 
-9. **read_experiments** reads every audience's holdout back once its goal window has passed: each
-   arm against control (rates, lift, 95% interval, z-test p-value, Holm-corrected, minimum
-   detectable effect) into `marts.fct_experiment_results`; an audience with a significant negative
-   lift is paused (`activation.audience_status`).
+9. **read_experiments** reads every experiment version back once goal windows have passed: each
+   arm against control and the other arms, on the goal and in money, with always-valid intervals
+   (`marts.fct_experiment_results`), and everyone against the global holdout
+   (`marts.fct_program_readout`); pauses harm, optionally ships winners
+   (`activation.audience_status`, `experiments.audit_log`).
 10. **decide_audiences** gives every customer one decision for the day: the audience with the best
    priority (then score) among those they qualify for and can be reached in (consent in force,
    frequency caps, suppressions), or the default experience. Holdout and variant groups go to

@@ -1,9 +1,11 @@
-"""The marketer KPI report: one self-contained HTML file per ds with charts (issue 8, part 6).
+"""The marketer KPI report: one self-contained HTML file per ds with charts.
 
-CX trends (NPS, CSAT, CES rolling 30 days, with 95% intervals, over the last 90 days), retention
-curves by first-order cohort, churn by latest NPS answer, audience sizes by group, experiment
-readouts (lift with its interval) and the model-health (drift) status. Charts are matplotlib PNGs
-embedded as data URIs, so the file opens anywhere, offline, with no scripts.
+First what personalization earned as a whole (the global holdout's program readout), then CX
+trends (NPS, CSAT, CES rolling 30 days, with 95% intervals, over the last 90 days), retention curves
+by first-order cohort, churn by latest NPS answer, audience sizes by group, experiment readouts in
+money (incremental profit with its always-valid interval, ROI), the automated actions, the models in
+use and the model-health (drift) status. Charts are matplotlib PNGs embedded as data URIs, so the
+file opens anywhere, offline, with no scripts.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import pandas as pd
 from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
 from ml.activation.population import existing_tables
-from ml.config import reports_dir, warehouse_path
+from ml.activation.report import ACTIONS_DAYS, program_lines, readout_line
+from ml.config import load_config, reports_dir, warehouse_path
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +92,17 @@ def audience_chart(groups: pd.DataFrame) -> str:
     return _png(figure)
 
 
-def lift_chart(results: pd.DataFrame) -> str:
-    labels = results["audience"] + " / " + results["arm"]
+def profit_chart(results: pd.DataFrame, currency: str) -> str:
+    """Incremental profit per customer of each arm against control, with its always-valid interval."""
+    labels = results["audience"] + " v" + results["version_number"].astype(str) + " / " + results["arm"]
     figure = Figure(figsize=(8, 0.6 + 0.5 * len(results)))
     axis = figure.subplots()
-    lift = results["absolute_lift"]
-    axis.errorbar(lift, labels, xerr=[lift - results["ci_lower"], results["ci_upper"] - lift], fmt="o", capsize=4)
+    profit = results["incremental_profit_per_customer"]
+    errors = [profit - results["incremental_profit_ci_lower"], results["incremental_profit_ci_upper"] - profit]
+    axis.errorbar(profit, labels, xerr=errors, fmt="o", capsize=4)
     axis.axvline(0, color="#888", linewidth=1)
-    axis.set_xlabel("absolute lift over control (95% interval)")
-    axis.set_title("Experiment readouts")
+    axis.set_xlabel(f"incremental profit per treated customer over control, {currency} (always-valid interval)")
+    axis.set_title("What each arm earned, net")
     return _png(figure)
 
 
@@ -131,10 +136,22 @@ def kpi_report_html(ds: dt.date) -> str:
         )
         results = _query(
             connection,
-            "select * from marts.fct_experiment_results where ds = ? and p_value is not null order by audience, arm",
+            "select * from marts.fct_experiment_results where ds = ? and looks > 0 "
+            "order by audience, version_number, baseline <> 'control', arm, baseline",
             [ds],
             "marts",
             "fct_experiment_results",
+        )
+        program = _query(
+            connection, "select * from marts.fct_program_readout where ds = ?", [ds], "marts", "fct_program_readout"
+        )
+        actions = _query(
+            connection,
+            "select ds, audience, action, experiment_version, arm, evidence from experiments.audit_log "
+            "where ds > ? and ds <= ? order by ds desc, audience",
+            [ds - dt.timedelta(days=ACTIONS_DAYS), ds],
+            "experiments",
+            "audit_log",
         )
         health = _query(
             connection,
@@ -144,7 +161,10 @@ def kpi_report_html(ds: dt.date) -> str:
             "channels",
             "model_health",
         )
+    currency = load_config().activation.economics.currency
     sections = [f"<h1>Customer KPIs for {ds}</h1>"]
+    sections.append("<h2>What personalization earned</h2>")
+    sections.append("<p>" + "<br>".join(html.escape(line) for line in program_lines(program)) + "</p>")
     sections.append("<h2>Customer experience</h2>")
     sections.append(cx_trend_chart(trends) if not trends.empty else "<p>No survey responses yet.</p>")
     sections.append("<h2>Retention</h2>")
@@ -154,23 +174,20 @@ def kpi_report_html(ds: dt.date) -> str:
     sections.append(audience_chart(groups) if not groups.empty else "<p>No audience decided on this day.</p>")
     sections.append("<h2>Experiments</h2>")
     if results.empty:
-        sections.append("<p>No holdout has finished its goal window yet.</p>")
+        sections.append("<p>No comparison has enough finished goal windows yet.</p>")
     else:
-        sections.append(lift_chart(results))
-        table = results[
-            [
-                "audience",
-                "arm",
-                "arm_customers",
-                "control_customers",
-                "arm_rate",
-                "control_rate",
-                "absolute_lift",
-                "p_value_holm",
-                "conclusion",
-            ]
+        against_control = results[
+            (results["baseline"] == "control") & results["incremental_profit_per_customer"].notna()
         ]
-        sections.append(table.to_html(index=False, float_format="{:.3f}".format, border=0))
+        if not against_control.empty:
+            sections.append(profit_chart(against_control, currency))
+        lines = "".join(f"<li>{html.escape(readout_line(row, currency))}</li>" for row in results.itertuples())
+        sections.append(f"<ul>{lines}</ul>")
+    sections.append(f"<h2>Automated actions (last {ACTIONS_DAYS} days)</h2>")
+    if actions.empty:
+        sections.append("<p>None: no audience paused, resumed or shipped a winner.</p>")
+    else:
+        sections.append(actions.to_html(index=False, border=0))
     sections.append("<h2>Models in use</h2>")
     sections.append(models_in_use(ds))
     sections.append("<h2>Model health (drift)</h2>")

@@ -148,8 +148,9 @@ def monitor_drift(ds: str) -> dict[str, object]:
 
 
 def read_experiments(ds: str) -> dict[str, object]:
-    """Every audience arm against its control on the audience's goal, for customers whose window
-    ended by ds (marts.fct_experiment_results); pauses audiences with a significant negative lift."""
+    """Always-valid readouts of every experiment version whose goal windows ended by ds
+    (marts.fct_experiment_results) and of the global holdout (marts.fct_program_readout); pauses harm
+    and ships winners as configured (activation.audience_status, experiments.audit_log)."""
     from ml.activation.readout import read_experiments as read
 
     return read(ds)

@@ -100,6 +100,8 @@ def summary_text(ds: str) -> str:
             "                  channels.<channel>; files and manifests under",
             f"                  {data_dir() / 'exports'}/<channel>/ds={ds}/",
             f"                  marketer summary {report_path(dt.date.fromisoformat(ds))}",
+            "  experiments     marts.fct_experiment_results, marts.fct_program_readout (global holdout),",
+            "                  experiments.versions, experiments.audit_log, activation.audience_status",
             "  drift           monitoring.drift_summary, monitoring.drift_columns, channels.model_health;",
             f"                  Evidently reports under {reports_dir() / 'drift' / f'ds={ds}'}",
             f"  KPI report      {kpi_report_path(dt.date.fromisoformat(ds))}",

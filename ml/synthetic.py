@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ml.activation.decisions import assignment_buckets, experiment_groups
+from ml.activation.decisions import assignment_buckets, experiment_groups, in_global_holdout
 from ml.activation.settings import ActivationConfig
 from ml.constants import DEMO_BAD_ROW_RATE, DEMO_CUSTOMERS, DEMO_DAYS, DEMO_END_DATE, SEED
 from ml.contract import CONTRACT
@@ -146,17 +146,18 @@ class PlantedLift:
         return cls(planted.audience, dict(planted.arms), planted.days, config.activation)
 
     def response_rates(self, customer_ids: list[str], consent_granted: np.ndarray) -> np.ndarray:
-        """Per customer: the chance of coming back to buy after qualifying (0 in control, in arms
-        without an effect, and for customers no channel of the audience may reach)."""
+        """Per customer: the chance of coming back to buy after qualifying (0 in control, in the global
+        holdout, in arms without an effect, and for customers no channel of the audience may reach)."""
         audience = self.activation.audiences[self.audience]
-        buckets = assignment_buckets(pd.Series(customer_ids), self.audience, self.activation.salt)
+        held_out = in_global_holdout(pd.Series(customer_ids), self.activation.global_holdout)
+        buckets = assignment_buckets(pd.Series(customer_ids), self.audience, audience.salt or self.activation.salt)
         groups = experiment_groups(buckets, audience)
         consent_index = [
             list(CONSENT_CHANNELS).index(self.activation.consent_of(channel)) for channel in audience.channels
         ]
         reachable = consent_granted[:, consent_index].any(axis=1)
         rates = np.array([self.arms.get(group, 0.0) for group in groups], dtype=float)
-        return np.where(reachable, rates, 0.0)
+        return np.where(reachable & ~held_out, rates, 0.0)
 
 
 @dataclass(frozen=True)
@@ -402,7 +403,11 @@ def simulate(
     days = settings.days
     state = _SimulationState(
         events=_Columns(customer=np.int32, seconds=np.int64, type=np.int8, item=np.int32, channel=np.int8),
-        orders=_Columns(customer=np.int32, seconds=np.int64, status=np.int8, channel=np.int8, order_number=np.int64),
+        # planted: 0 not planted, 1 a planted buyer who would have bought anyway, 2 an order only the
+        # planted effect caused (the truth the revenue readout must cover)
+        orders=_Columns(
+            customer=np.int32, seconds=np.int64, status=np.int8, channel=np.int8, order_number=np.int64, planted=np.int8
+        ),
         order_items=_Columns(order_number=np.int64, item=np.int32, quantity=np.int64, unit_price=np.float64),
         surveys=_Columns(
             customer=np.int32, seconds=np.int64, type=np.int8, score=np.int64, touchpoint=np.int8, order_number=np.int64
@@ -601,7 +606,8 @@ def _simulate_sessions(
         + 0.55 * population.satisfaction[buyer_pool]
         + 0.25 * np.minimum(session_counts, 3)
     )
-    buys = ((rng.random(len(buyer_pool)) < _sigmoid(logit)) | planted_buyers[buyer_pool]) & active[buyer_pool]
+    natural = rng.random(len(buyer_pool)) < _sigmoid(logit)
+    buys = (natural | planted_buyers[buyer_pool]) & active[buyer_pool]
     buys &= ~population.is_browser_only[buyer_pool]
     buying = np.flatnonzero(buys)
     bought = np.zeros(len(active), dtype=bool)
@@ -649,8 +655,14 @@ def _simulate_sessions(
     refund_rate = 0.025 + 0.04 * (satisfaction < -1)
     status = np.where(status_draw < 0.04, 1, np.where(status_draw < 0.04 + refund_rate, 2, 0))
     order_channel = np.where(rng.random(n_orders) < 0.06, 2, np.where(population.device[buyer] < 2, 1, 0))
+    planted = np.where(planted_buyers[buyer], np.where(natural[buying], 1, 2), 0)
     state.orders.add(
-        customer=buyer, seconds=order_seconds, status=status, channel=order_channel, order_number=order_number
+        customer=buyer,
+        seconds=order_seconds,
+        status=status,
+        channel=order_channel,
+        order_number=order_number,
+        planted=planted,
     )
 
     # CSAT after delivery (a few days later), lower when the order went wrong.
@@ -1130,6 +1142,12 @@ def generate(settings: GeneratorSettings, out: Path) -> dict[str, int]:
     truth.to_parquet(truth_dir / "customers.parquet", index=False)
     planted_path = truth_dir / "planted_lift.json"
     planted_path.unlink(missing_ok=True)
+    # Every planted order, and whether only the planted effect caused it (incremental): what the
+    # revenue readout's interval must cover.
+    planted_kind = sim.orders["planted"]
+    planted_orders = tables["orders"].filter(pa.array(planted_kind > 0)).to_pandas()
+    planted_orders["incremental"] = planted_kind[planted_kind > 0] == 2
+    planted_orders.to_parquet(truth_dir / "planted_orders.parquet", index=False)
     if settings.planted_lift:
         planted = settings.planted_lift
         first_day = settings.end_date - dt.timedelta(days=min(planted.days, settings.days) - 1)
@@ -1141,6 +1159,9 @@ def generate(settings: GeneratorSettings, out: Path) -> dict[str, int]:
                     "from": first_day.isoformat(),
                     "to": settings.end_date.isoformat(),
                     "orders_placed_because_of_it": int(sim.planted_responses.sum()),
+                    "incremental_completed_orders": int(
+                        (planted_orders["incremental"] & (planted_orders["status"] == "completed")).sum()
+                    ),
                 },
                 indent=2,
             )

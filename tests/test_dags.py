@@ -48,6 +48,7 @@ ACTIVATION_SCHEMAS = ("activation", "experiments", "channels", "monitoring")
 RECOMMENDATIONS = "marts.customer_recommendations"
 SCORES = "marts.customer_scores"
 EXPERIMENT_RESULTS = "marts.fct_experiment_results"
+PROGRAM_READOUT = "marts.fct_program_readout"
 
 
 def table_contents(data_dir, schemas) -> dict[str, pd.DataFrame]:
@@ -158,9 +159,13 @@ def test_a_backfill_in_reverse_order_gives_the_same_tables_as_in_order(small_lan
         assert result.returncode == 0, result.stderr[-3000:]
     in_order_tables = table_contents(in_order, PARTITIONED_SCHEMAS)
     reverse_tables = table_contents(reverse, PARTITIONED_SCHEMAS)
-    # Readouts need the earlier days' assignments: a reverse backfill reads them before they exist.
+    # Readouts need the earlier days' assignments: a reverse backfill reads them before they exist
+    # (the program readout's costs too).
     results = in_order_tables.pop(EXPERIMENT_RESULTS)
     reverse_tables.pop(EXPERIMENT_RESULTS)
+    for tables in (in_order_tables, reverse_tables):
+        program = tables.pop(PROGRAM_READOUT)
+        assert program["ds"].nunique() == 3 and (program["holdout_customers"] > 0).all()
     # Which model version scores a date depends on the registry's history (the champion, or for a
     # backfill behind it the newest version trained by then), so recommendations are compared by
     # their guarantees; every table dbt builds must be identical.
@@ -178,7 +183,7 @@ def test_a_backfill_in_reverse_order_gives_the_same_tables_as_in_order(small_lan
     # are built in; their guarantees do not: one decision per customer and day, every day.
     # In order, the first day's cart abandoners have finished their 2-day window by the last day.
     cart = results[(results["ds"] == pd.Timestamp(END_DATE)) & (results["audience"] == "cart_abandonment")]
-    assert (cart["control_customers"] > 0).all() and (cart["arm_customers"] > 0).all() and len(cart) == 2
+    assert (cart["baseline_customers"] > 0).all() and (cart["arm_customers"] > 0).all() and len(cart) == 3
     for data_dir in (in_order, reverse):
         decisions = table_contents(data_dir, ("activation",))["activation.decisions"]
         assert decisions.groupby("ds").size().to_dict() == customers.to_dict()

@@ -1,6 +1,8 @@
-"""The generator plants a true lift in one demo audience and none anywhere else; the nightly readout,
-run on the platform's own decisions over several days, finds the planted lift and, at the configured
-significance level, nothing in the A/A audience (issue 8, part 5)."""
+"""The generator plants a true revenue effect in one demo audience and none anywhere else; the nightly
+always-valid readout, run on the platform's own decisions over seven nights, finds it with an
+interval that covers the truth (the orders only the planted effect caused), finds nothing in the A/A
+audience, narrows its intervals with CUPED, and the program readout compares everyone with the
+global holdout."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from tests.conftest import query, run_pipeline, run_python
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("planted")]
 
 END_DATE = dt.date(2026, 10, 31)
-NIGHTS = 4  # the last 4 days: the 2-day windows of the first two have ended by the last
+NIGHTS = 7  # the last 7 days: the 2-day windows of the first five have ended by the last (five looks)
 
 
 def run_stages(data_dir: Path, ds: str, *stages: str) -> None:
@@ -57,28 +59,87 @@ def planted_warehouse(tmp_path_factory) -> Path:
 
 def results(data_dir: Path, audience: str) -> pd.Series:
     frame = query(
-        data_dir, "select * from marts.fct_experiment_results where ds = ? and audience = ?", [END_DATE, audience]
+        data_dir,
+        "select * from marts.fct_experiment_results where ds = ? and audience = ? and baseline = 'control'",
+        [END_DATE, audience],
     )
     assert len(frame) == 1, frame
     return frame.iloc[0]
 
 
-def test_the_readout_finds_the_planted_lift(planted_warehouse):
+def true_effect(data_dir: Path, audience: str) -> float:
+    """Revenue per treated, exposed customer of the orders only the planted effect caused (in EUR)."""
+    economics = load_config().activation.economics
+    rates = {economics.currency: 1.0, **economics.exchange_rates}
+    planted = pd.read_parquet(data_dir / "synthetic_truth" / "planted_orders.parquet")
+    planted = planted[planted["incremental"] & (planted["status"] == "completed")]
+    planted = planted.assign(revenue=planted["total_amount"] * planted["currency"].map(rates))
+    window = load_config().activation.audiences[audience].goal.window_days
+    exposed = query(
+        data_dir,
+        "select customer_id, min(ds) as assigned_on from experiments.assignments where audience = ? and ds < ? "
+        "group by customer_id having min(ds) + ? <= ? and arg_min(experiment_group, ds) = 'treatment'",
+        [audience, END_DATE, window, END_DATE],
+    )
+    joined = exposed.merge(planted, on="customer_id")
+    start = pd.to_datetime(joined["assigned_on"]) + pd.Timedelta(days=1)
+    ordered = pd.to_datetime(joined["ordered_at"], utc=True).dt.tz_localize(None)  # the warehouse's naive UTC
+    in_window = (ordered >= start) & (ordered < start + pd.Timedelta(days=window))
+    return float(joined.loc[in_window, "revenue"].sum() / len(exposed))
+
+
+def test_the_readout_finds_the_planted_revenue_effect_and_its_interval_covers_the_truth(planted_warehouse):
     planted = load_config().demo.planted_lift
     row = results(planted_warehouse, planted.audience)
-    assert row["arm_customers"] >= 100 and row["control_customers"] >= 30  # a real sample, not a handful
-    assert row["is_significant"], row.to_dict()
-    assert row["conclusion"] == "reject the null hypothesis: positive lift"
-    # The planted share is an upper bound of the lift: some would have bought anyway, some never buy.
-    assert row["ci_lower"] > 0 and row["absolute_lift"] < planted.arms[row["arm"]]
+    assert row["goal_metric"] == "revenue" and row["looks"] >= 4
+    assert row["arm_customers"] >= 100 and row["baseline_customers"] >= 100  # a real sample, not a handful
+    assert row["is_significant"] and row["ci_lower"] > 0, row.to_dict()
+    assert row["conclusion"] == "treatment is better than control (always-valid)"
+    truth = true_effect(planted_warehouse, planted.audience)
+    assert truth > 0 and row["ci_lower"] <= truth <= row["ci_upper"], (truth, row.to_dict())
+    # The always-valid interval is wider than the one-look interval it stands beside.
+    assert row["ci_upper"] - row["ci_lower"] > row["fixed_horizon_ci_upper"] - row["fixed_horizon_ci_lower"]
 
 
 def test_the_aa_audience_shows_no_lift(planted_warehouse):
     row = results(planted_warehouse, "aa_default_experience")
-    assert row["arm_customers"] >= 500 and row["control_customers"] >= 500
-    assert row["p_value_holm"] >= row["significance_level"] and not row["is_significant"], row.to_dict()
+    assert row["arm_customers"] >= 500 and row["baseline_customers"] >= 500
+    assert row["p_value"] > row["significance_level"] and not row["is_significant"], row.to_dict()
     assert row["ci_lower"] < 0 < row["ci_upper"]
-    assert row["conclusion"] == "cannot reject the null hypothesis"
+    assert row["conclusion"] == "no evidence of a difference yet (keep running)"
+
+
+def test_cuped_narrows_the_intervals_on_the_demo_data(planted_warehouse):
+    read = query(
+        planted_warehouse,
+        "select audience, variance_reduction from marts.fct_experiment_results where ds = ? and looks > 0",
+        [END_DATE],
+    )
+    assert len(read) >= 2 and (read["variance_reduction"] > 0).all(), read
+
+
+def test_the_program_readout_compares_everyone_with_the_global_holdout(planted_warehouse):
+    program = query(planted_warehouse, "select * from marts.fct_program_readout where ds = ?", [END_DATE])
+    assert len(program) == 1
+    row = program.iloc[0]
+    customers = row["holdout_customers"] + row["personalized_customers"]
+    assert abs(row["holdout_customers"] / customers - 0.05) < 0.015 and row["currency"] == "EUR"
+    assert (
+        row["incremental_profit_ci_lower"] < row["incremental_profit_per_customer"] < row["incremental_profit_ci_upper"]
+    )
+    held_out = query(
+        planted_warehouse, "select customer_id from activation.decisions where reason = 'global_holdout'", []
+    )
+    assigned = query(planted_warehouse, "select distinct customer_id from experiments.assignments", [])
+    assert len(held_out) and not set(held_out["customer_id"]) & set(assigned["customer_id"])
+
+
+def test_every_assignment_carries_its_experiment_version(planted_warehouse):
+    versions = query(planted_warehouse, "select * from experiments.versions", [])
+    assigned = query(planted_warehouse, "select distinct audience, experiment_version from experiments.assignments", [])
+    assert assigned["experiment_version"].notna().all()
+    assert set(map(tuple, assigned.values)) <= set(map(tuple, versions[["audience", "experiment_version"]].values))
+    assert versions.groupby("audience").size().max() == 1  # one configuration all week: one version each
 
 
 def test_only_treated_customers_were_planted_and_the_generator_agrees_with_the_assignment(planted_warehouse):

@@ -7,6 +7,7 @@ each audience, in order, customers leave at the first step that excludes them, s
 reconciles: qualified = sum of the exclusions + decided.
 
   qualified        the segment and the moment hold
+  global_holdout   the customer is in the global holdout (default experience everywhere, no audience)
   paused           the audience is paused by its experiment readout (a significant negative lift)
   erased           an erasure request (never used for anything)
   too_little_data  a predictive audience, fewer than predictive_min_orders completed orders
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import duckdb
@@ -29,15 +31,17 @@ import numpy as np
 import pandas as pd
 
 from ml.activation.columns import consent_column
-from ml.activation.settings import CONTROL, ActivationConfig, Audience, FrequencyCap
+from ml.activation.settings import CONTROL, ActivationConfig, Audience, FrequencyCap, GlobalHoldout
 from ml.constants import CUSTOMER_ID
 
 DEFAULT_EXPERIENCE = "default_experience"
 AUDIENCE_DECISION = "audience"
+GLOBAL_HOLDOUT_KEY = "global_holdout"  # hashed in place of an audience name: independent of every audience
 
 
 FUNNEL_ORDER = (
     "qualified",
+    "global_holdout",
     "paused",
     "erased",
     "too_little_data",
@@ -79,10 +83,18 @@ def assignment_buckets(customer_ids: pd.Series, audience: str, salt: str) -> np.
     )
 
 
-def experiment_groups(buckets: np.ndarray, audience: Audience) -> np.ndarray:
-    """`control` for the lowest holdout_percent of buckets; the rest split over the arms by weight."""
+def in_global_holdout(customer_ids: pd.Series, settings: GlobalHoldout) -> np.ndarray:
+    """The stable global holdout: the lowest `percent` of a hash of its own salt and the customer id."""
+    if settings.percent == 0:
+        return np.zeros(len(customer_ids), dtype=bool)
+    return assignment_buckets(customer_ids, GLOBAL_HOLDOUT_KEY, settings.salt) < settings.percent / 100
+
+
+def experiment_groups(buckets: np.ndarray, audience: Audience, shipped_arm: str | None = None) -> np.ndarray:
+    """`control` for the lowest holdout_percent of buckets; the rest split over the arms by weight
+    (all to the winner once it is shipped)."""
     holdout = audience.holdout_percent / 100
-    arms = audience.arms()
+    arms = audience.served_arms(shipped_arm)
     weights = np.array([arm.weight for arm in arms], dtype=float)
     bounds = np.cumsum(weights / weights.sum())
     treated_position = np.clip((buckets - holdout) / (1 - holdout), 0, np.nextafter(1, 0))
@@ -145,9 +157,13 @@ def decide(
     activation: ActivationConfig,
     ds: dt.date,
     paused: frozenset[str] = frozenset(),
+    shipped: Mapping[str, str] | None = None,
 ) -> DecisionSet:
+    """`paused`: audiences the feedback loop paused; `shipped`: audience -> the winning arm it ships."""
+    shipped = shipped or {}
     population = population.reset_index(drop=True)
     erased = population["is_erased"].fillna(False).astype(bool)
+    held_out = pd.Series(in_global_holdout(population[CUSTOMER_ID], activation.global_holdout), index=population.index)
     too_little_data = population["frequency"].fillna(0) < activation.predictive_min_orders
     suppressions = {name: _matches(population, rule) for name, rule in activation.suppressions.items()}
     channel_capped = {
@@ -161,7 +177,8 @@ def decide(
     funnel_rows: list[tuple[str, str, int]] = []
     candidates = []
     for name, audience in activation.audiences.items():
-        steps: list[tuple[str, pd.Series]] = [("paused", pd.Series(name in paused, index=population.index))]
+        steps: list[tuple[str, pd.Series]] = [("global_holdout", held_out)]
+        steps.append(("paused", pd.Series(name in paused, index=population.index)))
         steps.append(("erased", erased))
         if audience.is_predictive:
             steps.append(("too_little_data", too_little_data))
@@ -198,7 +215,8 @@ def decide(
     for name, audience in activation.audiences.items():
         won = winners[winners["audience"] == name].sort_values(CUSTOMER_ID)
         buckets = assignment_buckets(won[CUSTOMER_ID], name, audience.salt or activation.salt)
-        groups = experiment_groups(buckets, audience)
+        groups = experiment_groups(buckets, audience, shipped.get(name))
+        offer_codes = {arm.name: arm.tactic.offer_code for arm in audience.arms()}
         assignments.append(
             pd.DataFrame(
                 {
@@ -207,6 +225,8 @@ def decide(
                     "experiment_group": groups,
                     "bucket": buckets,
                     "channels": won["channels"].to_numpy(),
+                    "experiment_version": audience.experiment_version(activation.salt, shipped.get(name)),
+                    "offer_code": [offer_codes.get(group) for group in groups],
                 }
             )
         )
@@ -214,7 +234,10 @@ def decide(
         funnel_rows.append((name, "decided", len(won)))
         for group in [CONTROL, *(arm.name for arm in audience.arms())]:
             funnel_rows.append((name, f"group_{group}", int((groups == group).sum())))
-    assignment_columns = [CUSTOMER_ID, "audience", "experiment_group", "bucket", "channels"]
+    assignment_columns = [
+        *(CUSTOMER_ID, "audience", "experiment_group", "bucket", "channels"),
+        *("experiment_version", "offer_code"),
+    ]
     assigned = (
         pd.concat(assignments, ignore_index=True).sort_values([CUSTOMER_ID]).reset_index(drop=True)
         if assignments
@@ -226,8 +249,8 @@ def decide(
     )
     decisions["decision"] = np.where(decisions["audience"].notna(), AUDIENCE_DECISION, DEFAULT_EXPERIENCE)
     decisions["reason"] = np.select(
-        [decisions["audience"].notna(), too_little_data[~erased].to_numpy()],
-        ["decided", "too_little_data"],
+        [decisions["audience"].notna(), held_out[~erased].to_numpy(), too_little_data[~erased].to_numpy()],
+        ["decided", "global_holdout", "too_little_data"],
         "no_audience",
     )
     funnel = pd.DataFrame(funnel_rows, columns=["audience", "step", "customers"])

@@ -345,6 +345,11 @@ def _holdout(assignments: pd.DataFrame, audience: str, channel: str) -> int:
     return int((mine["experiment_group"] == CONTROL).sum())
 
 
+def _experiment_version(assignments: pd.DataFrame, audience: str) -> str | None:
+    versions = assignments.loc[assignments["audience"] == audience, "experiment_version"].dropna().unique()
+    return str(versions[0]) if len(versions) else None
+
+
 def _staging_folder(final: Path) -> Path:
     staged = final.with_name(f".staging-{final.name}-{os.getpid()}")
     shutil.rmtree(staged, ignore_errors=True)
@@ -377,7 +382,15 @@ def write_channel_files(
             staged, name, part, columns, _holdout(assignments, name, channel), [arm.name for arm in audience.arms()]
         )
         audiences.append(
-            {"maturity": audience.maturity, "priority": audience.priority, "goal": audience.goal.model_dump(), **entry}
+            {
+                "maturity": audience.maturity,
+                "priority": audience.priority,
+                "goal": audience.goal.model_dump(),
+                # Tonight's experiment version (the readouts key on it); the configured one if nobody was assigned.
+                "experiment_version": _experiment_version(assignments, name)
+                or audience.experiment_version(activation.salt),
+                **entry,
+            }
         )
     manifest = {
         "ds": ds.isoformat(),

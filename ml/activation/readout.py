@@ -1,29 +1,34 @@
-"""Experiment readouts: each arm of each audience against its control group on the audience's goal,
-once the goal's window has passed (issue 8, part 3), and the feedback loop that pauses an audience
-whose readout shows a significant negative lift (part 4).
+"""Experiment readouts every night: each arm against control and against the other arms, on the
+audience's goal and in money, with always-valid intervals (ml/activation/sequential.py), per
+experiment version; the feedback loop that pauses harm and ships winners, with its audit trail.
 
-The unit is the customer: a customer's first assignment to an audience starts their window (the
-hash keeps them in the same group every day). A customer counts once the whole window has ended
-by the end of ds, and the outcome is read from staging, which holds data up to ds only, so a
-readout never peeks past ds. Per arm against control: conversion rates, absolute and relative lift,
-the 95% confidence interval of the difference (Wald), the two-proportion z-test p-value, Holm's
-correction across the arms of an audience, and the minimum detectable effect at 80% power.
+The unit is the customer: their first assignment to a version starts their goal window (the hash
+keeps them in the same group every day). A customer counts once the whole window has ended by the
+end of ds; outcomes come from staging, which holds data up to ds only, so a readout never peeks past
+ds. A version is an audience's salt, arms, weights, holdout share, goal and revision
+(`Audience.experiment_version`); readouts never pool versions.
+
+Per comparison: the goal metric (conversion rate or revenue per customer), revenue and profit per
+customer, each CUPED-adjusted with the customer's pre-assignment behaviour, with the always-valid
+interval and p-value at the audience's significance level divided by its number of comparisons
+(Bonferroni: the intervals hold together, and "significant" means exactly that the interval
+excludes 0); the fixed-horizon figures stand beside them, labelled, for one-look use only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
-import warnings
 
 import duckdb
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
-from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
+from ml.activation.money import COMPLETED_ORDERS_SQL, offer_costs, profit, register_economics
 from ml.activation.population import existing_tables
+from ml.activation.program import write_program_readout
+from ml.activation.sequential import Comparison, Looks, compare_looks
 from ml.activation.settings import CONTROL, ActivationConfig
 from ml.config import load_config, warehouse_path
 from ml.partitions import replace_partition
@@ -32,280 +37,528 @@ log = logging.getLogger(__name__)
 
 RESULTS = "marts.fct_experiment_results"
 STATUS = "activation.audience_status"
-POWER = 0.8
-CONFIDENCE = 0.95
-# The z-test's normal approximation holds when every group has at least this many conversions and
-# non-conversions (the usual rule of thumb). Below it, a handful of customers could pause an audience:
-# on the demo's first readout, 0 of 20 against 2 of 6 gave p = 0.014.
-MIN_OUTCOMES_PER_GROUP = 5
+AUDIT = "experiments.audit_log"
+UNVERSIONED = "unversioned"  # assignments written before versions were recorded
+ACTIONS = ("paused", "winner_shipped", "resumed")
 
 RESULTS_DDL = f"""
 create schema if not exists marts;
 create table if not exists {RESULTS} (
-    ds date not null, audience varchar not null, arm varchar not null, goal_metric varchar not null,
-    window_days integer not null, first_assigned date, last_assigned date,
-    control_customers bigint not null, control_conversions bigint not null,
-    arm_customers bigint not null, arm_conversions bigint not null,
-    control_rate double, arm_rate double, absolute_lift double, relative_lift double,
-    ci_lower double, ci_upper double, p_value double, p_value_holm double,
-    significance_level double not null, is_significant boolean not null, mde_at_80_power double,
+    ds date not null, audience varchar not null, experiment_version varchar not null,
+    version_number integer not null, arm varchar not null, baseline varchar not null,
+    goal_metric varchar not null, window_days integer not null,
+    first_assigned date, last_assigned date, looks integer not null,
+    baseline_customers bigint not null, arm_customers bigint not null,
+    baseline_conversions bigint not null, arm_conversions bigint not null,
+    baseline_value double, arm_value double, effect double, relative_effect double,
+    ci_lower double, ci_upper double, p_value double,
+    fixed_horizon_ci_lower double, fixed_horizon_ci_upper double, fixed_horizon_p_value double,
+    variance_reduction double, significance_level double not null, comparisons integer not null,
+    is_significant boolean not null, significant_since date,
+    baseline_revenue_per_customer double, arm_revenue_per_customer double,
+    incremental_revenue_per_customer double, incremental_revenue_ci_lower double,
+    incremental_revenue_ci_upper double, incremental_revenue double,
+    incremental_profit_per_customer double, incremental_profit_ci_lower double,
+    incremental_profit_ci_upper double, incremental_profit double,
+    cost_per_arm_customer double, arm_cost double, roi double, roi_ci_lower double, roi_ci_upper double,
     hypothesis varchar, null_hypothesis varchar, conclusion varchar not null
 )
 """
-# What `compare` returns for one arm (the mde last).
-STAT_COLUMNS = (
-    "control_rate",
-    "arm_rate",
-    "absolute_lift",
-    "relative_lift",
-    "ci_lower",
-    "ci_upper",
-    "p_value",
-    "mde_at_80_power",
-)
 RESULT_COLUMNS = [
-    "ds",
-    "audience",
-    "arm",
-    "goal_metric",
-    "window_days",
-    "first_assigned",
-    "last_assigned",
-    "control_customers",
-    "control_conversions",
-    "arm_customers",
-    "arm_conversions",
-    *STAT_COLUMNS[:-1],
-    "p_value_holm",
-    "significance_level",
-    "is_significant",
-    STAT_COLUMNS[-1],
-    "hypothesis",
-    "null_hypothesis",
-    "conclusion",
+    line.split()[0]
+    for chunk in RESULTS_DDL.split(f"{RESULTS} (")[1].rsplit(")", 1)[0].split(",")
+    for line in [chunk.strip()]
+    if line
 ]
 STATUS_DDL = f"""
 create schema if not exists activation;
 create table if not exists {STATUS} (
-    ds date not null, audience varchar not null, status varchar not null, reason varchar
+    ds date not null, audience varchar not null, status varchar not null, reason varchar,
+    experiment_version varchar, base_version varchar, shipped_arm varchar
+);
+alter table {STATUS} add column if not exists experiment_version varchar;
+alter table {STATUS} add column if not exists base_version varchar;
+alter table {STATUS} add column if not exists shipped_arm varchar
+"""
+STATUS_COLUMNS = ["ds", "audience", "status", "reason", "experiment_version", "base_version", "shipped_arm"]
+AUDIT_DDL = f"""
+create schema if not exists experiments;
+create table if not exists {AUDIT} (
+    ds date not null, audience varchar not null, action varchar not null, experiment_version varchar,
+    arm varchar, evidence varchar not null
 )
 """
+AUDIT_COLUMNS = ["ds", "audience", "action", "experiment_version", "arm", "evidence"]
+# One row per exposed customer and version: what `readout` reads.
+EXPOSURE_COLUMNS = [
+    "audience",
+    "experiment_version",
+    "version_number",
+    "customer_id",
+    "experiment_group",
+    "assigned_on",
+    "ready_on",
+    "goal_metric",
+    "window_days",
+    "converted",
+    "revenue",
+    "orders",
+    "pre_goal",
+    "pre_revenue",
+    "contact_cost",
+    "offer_code",
+]
 
 
-def compare(
-    control_customers: int, control_conversions: int, arm_customers: int, arm_conversions: int, alpha: float
-) -> dict[str, float | None]:
-    """One arm against control: rates, lifts, the 95% interval of the difference, the pooled
-    two-proportion z-test p-value, and the smallest true difference the test would detect with 80%
-    power at this alpha and these sizes, around the pooled rate of both groups (the rate under the
-    null hypothesis; the control rate alone gives an MDE of 0 when control has no conversion)."""
-    result: dict[str, float | None] = dict.fromkeys(STAT_COLUMNS)
-    if control_customers == 0 or arm_customers == 0:
-        return result
-    control_rate, arm_rate = control_conversions / control_customers, arm_conversions / arm_customers
-    lift = arm_rate - control_rate
-    result.update(control_rate=control_rate, arm_rate=arm_rate, absolute_lift=lift)
-    result["relative_lift"] = lift / control_rate if control_rate > 0 else None
-    lower, upper = confint_proportions_2indep(
-        arm_conversions,
-        arm_customers,
-        control_conversions,
-        control_customers,
-        method="wald",
-        compare="diff",
-        alpha=1 - CONFIDENCE,
+def _group_looks(version: pd.DataFrame, group: str, outcome: str, covariate: str) -> Looks:
+    """One group's cumulative sums at each night a window ended in this version."""
+    ready = version["ready_on"].to_numpy()
+    chosen = (version["experiment_group"] == group).to_numpy()
+    part = version[chosen]
+    return Looks.accumulate(
+        ready[chosen],
+        np.unique(ready),
+        part[outcome].to_numpy(dtype=float),
+        part[covariate].to_numpy(dtype=float),
+        part["converted"].to_numpy(dtype=bool),
     )
-    result.update(ci_lower=float(lower), ci_upper=float(upper))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # no variance (0 or 100% in both): no evidence
-        _, p_value = proportions_ztest([arm_conversions, control_conversions], [arm_customers, control_customers])
-    result["p_value"] = float(p_value) if np.isfinite(p_value) else 1.0
-    pooled = (control_conversions + arm_conversions) / (control_customers + arm_customers)
-    spread = np.sqrt(pooled * (1 - pooled) * (1 / arm_customers + 1 / control_customers))
-    result["mde_at_80_power"] = float((norm.ppf(1 - alpha / 2) + norm.ppf(POWER)) * spread)
-    return result
 
 
-def _large_enough(row: dict) -> bool:
-    outcomes = [
-        row["control_conversions"],
-        row["control_customers"] - row["control_conversions"],
-        row["arm_conversions"],
-        row["arm_customers"] - row["arm_conversions"],
-    ]
-    return min(outcomes) >= MIN_OUTCOMES_PER_GROUP
+def _comparisons(groups: list[str], arm_order: list[str]) -> list[tuple[str, str]]:
+    """(arm, baseline): every arm against control, then every pair of arms in config order."""
+    unknown = sorted(group for group in groups if group not in arm_order and group != CONTROL)
+    arms = [arm for arm in arm_order if arm in groups] + unknown
+    against_control = [(arm, CONTROL) for arm in arms] if CONTROL in groups else []
+    return against_control + [(second, first) for first, second in itertools.combinations(arms, 2)]
 
 
-def _conclusion(row: dict, alpha: float) -> tuple[bool, str]:
-    if row["p_value_holm"] is None:
-        return False, "no exposures with a finished window yet"
-    if not _large_enough(row):
-        return (
-            False,
-            f"too few outcomes for the z-test (needs {MIN_OUTCOMES_PER_GROUP} conversions and non-conversions "
-            "in each group)",
+def _as_date(value) -> dt.date:
+    return pd.Timestamp(value).date()
+
+
+def with_defaults(exposures: pd.DataFrame, activation: ActivationConfig) -> pd.DataFrame:
+    """Fill what a replay in a notebook may leave out: the version (as configured now), the goal and
+    window (from the config), the night the window ends, and zero money and covariates."""
+    missing = [c for c in ("audience", "customer_id", "experiment_group", "assigned_on") if c not in exposures]
+    if missing or not {"converted", "revenue"} & set(exposures.columns):
+        raise ValueError(
+            f"exposures lack {missing or 'an outcome'}: give audience, customer_id, experiment_group, assigned_on "
+            "and converted or revenue (the other columns of EXPOSURE_COLUMNS are optional)"
         )
-    if row["p_value_holm"] >= alpha:
-        return False, "cannot reject the null hypothesis"
-    return True, f"reject the null hypothesis: {'positive' if row['absolute_lift'] > 0 else 'negative'} lift"
+    frame = exposures[exposures["audience"].isin(list(activation.audiences))].copy()
+    per_audience = pd.DataFrame(
+        [
+            (name, audience.experiment_version(activation.salt), audience.goal.metric, audience.goal.window_days)
+            for name, audience in activation.audiences.items()
+        ],
+        columns=["audience", "experiment_version", "goal_metric", "window_days"],
+    ).set_index("audience")
+    for column in ("experiment_version", "goal_metric", "window_days"):
+        if column not in frame.columns:
+            frame[column] = frame["audience"].map(per_audience[column])
+    if "version_number" not in frame.columns:
+        frame["version_number"] = 1
+    if "ready_on" not in frame.columns:
+        frame["ready_on"] = pd.to_datetime(frame["assigned_on"], cache=False) + pd.to_timedelta(
+            frame["window_days"], unit="D"
+        )
+    if "revenue" not in frame.columns:
+        frame["revenue"] = 0.0
+    if "converted" not in frame.columns:
+        frame["converted"] = frame["revenue"] > 0
+    if "orders" not in frame.columns:
+        frame["orders"] = frame["converted"].astype(int)
+    for column in ("pre_goal", "pre_revenue", "contact_cost"):
+        if column not in frame.columns:
+            frame[column] = 0.0
+    if "offer_code" not in frame.columns:
+        frame["offer_code"] = None
+    frame["ready_on"] = pd.to_datetime(frame["ready_on"], cache=False).astype("datetime64[ns]")
+    return frame
 
 
 def readout(exposures: pd.DataFrame, activation: ActivationConfig, ds: dt.date) -> pd.DataFrame:
-    """Results per audience and arm from one row per exposed customer (audience, experiment_group,
-    assigned_on, converted)."""
+    """The readout table of ds from one row per exposed customer and version (EXPOSURE_COLUMNS; a
+    customer whose window has not ended by ds is left out). Pure: no warehouse, no clock, so a
+    notebook can replay any night from exported exposures."""
+    economics, sequential = activation.economics, activation.sequential
+    frame = with_defaults(exposures, activation)
+    frame = frame[frame["ready_on"] <= pd.Timestamp(ds)].copy()
+    frame["cost"] = frame["contact_cost"].astype(float) + offer_costs(
+        frame["offer_code"], frame["revenue"], frame["orders"], economics
+    )
+    frame["profit"] = profit(frame["revenue"], frame["cost"], economics)
     rows = []
-    for name, audience in activation.audiences.items():
-        mine = exposures[exposures["audience"] == name]
-        control = mine[mine["experiment_group"] == CONTROL]
-        arms = []
-        for arm in audience.arms():
-            treated = mine[mine["experiment_group"] == arm.name]
-            stats = compare(
-                len(control),
-                int(control["converted"].sum()),
-                len(treated),
-                int(treated["converted"].sum()),
-                audience.significance_level,
+    for (name, version), mine in frame.groupby(["audience", "experiment_version"], sort=True):
+        audience = activation.audiences.get(name)
+        if audience is None:
+            continue  # an audience no longer configured: its history stays in earlier partitions
+        goal_metric = mine["goal_metric"].iloc[0]
+        look_dates = np.unique(mine["ready_on"].to_numpy())
+        comparisons = _comparisons(sorted(mine["experiment_group"].unique()), [arm.name for arm in audience.arms()])
+        alpha = audience.significance_level / max(len(comparisons), 1)
+
+        def compared(arm: str, baseline: str, outcome: str, covariate: str, _mine=mine, _alpha=alpha) -> Comparison:
+            return compare_looks(
+                _group_looks(_mine, arm, outcome, covariate),
+                _group_looks(_mine, baseline, outcome, covariate),
+                _alpha,
+                sequential.planned_customers,
+                sequential.min_outcomes_per_group,
             )
-            arms.append(
+
+        for arm, baseline in comparisons:
+            treated, base = mine[mine["experiment_group"] == arm], mine[mine["experiment_group"] == baseline]
+            goal_outcome = "revenue" if goal_metric == "revenue" else "converted"
+            goal = compared(arm, baseline, goal_outcome, "pre_revenue" if goal_metric == "revenue" else "pre_goal")
+            revenue = compared(arm, baseline, "revenue", "pre_revenue")
+            gain = compared(arm, baseline, "profit", "pre_revenue")
+            arm_cost = float(treated["cost"].sum())
+            cost_per_customer = arm_cost / len(treated) if len(treated) else None
+            # ROI = incremental profit / what the arm cost, per arm customer; the cost is what was
+            # spent (observed), so the interval is the profit interval scaled by it.
+            roi = {"roi": None, "roi_ci_lower": None, "roi_ci_upper": None}
+            if baseline == CONTROL and cost_per_customer and gain.effect is not None:
+                roi = {
+                    "roi": gain.effect / cost_per_customer,
+                    "roi_ci_lower": gain.ci_lower / cost_per_customer,
+                    "roi_ci_upper": gain.ci_upper / cost_per_customer,
+                }
+            significant = goal.p_value is not None and goal.p_value <= alpha
+            rows.append(
                 {
                     "ds": ds,
                     "audience": name,
-                    "arm": arm.name,
-                    "goal_metric": audience.goal.metric,
-                    "window_days": audience.goal.window_days,
-                    "first_assigned": mine["assigned_on"].min() if len(mine) else None,
-                    "last_assigned": mine["assigned_on"].max() if len(mine) else None,
-                    "control_customers": len(control),
-                    "control_conversions": int(control["converted"].sum()),
+                    "experiment_version": version,
+                    "version_number": int(mine["version_number"].iloc[0]),
+                    "arm": arm,
+                    "baseline": baseline,
+                    "goal_metric": goal_metric,
+                    "window_days": int(mine["window_days"].iloc[0]),
+                    "first_assigned": _as_date(mine["assigned_on"].min()),
+                    "last_assigned": _as_date(mine["assigned_on"].max()),
+                    "looks": goal.looks,
+                    "baseline_customers": len(base),
                     "arm_customers": len(treated),
+                    "baseline_conversions": int(base["converted"].sum()),
                     "arm_conversions": int(treated["converted"].sum()),
-                    **stats,
+                    "baseline_value": goal.baseline_mean,
+                    "arm_value": goal.arm_mean,
+                    "effect": goal.effect,
+                    "relative_effect": goal.effect / goal.baseline_mean
+                    if goal.effect is not None and goal.baseline_mean
+                    else None,
+                    "ci_lower": goal.ci_lower,
+                    "ci_upper": goal.ci_upper,
+                    "p_value": goal.p_value,
+                    "fixed_horizon_ci_lower": goal.fixed_horizon_ci_lower,
+                    "fixed_horizon_ci_upper": goal.fixed_horizon_ci_upper,
+                    "fixed_horizon_p_value": goal.fixed_horizon_p_value,
+                    "variance_reduction": goal.variance_reduction,
                     "significance_level": audience.significance_level,
+                    "comparisons": len(comparisons),
+                    "is_significant": bool(significant),
+                    "significant_since": _as_date(look_dates[goal.significant_since])
+                    if goal.significant_since is not None
+                    else None,
+                    "baseline_revenue_per_customer": revenue.baseline_mean,
+                    "arm_revenue_per_customer": revenue.arm_mean,
+                    "incremental_revenue_per_customer": revenue.effect,
+                    "incremental_revenue_ci_lower": revenue.ci_lower,
+                    "incremental_revenue_ci_upper": revenue.ci_upper,
+                    "incremental_revenue": revenue.effect * len(treated) if revenue.effect is not None else None,
+                    "incremental_profit_per_customer": gain.effect,
+                    "incremental_profit_ci_lower": gain.ci_lower,
+                    "incremental_profit_ci_upper": gain.ci_upper,
+                    "incremental_profit": gain.effect * len(treated) if gain.effect is not None else None,
+                    "cost_per_arm_customer": cost_per_customer,
+                    "arm_cost": arm_cost,
+                    **roi,
                     "hypothesis": audience.hypothesis,
                     "null_hypothesis": audience.null_hypothesis,
+                    "conclusion": _conclusion(arm, baseline, goal, significant, activation),
                 }
             )
-        tested = [i for i, arm in enumerate(arms) if arm["p_value"] is not None]
-        if tested:  # Holm across the arms of one audience: the family-wise error stays at alpha
-            _, adjusted, _, _ = multipletests([arms[i]["p_value"] for i in tested], method="holm")
-            for i, p_value in zip(tested, adjusted, strict=True):
-                arms[i]["p_value_holm"] = float(p_value)
-        for arm in arms:
-            arm["p_value_holm"] = arm.get("p_value_holm")
-            arm["is_significant"], arm["conclusion"] = _conclusion(arm, audience.significance_level)
-        rows += arms
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
+def _conclusion(arm: str, baseline: str, goal: Comparison, significant: bool, activation: ActivationConfig) -> str:
+    if goal.looks == 0:
+        needed = activation.sequential.min_outcomes_per_group
+        return f"waiting: each group needs {needed} converting and {needed} non-converting customers"
+    if not significant:
+        return "no evidence of a difference yet (keep running)"
+    direction = "better" if goal.effect > 0 else "worse"
+    return f"{arm} is {direction} than {baseline} (always-valid)"
+
+
 def exposures(ds: dt.date, activation: ActivationConfig) -> pd.DataFrame:
-    """Each customer's first assignment per audience whose goal window has ended by the end of ds,
-    with whether the goal happened within the window (staging: data up to ds only)."""
-    goals = pd.DataFrame(
+    """One row per customer and experiment version whose goal window has ended by the end of ds
+    (EXPOSURE_COLUMNS), from experiments.assignments and staging (data up to ds only)."""
+    empty = pd.DataFrame(columns=EXPOSURE_COLUMNS)
+    current_goals = pd.DataFrame(
         [
-            {"audience": name, "metric": audience.goal.metric, "window_days": audience.goal.window_days}
+            {"audience": name, "goal_metric": audience.goal.metric, "window_days": audience.goal.window_days}
             for name, audience in activation.audiences.items()
         ],
-        columns=["audience", "metric", "window_days"],
-    )
-    empty = pd.DataFrame(columns=["audience", "customer_id", "experiment_group", "assigned_on", "converted"])
+        columns=["audience", "goal_metric", "window_days"],
+    ).astype({"window_days": "int32"})
     with duckdb.connect(str(warehouse_path())) as connection:
-        if goals.empty or "assignments" not in existing_tables(connection, "experiments"):
+        tables = existing_tables(connection, "experiments")
+        if current_goals.empty or "assignments" not in tables:
             return empty
-        connection.register("goals", goals.astype({"window_days": "int32"}))
+        connection.register("current_goals", current_goals)
+        register_economics(connection, activation.economics, list(activation.channels))
+        recorded = (
+            "select audience, experiment_version, goal_metric, window_days from experiments.versions union all "
+            if "versions" in tables
+            else ""
+        )
         return connection.execute(
-            """
-            with first_assignments as (
-                select audience, customer_id, min(ds) as assigned_on, arg_min(experiment_group, ds) as experiment_group
-                from experiments.assignments
-                where ds <= $ds
+            f"""
+            with versions as (
+                {recorded}
+                select audience, '{UNVERSIONED}', goal_metric, window_days from current_goals
+            ),
+            assignments as (
+                select *, coalesce(experiment_version, '{UNVERSIONED}') as version
+                from experiments.assignments where ds < $ds
+            ),
+            first_assignments as (
+                select audience, version as experiment_version, customer_id, min(ds) as assigned_on,
+                    arg_min(experiment_group, ds) as experiment_group, arg_min(offer_code, ds) as offer_code
+                from assignments
                 group by all
             ),
+            started as (
+                select audience, experiment_version, min(assigned_on) as started_on
+                from first_assignments group by audience, experiment_version
+            ),
+            numbered as (
+                select audience, experiment_version,
+                    row_number() over (partition by audience order by started_on, experiment_version) as version_number
+                from started
+            ),
             exposed as (
-                select f.*, g.metric,
+                select f.*, n.version_number, v.goal_metric, v.window_days,
+                    f.assigned_on + v.window_days as ready_on,
                     cast(f.assigned_on + 1 as timestamp) as window_start,
-                    cast(f.assigned_on + 1 + g.window_days as timestamp) as window_end
+                    cast(f.assigned_on + 1 + v.window_days as timestamp) as window_end,
+                    cast(f.assigned_on + 1 - $pre_days as timestamp) as pre_start
                 from first_assignments as f
-                inner join goals as g using (audience)
-                where f.assigned_on + g.window_days <= $ds
+                inner join versions as v using (audience, experiment_version)
+                inner join numbered as n using (audience, experiment_version)
+                where f.assigned_on + v.window_days <= $ds
             ),
             orders as (
-                select customer_id, ordered_at as happened_at from intermediate.int_orders_sequenced where is_completed
+                select customer_id, ordered_at, total_amount from ({COMPLETED_ORDERS_SQL})
+                where ordered_at < cast($ds + 1 as timestamp)
             ),
             activity as (
-                select customer_id, happened_at from orders
+                select customer_id, ordered_at as happened_at from orders
                 union all
-                select customer_id, occurred_at from staging.stg_events
+                select customer_id, occurred_at from staging.stg_events where occurred_at < cast($ds + 1 as timestamp)
+            ),
+            outcomes as (
+                select e.audience, e.experiment_version, e.customer_id,
+                    count(o.customer_id) filter (where o.ordered_at >= e.window_start) as orders,
+                    coalesce(sum(o.total_amount) filter (where o.ordered_at >= e.window_start), 0) as revenue,
+                    count(o.customer_id) filter (where o.ordered_at < e.window_start) as pre_orders,
+                    coalesce(sum(o.total_amount) filter (where o.ordered_at < e.window_start), 0) as pre_revenue
+                from exposed as e
+                left join orders as o
+                    on o.customer_id = e.customer_id and o.ordered_at >= e.pre_start and o.ordered_at < e.window_end
+                group by all
+            ),
+            engaged as (
+                select e.audience, e.experiment_version, e.customer_id,
+                    count(distinct case when a.happened_at >= e.window_start then cast(a.happened_at as date) end)
+                        as active_days,
+                    count(distinct case when a.happened_at < e.window_start then cast(a.happened_at as date) end)
+                        as pre_active_days
+                from exposed as e
+                inner join activity as a
+                    on a.customer_id = e.customer_id and a.happened_at >= e.pre_start and a.happened_at < e.window_end
+                where e.goal_metric = 'engagement'
+                group by all
+            ),
+            contacts as (
+                -- Treated customers' contacts in their goal window (control rows are never sent).
+                select e.audience, e.experiment_version, e.customer_id, sum(c.cost) as contact_cost
+                from exposed as e
+                inner join assignments as a
+                    on a.audience = e.audience and a.version = e.experiment_version
+                    and a.customer_id = e.customer_id and a.ds >= e.assigned_on and a.ds < e.ready_on
+                    and a.experiment_group <> '{CONTROL}'
+                cross join unnest(a.channels) as contacted(channel)
+                inner join contact_costs as c on c.channel = contacted.channel
+                group by all
             )
-            select e.audience, e.customer_id, e.experiment_group, e.assigned_on,
-                case e.metric
-                    when 'purchase' then exists (
-                        select 1 from orders as o where o.customer_id = e.customer_id
-                            and o.happened_at >= e.window_start and o.happened_at < e.window_end)
-                    else exists (
-                        select 1 from activity as a where a.customer_id = e.customer_id
-                            and a.happened_at >= e.window_start and a.happened_at < e.window_end)
-                end as converted
+            select e.audience, e.experiment_version, e.version_number, e.customer_id, e.experiment_group,
+                e.assigned_on, e.ready_on, e.goal_metric, e.window_days,
+                case when e.goal_metric = 'engagement' then coalesce(g.active_days, 0) > 0 else w.orders > 0 end
+                    as converted,
+                w.revenue, w.orders,
+                case when e.goal_metric = 'engagement' then coalesce(g.pre_active_days, 0) else w.pre_orders end
+                    as pre_goal,
+                w.pre_revenue, coalesce(c.contact_cost, 0) as contact_cost, e.offer_code
             from exposed as e
-            order by e.audience, e.customer_id
+            inner join outcomes as w using (audience, experiment_version, customer_id)
+            left join engaged as g using (audience, experiment_version, customer_id)
+            left join contacts as c using (audience, experiment_version, customer_id)
+            order by e.audience, e.experiment_version, e.customer_id
             """,
-            {"ds": ds},
+            {"ds": ds, "pre_days": activation.sequential.pre_period_days},
         ).df()
 
 
-def paused_audiences(results: pd.DataFrame, activation: ActivationConfig) -> dict[str, str]:
-    """Audiences to pause, with why: an arm with a significant negative lift (when the switch is on)."""
-    if not activation.pause_on_significant_negative_lift or results.empty:
-        return {}
-    harmful = results[results["is_significant"] & (results["absolute_lift"] < 0)]
-    return {
-        row.audience: (
-            f"arm {row.arm}: {row.arm_rate:.1%} against control {row.control_rate:.1%} "
-            f"(lift {row.absolute_lift:+.1%}, Holm p={row.p_value_holm:.3g} < {row.significance_level:g})"
+def feedback(
+    results: pd.DataFrame, activation: ActivationConfig, ds: dt.date, previous: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each audience's status for the next decisions (active, paused, winner_shipped) and the
+    automated actions of this night, with their evidence. `previous`: the latest earlier status row
+    of each audience (STATUS_COLUMNS), which tells a new action from one already taken."""
+    statuses, actions = [], []
+    earlier = previous.set_index("audience") if not previous.empty else pd.DataFrame(columns=STATUS_COLUMNS[1:])
+    for name, audience in activation.audiences.items():
+        base = audience.experiment_version(activation.salt)
+        mine = results[results["audience"] == name] if not results.empty else results
+        winner, winner_evidence = (None, "")
+        if len(mine):
+            winner, winner_evidence = _winner(mine[mine["experiment_version"] == base], audience)
+        shipped = winner if activation.ship_winning_arm else None
+        current = audience.experiment_version(activation.salt, shipped)
+        served = {arm.name for arm in audience.served_arms(shipped)}
+        harm = (
+            mine[
+                mine["experiment_version"].isin({base, current})
+                & mine["arm"].isin(served)
+                & (mine["baseline"] == CONTROL)
+                & mine["is_significant"]
+                & (mine["effect"] < 0)
+            ]
+            if len(mine)
+            else mine
         )
-        for row in harmful.itertuples()
-    }
+        status, reason = "active", None
+        if activation.pause_on_significant_negative_lift and len(harm):
+            status, reason = "paused", _evidence(harm.iloc[0])
+        elif shipped:
+            status, reason = "winner_shipped", winner_evidence
+        statuses.append(
+            {
+                "ds": ds,
+                "audience": name,
+                "status": status,
+                "reason": reason,
+                "experiment_version": current,
+                "base_version": base,
+                "shipped_arm": shipped,
+            }
+        )
+        before = earlier.loc[name] if name in earlier.index else None
+        was_paused = before is not None and before["status"] == "paused"
+        if status == "paused" and not (was_paused and before["base_version"] == base):
+            actions.append((name, "paused", current, harm.iloc[0]["arm"], reason))
+        if status == "winner_shipped" and not (
+            before is not None and before["status"] == "winner_shipped" and before["base_version"] == base
+        ):
+            actions.append((name, "winner_shipped", current, shipped, reason))
+        if status != "paused" and was_paused and before["base_version"] != base:
+            evidence = f"the configuration changed (version {before['experiment_version']} -> {current}): a new version"
+            actions.append((name, "resumed", current, None, evidence))
+    audit = pd.DataFrame([(ds, *action) for action in actions], columns=AUDIT_COLUMNS)
+    return pd.DataFrame(statuses, columns=STATUS_COLUMNS), audit
 
 
-def read_paused(ds: dt.date) -> set[str]:
+def _evidence(row) -> str:
+    unit = "" if row["goal_metric"] == "revenue" else " pts"
+    scale = 1 if row["goal_metric"] == "revenue" else 100
+    return (
+        f"{row['arm']} against {row['baseline']}: {row['goal_metric']} {row['effect'] * scale:+.2f}{unit} "
+        f"(always-valid {1 - row['significance_level']:.0%} interval {row['ci_lower'] * scale:+.2f} to "
+        f"{row['ci_upper'] * scale:+.2f}, p = {row['p_value']:.3g} <= {row['significance_level']:g}/"
+        f"{row['comparisons']}), {row['arm_customers']} against {row['baseline_customers']} customers, "
+        f"version {row['experiment_version']}, significant since {row['significant_since']}"
+    )
+
+
+def _winner(rows: pd.DataFrame, audience) -> tuple[str | None, str]:
+    """The arm significantly better than control and than every other arm (audiences with 2+ arms)."""
+    arms = [arm.name for arm in audience.arms()]
+    if len(arms) < 2 or rows.empty:
+        return None, ""
+    for arm in arms:
+        beaten = set()
+        for row in rows.itertuples():
+            if not row.is_significant:
+                continue
+            if row.arm == arm and row.effect > 0:
+                beaten.add(row.baseline)
+            elif row.baseline == arm and row.effect < 0:
+                beaten.add(row.arm)
+        if beaten >= {CONTROL, *(other for other in arms if other != arm)}:
+            best = rows[(rows["arm"] == arm) & (rows["baseline"] == CONTROL)]
+            return arm, _evidence(best.iloc[0]) + f"; better than {', '.join(sorted(beaten - {CONTROL}))} too"
+    return None, ""
+
+
+def read_feedback(ds: dt.date, activation: ActivationConfig) -> tuple[set[str], dict[str, str]]:
+    """Paused audiences and shipped winners for the decisions of ds (set by read_experiments of ds),
+    for the version configured now: a changed configuration is a new version and starts active."""
     with duckdb.connect(str(warehouse_path())) as connection:
         if "audience_status" not in existing_tables(connection, "activation"):
-            return set()
-        rows = connection.execute(f"select audience from {STATUS} where ds = ? and status = 'paused'", [ds]).fetchall()
-    return {audience for (audience,) in rows}
+            return set(), {}
+        for statement in STATUS_DDL.split(";"):  # an older warehouse: the version columns
+            connection.execute(statement)
+        rows = connection.execute(
+            f"select audience, status, base_version, shipped_arm from {STATUS} where ds = ?", [ds]
+        ).fetchall()
+    paused, shipped = set(), {}
+    for name, status, base, arm in rows:
+        audience = activation.audiences.get(name)
+        if audience is None or base != audience.experiment_version(activation.salt):
+            continue
+        if status == "paused":
+            paused.add(name)
+        if arm is not None:
+            shipped[name] = arm
+    return paused, shipped
+
+
+def previous_status(ds: dt.date) -> pd.DataFrame:
+    with duckdb.connect(str(warehouse_path())) as connection:
+        if "audience_status" not in existing_tables(connection, "activation"):
+            return pd.DataFrame(columns=STATUS_COLUMNS)
+        for statement in STATUS_DDL.split(";"):
+            connection.execute(statement)
+        return connection.execute(
+            f"select * from {STATUS} where ds < ? qualify ds = max(ds) over (partition by audience)", [ds]
+        ).df()[STATUS_COLUMNS]
 
 
 def read_experiments(ds: str) -> dict[str, object]:
-    """Replace the ds partitions of marts.fct_experiment_results and activation.audience_status."""
+    """Replace the ds partitions of marts.fct_experiment_results, activation.audience_status,
+    experiments.audit_log and marts.fct_program_readout."""
     ds_date = dt.date.fromisoformat(ds)
     activation = load_config().activation
     results = readout(exposures(ds_date, activation), activation, ds_date)
-    paused = paused_audiences(results, activation)
-    status = pd.DataFrame(
-        [
-            {
-                "ds": ds_date,
-                "audience": name,
-                "status": "paused" if name in paused else "active",
-                "reason": paused.get(name),
-            }
-            for name in activation.audiences
-        ],
-        columns=["ds", "audience", "status", "reason"],
+    status, audit = feedback(results, activation, ds_date, previous_status(ds_date))
+    replace_partition(
+        RESULTS, RESULTS_DDL, ds_date, results, order_by="audience, version_number, arm, baseline", purge_erased=False
     )
-    replace_partition(RESULTS, RESULTS_DDL, ds_date, results, order_by="audience, arm", purge_erased=False)
     replace_partition(STATUS, STATUS_DDL, ds_date, status, order_by="audience", purge_erased=False)
-    for name, reason in paused.items():
-        log.warning("ds=%s audience %s paused by its readout: %s", ds, name, reason)
-    read = results[results["p_value"].notna()] if not results.empty else results
-    log.info(
-        "ds=%s experiment readouts: %d arms with finished windows, %d significant",
-        ds,
-        len(read),
-        int(read["is_significant"].sum()) if len(read) else 0,
-    )
+    replace_partition(AUDIT, AUDIT_DDL, ds_date, audit, order_by="audience, action", purge_erased=False)
+    program = write_program_readout(ds_date, activation)
+    for row in audit.itertuples():
+        log.warning("ds=%s audience %s %s: %s", ds, row.audience, row.action.replace("_", " "), row.evidence)
+    read = results[results["looks"] > 0] if not results.empty else results
+    significant = int(read["is_significant"].sum()) if len(read) else 0
+    log.info("ds=%s experiment readouts: %d comparisons with data, %d significant", ds, len(read), significant)
     return {
-        "arms_read": len(read),
-        "significant": int(read["is_significant"].sum()) if len(read) else 0,
-        "paused": sorted(paused),
+        "comparisons_read": len(read),
+        "significant": significant,
+        "paused": sorted(status.loc[status["status"] == "paused", "audience"]),
+        "actions": len(audit),
+        "program_profit_per_customer": program,
     }

@@ -19,6 +19,35 @@ from ml.activation.store import ASSIGNMENTS, DECISIONS, FUNNEL
 from ml.config import load_config, reports_dir, warehouse_path
 
 MATURITY_LEVELS = ("demographic", "behavioral", "predictive")
+ACTIONS_DAYS = 30  # the audit trail shown: the last 30 days
+MIN_COST_FOR_ROI = 0.01  # per arm customer, in the reporting currency
+READOUT_COLUMNS = [
+    "audience",
+    "version_number",
+    "experiment_version",
+    "arm",
+    "baseline",
+    "goal_metric",
+    "looks",
+    "arm_customers",
+    "baseline_customers",
+    "arm_value",
+    "baseline_value",
+    "effect",
+    "ci_lower",
+    "ci_upper",
+    "p_value",
+    "variance_reduction",
+    "incremental_revenue",
+    "incremental_profit",
+    "incremental_profit_ci_lower",
+    "incremental_profit_ci_upper",
+    "cost_per_arm_customer",
+    "roi",
+    "roi_ci_lower",
+    "roi_ci_upper",
+    "conclusion",
+]
 
 
 @dataclass(frozen=True)
@@ -32,8 +61,11 @@ class AudienceSummary:
     funnel: pd.DataFrame  # step x audience
     scores: pd.DataFrame  # score distribution of the exported customers per audience
     model_versions: dict[str, str | None]
-    readouts: pd.DataFrame  # arms against control whose goal window has passed (marts.fct_experiment_results)
-    status: dict[str, str]  # audience -> "active" or "paused: <why>"
+    readouts: pd.DataFrame  # comparisons with finished goal windows (marts.fct_experiment_results)
+    status: dict[str, str]  # audience -> "active", "paused: <why>" or "winner_shipped: <why>"
+    program: pd.DataFrame  # the global holdout readout of ds (marts.fct_program_readout), 0 or 1 row
+    actions: pd.DataFrame  # automated actions of the last ACTIONS_DAYS days (experiments.audit_log)
+    currency: str
 
 
 def audience_summary(ds: dt.date) -> AudienceSummary | None:
@@ -46,16 +78,37 @@ def audience_summary(ds: dt.date) -> AudienceSummary | None:
             return None
         assignments = connection.execute(f"select * from {ASSIGNMENTS} where ds = ?", [ds]).df()
         funnel = connection.execute(f"select * from {FUNNEL} where ds = ? order by audience, step_order", [ds]).df()
+        marts = existing_tables(connection, "marts")
         readouts = (
             connection.execute(
-                "select audience, arm, control_customers, arm_customers, control_rate, arm_rate, absolute_lift, "
-                "ci_lower, ci_upper, p_value_holm, mde_at_80_power, conclusion from marts.fct_experiment_results "
-                "where ds = ? and p_value is not null order by audience, arm",
+                f"select {', '.join(READOUT_COLUMNS)} from marts.fct_experiment_results "
+                "where ds = ? order by audience, version_number, baseline <> 'control', arm, baseline",
                 [ds],
             ).df()
-            if "fct_experiment_results" in existing_tables(connection, "marts")
+            if "fct_experiment_results" in marts
+            else pd.DataFrame(columns=READOUT_COLUMNS)
+        )
+        program = (
+            connection.execute("select * from marts.fct_program_readout where ds = ?", [ds]).df()
+            if "fct_program_readout" in marts
             else pd.DataFrame()
         )
+        experiment_tables = existing_tables(connection, "experiments")
+        actions = (
+            connection.execute(
+                "select ds, audience, action, experiment_version, arm, evidence from experiments.audit_log "
+                "where ds > ? and ds <= ? order by ds desc, audience",
+                [ds - dt.timedelta(days=ACTIONS_DAYS), ds],
+            ).df()
+            if "audit_log" in experiment_tables
+            else pd.DataFrame(columns=["ds", "audience", "action", "experiment_version", "arm", "evidence"])
+        )
+        versions = connection.execute(
+            "with started as (select audience, experiment_version, min(ds) as since from experiments.assignments "
+            "where ds <= ? group by all) select audience, experiment_version, since, row_number() over "
+            "(partition by audience order by since, experiment_version) as version_number from started",
+            [ds],
+        ).df()
         status = (
             {
                 audience: state if reason is None else f"{state}: {reason}"
@@ -104,10 +157,21 @@ def audience_summary(ds: dt.date) -> AudienceSummary | None:
     groups = assignments.groupby(["audience", "experiment_group"]).size()
     by_channel["holdout"] = [int(groups.get((name, CONTROL), 0)) for name in audiences]
     by_channel.insert(0, "maturity", [level_of[name] for name in audiences])
+    current = versions.set_index(["audience", "experiment_version"])
+    tonight = assignments.drop_duplicates("audience").set_index("audience")["experiment_version"].to_dict()
+
+    def version_label(name: str) -> str:
+        key = (name, tonight.get(name))
+        if key not in current.index:
+            return "not assigned tonight"
+        found = current.loc[key]
+        return f"v{found['version_number']} ({key[1]}) since {found['since']:%Y-%m-%d}"
+
     experiments = pd.DataFrame(
         [
             {
                 "audience": name,
+                "version": version_label(name),
                 "priority": audience.priority,
                 "status": status.get(name, "active"),
                 "goal": audience.goal.description or f"{audience.goal.metric} within {audience.goal.window_days} days",
@@ -150,6 +214,9 @@ def audience_summary(ds: dt.date) -> AudienceSummary | None:
         model_versions=read_model_versions(ds),
         readouts=readouts,
         status=status,
+        program=program,
+        actions=actions,
+        currency=activation.economics.currency,
     )
 
 
@@ -165,20 +232,84 @@ def summary_lines(summary: AudienceSummary) -> list[str]:
         lines.append(f"    {row.level:<12} {row.reached:>6}  {row.share_of_population:6.1%}  {row.audiences}")
     lines.append("  rows per audience and channel (holdout: control customers, not exported):")
     lines += ["    " + line for line in summary.by_channel.to_string().splitlines()]
-    paused = {name: state for name, state in summary.status.items() if state.startswith("paused")}
-    lines += [f"  {name} {state}" for name, state in paused.items()]
-    if summary.readouts.empty:
-        lines.append("  experiment readouts: no holdout has finished its goal window yet")
+    lines += ["  " + line for line in program_lines(summary.program)]
+    halted = {name: state for name, state in summary.status.items() if not state.startswith("active")}
+    lines += [f"  {name} {state}" for name, state in halted.items()]
+    read = summary.readouts[summary.readouts["looks"] > 0]
+    if read.empty:
+        lines.append("  experiment readouts: no comparison has enough finished goal windows yet")
     else:
-        lines.append("  experiment readouts (arm against control, goal window finished; marts.fct_experiment_results):")
-        for row in summary.readouts.itertuples():
-            lines.append(
-                f"    {row.audience} / {row.arm}: {row.arm_rate:.1%} (n={row.arm_customers}) vs control "
-                f"{row.control_rate:.1%} (n={row.control_customers}), lift {row.absolute_lift:+.1%} "
-                f"[{row.ci_lower:+.1%}, {row.ci_upper:+.1%}], Holm p={_p_value(row.p_value_holm)}, "
-                f"MDE {row.mde_at_80_power:.1%}: {row.conclusion}"
-            )
+        lines.append("  experiment readouts (always-valid; marts.fct_experiment_results):")
+        lines += ["    " + readout_line(row, summary.currency) for row in read.itertuples()]
+    if not summary.actions.empty:
+        lines.append(f"  automated actions in the last {ACTIONS_DAYS} days (experiments.audit_log):")
+        lines += [
+            f"    {row.ds:%Y-%m-%d} {row.audience} {row.action}: {row.evidence}" for row in summary.actions.itertuples()
+        ]
     return lines
+
+
+def _money(value: float | None, currency: str) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{value:+,.2f} {currency}"
+
+
+def _goal(value: float, metric: str, currency: str) -> str:
+    return f"{value:,.2f} {currency}" if metric == "revenue" else f"{value:.1%}"
+
+
+def _difference(value: float, metric: str, currency: str) -> str:
+    return _money(value, currency) if metric == "revenue" else f"{value * 100:+.1f} pts"
+
+
+def readout_line(row, currency: str) -> str:
+    """One comparison as a marketer reads it: the goal with its always-valid interval, then money."""
+    head = f"{row.audience} v{row.version_number} {row.arm} vs {row.baseline}"
+    sizes = f"(n={row.arm_customers} vs {row.baseline_customers})"
+    if row.looks == 0 or row.effect is None or pd.isna(row.effect):
+        return f"{head} {sizes}: {row.conclusion}"
+    metric = row.goal_metric
+    goal = (
+        f"{metric} {_goal(row.arm_value, metric, currency)} vs {_goal(row.baseline_value, metric, currency)}, "
+        f"{_difference(row.effect, metric, currency)} [{_difference(row.ci_lower, metric, currency)}, "
+        f"{_difference(row.ci_upper, metric, currency)}], p={_p_value(row.p_value)}"
+    )
+    money = ""
+    if row.baseline == "control" and not pd.isna(row.incremental_profit):
+        money = (
+            f"; revenue {_money(row.incremental_revenue, currency)}, profit {_money(row.incremental_profit, currency)}"
+            f" [{_money(row.incremental_profit_ci_lower * row.arm_customers, currency)}, "
+            f"{_money(row.incremental_profit_ci_upper * row.arm_customers, currency)}]"
+        )
+        # A ratio over almost nothing says nothing: ROI only where the arm cost a cent per customer or more.
+        if not pd.isna(row.roi) and row.cost_per_arm_customer >= MIN_COST_FOR_ROI:
+            money += f", ROI {row.roi:+,.1f}x [{row.roi_ci_lower:+,.1f}x, {row.roi_ci_upper:+,.1f}x]"
+    return f"{head} {sizes}: {goal}{money}: {row.conclusion}"
+
+
+def program_lines(program: pd.DataFrame) -> list[str]:
+    """The global holdout readout in two lines (what personalization as a whole earned, net)."""
+    if program.empty:
+        return ["program readout: no global holdout (set activation.global_holdout.percent, for example 5)"]
+    row = program.iloc[0]
+    currency = row["currency"]
+    if pd.isna(row["incremental_profit_per_customer"]):
+        return [
+            f"program readout ({row['window_start']:%Y-%m-%d} to {row['window_end']:%Y-%m-%d}): {row['conclusion']}"
+        ]
+
+    def interval(name: str) -> str:
+        return f"{_money(row[name], currency)} [{_money(row[name.replace('per_customer', 'ci_lower')], currency)}, " + (
+            f"{_money(row[name.replace('per_customer', 'ci_upper')], currency)}]"
+        )
+
+    return [
+        f"program readout, {row['window_start']:%Y-%m-%d} to {row['window_end']:%Y-%m-%d}: "
+        f"{row['personalized_customers']} personalized vs {row['holdout_customers']} in the global holdout "
+        f"({row['holdout_percent']:g}%)",
+        f"  per customer: revenue {interval('incremental_revenue_per_customer')}, profit "
+        f"{interval('incremental_profit_per_customer')}; in total {_money(row['incremental_profit'], currency)} "
+        f"profit: {row['conclusion']}",
+    ]
 
 
 def _p_value(p_value: float) -> str:
@@ -200,15 +331,26 @@ def render_html(summary: AudienceSummary) -> str:
     versions = ", ".join(
         f"{name} v{version}" if version else f"{name}: none" for name, version in summary.model_versions.items()
     )
+    read = summary.readouts[summary.readouts["looks"] > 0]
     readouts = (
-        _table(summary.readouts, index=False)
-        if not summary.readouts.empty
-        else "<p>No holdout has finished its goal window yet.</p>"
+        "<ul>"
+        + "".join(f"<li>{html.escape(readout_line(row, summary.currency))}</li>" for row in read.itertuples())
+        + "</ul>"
+        if not read.empty
+        else "<p>No comparison has enough finished goal windows yet.</p>"
+    )
+    program = "<br>".join(html.escape(line) for line in program_lines(summary.program))
+    actions = (
+        _table(summary.actions, index=False)
+        if not summary.actions.empty
+        else f"<p>No automated action in the last {ACTIONS_DAYS} days.</p>"
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Audiences {summary.ds}</title><style>{CSS}</style></head>
 <body>
 <h1>Audiences for {summary.ds}</h1>
+<h2>What personalization earned</h2>
+<p>{program}</p>
 <p>{summary.population} customers: {int(reasons.get("decided", 0))} decided into an audience,
 {int(reasons.get("too_little_data", 0))} get the default experience (too little data),
 {int(reasons.get("no_audience", 0))} qualify for no audience. Models: {html.escape(versions)}.</p>
@@ -222,10 +364,13 @@ def render_html(summary: AudienceSummary) -> str:
 <h2>Experiments</h2>
 {_table(summary.experiments, index=False)}
 <h2>Experiment readouts</h2>
-<p class="note">Each arm against its control group on the audience's goal, for customers whose goal window
-has ended: 95% interval of the difference, two-proportion z-test p-value (Holm-corrected across arms) and the
-minimum detectable effect at 80% power.</p>
+<p class="note">Each arm against control and against the other arms, per experiment version, for customers
+whose goal window has ended: the goal's difference with its always-valid interval and p-value (valid however
+often it is read; see docs/audiences.md), then incremental revenue and profit (net of contact and offer costs)
+and ROI with their intervals.</p>
 {readouts}
+<h2>Automated actions</h2>
+{actions}
 <h2>Funnel</h2>
 <p class="note">Customers who qualified, where the others left (first reason), and the decided ones by group.</p>
 {_table(summary.funnel)}

@@ -7,6 +7,8 @@ behavioral identifier, a moment, channels in order of preference and a tactic, w
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Annotated, Literal
 
@@ -143,8 +145,9 @@ Moment = Annotated[DaysAfterSignup | CartAbandoned | BrowseAbandoned | NoOrderFo
 
 
 class Goal(_Strict):
-    metric: Literal["purchase", "engagement"] = Field(
-        description="purchase: a completed order; engagement: any event or order (retention)."
+    metric: Literal["purchase", "engagement", "revenue"] = Field(
+        description="purchase: a completed order; engagement: any event or order (retention); revenue: the "
+        "completed orders' total_amount per customer (cancelled and refunded orders count nothing)."
     )
     window_days: int = Field(gt=0, description="Measured within this many days after ds.")
     description: str = ""
@@ -188,6 +191,9 @@ class Audience(_Strict):
     priority: int = Field(ge=1, description="1 wins over 2 when a customer qualifies for several audiences.")
     suppress: list[str] = Field([], description="Names of activation.suppressions that leave the audience.")
     salt: str | None = Field(None, description="Changes every assignment of this audience (a new experiment).")
+    revision: int = Field(
+        1, ge=1, description="Raise it to start a new version of the experiment as it is (resumes a paused audience)."
+    )
 
     @field_validator("segment")
     @classmethod
@@ -212,6 +218,29 @@ class Audience(_Strict):
 
     def tactics(self) -> list[Tactic]:
         return [arm.tactic for arm in self.arms()]
+
+    def served_arms(self, shipped_arm: str | None = None) -> list[Variant]:
+        """The arms treated customers are split over: every arm, or only the winner once it is shipped."""
+        if shipped_arm is None:
+            return self.arms()
+        return [arm.model_copy(update={"weight": 1.0}) for arm in self.arms() if arm.name == shipped_arm]
+
+    def experiment_definition(self, salt: str, shipped_arm: str | None = None) -> dict[str, object]:
+        """What makes an experiment: the assignment salt, the arms with their weights and tactics, the
+        holdout share, the goal and the revision. A change to any of them is a new version."""
+        return {
+            "salt": self.salt or salt,
+            "arms": [arm.model_dump() for arm in self.served_arms(shipped_arm)],
+            "shipped_arm": shipped_arm,
+            "holdout_percent": self.holdout_percent,
+            "goal": {"metric": self.goal.metric, "window_days": self.goal.window_days},
+            "revision": self.revision,
+        }
+
+    def experiment_version(self, salt: str, shipped_arm: str | None = None) -> str:
+        """A short, stable id of the experiment definition (sha256 of its canonical JSON)."""
+        definition = json.dumps(self.experiment_definition(salt, shipped_arm), sort_keys=True)
+        return hashlib.sha256(definition.encode()).hexdigest()[:12]
 
     @property
     def is_predictive(self) -> bool:
@@ -238,6 +267,68 @@ class Audience(_Strict):
         return f"({self.segment}) and ({self.moment.predicate()})"
 
 
+class OfferCost(_Strict):
+    """What an offer costs on the orders it applies to (the treated customer's orders in the goal window)."""
+
+    discount_share: float = Field(0.0, ge=0, lt=1, description="Share of the order value given away.")
+    cost_per_order: float = Field(0.0, ge=0, description="A fixed cost per order, such as free shipping.")
+
+
+class Economics(_Strict):
+    """Turns readouts into money: revenue is the completed orders' total_amount; profit is revenue
+    times the margin share, less the contact costs of treated customers and the costs of their offers."""
+
+    currency: str = Field("EUR", min_length=1, description="The currency readouts report money in.")
+    exchange_rates: dict[str, float] = Field(
+        {}, description="Units of `currency` per unit of each other order currency."
+    )
+    margin_share: float = Field(0.3, gt=0, le=1, description="Gross margin as a share of revenue.")
+    contact_cost: dict[str, float] = Field({}, description="Cost of one contact, by channel (default 0).")
+    offers: dict[str, OfferCost] = Field({}, description="Cost of each offer code (default 0).")
+
+    @field_validator("contact_cost")
+    @classmethod
+    def _costs(cls, costs: dict[str, float]) -> dict[str, float]:
+        negative = [channel for channel, cost in costs.items() if cost < 0]
+        if negative:
+            raise ValueError(f"contact costs of {negative} are negative")
+        return costs
+
+    @field_validator("exchange_rates")
+    @classmethod
+    def _rates(cls, rates: dict[str, float]) -> dict[str, float]:
+        wrong = [currency for currency, rate in rates.items() if not rate > 0]
+        if wrong:
+            raise ValueError(f"exchange rates of {wrong} must be positive")
+        return {currency.upper(): rate for currency, rate in rates.items()}
+
+
+class GlobalHoldout(_Strict):
+    """A stable share of all customers who get the default experience everywhere and no audience: the
+    program readout compares everyone else with them (what personalization as a whole earned)."""
+
+    percent: float = Field(0.0, ge=0, lt=50, description="Share of all customers held out; 0 turns it off.")
+    salt: str = Field("pz-global-holdout-v1", min_length=1, description="Changing it reshuffles the global holdout.")
+    readout_days: int = Field(30, gt=0, description="The program readout covers the last this many days.")
+
+
+class Sequential(_Strict):
+    """The always-valid readouts (ml/activation/sequential.py, docs/audiences.md)."""
+
+    planned_customers: int = Field(
+        2000,
+        gt=0,
+        description="Customers in both groups at which the interval is tightest; the false-positive rate holds "
+        "at any size, this only moves where the test is most sensitive.",
+    )
+    pre_period_days: int = Field(
+        30, gt=0, description="CUPED: each customer's goal metric over this many days before assignment."
+    )
+    min_outcomes_per_group: int = Field(
+        5, ge=1, description="A look counts once each group has this many converting and non-converting customers."
+    )
+
+
 class ActivationConfig(_Strict):
     salt: str = Field("pz-holdout-v1", min_length=1, description="Salt of the holdout and variant assignment hash.")
     predictive_min_orders: int = Field(
@@ -252,8 +343,16 @@ class ActivationConfig(_Strict):
         }
     )
     pause_on_significant_negative_lift: bool = Field(
-        True, description="Feedback loop: pause an audience whose readout shows a significant negative lift."
+        True, description="Feedback loop: pause an audience with always-valid evidence of harm to its goal."
     )
+    ship_winning_arm: bool = Field(
+        False,
+        description="Feedback loop: once one arm is significantly better than control and every other arm, "
+        "send every treated customer that arm (a new experiment version; the holdout stays).",
+    )
+    economics: Economics = Economics()
+    global_holdout: GlobalHoldout = GlobalHoldout()
+    sequential: Sequential = Sequential()
     suppressions: dict[str, str] = Field({}, description="Named filters that audiences list in `suppress`.")
     audiences: dict[str, Audience] = {}
 
@@ -300,6 +399,11 @@ class ActivationConfig(_Strict):
                     f"audience {name!r}, key 'suppress': unknown suppressions {unknown}; "
                     f"defined in activation.suppressions: {', '.join(self.suppressions) or 'none'}"
                 )
+        unknown = [channel for channel in self.economics.contact_cost if channel not in self.channels]
+        if unknown:
+            raise ValueError(
+                f"economics.contact_cost: unknown channels {unknown}; configured channels: {', '.join(self.channels)}"
+            )
         return self
 
     def consent_of(self, channel: str) -> str:

@@ -1,8 +1,10 @@
-"""The tables of the decisions: activation.decisions, experiments.assignments, activation.audience_funnel."""
+"""The tables of the decisions: activation.decisions, experiments.assignments, experiments.versions,
+activation.audience_funnel."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 
 import duckdb
@@ -10,7 +12,8 @@ import pandas as pd
 
 from ml.activation.decisions import DecisionSet, decide
 from ml.activation.population import read_contact_history, read_population
-from ml.activation.readout import read_paused
+from ml.activation.readout import read_feedback
+from ml.activation.settings import ActivationConfig
 from ml.config import load_config, warehouse_path
 from ml.partitions import replace_partition
 
@@ -18,6 +21,7 @@ log = logging.getLogger(__name__)
 
 DECISIONS = "activation.decisions"
 ASSIGNMENTS = "experiments.assignments"
+VERSIONS = "experiments.versions"
 FUNNEL = "activation.audience_funnel"
 
 DECISIONS_DDL = f"""
@@ -41,7 +45,22 @@ create table if not exists {ASSIGNMENTS} (
     experiment_group varchar not null, -- control (the holdout, never exported) or the arm
     bucket double not null,            -- sha256(salt|audience|customer) in [0, 1): stable across days
     salt varchar not null,
-    channels varchar[] not null        -- where the customer is (treated) or would have been (control) reached
+    channels varchar[] not null,       -- where the customer is (treated) or would have been (control) reached
+    experiment_version varchar,        -- experiments.versions: readouts never pool versions
+    offer_code varchar                 -- the arm's offer (its cost is in activation.economics.offers)
+);
+alter table {ASSIGNMENTS} add column if not exists experiment_version varchar;
+alter table {ASSIGNMENTS} add column if not exists offer_code varchar
+"""
+VERSIONS_DDL = f"""
+create schema if not exists experiments;
+create table if not exists {VERSIONS} (
+    audience varchar not null,
+    experiment_version varchar not null, -- sha256 of the definition (first 12 hex digits)
+    goal_metric varchar not null,
+    window_days integer not null,
+    definition json not null,            -- salt, arms with weights and tactics, holdout, goal, revision
+    primary key (audience, experiment_version)
 )
 """
 FUNNEL_DDL = f"""
@@ -54,6 +73,25 @@ create table if not exists {FUNNEL} (
     customers bigint not null
 )
 """
+
+
+def write_versions(activation: ActivationConfig, shipped: dict[str, str]) -> None:
+    """Record each audience's experiment version as configured tonight (kept once per version, so
+    the readouts of a version that ended still know its goal)."""
+    rows = [
+        (
+            name,
+            audience.experiment_version(activation.salt, shipped.get(name)),
+            audience.goal.metric,
+            audience.goal.window_days,
+            json.dumps(audience.experiment_definition(activation.salt, shipped.get(name)), sort_keys=True),
+        )
+        for name, audience in activation.audiences.items()
+    ]
+    with duckdb.connect(str(warehouse_path())) as connection:
+        for statement in VERSIONS_DDL.split(";"):
+            connection.execute(statement)
+        connection.executemany(f"insert or ignore into {VERSIONS} values (?, ?, ?, ?, ?)", rows)
 
 
 def write_decisions(ds: dt.date, result: DecisionSet, salts: dict[str, str]) -> None:
@@ -73,9 +111,10 @@ def decide_audiences(ds: str) -> dict[str, object]:
     activation = load_config().activation
     population = read_population(ds_date)
     history = read_contact_history(ds_date, activation)
-    paused = frozenset(read_paused(ds_date))  # set by read_experiments for this ds (the feedback loop)
-    result = decide(population, history, activation, ds_date, paused)
+    paused, shipped = read_feedback(ds_date, activation)  # set by read_experiments for this ds
+    result = decide(population, history, activation, ds_date, frozenset(paused), shipped)
     salts = {name: audience.salt or activation.salt for name, audience in activation.audiences.items()}
+    write_versions(activation, shipped)
     write_decisions(ds_date, result, salts)
     groups = result.assignments.groupby(["audience", "experiment_group"]).size()
     log.info(
