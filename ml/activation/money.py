@@ -10,10 +10,14 @@ customers are never contacted and get no offer, so they cost nothing. The figure
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
 from ml.activation.settings import Economics
+
+log = logging.getLogger(__name__)
 
 
 def offer_costs(offer_codes: pd.Series, revenue: pd.Series, orders: pd.Series, economics: Economics) -> np.ndarray:
@@ -23,25 +27,34 @@ def offer_costs(offer_codes: pd.Series, revenue: pd.Series, orders: pd.Series, e
     return (discount.astype(float) * revenue.astype(float) + per_order.astype(float) * orders.astype(float)).to_numpy()
 
 
-# Completed orders in the reporting currency (`exchange_rates` and `contact_costs` are registered by
-# register_economics); the one definition of revenue the readouts use.
+# Completed orders, their value in the reporting currency (`exchange_rates` and `contact_costs` are
+# registered by register_economics): the one definition of revenue the readouts use. An order
+# without a currency (the landing contract makes it optional) is in the reporting currency; an order
+# in a currency without a rate still counts as an order, with no value (register_economics warns).
 COMPLETED_ORDERS_SQL = """
     select o.customer_id, o.order_id, o.ordered_at, o.total_amount * r.rate as total_amount
     from intermediate.int_orders_sequenced as o
-    inner join exchange_rates as r using (currency)
+    left join exchange_rates as r
+        on r.currency = o.currency or (o.currency is null and r.is_reporting_currency)
     where o.is_completed
 """
 
 
-class MissingExchangeRateError(ValueError):
-    """Completed orders in a currency that activation.economics.exchange_rates does not convert."""
-
-
 def register_economics(connection, economics: Economics, channels: list[str]) -> None:
-    """Register `exchange_rates` (currency, rate) and `contact_costs` (channel, cost) on the connection;
-    refuse orders in a currency without a rate, naming it and the key to set."""
+    """Register `exchange_rates` (currency, rate, is_reporting_currency) and `contact_costs` (channel,
+    cost) on the connection; warn, naming the currencies and the key to set, when completed orders
+    are in a currency without a rate."""
     rates = {economics.currency: 1.0, **economics.exchange_rates}
-    connection.register("exchange_rates", pd.DataFrame({"currency": list(rates), "rate": list(rates.values())}))
+    connection.register(
+        "exchange_rates",
+        pd.DataFrame(
+            {
+                "currency": list(rates),
+                "rate": list(rates.values()),
+                "is_reporting_currency": [currency == economics.currency for currency in rates],
+            }
+        ),
+    )
     costs = [float(economics.contact_cost.get(channel, 0.0)) for channel in channels]
     connection.register("contact_costs", pd.DataFrame({"channel": channels, "cost": costs}))
     missing = connection.execute(
@@ -50,9 +63,12 @@ def register_economics(connection, economics: Economics, channels: list[str]) ->
     ).fetchall()
     if missing:
         found = ", ".join(f"{currency} ({orders} orders)" for currency, orders in missing)
-        raise MissingExchangeRateError(
-            f"completed orders in {found} cannot be converted to {economics.currency}: set "
-            f"activation.economics.exchange_rates.<currency> (units of {economics.currency} per unit) in the config"
+        log.warning(
+            "completed orders in %s have no exchange rate to %s: they count as orders and conversions, not as "
+            "revenue or profit; set activation.economics.exchange_rates.<currency> (units of %s per unit)",
+            found,
+            economics.currency,
+            economics.currency,
         )
 
 
