@@ -93,7 +93,9 @@ def test_the_invariants_hold_in_the_warehouse(built_warehouse):
     assert (rows.groupby("customer_id")["items"].nunique(dropna=False) == 1).all()  # same items in every channel
     assert decisions["customer_id"].is_unique and set(decisions["customer_id"]) == set(customers.index)
     default = decisions[decisions["decision"] == "default_experience"]
-    assert set(default["reason"]) <= {"too_little_data", "no_audience"} and len(default) > 0
+    assert set(default["reason"]) <= {"too_little_data", "no_audience", "global_holdout"} and len(default) > 0
+    held_out = set(default.loc[default["reason"] == "global_holdout", "customer_id"])
+    assert held_out and not held_out & set(assignments["customer_id"])  # the global holdout gets no audience
     predictive = [name for name, audience in ACTIVATION.audiences.items() if audience.is_predictive]
     in_predictive = assignments[assignments["audience"].isin(predictive)]["customer_id"]
     assert (customers.loc[in_predictive, "frequency"] >= ACTIVATION.predictive_min_orders).all()

@@ -140,6 +140,10 @@ def test_every_assignment_carries_its_experiment_version(planted_warehouse):
     assert assigned["experiment_version"].notna().all()
     assert set(map(tuple, assigned.values)) <= set(map(tuple, versions[["audience", "experiment_version"]].values))
     assert versions.groupby("audience").size().max() == 1  # one configuration all week: one version each
+    first_night = END_DATE - dt.timedelta(days=NIGHTS - 1)
+    assert (versions["first_ds"] == pd.Timestamp(first_night)).all() and (
+        versions["last_ds"] == pd.Timestamp(END_DATE)
+    ).all()
 
 
 def test_only_treated_customers_were_planted_and_the_generator_agrees_with_the_assignment(planted_warehouse):

@@ -8,7 +8,7 @@ reconciles: qualified = sum of the exclusions + decided.
 
   qualified        the segment and the moment hold
   global_holdout   the customer is in the global holdout (default experience everywhere, no audience)
-  paused           the audience is paused by its experiment readout (a significant negative lift)
+  paused           the audience is paused by its readout (always-valid evidence of harm)
   erased           an erasure request (never used for anything)
   too_little_data  a predictive audience, fewer than predictive_min_orders completed orders
   suppressed_<r>   a suppression the audience lists (recent buyers out of win-back, ...)

@@ -60,8 +60,12 @@ create table if not exists {VERSIONS} (
     goal_metric varchar not null,
     window_days integer not null,
     definition json not null,            -- salt, arms with weights and tactics, holdout, goal, revision
+    first_ds date,                       -- the first and last nights it was configured
+    last_ds date,
     primary key (audience, experiment_version)
-)
+);
+alter table {VERSIONS} add column if not exists first_ds date;
+alter table {VERSIONS} add column if not exists last_ds date
 """
 FUNNEL_DDL = f"""
 create schema if not exists activation;
@@ -75,9 +79,9 @@ create table if not exists {FUNNEL} (
 """
 
 
-def write_versions(activation: ActivationConfig, shipped: dict[str, str]) -> None:
-    """Record each audience's experiment version as configured tonight (kept once per version, so
-    the readouts of a version that ended still know its goal)."""
+def write_versions(activation: ActivationConfig, shipped: dict[str, str], ds: dt.date) -> None:
+    """Record each audience's experiment version as configured tonight, and widen the nights it ran
+    to include ds (kept once per version, so the readouts of a version that ended know its goal)."""
     rows = [
         (
             name,
@@ -91,7 +95,17 @@ def write_versions(activation: ActivationConfig, shipped: dict[str, str]) -> Non
     with duckdb.connect(str(warehouse_path())) as connection:
         for statement in VERSIONS_DDL.split(";"):
             connection.execute(statement)
-        connection.executemany(f"insert or ignore into {VERSIONS} values (?, ?, ?, ?, ?)", rows)
+        columns = "audience, experiment_version, goal_metric, window_days, definition, first_ds, last_ds"
+        connection.executemany(
+            f"insert or ignore into {VERSIONS} ({columns}) values (?, ?, ?, ?, ?, ?, ?)",
+            [(*row, ds, ds) for row in rows],
+        )
+        connection.executemany(
+            f"update {VERSIONS} set first_ds = least(coalesce(first_ds, $ds), $ds), "
+            "last_ds = greatest(coalesce(last_ds, $ds), $ds) "
+            "where audience = $audience and experiment_version = $version",
+            [{"ds": ds, "audience": row[0], "version": row[1]} for row in rows],
+        )
 
 
 def write_decisions(ds: dt.date, result: DecisionSet, salts: dict[str, str]) -> None:
@@ -114,7 +128,7 @@ def decide_audiences(ds: str) -> dict[str, object]:
     paused, shipped = read_feedback(ds_date, activation)  # set by read_experiments for this ds
     result = decide(population, history, activation, ds_date, frozenset(paused), shipped)
     salts = {name: audience.salt or activation.salt for name, audience in activation.audiences.items()}
-    write_versions(activation, shipped)
+    write_versions(activation, shipped, ds_date)
     write_decisions(ds_date, result, salts)
     groups = result.assignments.groupby(["audience", "experiment_group"]).size()
     log.info(
