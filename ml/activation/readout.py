@@ -39,7 +39,6 @@ RESULTS = "marts.fct_experiment_results"
 STATUS = "activation.audience_status"
 AUDIT = "experiments.audit_log"
 UNVERSIONED = "unversioned"  # assignments written before versions were recorded
-ACTIONS = ("paused", "winner_shipped", "resumed")
 
 RESULTS_DDL = f"""
 create schema if not exists marts;
