@@ -10,6 +10,12 @@ import pandas as pd
 from ml.config import warehouse_path
 
 
+def ensure_table(connection, ddl: str) -> None:
+    """Run a table's DDL (create if missing, then any `add column if not exists` for older warehouses)."""
+    for statement in ddl.split(";"):
+        connection.execute(statement)
+
+
 def replace_partition(
     table: str, ddl: str, ds: dt.date, rows: pd.DataFrame, order_by: str, purge_erased: bool = True
 ) -> None:
@@ -18,8 +24,7 @@ def replace_partition(
     `purge_erased=False` for tables without customers)."""
     with duckdb.connect(str(warehouse_path())) as connection:
         connection.execute("begin transaction")
-        for statement in ddl.split(";"):
-            connection.execute(statement)
+        ensure_table(connection, ddl)
         connection.execute(f"delete from {table} where ds = ?", [ds])
         if purge_erased:
             connection.execute(

@@ -31,7 +31,7 @@ from ml.activation.program import write_program_readout
 from ml.activation.sequential import Comparison, Looks, compare_looks
 from ml.activation.settings import CONTROL, ActivationConfig
 from ml.config import load_config, warehouse_path
-from ml.partitions import replace_partition
+from ml.partitions import ensure_table, replace_partition
 
 log = logging.getLogger(__name__)
 
@@ -502,38 +502,33 @@ def _winner(rows: pd.DataFrame, audience) -> tuple[str | None, str]:
     return None, ""
 
 
+def _status_rows(where: str, ds: dt.date) -> pd.DataFrame:
+    """Rows of activation.audience_status (STATUS_COLUMNS); none before the first readout."""
+    with duckdb.connect(str(warehouse_path())) as connection:
+        if "audience_status" not in existing_tables(connection, "activation"):
+            return pd.DataFrame(columns=STATUS_COLUMNS)
+        ensure_table(connection, STATUS_DDL)  # an older warehouse: the version columns
+        return connection.execute(f"select * from {STATUS} where {where}", [ds]).df()[STATUS_COLUMNS]
+
+
 def read_feedback(ds: dt.date, activation: ActivationConfig) -> tuple[set[str], dict[str, str]]:
     """Paused audiences and shipped winners for the decisions of ds (set by read_experiments of ds),
     for the version configured now: a changed configuration is a new version and starts active."""
-    with duckdb.connect(str(warehouse_path())) as connection:
-        if "audience_status" not in existing_tables(connection, "activation"):
-            return set(), {}
-        for statement in STATUS_DDL.split(";"):  # an older warehouse: the version columns
-            connection.execute(statement)
-        rows = connection.execute(
-            f"select audience, status, base_version, shipped_arm from {STATUS} where ds = ?", [ds]
-        ).fetchall()
     paused, shipped = set(), {}
-    for name, status, base, arm in rows:
-        audience = activation.audiences.get(name)
-        if audience is None or base != audience.experiment_version(activation.salt):
+    for row in _status_rows("ds = ?", ds).itertuples():
+        audience = activation.audiences.get(row.audience)
+        if audience is None or row.base_version != audience.experiment_version(activation.salt):
             continue
-        if status == "paused":
-            paused.add(name)
-        if arm is not None:
-            shipped[name] = arm
+        if row.status == "paused":
+            paused.add(row.audience)
+        if isinstance(row.shipped_arm, str):
+            shipped[row.audience] = row.shipped_arm
     return paused, shipped
 
 
 def previous_status(ds: dt.date) -> pd.DataFrame:
-    with duckdb.connect(str(warehouse_path())) as connection:
-        if "audience_status" not in existing_tables(connection, "activation"):
-            return pd.DataFrame(columns=STATUS_COLUMNS)
-        for statement in STATUS_DDL.split(";"):
-            connection.execute(statement)
-        return connection.execute(
-            f"select * from {STATUS} where ds < ? qualify ds = max(ds) over (partition by audience)", [ds]
-        ).df()[STATUS_COLUMNS]
+    """Each audience's latest status before ds."""
+    return _status_rows("ds < ? qualify ds = max(ds) over (partition by audience)", ds)
 
 
 def read_experiments(ds: str) -> dict[str, object]:

@@ -15,7 +15,7 @@ from ml.activation.population import read_contact_history, read_population
 from ml.activation.readout import read_feedback
 from ml.activation.settings import ActivationConfig
 from ml.config import load_config, warehouse_path
-from ml.partitions import replace_partition
+from ml.partitions import ensure_table, replace_partition
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,7 @@ def write_versions(activation: ActivationConfig, shipped: dict[str, str], ds: dt
         for name, audience in activation.audiences.items()
     ]
     with duckdb.connect(str(warehouse_path())) as connection:
-        for statement in VERSIONS_DDL.split(";"):
-            connection.execute(statement)
+        ensure_table(connection, VERSIONS_DDL)
         columns = "audience, experiment_version, goal_metric, window_days, definition, first_ds, last_ds"
         connection.executemany(
             f"insert or ignore into {VERSIONS} ({columns}) values (?, ?, ?, ?, ?, ?, ?)",
