@@ -9,7 +9,7 @@ export PZ_REPORTS_DIR ?= $(CURDIR)/reports
 export PZ_CONFIG      ?= $(CURDIR)/config/personalization.yml
 DS ?= $(shell sed -n 's/^ *end_date: *\([0-9-]*\).*/\1/p' $(PZ_CONFIG) | head -1)
 
-.PHONY: help venv system browser postgres data demo run backfill spark airflow mlflow test lint bench bench-nightly bench-real-data clean
+.PHONY: help venv system browser postgres data demo run backfill spark airflow mlflow test test-fast test-integration outputs lint bench bench-nightly bench-real-data clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,8 +38,8 @@ backfill: venv  ## run the DAG for a range, in order, in-process: make backfill 
 	$(PYTHON) -m ml.orchestration backfill --start $(START) --end $(END) --summary
 
 spark: venv system  ## load the landing files and build the dbt project on Spark: make spark DS=YYYY-MM-DD
-	$(PYTHON) -m ml.landing
-	$(PYTHON) -m ml.transform build --ds $(DS) --target spark
+	$(PYTHON) -m ml.warehouse.landing
+	$(PYTHON) -m ml.warehouse.transform build --ds $(DS) --target spark
 
 demo: data  ## set up, generate the demo data, run the DAG for its last days, print what was produced
 	$(PYTHON) -m ml.orchestration demo --summary
@@ -48,7 +48,7 @@ airflow: venv  ## airflow standalone on http://localhost:8080, login admin / adm
 	$(PYTHON) -m ml.orchestration standalone
 
 mlflow: venv  ## the MLflow UI on the platform's tracking store, http://localhost:5000
-	$(VENV)/bin/mlflow ui --port 5000 --backend-store-uri "$$($(PYTHON) -c 'from ml.config import mlflow_tracking_uri; print(mlflow_tracking_uri())')"
+	$(VENV)/bin/mlflow ui --port 5000 --backend-store-uri "$$($(PYTHON) -c 'from ml.paths import mlflow_tracking_uri; print(mlflow_tracking_uri())')"
 
 # Debian packages the tests need: chromium drives the browser tests (Playwright cannot download
 # browsers here); PostgreSQL backs the test of Airflow and MLflow on PostgreSQL; Java runs the
@@ -74,8 +74,17 @@ postgres: system  ## start the local PostgreSQL cluster and create the test role
 	@su postgres -c "psql -tAc \"select 1 from pg_roles where rolname = '$(PG_TEST_ROLE)'\"" | grep -q 1 || \
 		su postgres -c "psql -qc \"create role $(PG_TEST_ROLE) login createdb password '$(PG_TEST_ROLE)'\""
 
-test: venv browser postgres  ## run the whole test suite (browser and PostgreSQL tests included)
+test: venv browser postgres  ## run the whole test suite: unit, integration and end-to-end (what CI runs)
 	$(PYTHON) -m pytest
+
+test-fast: venv  ## the unit tests only (no warehouse, no Airflow): under 3 minutes, run them while you work
+	$(PYTHON) -m pytest tests/unit
+
+test-integration: venv  ## unit and integration tests (dbt-built warehouses, the stages), no end-to-end nights
+	$(PYTHON) -m pytest tests/unit tests/integration
+
+outputs: venv  ## fingerprint what a demo produced (tables, export files, manifests): make outputs OUT=file.json
+	$(PYTHON) tools/demo_outputs.py record $(PZ_DATA_DIR) $(OUT)
 
 lint: venv  ## ruff and sqlfluff
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,4 @@
-"""Audience decisions benchmark (issue 7), results into bench/results.md.
+"""Audience decisions benchmark, results into bench/results.md.
 
 The demo configuration's five audiences decided over generated populations of 100k and 1M
 customers (the pure `ml.activation.decisions.decide`, with a day of contact history for the caps),
@@ -104,7 +104,7 @@ def main() -> None:
         results.append(json.loads(output.stdout.strip().splitlines()[-1]))
         print(results[-1])
     lines = [
-        "## Audience decisions (issue 7)",
+        "## Audience decisions",
         "",
         f"Machine: {machine()}.",
         "",

@@ -133,7 +133,7 @@ def main() -> None:
 
     standard_error = np.sqrt(ALPHA * (1 - ALPHA) / runs)
     lines = [
-        "## Experiment readouts: error rates under nightly looks, coverage, speed (issue 20)",
+        "## Experiment readouts: error rates under nightly looks, coverage, speed",
         "",
         f"Run {dt.date.today()} with `python bench/bench_experiments.py --runs {runs}` on {machine()}.",
         f"Each rate from {runs} simulated experiments (Monte Carlo standard error at 5%: {standard_error:.3f}).",

@@ -43,8 +43,8 @@ def main() -> None:
             "--bad-rows",
             str(args.bad_rows),
         ]
-        load = [sys.executable, "-m", "ml.landing"]
-        build = [sys.executable, "-c", f"from ml.transform import run_dbt; run_dbt('build', '{DS}')"]
+        load = [sys.executable, "-m", "ml.warehouse.landing"]
+        build = [sys.executable, "-c", f"from ml.warehouse.transform import run_dbt; run_dbt('build', '{DS}')"]
         timings = {}
         for stage, command in (("generate", generate), ("load landing", load), ("dbt build", build)):
             timings[stage] = run_stage(command, env)
@@ -61,13 +61,13 @@ def main() -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
 
     lines = [
-        "## Foundation: generator and staging build (issue 2)",
+        "## Foundation: generator and staging build",
         "",
         f"Run {dt.date.today().isoformat()} with `python bench/bench_foundation.py` on {machine()}.",
         f"{args.days} days of history, bad-row rate {args.bad_rows}. Peak memory is the stage process's max RSS. "
         f"DuckDB's cap during the dbt build: {os.environ.get('PZ_DUCKDB_MEMORY_LIMIT', '8GB')} "
         "(PZ_DUCKDB_MEMORY_LIMIT; at 1M customers customer_features_daily needs more than the default 8GB).",
-        f"Target (issue 2): 1M customers x 180 days generated in at most {TARGET_GENERATION_SECONDS} s and "
+        f"Target: 1M customers x 180 days generated in at most {TARGET_GENERATION_SECONDS} s and "
         f"{TARGET_GENERATION_GB} GB.",
         "",
         "| customers | landing rows | events | generate s | generate GB | load s | load GB "

@@ -1,4 +1,4 @@
-"""Benchmark the nightly incremental build against a full refresh (issue 3).
+"""Benchmark the nightly incremental build against a full refresh.
 
 Generates `--customers` over `--days` + 1 days, builds the day before the last with
 --full-refresh (all history), then builds the last day incrementally, as a night would. Reports
@@ -23,7 +23,7 @@ TARGET_RATIO = 0.20
 
 def dbt_command(ds: str, *extra: str) -> list[str]:
     arguments = ", ".join(repr(a) for a in extra)
-    return [sys.executable, "-c", f"from ml.transform import run_dbt; run_dbt('build', '{ds}', {arguments})"]
+    return [sys.executable, "-c", f"from ml.warehouse.transform import run_dbt; run_dbt('build', '{ds}', {arguments})"]
 
 
 INCREMENTAL_FACTS = {"fct_cx_responses_daily", "fct_customer_events_daily"}
@@ -79,7 +79,7 @@ def main() -> None:
                 new_day,
             ],
         ),
-        ("load landing", [sys.executable, "-m", "ml.landing"]),
+        ("load landing", [sys.executable, "-m", "ml.warehouse.landing"]),
         ("dbt build, full refresh", dbt_command(previous, "--full-refresh")),
         ("dbt build, incremental new day", dbt_command(new_day)),
         ("metrics layer, full refresh", dbt_command(new_day, *metrics_layer, "--full-refresh")),
@@ -106,7 +106,7 @@ def main() -> None:
         return "met" if ratio <= TARGET_RATIO else "MISSED"
 
     lines = [
-        "## Metrics layer: nightly incremental against full refresh (issue 3)",
+        "## Metrics layer: nightly incremental against full refresh",
         "",
         f"Run {dt.date.today().isoformat()} with `python bench/bench_metrics.py` on {machine()}.",
         f"{args.customers:,} customers, {args.days} days of history plus one new day. Each step is its own process;",

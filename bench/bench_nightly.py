@@ -1,8 +1,9 @@
-"""Benchmark the whole nightly run, every stage, training included, at several sizes (issue 9).
+"""Benchmark the whole nightly run, every stage, training included, at several sizes.
 
 For each size: generate `--days` of landing data for that many customers, then run the nightly
 DAG's stages for the last day in DAG order, each in its own process as an Airflow worker runs a
-task (ml.stages, the functions the tasks call). The scoring shards run `--workers` at a time, as
+task (the registry ml.orchestration.stages, whose functions the tasks call). The scoring shards run
+`--workers` at a time, as
 that many worker slots would. Wall time and peak memory (max RSS) per stage go to
 bench/results.md, with each stage's growth exponent between sizes (time ~ customers^k).
 
@@ -28,32 +29,22 @@ from common import REPO, WORK, check_exit, machine, run_stage, write_section
 
 sys.path.insert(0, str(REPO))
 from ml.config import load_config
+from ml.orchestration.stages import STAGES as REGISTRY
 
 END = dt.date(2026, 10, 31)
 STORE = WORK / "nightly.json"
 TARGETS_MINUTES = {100_000: 15, 1_000_000: 90}
 TARGET_MEMORY_GB = 16
-# (stage name in the table, function of ml.stages); the sharded stages are expanded below.
+# (stage name in the table, the call on its registry entry): the sharded stages run plan, every shard
+# and merge as separate processes, as Airflow's workers do.
 STAGES = [
-    ("load_landing", "load_landing_files"),
-    ("build_staging", "build_staging"),
-    ("build_metrics", "build_metrics"),
-    ("train_recommender", "train_recommender"),
-    ("score_recommendations", ("plan_recommendations", "score_recommendation_shard", "merge_recommendations")),
-    ("build_feature_store", "build_feature_store"),
-    ("train_propensity", "train_propensity"),
-    ("score_propensity", ("plan_scores", "score_propensity_shard", "merge_scores")),
-    ("read_experiments", "read_experiments"),
-    ("decide_audiences", "decide_audiences"),
-    ("monitor_drift", "monitor_drift"),
-    ("publish_channels", "publish_channels"),
-    ("build_kpi_report", "build_kpi_report"),
+    (stage.name, ("shards.plan", "shards.score_shard", "shards.merge") if stage.shards else "run") for stage in REGISTRY
 ]
 
 
-def stage_command(function: str, *arguments: object) -> list[str]:
+def stage_command(name: str, function: str, *arguments: object) -> list[str]:
     call = ", ".join(repr(a) for a in arguments)
-    return [sys.executable, "-c", f"from ml.stages import {function}; {function}({call})"]
+    return [sys.executable, "-c", f"from ml.orchestration.stages import stage; stage({name!r}).{function}({call})"]
 
 
 def run_parallel(commands: list[list[str]], env: dict[str, str], workers: int) -> tuple[float, float]:
@@ -102,19 +93,19 @@ def run_size(customers: int, days: int, workers: int, keep: bool, compare_worker
         for name, function in STAGES:
             if isinstance(function, tuple):
                 plan, shard, merge = function
-                seconds, peak = run_stage(stage_command(plan, ds), env)
-                shard_commands = [stage_command(shard, ds, number, shards) for number in range(shards)]
+                seconds, peak = run_stage(stage_command(name, plan, ds), env)
+                shard_commands = [stage_command(name, shard, ds, number, shards) for number in range(shards)]
                 shard_seconds, shard_peak = run_parallel(shard_commands, env, workers)
-                merge_seconds, merge_peak = run_stage(stage_command(merge, ds, shards), env)
+                merge_seconds, merge_peak = run_stage(stage_command(name, merge, ds, shards), env)
                 stages[name] = [seconds + shard_seconds + merge_seconds, max(peak, shard_peak, merge_peak)]
                 stages[f"{name}: shards"] = [shard_seconds, shard_peak]
                 if compare_workers and workers > 1:
                     # The same shards again, one at a time (one worker slot): what more workers buy.
-                    run_stage(stage_command(plan, ds), env)
+                    run_stage(stage_command(name, plan, ds), env)
                     stages[f"{name}: shards, 1 worker"] = list(run_parallel(shard_commands, env, 1))
-                    run_stage(stage_command(merge, ds, shards), env)
+                    run_stage(stage_command(name, merge, ds, shards), env)
             else:
-                stages[name] = list(run_stage(stage_command(function, ds), env))
+                stages[name] = list(run_stage(stage_command(name, function, ds), env))
             seconds, gb = stages[name]
             print(f"{customers:>9,} {name:<24} {seconds:8.1f} s {gb:6.2f} GB", flush=True)
             save(result)
@@ -226,7 +217,7 @@ def report(results: list[dict]) -> str:
     generate = ", ".join(f"{r['customers']:,}: {r['generate'][0]:.0f} s" for r in results)
     return "\n".join(
         [
-            "## The whole nightly run at 10k, 100k and 1M customers (issue 9)",
+            "## The whole nightly run at 10k, 100k and 1M customers",
             "",
             f"Run {dt.date.today().isoformat()} with `python bench/bench_nightly.py` on {machine()}.",
             f"{results[0]['days']} days of generated history; ds {END}; DuckDB memory limit "

@@ -1,4 +1,4 @@
-"""Propensity and feature store benchmark (issue 6), results into bench/results.md.
+"""Propensity and feature store benchmark, results into bench/results.md.
 
 On the demo data for the demo end date: each stage's time and memory, the out-of-time validation
 of the calibrated model beside the RFM heuristic on the same rows (targets: AUC at least the
@@ -22,8 +22,8 @@ AUC_MARGIN = 0.03
 
 LATENCY_PROBE = f"""
 import json, statistics, time, duckdb
-from ml.config import warehouse_path
-from ml.feature_store import online_features
+from ml.paths import warehouse_path
+from ml.mlops.feature_store import online_features
 with duckdb.connect(str(warehouse_path()), read_only=True) as connection:
     ids = [row[0] for row in connection.execute(
         "select customer_id from marts.customer_360 using sample {LOOKUPS} rows (reservoir, 7)").fetchall()]
@@ -47,7 +47,9 @@ def main() -> None:
     python = sys.executable
     timings = {}
     for stage in ("build_feature_store", "train_propensity", "score_propensity"):
-        timings[stage] = run_stage([python, "-c", f"from ml.stages import {stage}; {stage}('{ds}')"], env)
+        timings[stage] = run_stage(
+            [python, "-c", f"from ml.orchestration.stages import stage; stage({stage!r}).run('{ds}')"], env
+        )
 
     import subprocess
 
@@ -69,7 +71,7 @@ def main() -> None:
     auc_met = m["roc_auc"] >= m["baseline_roc_auc"] + AUC_MARGIN
     brier_met = m["brier"] < m["brier_base_rate"]
     lines = [
-        "## Propensity and feature store (issue 6)",
+        "## Propensity and feature store",
         "",
         f"Run {dt.date.today()} with `python bench/bench_propensity.py` on {machine()}.",
         f"Demo data ({demo.customers:,} customers, {demo.days} days, seed {demo.seed}), ds {ds}; label: a completed "
@@ -98,7 +100,7 @@ def main() -> None:
         f"(target: {'met' if brier_met else 'MISSED'}).",
         "",
         "Online lookup of one customer's features from the SQLite online store "
-        f"(`ml.feature_store.online_features`, {latency['n']} customers, warm): p50 {latency['p50']:.1f} ms, "
+        f"(`ml.mlops.feature_store.online_features`, {latency['n']} customers, warm): p50 {latency['p50']:.1f} ms, "
         f"p95 {latency['p95']:.1f} ms.",
     ]
     write_section("propensity", "\n".join(lines))

@@ -2,7 +2,7 @@
 
 Data: a MovieLens release read where it lies (default ../shared/datasets/ml-latest-small; GroupLens
 research license: cite Harper and Konstan, ACM TiiS 5(4):19, 2015), put onto the landing contract by
-ml.movielens (a rating of 4 or more is a purchase, a lower one a product view).
+ml.warehouse.movielens (a rating of 4 or more is a purchase, a lower one a product view).
 
 Recommender split: each user's last 20% of ratings in time (at least one) are held out and never
 landed; the platform builds the warehouse, trains and scores for ds = the day of the latest landed
@@ -43,10 +43,17 @@ import scipy.sparse as sp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO, WORK, machine, write_section
-from ml.config import warehouse_path
 from ml.constants import SEED
-from ml.evaluation import ranking_metrics
-from ml.movielens import CUSTOMER_PREFIX, ITEM_PREFIX, PURCHASE_MIN_RATING, MovieLens, read_movielens, write_landing
+from ml.paths import warehouse_path
+from ml.recommender.metrics import ranking_metrics
+from ml.warehouse.movielens import (
+    CUSTOMER_PREFIX,
+    ITEM_PREFIX,
+    PURCHASE_MIN_RATING,
+    MovieLens,
+    read_movielens,
+    write_landing,
+)
 
 log = logging.getLogger("bench_real_data")
 
@@ -145,8 +152,8 @@ def served_lists(ds: str, users: pd.Index, items: pd.Index) -> np.ndarray:
 def bench_recommender(data: MovieLens, work: Path) -> tuple[pd.DataFrame, dict[str, object]]:
     from mlflow import MlflowClient
 
-    from ml import stages
-    from ml.pipeline import run
+    from ml.orchestration.pipeline import run
+    from ml.orchestration.stages import stage
 
     landed, held = per_user_split(data.ratings)
     ds = landed["rated_at"].max().date().isoformat()
@@ -154,9 +161,9 @@ def bench_recommender(data: MovieLens, work: Path) -> tuple[pd.DataFrame, dict[s
     write_landing(MovieLens(landed, data.movies, data.users), work / "recommender" / "landing")
     run(ds, models=False)
     started = time.perf_counter()
-    trained = stages.train_recommender(ds)
+    trained = stage("train_recommender").run(ds)
     training_seconds = time.perf_counter() - started
-    stages.score_recommendations(ds)
+    stage("score_recommendations").run(ds)
 
     items = pd.Index(sorted(data.movies["movie_id"]))
     truth_rows = held[held["rating"] >= PURCHASE_MIN_RATING]
@@ -240,8 +247,8 @@ def propensity_dates(data: MovieLens, count: int) -> list[dt.date]:
 
 
 def bench_propensity(data: MovieLens, work: Path, count: int) -> tuple[pd.DataFrame, dict[str, object]]:
-    from ml import stages
-    from ml.pipeline import run
+    from ml.orchestration.pipeline import run
+    from ml.orchestration.stages import stage
     from ml.propensity.model import classification_metrics
 
     pooled, seconds, decisions = [], 0.0, []
@@ -250,12 +257,12 @@ def bench_propensity(data: MovieLens, work: Path, count: int) -> tuple[pd.DataFr
         known = data.until(ds)
         write_landing(known, work / f"propensity-{ds}" / "landing")
         run(ds.isoformat(), models=False)
-        stages.build_feature_store(ds.isoformat())
+        stage("build_feature_store").run(ds.isoformat())
         started = time.perf_counter()
-        trained = stages.train_propensity(ds.isoformat())
+        trained = stage("train_propensity").run(ds.isoformat())
         seconds += time.perf_counter() - started
         decisions.append(f"{ds}: {trained.get('reason')}")
-        stages.score_propensity(ds.isoformat())
+        stage("score_propensity").run(ds.isoformat())
         with duckdb.connect(str(warehouse_path())) as connection:
             scores = connection.execute(
                 "select customer_id, score, model_name from marts.customer_scores where ds = ?", [ds]
@@ -342,7 +349,8 @@ def report(folder: Path, parts) -> str:
         f"Machine: {machine()}",
         "",
         "MovieLens (GroupLens research license; Harper and Konstan, ACM TiiS 5(4):19, 2015) read in place,"
-        " landed by ml.movielens: a rating of 4 or more is a purchase of one unit, a lower one a product view.",
+        " landed by ml.warehouse.movielens: a rating of 4 or more is a purchase of one unit, a lower one a"
+        " product view.",
         "",
     ]
     for name, table, facts in parts:

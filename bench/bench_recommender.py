@@ -1,4 +1,4 @@
-"""Recommender benchmarks (issue 5), results into bench/results.md.
+"""Recommender benchmarks, results into bench/results.md.
 
 1. Quality on the demo data: the nightly training for the demo end date, the model's holdout
    NDCG@10 beside the popularity baseline measured on the same split in the same run
@@ -41,7 +41,7 @@ def quality() -> tuple[list[str], dict[str, float]]:
     data_dir, env, ds = demo_warehouse("recommender_demo")
     python = sys.executable
     seconds, gigabytes = run_stage(
-        [python, "-c", f"from ml.stages import train_recommender; train_recommender('{ds}')"], env
+        [python, "-c", f"from ml.orchestration.stages import stage; stage('train_recommender').run('{ds}')"], env
     )
     import mlflow
     from mlflow import MlflowClient
@@ -175,7 +175,7 @@ def main() -> None:
     parser.add_argument("--skip-quality", action="store_true", help="only the scoring benchmark")
     args = parser.parse_args()
     lines = [
-        "## Recommender: quality and scoring speed (issue 5)",
+        "## Recommender: quality and scoring speed",
         "",
         f"Run {dt.date.today()} with `python bench/bench_recommender.py` on {machine()}.",
         "",

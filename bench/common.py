@@ -96,5 +96,5 @@ def demo_warehouse(name: str) -> tuple[Path, dict[str, str], str]:
         ],
         env,
     )
-    run_stage([sys.executable, "-m", "ml.pipeline", "--ds", ds, "--warehouse-only"], env)
+    run_stage([sys.executable, "-m", "ml.orchestration.pipeline", "--ds", ds, "--warehouse-only"], env)
     return data_dir, env, ds

@@ -1,28 +1,25 @@
 """Feast definitions: the `customer` entity and the daily customer feature snapshots dbt builds.
 
-Source: `marts.customer_features_daily` exported to parquet by the pipeline (ml.feature_store),
+Source: `marts.customer_features_daily` exported to parquet by the pipeline (ml.mlops.feature_store),
 one row per customer and feature date, valid from the end of that date (`feature_timestamp`).
 Every field is typed and described here; this list is what the propensity model reads.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
-import yaml
 from feast import Entity, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, Int64, String
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(os.environ.get("PZ_DATA_DIR", REPO_ROOT / "data"))
-SNAPSHOTS_PATH = DATA_DIR / "feature_store" / "customer_features_daily.parquet"
+from ml.activation.columns import dbt_project_vars
+from ml.mlops.feature_store import snapshots_path
 
-# The event types come from the dbt project (one list for the contract, the marts and these features).
-EVENT_TYPES = yaml.safe_load((REPO_ROOT / "dbt_project" / "dbt_project.yml").read_text())["vars"]["event_types"]
-ORDER_WINDOWS = (7, 30, 90, 365)
-ENGAGEMENT_WINDOWS = (7, 30, 90)
+# The event types and windows come from the dbt project (one list for the contract, the marts and
+# these features).
+EVENT_TYPES = dbt_project_vars()["event_types"]
+ORDER_WINDOWS = dbt_project_vars()["order_windows"]
+ENGAGEMENT_WINDOWS = dbt_project_vars()["engagement_windows"]
 
 CATEGORICAL = {
     "country": "Country of the customer ('unknown' when missing).",
@@ -68,7 +65,7 @@ customer = Entity(
 
 customer_features_source = FileSource(
     name="customer_features_daily",
-    path=str(SNAPSHOTS_PATH),
+    path=str(snapshots_path()),
     timestamp_field="feature_timestamp",
     description="marts.customer_features_daily: point-in-time snapshots, one per customer and feature date.",
 )

@@ -17,9 +17,8 @@ LOAD_ERROR = "_load_error"
 RAW_SCHEMA = "raw"
 QUARANTINE_SCHEMA = "quarantine"
 
-WAREHOUSE_FILE = "warehouse.duckdb"
 
-# Defaults of the demo data set (issue: 5,000 customers over 180 days, a small bad-row rate).
+# Defaults of the demo data set: 5,000 customers over 180 days, a small bad-row rate.
 DEMO_CUSTOMERS = 5_000
 DEMO_DAYS = 180
 DEMO_BAD_ROW_RATE = 0.005

@@ -1,6 +1,6 @@
 """Shared fixtures: small generated landing data sets and warehouses built from them.
 
-Warehouses are built by the real CLI in a subprocess (`python -m ml.pipeline`), so each test data
+Warehouses are built by the real CLI in a subprocess (`python -m ml.orchestration.pipeline`), so each test data
 set has its own PZ_DATA_DIR and dbt's in-process connection cache never mixes two warehouses.
 """
 
@@ -18,11 +18,24 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ml.config import REPO_ROOT
-from ml.synthetic import GeneratorSettings, generate
+from ml.paths import REPO_ROOT
+from ml.synthetic.generate import generate
+from ml.synthetic.settings import GeneratorSettings
 
 END_DATE = dt.date(2026, 10, 31)
 SMALL = GeneratorSettings(customers=1_500, days=120, end_date=END_DATE, bad_row_rate=0.01, seed=7)
+
+
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark each test with its tier, the folder it sits in: `make test-fast` runs tests/unit alone,
+    and `pytest -m "not e2e"` everything but the end-to-end runs."""
+    for item in items:
+        tier = next((part for part in item.path.parts if part in TIERS), None)
+        if tier:
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 def pipeline_env(data_dir: Path) -> dict[str, str]:
@@ -37,7 +50,7 @@ def run_pipeline(data_dir: Path, ds: str, models: bool = True) -> subprocess.Com
     """Run the pipeline CLI for `ds` on `data_dir`; the result carries exit code and output.
     Without `models`, only the warehouse is built (tests of the data layers need no model runs)."""
     return subprocess.run(
-        [sys.executable, "-m", "ml.pipeline", "--ds", ds, *([] if models else ["--warehouse-only"])],
+        [sys.executable, "-m", "ml.orchestration.pipeline", "--ds", ds, *([] if models else ["--warehouse-only"])],
         cwd=REPO_ROOT,
         env=pipeline_env(data_dir),
         capture_output=True,

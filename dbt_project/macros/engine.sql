@@ -123,8 +123,8 @@
     {{ return(names | join(', ')) }}
 {%- endmacro %}
 
-{# on-run-start: make the raw landing tables readable. DuckDB has them (ml.landing loads them);
-   on Spark they are the parquet copies that ml.transform writes under the data dir, registered
+{# on-run-start: make the raw landing tables readable. DuckDB has them (ml.warehouse.landing loads them);
+   on Spark they are the parquet copies that ml.warehouse.transform writes under the data dir, registered
    as external tables of the `raw` schema. #}
 {% macro register_landing_tables() -%}
     {{ return(adapter.dispatch('register_landing_tables')()) }}

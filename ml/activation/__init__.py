@@ -1,1 +1,1 @@
-"""Audiences and channel activation: decisions, holdouts, channel tables and files (issue 7)."""
+"""Audiences and channel activation: decisions, holdouts, channel tables and files."""

@@ -11,7 +11,7 @@ from functools import cache
 
 import yaml
 
-ENGAGEMENT_WINDOWS = (7, 30, 90)  # the windows of customer_360's <event>_events_<n>d columns
+from ml.paths import dbt_project_dir
 
 # Who the customer is: a segment over these alone is demographic personalization.
 DEMOGRAPHIC_COLUMNS = (
@@ -64,9 +64,7 @@ MOMENT_COLUMNS = ("hours_since_cart_abandoned", "hours_since_browse_abandoned")
 
 @cache
 def dbt_project_vars() -> dict:
-    """The vars of dbt_project.yml: the one list of event types and consent channels."""
-    from ml.config import dbt_project_dir  # here: ml.config imports this module's users
-
+    """The vars of dbt_project.yml: the one list of event types, consent channels and windows."""
     return yaml.safe_load((dbt_project_dir() / "dbt_project.yml").read_text(encoding="utf-8"))["vars"]
 
 
@@ -82,7 +80,7 @@ def event_columns() -> tuple[str, ...]:
     return tuple(
         f"{event_type}_events_{window}d"
         for event_type in dbt_project_vars()["event_types"]
-        for window in ENGAGEMENT_WINDOWS
+        for window in dbt_project_vars()["engagement_windows"]
     )
 
 

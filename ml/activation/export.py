@@ -43,7 +43,6 @@ from ml.activation.columns import consent_column
 from ml.activation.population import (
     CHANNEL_SCHEMA,
     channel_table,
-    existing_tables,
     read_emails,
     read_model_versions,
     read_population,
@@ -51,10 +50,12 @@ from ml.activation.population import (
 )
 from ml.activation.settings import CONTROL, ActivationConfig, Tactic
 from ml.activation.store import ASSIGNMENTS, read_assignments
-from ml.config import PlatformConfig, data_dir, load_config, warehouse_path
+from ml.config import PlatformConfig, load_config
 from ml.constants import CUSTOMER_ID
-from ml.monitoring import assert_exports_allowed
-from ml.partitions import replace_partition
+from ml.errors import PlatformError
+from ml.mlops.monitoring import assert_exports_allowed
+from ml.paths import data_dir, warehouse_path
+from ml.warehouse.partitions import existing_tables, replace_partition
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ BASE_COLUMNS = {
 IDENTIFIER_COLUMNS = {"email": "email", "email_sha256": "email_sha256", "customer_id": None}
 
 
-class PublishCheckError(RuntimeError):
+class PublishCheckError(PlatformError, RuntimeError):
     """A channel row breaks an invariant (consent, erasure, holdout, one decision): nothing is published."""
 
 
@@ -462,7 +463,7 @@ def purge_erased_from_exports(activation: ActivationConfig, erased: list[str] | 
     manifest keeps its model versions and config hash (what the day was published with) and counts
     the removed rows in `erased_customers_removed`. Returns the rows removed from files."""
     if erased is None:
-        from ml.erasure import erased_customer_ids
+        from ml.warehouse.erasure import erased_customer_ids
 
         erased = erased_customer_ids()
     if not erased:
@@ -578,7 +579,7 @@ def publish_channels(ds: str) -> dict[str, object]:
         )
         manifests[channel] = write_channel_files(channel, frame, config, ds_date, assignments, model_versions)
     log.info("ds=%s published %s", ds, {channel: m["rows"] for channel, m in manifests.items()})
-    from ml.activation.report import write_report
+    from ml.reports.audiences import write_report
 
     report = write_report(ds_date)
     return {

@@ -7,27 +7,22 @@ import datetime as dt
 import duckdb
 import pandas as pd
 
-from ml.activation.columns import DEMOGRAPHIC_COLUMNS, MOMENT_COLUMNS, behavioral_columns
+from ml.activation.columns import DEMOGRAPHIC_COLUMNS, MOMENT_COLUMNS, behavioral_columns, event_columns
 from ml.activation.settings import ActivationConfig
-from ml.config import warehouse_path
 from ml.constants import CUSTOMER_ID
+from ml.errors import PlatformError
+from ml.paths import warehouse_path
+from ml.warehouse.partitions import existing_tables
 
 CHANNEL_SCHEMA = "channels"
 
 
-class MissingInputError(RuntimeError):
+class MissingInputError(PlatformError, RuntimeError):
     """An upstream table the decisions need has no rows for ds."""
 
 
 def channel_table(channel: str) -> str:
     return f"{CHANNEL_SCHEMA}.{channel}"
-
-
-def existing_tables(connection, schema: str) -> set[str]:
-    rows = connection.execute(
-        "select table_name from information_schema.tables where table_schema = ?", [schema]
-    ).fetchall()
-    return {name for (name,) in rows}
 
 
 def read_population(ds: dt.date) -> pd.DataFrame:
@@ -62,9 +57,8 @@ def read_population(ds: dt.date) -> pd.DataFrame:
     if population.empty:
         raise MissingInputError(f"marts.customer_360 has no rows for ds={ds}: run build_metrics for {ds} first")
     # DuckDB's HUGEINT sums arrive as floats; counts are whole numbers.
-    for name in population.columns:
-        if name.endswith("_events_7d") or name.endswith("_events_30d") or name.endswith("_events_90d"):
-            population[name] = population[name].astype("int64")
+    for name in set(event_columns()) & set(population.columns):
+        population[name] = population[name].astype("int64")
     return population
 
 

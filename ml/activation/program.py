@@ -21,11 +21,10 @@ import pandas as pd
 
 from ml.activation.decisions import in_global_holdout
 from ml.activation.money import COMPLETED_ORDERS_SQL, offer_costs, profit, register_economics
-from ml.activation.population import existing_tables
 from ml.activation.sequential import Looks, compare_looks
 from ml.activation.settings import ActivationConfig
-from ml.config import warehouse_path
-from ml.partitions import replace_partition
+from ml.paths import warehouse_path
+from ml.warehouse.partitions import existing_tables, replace_partition
 
 log = logging.getLogger(__name__)
 

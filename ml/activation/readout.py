@@ -26,12 +26,12 @@ import numpy as np
 import pandas as pd
 
 from ml.activation.money import COMPLETED_ORDERS_SQL, offer_costs, profit, register_economics
-from ml.activation.population import existing_tables
 from ml.activation.program import write_program_readout
 from ml.activation.sequential import Comparison, Looks, compare_looks
 from ml.activation.settings import CONTROL, ActivationConfig
-from ml.config import load_config, warehouse_path
-from ml.partitions import ensure_table, replace_partition
+from ml.config import load_config
+from ml.paths import warehouse_path
+from ml.warehouse.partitions import ensure_table, existing_tables, replace_partition
 
 log = logging.getLogger(__name__)
 

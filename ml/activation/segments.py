@@ -18,6 +18,8 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
+from ml.errors import PlatformError
+
 PREDICATES = (
     exp.And,
     exp.Or,
@@ -53,7 +55,7 @@ ALLOWED = (
 MAX_SEGMENT_CHARS = 4_000
 
 
-class SegmentError(ValueError):
+class SegmentError(PlatformError, ValueError):
     """A segment filter is not a boolean expression over known columns."""
 
 

@@ -12,7 +12,7 @@ import json
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ml.activation.columns import (
     DEMOGRAPHIC_COLUMNS,
@@ -21,6 +21,7 @@ from ml.activation.columns import (
     segment_column_types,
 )
 from ml.activation.segments import SegmentError, compile_segment
+from ml.settings import StrictSettings
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")  # audience, channel and arm names end up in paths and tables
 MAX_ARMS = 5
@@ -29,24 +30,20 @@ TREATMENT = "treatment"  # the one arm of an audience without variants
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 def _check_name(kind: str, name: str) -> str:
     if not NAME.fullmatch(name):
         raise ValueError(f"{kind} name {name!r} must be lowercase letters, digits and _ (it names files and tables)")
     return name
 
 
-class FrequencyCap(_Strict):
+class FrequencyCap(StrictSettings):
     """At most `max_contacts` days with a contact within any `window_days` days (today included)."""
 
     max_contacts: int = Field(gt=0)
     window_days: int = Field(gt=0)
 
 
-class ChannelSettings(_Strict):
+class ChannelSettings(StrictSettings):
     consent: str | None = Field(None, description="Consent channel required (default: the channel's own name).")
     identifier: Literal["email", "email_sha256", "customer_id"] = Field(
         "customer_id",
@@ -65,7 +62,7 @@ class ChannelSettings(_Strict):
         return fields
 
 
-class Tactic(_Strict):
+class Tactic(StrictSettings):
     kind: Literal["recommendations", "offer", "content"]
     k: int | None = Field(None, gt=0, description="recommendations: items per customer (at most recommender.k).")
     offer_code: str | None = Field(None, min_length=1, description="offer: the code the customer gets.")
@@ -89,7 +86,7 @@ class Tactic(_Strict):
         return PLACEHOLDER.findall(self.content_id or "")
 
 
-class Variant(_Strict):
+class Variant(StrictSettings):
     name: str
     weight: float = Field(1.0, gt=0, description="Relative size of the arm among the treated customers.")
     tactic: Tactic
@@ -102,7 +99,7 @@ class Variant(_Strict):
         return _check_name("variant", name)
 
 
-class DaysAfterSignup(_Strict):
+class DaysAfterSignup(StrictSettings):
     kind: Literal["days_after_signup"]
     days: int = Field(ge=0)
 
@@ -110,7 +107,7 @@ class DaysAfterSignup(_Strict):
         return f"tenure_days = {self.days}"
 
 
-class CartAbandoned(_Strict):
+class CartAbandoned(StrictSettings):
     kind: Literal["cart_abandoned"]
     within_hours: float = Field(gt=0)
 
@@ -118,7 +115,7 @@ class CartAbandoned(_Strict):
         return f"hours_since_cart_abandoned <= {self.within_hours}"
 
 
-class BrowseAbandoned(_Strict):
+class BrowseAbandoned(StrictSettings):
     kind: Literal["browse_abandoned"]
     within_hours: float = Field(gt=0)
 
@@ -126,7 +123,7 @@ class BrowseAbandoned(_Strict):
         return f"hours_since_browse_abandoned <= {self.within_hours}"
 
 
-class NoOrderFor(_Strict):
+class NoOrderFor(StrictSettings):
     kind: Literal["no_order_for"]
     days: int = Field(gt=0)
 
@@ -134,7 +131,7 @@ class NoOrderFor(_Strict):
         return f"recency_days >= {self.days}"
 
 
-class Daily(_Strict):
+class Daily(StrictSettings):
     kind: Literal["daily"]
 
     def predicate(self) -> str:
@@ -144,7 +141,7 @@ class Daily(_Strict):
 Moment = Annotated[DaysAfterSignup | CartAbandoned | BrowseAbandoned | NoOrderFor | Daily, Field(discriminator="kind")]
 
 
-class Goal(_Strict):
+class Goal(StrictSettings):
     metric: Literal["purchase", "engagement", "revenue"] = Field(
         description="purchase: a completed order; engagement: any event or order (retention); revenue: the "
         "completed orders' total_amount per customer (cancelled and refunded orders count nothing)."
@@ -153,7 +150,7 @@ class Goal(_Strict):
     description: str = ""
 
 
-class Selection(_Strict):
+class Selection(StrictSettings):
     """Who of the eligible customers the propensity model selects."""
 
     min_score: float | None = Field(None, ge=0, le=1)
@@ -170,7 +167,7 @@ class Selection(_Strict):
         return self
 
 
-class Audience(_Strict):
+class Audience(StrictSettings):
     description: str = ""
     goal: Goal
     segment: str = Field(description="Boolean filter over the population's columns (ml.activation.columns).")
@@ -267,14 +264,14 @@ class Audience(_Strict):
         return f"({self.segment}) and ({self.moment.predicate()})"
 
 
-class OfferCost(_Strict):
+class OfferCost(StrictSettings):
     """What an offer costs on the orders it applies to (the treated customer's orders in the goal window)."""
 
     discount_share: float = Field(0.0, ge=0, lt=1, description="Share of the order value given away.")
     cost_per_order: float = Field(0.0, ge=0, description="A fixed cost per order, such as free shipping.")
 
 
-class Economics(_Strict):
+class Economics(StrictSettings):
     """Turns readouts into money: revenue is the completed orders' total_amount; profit is revenue
     times the margin share, less the contact costs of treated customers and the costs of their offers."""
 
@@ -303,7 +300,7 @@ class Economics(_Strict):
         return {currency.upper(): rate for currency, rate in rates.items()}
 
 
-class GlobalHoldout(_Strict):
+class GlobalHoldout(StrictSettings):
     """A stable share of all customers who get the default experience everywhere and no audience: the
     program readout compares everyone else with them (what personalization as a whole earned)."""
 
@@ -312,7 +309,7 @@ class GlobalHoldout(_Strict):
     readout_days: int = Field(30, gt=0, description="The program readout covers the last this many days.")
 
 
-class Sequential(_Strict):
+class Sequential(StrictSettings):
     """The always-valid readouts (ml/activation/sequential.py, docs/audiences.md)."""
 
     planned_customers: int = Field(
@@ -329,7 +326,7 @@ class Sequential(_Strict):
     )
 
 
-class ActivationConfig(_Strict):
+class ActivationConfig(StrictSettings):
     salt: str = Field("pz-holdout-v1", min_length=1, description="Salt of the holdout and variant assignment hash.")
     predictive_min_orders: int = Field(
         1, ge=0, description="Customers with fewer completed orders get no predictive audience (default experience)."
@@ -354,7 +351,7 @@ class ActivationConfig(_Strict):
     global_holdout: GlobalHoldout = GlobalHoldout()
     sequential: Sequential = Sequential()
     suppressions: dict[str, str] = Field({}, description="Named filters that audiences list in `suppress`.")
-    audiences: dict[str, Audience] = {}
+    audiences: dict[str, Audience] = Field(default_factory=dict)
 
     @field_validator("channels")
     @classmethod

@@ -14,8 +14,9 @@ from ml.activation.decisions import DecisionSet, decide
 from ml.activation.population import read_contact_history, read_population
 from ml.activation.readout import read_feedback
 from ml.activation.settings import ActivationConfig
-from ml.config import load_config, warehouse_path
-from ml.partitions import ensure_table, replace_partition
+from ml.config import load_config
+from ml.paths import warehouse_path
+from ml.warehouse.partitions import ensure_table, replace_partition
 
 log = logging.getLogger(__name__)
 

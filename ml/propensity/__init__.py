@@ -1,1 +1,1 @@
-"""Propensity to buy: point-in-time training set from Feast, calibrated gradient boosting, scoring (issue 6)."""
+"""Propensity to buy: point-in-time training set from Feast, calibrated gradient boosting, scoring."""

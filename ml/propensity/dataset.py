@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from ml.config import PropensityConfig, warehouse_path
 from ml.constants import CUSTOMER_ID
-from ml.feature_store import TIMESTAMP, historical_features
-from ml.interactions import end_of
+from ml.mlops.feature_store import TIMESTAMP, historical_features
+from ml.paths import warehouse_path
+from ml.propensity.settings import PropensityConfig
+from ml.recommender.interactions import end_of
 
 log = logging.getLogger(__name__)
 

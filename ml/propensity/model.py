@@ -17,10 +17,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
-from ml.config import PropensityConfig
 from ml.constants import CUSTOMER_ID, SEED
-from ml.feature_store import categorical_features
+from ml.mlops.feature_store import categorical_features
 from ml.propensity.dataset import CUTOFF, LABEL
+from ml.propensity.settings import PropensityConfig
 
 NOT_FEATURES = {CUSTOMER_ID, CUTOFF, LABEL, "event_timestamp"}
 # scikit-learn's gradient boosting spins OpenMP threads on every predict: two such processes on two

@@ -1,6 +1,6 @@
 """Nightly scoring: a calibrated probability of buying within horizon_days, and its decile, for every
-customer known at ds, into marts.customer_scores (DESIGN section 5). When no version beats the RFM
-heuristic (ml.registry), the version's calibrated RFM fallback scores, with model_name
+customer known at ds, into marts.customer_scores. When no version beats the RFM
+heuristic (ml.mlops.registry), the version's calibrated RFM fallback scores, with model_name
 `rfm_heuristic`."""
 
 from __future__ import annotations
@@ -12,14 +12,10 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from ml.config import load_config, mlflow_tracking_uri
+from ml.config import load_config
 from ml.constants import CUSTOMER_ID
-from ml.partitions import replace_partition
-from ml.propensity.dataset import scoring_customers, scoring_rows
-from ml.propensity.model import RFM_FALLBACK, deciles
-from ml.propensity.training import MODEL_NAME, load_bundle
-from ml.registry import serving_for
-from ml.shards import (
+from ml.mlops.registry import serving_for
+from ml.orchestration.shards import (
     Shard,
     ShardError,
     collect,
@@ -31,6 +27,11 @@ from ml.shards import (
     run_in_process,
     write_result,
 )
+from ml.paths import mlflow_tracking_uri
+from ml.propensity.dataset import scoring_customers, scoring_rows
+from ml.propensity.model import RFM_FALLBACK, deciles
+from ml.propensity.training import MODEL_NAME, load_bundle
+from ml.warehouse.partitions import replace_partition
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ STAGE = "scores"
 
 
 def plan_scores(ds: str) -> list[dict[str, object]]:
-    """Fix the model version for ds and split the customers known at ds into shards (ml.shards);
+    """Fix the model version for ds and split the customers known at ds into shards (ml.orchestration.shards);
     one dict of kwargs per shard for score_shard."""
     ds_date = dt.date.fromisoformat(ds)
     mlflow.set_tracking_uri(mlflow_tracking_uri())
@@ -134,5 +135,5 @@ def merge_scores(ds: str, shards: int) -> dict[str, object]:
 
 
 def score_customers(ds: str) -> dict[str, object]:
-    """Plan, every shard in turn, merge: the whole stage in one process (ml.pipeline, tests)."""
+    """Plan, every shard in turn, merge: the whole stage in one process (ml.orchestration.pipeline, tests)."""
     return run_in_process(ds, plan_scores, score_shard, merge_scores)

@@ -5,7 +5,7 @@ from the cutoffs whose label windows ended by that cutoff, so nothing it sees ov
 labels (ml.propensity.dataset.CutoffPlan); the RFM heuristic is scored on the same rows in the same
 run. The scoring fit then learns from the training window's complete cutoffs. Both fits, and the
 calibrated RFM fallback that serves when no version beats the heuristic, go into one pyfunc,
-registered as `propensity` through the path shared with the recommender (ml.lifecycle).
+registered as `propensity` through the path shared with the recommender (ml.mlops.lifecycle).
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from sklearn.inspection import permutation_importance
 from sklearn.metrics import brier_score_loss, precision_recall_curve, roc_curve
 from threadpoolctl import threadpool_limits
 
-from ml.config import PropensityConfig, load_config
+from ml.config import load_config
 from ml.constants import SEED
-from ml.interactions import end_of
-from ml.lifecycle import register_and_gate, skipped, trained, training_run
+from ml.mlops.lifecycle import register_and_gate, skipped, trained, training_run
+from ml.mlops.registry import ChampionCheck
+from ml.mlops.tracking import BundledModel, frame_hash
 from ml.propensity.dataset import LABEL, training_set
 from ml.propensity.model import (
     OPENMP_THREADS,
@@ -39,8 +40,8 @@ from ml.propensity.model import (
     fit,
     rfm_heuristic,
 )
-from ml.registry import ChampionCheck
-from ml.tracking import BundledModel, frame_hash
+from ml.propensity.settings import PropensityConfig
+from ml.recommender.interactions import end_of
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

@@ -1,1 +1,1 @@
-"""The recommender: interactions, hybrid LightFM, evaluation, registry gate and batch scoring (issue 5)."""
+"""The recommender: interactions, hybrid LightFM, evaluation, registry gate and batch scoring."""

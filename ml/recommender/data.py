@@ -11,15 +11,17 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ml.config import RecommenderConfig, warehouse_path
 from ml.constants import CUSTOMER_ID, ITEM_ID
-from ml.interactions import decayed_weights, load_interactions
+from ml.errors import PlatformError
+from ml.paths import warehouse_path
 from ml.recommender.features import item_feature_pairs, price_band_edges, user_feature_pairs
+from ml.recommender.interactions import decayed_weights, load_interactions
 from ml.recommender.model import TrainingData
 from ml.recommender.serving import Audience, serve, weight_matrix
+from ml.recommender.settings import RecommenderConfig
 
 
-class MissingUpstreamError(RuntimeError):
+class MissingUpstreamError(PlatformError, RuntimeError):
     """A table this stage reads has nothing for ds: an earlier stage did not run for it."""
 
 

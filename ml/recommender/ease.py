@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ml.config import EaseSettings
 from ml.constants import CUSTOMER_ID, ITEM_ID, SCORING_BATCH_SIZE
 from ml.recommender.ranking import BLOCK, MISSING, NEVER, write_top
+from ml.recommender.settings import EaseSettings
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import pandas as pd
 import scipy.sparse as sp
 from lightfm import LightFM
 
-from ml.config import LightFMSettings
 from ml.constants import CUSTOMER_ID, ITEM_ID, SCORING_BATCH_SIZE, SEED
 from ml.recommender.features import FeatureEncoder
 from ml.recommender.ranking import top_k_scores
+from ml.recommender.settings import LightFMSettings
 
 log = logging.getLogger(__name__)
 

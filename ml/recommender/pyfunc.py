@@ -14,11 +14,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ml.constants import CUSTOMER_ID, ITEM_ID
+from ml.mlops.tracking import BundledModel
 from ml.recommender.ease import EaseRecommender
 from ml.recommender.features import ENTITY, user_feature_pairs
 from ml.recommender.model import HybridRecommender
 from ml.recommender.ranking import MISSING
-from ml.tracking import BundledModel
 
 
 @dataclass

@@ -5,7 +5,7 @@ newest version trained on or before that date (never a model that saw the future
 with too little history, or everyone when no model exists yet, get the default experience (see
 ml.recommender.serving); `strategy` says which rows came from where.
 
-The stage is sharded over customers (ml.shards): plan_recommendations reads the warehouse and fixes
+The stage is sharded over customers (ml.orchestration.shards): plan_recommendations reads the warehouse and fixes
 the model version, score_recommendation_shard scores one slice of customers anywhere, and
 merge_recommendations writes the partition. A customer's items depend only on that customer's
 history and the night's shared inputs, so the shard count never changes the result.
@@ -22,15 +22,10 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from ml.config import load_config, mlflow_tracking_uri
+from ml.config import load_config
 from ml.constants import CUSTOMER_ID, ITEM_ID
-from ml.interactions import end_of
-from ml.partitions import replace_partition
-from ml.recommender.data import RecommenderInputs, View, read_inputs, serve_view, view_as_of
-from ml.recommender.ranking import MISSING
-from ml.recommender.training import MODEL_NAME, load_bundle
-from ml.registry import serving_for
-from ml.shards import (
+from ml.mlops.registry import serving_for
+from ml.orchestration.shards import (
     Shard,
     collect,
     customers_of,
@@ -42,6 +37,12 @@ from ml.shards import (
     shared_inputs,
     write_result,
 )
+from ml.paths import mlflow_tracking_uri
+from ml.recommender.data import RecommenderInputs, View, read_inputs, serve_view, view_as_of
+from ml.recommender.interactions import end_of
+from ml.recommender.ranking import MISSING
+from ml.recommender.training import MODEL_NAME, load_bundle
+from ml.warehouse.partitions import replace_partition
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class ScoringInputs:
 
 
 def model_for(ds: dt.date) -> tuple[str | None, str]:
-    """(version, why) of the model that scores ds (ml.registry.serving_for); no version when the
+    """(version, why) of the model that scores ds (ml.mlops.registry.serving_for); no version when the
     popularity baseline serves (no version beats it, or none was trained by ds)."""
     mlflow.set_tracking_uri(mlflow_tracking_uri())
     serving = serving_for(MlflowClient(), MODEL_NAME, ds)
@@ -83,7 +84,7 @@ def model_for(ds: dt.date) -> tuple[str | None, str]:
 
 def plan_recommendations(ds: str) -> list[dict[str, object]]:
     """Read the warehouse once for ds, fix the model version, and split the customers into shards
-    (ml.shards); one dict of kwargs per shard for score_recommendation_shard."""
+    (ml.orchestration.shards); one dict of kwargs per shard for score_recommendation_shard."""
     ds_date = dt.date.fromisoformat(ds)
     config = load_config()
     inputs = read_inputs(ds_date, config.recommender)
@@ -159,5 +160,5 @@ def merge_recommendations(ds: str, shards: int) -> dict[str, object]:
 
 
 def score_recommendations(ds: str) -> dict[str, object]:
-    """Plan, every shard in turn, merge: the whole stage in one process (ml.pipeline, tests)."""
+    """Plan, every shard in turn, merge: the whole stage in one process (ml.orchestration.pipeline, tests)."""
     return run_in_process(ds, plan_recommendations, score_recommendation_shard, merge_recommendations)

@@ -32,19 +32,20 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ml.config import RecommenderConfig, load_config
+from ml.config import load_config
 from ml.constants import CUSTOMER_ID, ITEM_ID
-from ml.evaluation import precision_at_k, ranking_metrics
-from ml.interactions import end_of
-from ml.lifecycle import register_and_gate, skipped, trained, training_run
+from ml.mlops.lifecycle import register_and_gate, skipped, trained, training_run
+from ml.mlops.registry import ChampionCheck
+from ml.mlops.tracking import frame_hash
 from ml.recommender.baseline import top_k_excluding
 from ml.recommender.data import RecommenderInputs, View, read_inputs, serve_view, view_as_of
 from ml.recommender.ease import EaseRecommender, fit_ease
+from ml.recommender.interactions import end_of
+from ml.recommender.metrics import precision_at_k, ranking_metrics
 from ml.recommender.model import HybridRecommender, fit
 from ml.recommender.pyfunc import RecommenderBundle, RecommenderModel
 from ml.recommender.serving import Audience, popularity_share
-from ml.registry import ChampionCheck
-from ml.tracking import frame_hash
+from ml.recommender.settings import RecommenderConfig
 
 matplotlib.use("Agg")  # headless: plots are files, never windows
 import matplotlib.pyplot as plt

@@ -10,7 +10,7 @@
 ) }}
 
 {% set event_types = var('event_types') %}
-{% set engagement_windows = [7, 30, 90] %}
+{% set engagement_windows = var('engagement_windows') %}
 {% set consent_channels = var('consent_channels') %}
 
 with customers as (

@@ -17,8 +17,8 @@
 ) }}
 
 {% set event_types = var('event_types') %}
-{% set engagement_windows = [7, 30, 90] %}
-{% set order_windows = [7, 30, 90, 365] %}
+{% set engagement_windows = var('engagement_windows') %}
+{% set order_windows = var('order_windows') %}
 {% set step_days = var('feature_snapshot_every_days') %}
 {% set snapshots = (var('feature_snapshot_days') // step_days) %}
 

@@ -1,0 +1,355 @@
+"""Drift monitoring with Evidently: the model features, the predictions and the recommendations of
+ds against the reference the model in use was trained on.
+
+Three checks per ds, each an Evidently `DataDriftPreset` with the method and thresholds from
+config (`monitoring`), saved as HTML and JSON under `$PZ_REPORTS_DIR/drift/ds=<ds>/`:
+
+  propensity / features         marts.customer_features_daily at ds against the snapshot of the
+                                ds the propensity version in use was trained on
+  propensity / predictions      marts.customer_scores at ds against the scores of that ds
+  recommender / recommendations category and item mix of marts.customer_recommendations at ds
+                                against the recommender version's training ds, plus catalog coverage
+
+Per-column results go to monitoring.drift_columns, one row per check to monitoring.drift_summary,
+and the same summary with the policy's action to channels.model_health, beside the audiences.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from ml.config import load_config
+from ml.errors import PlatformError
+from ml.mlops.registry import version_for
+from ml.mlops.settings import DriftCheckConfig
+from ml.paths import mlflow_tracking_uri, reports_dir, warehouse_path
+from ml.warehouse.partitions import replace_partition
+
+log = logging.getLogger(__name__)
+
+COLUMNS_TABLE = "monitoring.drift_columns"
+SUMMARY_TABLE = "monitoring.drift_summary"
+HEALTH_TABLE = "channels.model_health"
+COVERAGE = "catalog_coverage"
+
+COLUMNS_DDL = f"""
+create schema if not exists monitoring;
+create table if not exists {COLUMNS_TABLE} (
+    ds date not null, model_name varchar not null, check_name varchar not null, column_name varchar not null,
+    method varchar not null, threshold double not null, drift_score double, drifted boolean not null,
+    reference_ds date not null
+)
+"""
+SUMMARY_COLUMNS = """
+    ds date not null, model_name varchar not null, check_name varchar not null, model_version varchar,
+    reference_ds date, columns_checked integer not null, share_drifted_columns double,
+    dataset_drift boolean not null, report_path varchar
+"""
+SUMMARY_DDL = f"create schema if not exists monitoring; create table if not exists {SUMMARY_TABLE} ({SUMMARY_COLUMNS})"
+HEALTH_DDL = (
+    f"create schema if not exists channels; create table if not exists {HEALTH_TABLE} ({SUMMARY_COLUMNS}, "
+    "status varchar not null, action varchar not null)"
+)
+
+
+class ExportsBlockedError(PlatformError, RuntimeError):
+    """Dataset drift under `on_dataset_drift: block_exports`: today's exports are not published."""
+
+
+@dataclass(frozen=True)
+class DriftInput:
+    model_name: str
+    check_name: str
+    model_version: str | None
+    reference_ds: dt.date | None
+    current: pd.DataFrame
+    reference: pd.DataFrame
+    numerical: list[str]
+    categorical: list[str]
+
+
+def drift_columns(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numerical: list[str],
+    categorical: list[str],
+    check: DriftCheckConfig,
+):
+    """Evidently's drift test per column: (per-column frame, snapshot). `drifted` is Evidently's test
+    verdict, so p-value methods (drift below the threshold) and distances (above) both read right."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset
+
+    # Evidently refuses a column without values. Empty on both sides: nothing to compare (left out).
+    # Empty on one side only: the feature appeared or vanished, which is drift by any measure.
+    empty_reference = {c for c in numerical + categorical if reference[c].isna().all()}
+    empty_current = {c for c in numerical + categorical if current[c].isna().all()}
+    vanished = sorted(empty_reference ^ empty_current)
+    numerical = [c for c in numerical if c not in empty_reference | empty_current]
+    categorical = [c for c in categorical if c not in empty_reference | empty_current]
+    presence = pd.DataFrame(
+        {"column_name": vanished, "method": "presence", "threshold": 0.0, "drift_score": 1.0, "drifted": True}
+    )
+    if not numerical + categorical:
+        return presence, None
+    definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
+    report = Report(
+        [
+            DataDriftPreset(
+                num_method=check.method,
+                num_threshold=check.threshold,
+                cat_method=check.categorical_method,
+                cat_threshold=check.categorical_threshold,
+                drift_share=check.drift_share,
+            )
+        ],
+        include_tests=True,
+    )
+    snapshot = report.run(
+        current_data=Dataset.from_pandas(current[numerical + categorical], data_definition=definition),
+        reference_data=Dataset.from_pandas(reference[numerical + categorical], data_definition=definition),
+    )
+    result = snapshot.dict()
+    scores = {
+        metric["config"]["column"]: float(metric["value"])
+        for metric in result["metrics"]
+        if metric["config"].get("type", "").endswith("ValueDrift")
+    }
+    failed = {
+        test["metric_config"]["params"]["column"]
+        for test in result["tests"]
+        if test["metric_config"]["params"].get("type", "").endswith("ValueDrift")
+        and str(test["status"]).endswith("FAIL")
+    }
+    frame = pd.DataFrame(
+        {
+            "column_name": list(scores),
+            "method": [check.method if column in numerical else check.categorical_method for column in scores],
+            "threshold": [check.threshold if column in numerical else check.categorical_threshold for column in scores],
+            "drift_score": list(scores.values()),
+            "drifted": [column in failed for column in scores],
+        }
+    )
+    if vanished:
+        frame = pd.concat([frame, presence], ignore_index=True)
+    return frame, snapshot
+
+
+def _reference(client, model_name: str, ds: dt.date) -> tuple[str | None, dt.date | None]:
+    version, _ = version_for(client, model_name, ds)
+    if version is None:
+        return None, None
+    return str(version.version), dt.date.fromisoformat(version.tags["ds"])
+
+
+def _inputs(ds: dt.date) -> list[DriftInput]:
+    import mlflow  # here: the pipeline CLI and the publish task import this module
+    from mlflow import MlflowClient
+
+    from ml.mlops.feature_store import categorical_features, feature_references
+
+    mlflow.set_tracking_uri(mlflow_tracking_uri())
+    client = MlflowClient()
+    inputs = []
+    features = [reference.split(":")[1] for reference in feature_references()]
+    categorical = [name for name in categorical_features() if name in features]
+    numerical = [name for name in features if name not in categorical]
+    with duckdb.connect(str(warehouse_path())) as connection:
+        version, reference_ds = _reference(client, "propensity", ds)
+        if version is not None:
+
+            def snapshot(day: dt.date) -> pd.DataFrame:
+                return connection.execute(
+                    f"select {', '.join(features)} from marts.customer_features_daily where feature_date = ?", [day]
+                ).df()
+
+            def scores(day: dt.date) -> pd.DataFrame:
+                return connection.execute("select score from marts.customer_scores where ds = ?", [day]).df()
+
+            inputs.append(
+                DriftInput(
+                    "propensity",
+                    "features",
+                    version,
+                    reference_ds,
+                    snapshot(ds),
+                    snapshot(reference_ds),
+                    numerical,
+                    categorical,
+                )
+            )
+            inputs.append(
+                DriftInput(
+                    "propensity", "predictions", version, reference_ds, scores(ds), scores(reference_ds), ["score"], []
+                )
+            )
+        version, reference_ds = _reference(client, "recommender", ds)
+        if version is not None:
+
+            def recommended(day: dt.date) -> pd.DataFrame:
+                return connection.execute(
+                    "select r.item_id, coalesce(i.category, 'unknown') as category "
+                    "from marts.customer_recommendations as r left join staging.stg_items as i using (item_id) "
+                    "where r.ds = ?",
+                    [day],
+                ).df()
+
+            inputs.append(
+                DriftInput(
+                    "recommender",
+                    "recommendations",
+                    version,
+                    reference_ds,
+                    recommended(ds),
+                    recommended(reference_ds),
+                    [],
+                    ["category", "item_id"],
+                )
+            )
+    return inputs
+
+
+def catalog_coverage(recommendations: pd.DataFrame, catalog_size: int) -> float:
+    """Share of the active catalog that appears in anyone's recommendations."""
+    return recommendations["item_id"].nunique() / catalog_size if catalog_size else 0.0
+
+
+def report_folder(ds: dt.date):
+    return reports_dir() / "drift" / f"ds={ds}"
+
+
+def monitor_drift(ds: str) -> dict[str, object]:
+    """Run the three drift checks for ds; replace the ds partitions of the monitoring tables and
+    channels.model_health; write the reports. Returns the checks that found dataset drift."""
+    ds_date = dt.date.fromisoformat(ds)
+    monitoring = load_config().monitoring
+    checks = {
+        "features": monitoring.features,
+        "predictions": monitoring.predictions,
+        "recommendations": monitoring.recommendations,
+    }
+    folder = report_folder(ds_date)
+    folder.mkdir(parents=True, exist_ok=True)
+    column_rows, summary_rows = [], []
+    for found in _inputs(ds_date):
+        if found.current.empty or found.reference.empty:
+            log.warning(
+                "ds=%s %s %s: no rows for ds or for the reference %s; not checked",
+                ds,
+                found.model_name,
+                found.check_name,
+                found.reference_ds,
+            )
+            continue
+        settings = checks[found.check_name]
+        columns, snapshot = drift_columns(found.reference, found.current, found.numerical, found.categorical, settings)
+        if found.check_name == "recommendations":
+            with duckdb.connect(str(warehouse_path())) as connection:
+                catalog = connection.execute("select count(*) from staging.stg_items where is_active").fetchone()[0]
+            today, before = catalog_coverage(found.current, catalog), catalog_coverage(found.reference, catalog)
+            change = abs(today - before) / before if before else 0.0
+            columns = pd.concat(
+                [
+                    columns,
+                    pd.DataFrame(
+                        [
+                            {
+                                "column_name": COVERAGE,
+                                "method": "relative_change",
+                                "threshold": monitoring.coverage_change_threshold,
+                                "drift_score": change,
+                                "drifted": change > monitoring.coverage_change_threshold,
+                            }
+                        ]
+                    ),
+                ],
+                ignore_index=True,
+            )
+        name = f"{found.model_name}_{found.check_name}"
+        report_path = None
+        if snapshot is not None:
+            report_path = str(folder / f"{name}.html")
+            snapshot.save_html(report_path)
+            (folder / f"{name}.json").write_text(json.dumps(snapshot.dict(), default=str, indent=1), encoding="utf-8")
+        share = float(columns["drifted"].mean())
+        column_rows.append(
+            columns.assign(
+                ds=ds_date, model_name=found.model_name, check_name=found.check_name, reference_ds=found.reference_ds
+            )
+        )
+        summary_rows.append(
+            {
+                "ds": ds_date,
+                "model_name": found.model_name,
+                "check_name": found.check_name,
+                "model_version": found.model_version,
+                "reference_ds": found.reference_ds,
+                "columns_checked": len(columns),
+                "share_drifted_columns": share,
+                "dataset_drift": share >= settings.drift_share,
+                "report_path": report_path,
+            }
+        )
+    summary = pd.DataFrame(summary_rows)
+    replace_partition(
+        COLUMNS_TABLE,
+        COLUMNS_DDL,
+        ds_date,
+        pd.concat(column_rows, ignore_index=True) if column_rows else pd.DataFrame(),
+        order_by="model_name, check_name, column_name",
+        purge_erased=False,
+    )
+    replace_partition(
+        SUMMARY_TABLE, SUMMARY_DDL, ds_date, summary, order_by="model_name, check_name", purge_erased=False
+    )
+    health = summary.copy()
+    if not health.empty:
+        health["status"] = health["dataset_drift"].map({True: "drift", False: "ok"})
+        blocked = monitoring.on_dataset_drift == "block_exports"
+        health["action"] = [
+            ("exports_blocked" if blocked else "warned") if drift else "none" for drift in health["dataset_drift"]
+        ]
+    replace_partition(HEALTH_TABLE, HEALTH_DDL, ds_date, health, order_by="model_name, check_name", purge_erased=False)
+    drifted = summary[summary["dataset_drift"]] if not summary.empty else summary
+    for row in drifted.itertuples():
+        log.warning(
+            "ds=%s dataset drift in %s %s: %.0f%% of columns drifted (report %s); policy %s",
+            ds,
+            row.model_name,
+            row.check_name,
+            100 * row.share_drifted_columns,
+            row.report_path,
+            monitoring.on_dataset_drift,
+        )
+    return {"checks": len(summary), "drifted": [f"{r.model_name}/{r.check_name}" for r in drifted.itertuples()]}
+
+
+def assert_exports_allowed(ds: dt.date) -> None:
+    """Under `block_exports`, refuse to publish a day with dataset drift (yesterday's files stay)."""
+    if load_config().monitoring.on_dataset_drift != "block_exports":
+        return
+    with duckdb.connect(str(warehouse_path())) as connection:
+        exists = connection.execute(
+            "select count(*) from information_schema.tables where table_schema = 'monitoring' "
+            "and table_name = 'drift_summary'"
+        ).fetchone()[0]
+        if not exists:
+            return
+        drifted = connection.execute(
+            f"select model_name, check_name, share_drifted_columns, report_path from {SUMMARY_TABLE} "
+            "where ds = ? and dataset_drift order by all",
+            [ds],
+        ).fetchall()
+    if drifted:
+        details = "; ".join(f"{m} {c} ({share:.0%} of columns drifted, report {path})" for m, c, share, path in drifted)
+        raise ExportsBlockedError(
+            f"ds={ds}: exports blocked by monitoring.on_dataset_drift = block_exports: {details}. Earlier days' "
+            "files are untouched. Look at the reports; to publish anyway set on_dataset_drift: warn and rerun "
+            "publish_channels for this ds."
+        )

@@ -1,0 +1,169 @@
+"""Run the nightly DAG in-process for one date or a range (the embedded default, no scheduler).
+
+`python -m ml.orchestration run --ds 2026-10-31` and `backfill --start ... --end ...` call
+Airflow's `dag.test()` per date, in order, on a SQLite metadata database under
+`$PZ_DATA_DIR/airflow` (or `$AIRFLOW_HOME`). `setup` migrates that database and creates the
+1-slot `warehouse` pool that every task writing the warehouse uses (DuckDB allows one writer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ml.config import load_config
+from ml.errors import ConfigError, PlatformError
+from ml.orchestration.run_lock import RunLockedError, exclusive_run
+from ml.orchestration.settings import WAREHOUSE_POOL
+from ml.paths import REPO_ROOT, data_dir
+
+log = logging.getLogger(__name__)
+
+DAG_ID = "nightly_personalization"
+
+# A fixed, documented local login for `make airflow` and the browser test (never for production).
+LOCAL_USER, LOCAL_PASSWORD = "admin", "admin"
+
+
+class OrchestrationError(PlatformError, RuntimeError):
+    """A DAG run could not start or did not succeed; the message names the date and the reason."""
+
+
+def airflow_home() -> Path:
+    return Path(os.environ.get("AIRFLOW_HOME") or data_dir() / "airflow").resolve()
+
+
+def airflow_env() -> dict[str, str]:
+    """The environment every Airflow process of the embedded default runs with."""
+    home = airflow_home()
+    home.mkdir(parents=True, exist_ok=True)
+    passwords = home / "simple_auth_manager_passwords.json"
+    passwords.write_text(json.dumps({LOCAL_USER: LOCAL_PASSWORD}))
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # Two cores: the default of 32 parallel task slots only thrashes.
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{LOCAL_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "PZ_DATA_DIR": str(data_dir()),
+        # `airflow standalone` starts its components as `airflow ...` from PATH.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
+
+
+def _airflow(*arguments: str) -> None:
+    airflow = Path(sys.executable).parent / "airflow"
+    result = subprocess.run([str(airflow), *arguments], env=airflow_env(), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise OrchestrationError(f"airflow {' '.join(arguments)} failed:\n{result.stderr[-3000:]}")
+
+
+def setup() -> None:
+    """Create or upgrade the metadata database and the warehouse pool (idempotent)."""
+    _airflow("db", "migrate")
+    _airflow("pools", "set", WAREHOUSE_POOL, "1", "Tasks that write the DuckDB warehouse (one writer at a time)")
+
+
+def dates_between(start: dt.date, end: dt.date) -> list[dt.date]:
+    return [start + dt.timedelta(days=offset) for offset in range((end - start).days + 1)]
+
+
+def check_dates(dates: list[dt.date]) -> None:
+    """A date before start_date would 'succeed' with zero tasks in Airflow: refuse it instead."""
+    start_date = load_config().schedule.start_date
+    early = [d.isoformat() for d in dates if d < start_date]
+    if early:
+        raise OrchestrationError(
+            f"ds {', '.join(early)} is before the DAG's start_date {start_date} "
+            "(config/personalization.yml, schedule.start_date): Airflow would report success without "
+            "running a task. Choose a later date or move start_date."
+        )
+
+
+def run_dates(dates: list[dt.date]) -> None:
+    """Run the nightly DAG for each date, in the order given, in this process."""
+    if not dates:
+        return
+    check_dates(dates)
+    os.environ.update(airflow_env())  # before Airflow is imported: it reads its config at import
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO_ROOT / "dags"))
+    if bag.import_errors:
+        raise OrchestrationError(f"DAG files failed to import: {bag.import_errors}")
+    dag = bag.get_dag(DAG_ID)
+    for ds in dates:
+        logical_date = dt.datetime.combine(ds, dt.time(2, 0), tzinfo=dt.UTC)
+        log.info("running %s for ds=%s", DAG_ID, ds)
+        dag_run = dag.test(logical_date=logical_date)
+        failed = [ti.task_id for ti in dag_run.get_task_instances() if ti.state != "success"]
+        if str(dag_run.state) != "success" or failed:
+            raise OrchestrationError(f"{DAG_ID} for ds={ds} ended {dag_run.state}; tasks not successful: {failed}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("setup", help="migrate the Airflow metadata database and create the pool")
+    commands.add_parser("standalone", help="airflow standalone (UI on :8080) with the local login admin/admin")
+    cli = commands.add_parser("airflow", help="any airflow CLI command with the platform's environment")
+    cli.add_argument("airflow_arguments", nargs=argparse.REMAINDER)
+    run = commands.add_parser("run", help="run the DAG for one logical date")
+    run.add_argument("--summary", action="store_true", help="print what the run produced")
+    run.add_argument("--ds", type=dt.date.fromisoformat, required=True)
+    backfill = commands.add_parser("backfill", help="run the DAG for every date from START to END, in order")
+    backfill.add_argument("--start", type=dt.date.fromisoformat, required=True)
+    backfill.add_argument("--end", type=dt.date.fromisoformat, required=True)
+    backfill.add_argument("--reverse", action="store_true", help="newest date first (each date stands alone)")
+    backfill.add_argument("--summary", action="store_true", help="print what the last run produced")
+    demo = commands.add_parser("demo", help="run the DAG for the last schedule.demo_days days of demo data")
+    demo.add_argument("--summary", action="store_true")
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config()
+        if arguments.command == "run":
+            dates = [arguments.ds]
+        elif arguments.command == "backfill":
+            if arguments.end < arguments.start:
+                raise OrchestrationError(f"--end {arguments.end} is before --start {arguments.start}")
+            dates = dates_between(arguments.start, arguments.end)[:: -1 if arguments.reverse else 1]
+        elif arguments.command == "demo":
+            end = config.demo.end_date
+            dates = dates_between(end - dt.timedelta(days=config.schedule.demo_days - 1), end)
+        elif arguments.command in ("standalone", "airflow"):
+            setup()
+            airflow = str(Path(sys.executable).parent / "airflow")
+            extra = ["standalone"] if arguments.command == "standalone" else arguments.airflow_arguments
+            os.execve(airflow, [airflow, *extra], airflow_env())
+        else:
+            dates = []
+        check_dates(dates)  # before the slow setup: a wrong date fails at once
+        described = f"ml.orchestration {arguments.command} " + (
+            f"ds {dates[0]}" + (f" to {dates[-1]}" if len(dates) > 1 else "") if dates else "setup"
+        )
+        with exclusive_run(described):
+            setup()
+            run_dates(dates)
+        if dates and getattr(arguments, "summary", False):
+            from ml.reports.summary import print_summary
+
+            print_summary(dates[-1].isoformat())
+    except (OrchestrationError, ConfigError, RunLockedError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""The `schedule` and `scoring` sections: when the nightly DAG runs and how scoring is sharded."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import Field
+
+from ml.settings import StrictSettings
+
+# DuckDB allows one writer: every task that opens the warehouse holds a slot of this 1-slot Airflow
+# pool (ml.orchestration.dag_runs creates it). The scoring shards read only their plan's files.
+WAREHOUSE_POOL = "warehouse"
+
+
+class ScheduleConfig(StrictSettings):
+    """When the nightly DAG runs; read by dags/ when Airflow parses the DAG file."""
+
+    start_date: dt.date = Field(dt.date(2026, 5, 4), description="First logical date the DAG may run for.")
+    catchup: bool = Field(False, description="Let the scheduler create runs for missed dates since start_date.")
+    cron: str = Field("0 2 * * *", description="When a night runs (UTC); it builds the day that just ended.")
+    demo_days: int = Field(3, gt=0, description="`make demo` runs the DAG for this many last days of demo data.")
+    retries: int = Field(1, ge=0, description="Retries of a failed task before the run fails.")
+    retry_delay_minutes: float = Field(5, ge=0, description="Wait before a retry.")
+
+
+class ScoringConfig(StrictSettings):
+    """How the nightly scoring stages split their customers (ml.orchestration.shards)."""
+
+    shards: int = Field(
+        4,
+        ge=1,
+        le=1024,
+        description="Customer shards per scoring stage: Airflow maps one task over each, so up to this "
+        "many workers score at once. Set it to at least the worker slots (workers x concurrency).",
+    )

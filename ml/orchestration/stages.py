@@ -1,0 +1,219 @@
+"""The nightly graph, written once: every stage with its function of `ds`, the stages it waits for,
+the pool it holds, and whether it is sharded.
+
+The Airflow DAG (dags/nightly_personalization.py), the in-process pipeline (ml.orchestration.pipeline)
+and the stage table of docs/architecture.md (`python -m ml.orchestration.stages`) all read STAGES.
+Each stage reads data up to the end of `ds` only and replaces what it writes for `ds`, so any date
+can be rerun or backfilled.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ml.activation.export import publish_channels
+from ml.activation.readout import read_experiments
+from ml.activation.store import decide_audiences
+from ml.errors import PlatformError
+from ml.mlops.feature_store import build_feature_store
+from ml.mlops.monitoring import monitor_drift
+from ml.orchestration.settings import WAREHOUSE_POOL
+from ml.propensity import scoring as propensity_scoring
+from ml.propensity.training import train_propensity
+from ml.recommender import scoring as recommender_scoring
+from ml.recommender.training import train_recommender
+from ml.reports.kpi import build_kpi_report
+from ml.warehouse.landing import load_landing_files
+from ml.warehouse.transform import build_metrics, build_staging, check_outputs
+
+
+@dataclass(frozen=True)
+class Shards:
+    """A stage split over customer shards (ml.orchestration.shards): `plan` opens the warehouse and
+    returns one kwargs dict per shard, `score_shard` runs once per shard beside the others, and
+    `merge` writes the ds partition from every shard's output."""
+
+    plan: Callable[[str], list[dict[str, object]]]
+    score_shard: Callable[[str, int, int], dict[str, object]]
+    merge: Callable[[str, int], dict[str, object]]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    summary: str  # one paragraph for the DAG's docs and docs/architecture.md
+    run: Callable[..., object]  # the whole stage for one ds, in one process
+    upstream: tuple[str, ...] = ()
+    pool: str | None = WAREHOUSE_POOL
+    shards: Shards | None = None
+    rebuilds_history: bool = False  # a dbt stage: `--full-refresh` rebuilds incremental tables
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        "load_landing",
+        "Copies every landing file into `raw.*` (text, with file and row lineage); a broken file fails "
+        "here with its name and line.",
+        load_landing_files,
+    ),
+    Stage(
+        "build_staging",
+        "`dbt build` of staging, quarantine, reconciliation and the erasure ledger with their tests: bad "
+        "rows go to quarantine with a reason, counts that do not reconcile fail the run; erasure requests "
+        "a person must check are logged as warnings.",
+        build_staging,
+        ("load_landing",),
+        rebuilds_history=True,
+    ),
+    Stage(
+        "build_metrics",
+        "`dbt build` of the metric marts (CSAT, CES, NPS, retention, customer 360, features) with their "
+        "tests and unit tests; daily facts replace `ds` and a short lookback.",
+        build_metrics,
+        ("build_staging",),
+        rebuilds_history=True,
+    ),
+    Stage(
+        "train_recommender",
+        "Searches the recommender settings (LightFM, EASE), evaluates the best beside the popularity "
+        "baseline on the holdout, logs and registers it in MLflow (`recommender`); it becomes `champion` "
+        "only if it beats the baseline and the current champion by the margin.",
+        train_recommender,
+        ("build_metrics",),
+    ),
+    Stage(
+        "score_recommendations",
+        "Top K items for every customer known at `ds` into `marts.customer_recommendations` with the "
+        "champion, popular items for customers with too little history: `plan` reads the warehouse once "
+        "and splits the customers into `scoring.shards` shards, `score_shard` is mapped over them (no "
+        "pool: more workers, a faster night), `merge` writes the partition.",
+        recommender_scoring.score_recommendations,
+        ("train_recommender",),
+        shards=Shards(
+            recommender_scoring.plan_recommendations,
+            recommender_scoring.score_recommendation_shard,
+            recommender_scoring.merge_recommendations,
+        ),
+    ),
+    Stage(
+        "build_feature_store",
+        "Exports the daily customer feature snapshots (`marts.customer_features_daily`) to the Feast "
+        "repository's source, runs `feast apply` and materializes `ds` into the online store.",
+        build_feature_store,
+        ("build_metrics",),
+    ),
+    Stage(
+        "train_propensity",
+        "Builds a training set over weekly cutoffs by Feast point-in-time joins, fits calibrated gradient "
+        "boosting, validates it out of time beside an RFM heuristic, registers `propensity` and passes it "
+        "through the same champion gate.",
+        train_propensity,
+        ("build_feature_store",),
+    ),
+    Stage(
+        "score_propensity",
+        "A calibrated purchase probability and its decile for every customer into `marts.customer_scores`: "
+        "the same plan, mapped shards (features from the Feast offline store) and merge (deciles over all "
+        "shards).",
+        propensity_scoring.score_customers,
+        ("train_propensity",),
+        shards=Shards(propensity_scoring.plan_scores, propensity_scoring.score_shard, propensity_scoring.merge_scores),
+    ),
+    Stage(
+        "read_experiments",
+        "Reads every experiment version back once goal windows have passed: each arm against control and "
+        "the other arms, on the goal and in money, with always-valid intervals "
+        "(`marts.fct_experiment_results`), and everyone against the global holdout "
+        "(`marts.fct_program_readout`); pauses harm and optionally ships winners "
+        "(`activation.audience_status`, `experiments.audit_log`).",
+        read_experiments,
+        ("build_metrics",),
+    ),
+    Stage(
+        "decide_audiences",
+        "One decision per customer for the day: the audience with the best priority (then score) among "
+        "those they qualify for and can be reached in (consent, frequency caps, suppressions), or the "
+        "default experience; holdout and arm assignments into `experiments.assignments`, each audience's "
+        "funnel into `activation.audience_funnel`.",
+        decide_audiences,
+        ("score_recommendations", "score_propensity", "read_experiments"),
+    ),
+    Stage(
+        "monitor_drift",
+        "Evidently drift of the propensity features, the predictions and the recommendations against the "
+        "training day of the model version in use: reports under `reports/drift/ds=<ds>/`, "
+        "`monitoring.drift_columns`, `monitoring.drift_summary` and `channels.model_health`.",
+        monitor_drift,
+        ("score_recommendations", "score_propensity"),
+    ),
+    Stage(
+        "publish_channels",
+        "Checks the treated customers' rows (consent, erasure, no control group, one decision, the same "
+        "recommendations in every channel), then writes `channels.<channel>`, the files "
+        "`exports/<channel>/ds=<ds>/<audience>.csv|parquet` with `manifest.json`, and the marketer summary "
+        "under `reports/audiences/`. With `monitoring.on_dataset_drift: block_exports`, dataset drift "
+        "stops it before anything is published.",
+        publish_channels,
+        ("decide_audiences", "monitor_drift"),
+    ),
+    Stage(
+        "check_outputs",
+        "`dbt build` of what the Python stages wrote for `ds`: the tests of their tables (declared as dbt "
+        "sources: unique keys, accepted values, not null) and the report models (`rpt_*`) on them; a "
+        "failing test stops the night here, before the KPI report.",
+        check_outputs,
+        ("publish_channels",),
+    ),
+    Stage(
+        "build_kpi_report",
+        "The marketer KPI report `reports/kpi/kpi_<ds>.html`: the program readout, CX trends with "
+        "intervals, retention curves, churn by NPS answer, audiences, experiment readouts, drift.",
+        build_kpi_report,
+        ("check_outputs",),
+    ),
+)
+
+
+class UnknownStageError(PlatformError):
+    """A stage name that the registry does not have."""
+
+
+def stage(name: str) -> Stage:
+    """The stage called `name`; the error lists the names there are."""
+    for candidate in STAGES:
+        if candidate.name == name:
+            return candidate
+    raise UnknownStageError(f"no stage {name!r}; the stages are: {', '.join(s.name for s in STAGES)}")
+
+
+def stages_through(last: str) -> tuple[Stage, ...]:
+    """`last` and every stage it waits for, directly or not, in run order."""
+    needed, pending = set(), [last]
+    while pending:
+        current = stage(pending.pop())
+        if current.name not in needed:
+            needed.add(current.name)
+            pending.extend(current.upstream)
+    return tuple(s for s in STAGES if s.name in needed)
+
+
+def markdown_table() -> str:
+    """The stage table of docs/architecture.md (a test keeps the two equal)."""
+    rows = ["| # | stage | waits for | pool | sharded | what it does |", "|---|---|---|---|---|---|"]
+    for number, current in enumerate(STAGES, start=1):
+        rows.append(
+            f"| {number} | `{current.name}` | {', '.join(f'`{u}`' for u in current.upstream) or '-'} "
+            f"| {current.pool or '-'} | {'yes' if current.shards else 'no'} | {current.summary} |"
+        )
+    return "\n".join(rows)
+
+
+def dag_documentation() -> str:
+    """The numbered stage list that opens the DAG's documentation in the Airflow UI."""
+    return "\n".join(f"{number}. **{s.name}**: {s.summary}" for number, s in enumerate(STAGES, start=1))
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown_table() + "\n")

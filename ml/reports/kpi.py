@@ -1,0 +1,232 @@
+"""The marketer KPI report: one self-contained HTML file per ds with charts.
+
+First what personalization earned as a whole (the global holdout's program readout), then CX
+trends (NPS, CSAT, CES rolling 30 days, with 95% intervals, over the last 90 days), retention curves
+by first-order cohort, churn by latest NPS answer, audience sizes by group, experiment readouts in
+money (incremental profit with its always-valid interval, ROI), the automated actions, the models in
+use and the model-health (drift) status. Charts are matplotlib PNGs embedded as data URIs, so the
+file opens anywhere, offline, with no scripts.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import logging
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+
+from ml.warehouse.partitions import existing_tables
+from ml.reports.audiences import ACTIONS_DAYS, program_lines, readout_line
+from ml.config import load_config
+from ml.paths import reports_dir, warehouse_path
+from ml.reports.html import page
+
+log = logging.getLogger(__name__)
+
+TREND_DAYS = 90
+METRIC_TITLES = {"nps": "NPS (rolling 30 days)", "csat": "CSAT % (rolling 30 days)", "ces": "CES (rolling 30 days)"}
+
+
+def _png(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    return f'<img alt="chart" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _query(connection, sql: str, parameters: list, schema: str, table: str) -> pd.DataFrame:
+    if table not in existing_tables(connection, schema):
+        return pd.DataFrame()
+    return connection.execute(sql, parameters).df()
+
+
+def cx_trend_chart(trends: pd.DataFrame) -> str:
+    figure = Figure(figsize=(15, 3.6))
+    axes = figure.subplots(1, 3)
+    for axis, (metric, title) in zip(axes, METRIC_TITLES.items(), strict=True):
+        rows = trends[trends["metric"] == metric].sort_values("period_end")
+        axis.plot(rows["period_end"], rows["value"], color="#1f77b4")
+        axis.fill_between(rows["period_end"], rows["ci_lower"], rows["ci_upper"], alpha=0.25, color="#1f77b4")
+        axis.set_title(title)
+        axis.tick_params(axis="x", labelrotation=45)
+    return _png(figure)
+
+
+def retention_chart(cohorts: pd.DataFrame) -> str:
+    figure = Figure(figsize=(7, 4))
+    axis = figure.subplots()
+    for cohort, rows in cohorts.groupby("cohort_month"):
+        rows = rows.sort_values("months_since_first_order")
+        axis.plot(rows["months_since_first_order"], rows["retention_rate"], marker="o", label=f"{cohort:%Y-%m}")
+    axis.set_xlabel("months since first order")
+    axis.set_ylabel("retained customers")
+    axis.set_title("Retention by first-order cohort")
+    axis.legend(fontsize=8)
+    return _png(figure)
+
+
+def churn_chart(churn: pd.DataFrame) -> str:
+    figure = Figure(figsize=(6, 3.6))
+    axis = figure.subplots()
+    axis.bar(churn["nps_category"], churn["churn_rate"], color="#d62728")
+    axis.set_ylabel("churn rate")
+    axis.set_title("Churn by latest NPS answer")
+    return _png(figure)
+
+
+def audience_chart(groups: pd.DataFrame) -> str:
+    table = groups.pivot_table(index="audience", columns="experiment_group", values="customers", fill_value=0)
+    figure = Figure(figsize=(8, 0.5 + 0.5 * len(table)))
+    axis = figure.subplots()
+    table.plot.barh(stacked=True, ax=axis)
+    axis.legend(title="group", bbox_to_anchor=(1.02, 1), loc="upper left", fontsize=8)
+    axis.set_xlabel("customers decided on ds")
+    axis.set_title("Audience sizes: control (holdout) and treated arms")
+    return _png(figure)
+
+
+def profit_chart(results: pd.DataFrame, currency: str) -> str:
+    """Incremental profit per customer of each arm against control, with its always-valid interval."""
+    labels = results["audience"] + " v" + results["version_number"].astype(str) + " / " + results["arm"]
+    figure = Figure(figsize=(8, 0.6 + 0.5 * len(results)))
+    axis = figure.subplots()
+    profit = results["incremental_profit_per_customer"]
+    errors = [profit - results["incremental_profit_ci_lower"], results["incremental_profit_ci_upper"] - profit]
+    axis.errorbar(profit, labels, xerr=errors, fmt="o", capsize=4)
+    axis.axvline(0, color="#888", linewidth=1)
+    axis.set_xlabel(f"incremental profit per treated customer over control, {currency} (always-valid interval)")
+    axis.set_title("What each arm earned, net")
+    return _png(figure)
+
+
+def kpi_report_html(ds: dt.date) -> str:
+    with duckdb.connect(str(warehouse_path())) as connection:
+        trends = _query(
+            connection,
+            "select * from reports.rpt_kpi_cx_trends where period_end > ? and period_end <= ?",
+            [ds - dt.timedelta(days=TREND_DAYS), ds],
+            "reports",
+            "rpt_kpi_cx_trends",
+        )
+        cohorts = _query(
+            connection, "select * from marts.retention_cohorts where ds = ?", [ds], "marts", "retention_cohorts"
+        )
+        churn = _query(
+            connection,
+            "select * from marts.churn_by_nps_category where ds = ? order by 2",
+            [ds],
+            "marts",
+            "churn_by_nps_category",
+        )
+        groups = _query(
+            connection,
+            "select audience, experiment_group, customers from reports.rpt_kpi_audience_groups where ds = ?",
+            [ds],
+            "reports",
+            "rpt_kpi_audience_groups",
+        )
+        results = _query(
+            connection,
+            "select * from marts.fct_experiment_results where ds = ? and looks > 0 "
+            "order by audience, version_number, baseline <> 'control', arm, baseline",
+            [ds],
+            "marts",
+            "fct_experiment_results",
+        )
+        program = _query(
+            connection, "select * from marts.fct_program_readout where ds = ?", [ds], "marts", "fct_program_readout"
+        )
+        actions = _query(
+            connection,
+            "select ds, audience, action, experiment_version, arm, evidence from experiments.audit_log "
+            "where ds > ? and ds <= ? order by ds desc, audience",
+            [ds - dt.timedelta(days=ACTIONS_DAYS), ds],
+            "experiments",
+            "audit_log",
+        )
+        health = _query(
+            connection,
+            "select model_name, check_name, status, share_drifted_columns, columns_checked, reference_ds, action, "
+            "report_path from channels.model_health where ds = ? order by all",
+            [ds],
+            "channels",
+            "model_health",
+        )
+    currency = load_config().activation.economics.currency
+    sections = [f"<h1>Customer KPIs for {ds}</h1>"]
+    sections.append("<h2>What personalization earned</h2>")
+    sections.append("<p>" + "<br>".join(html.escape(line) for line in program_lines(program)) + "</p>")
+    sections.append("<h2>Customer experience</h2>")
+    sections.append(cx_trend_chart(trends) if not trends.empty else "<p>No survey responses yet.</p>")
+    sections.append("<h2>Retention</h2>")
+    sections.append(retention_chart(cohorts) if not cohorts.empty else "<p>No cohorts yet.</p>")
+    sections.append(churn_chart(churn) if not churn.empty else "")
+    sections.append("<h2>Audiences</h2>")
+    sections.append(audience_chart(groups) if not groups.empty else "<p>No audience decided on this day.</p>")
+    sections.append("<h2>Experiments</h2>")
+    if results.empty:
+        sections.append("<p>No comparison has enough finished goal windows yet.</p>")
+    else:
+        against_control = results[
+            (results["baseline"] == "control") & results["incremental_profit_per_customer"].notna()
+        ]
+        if not against_control.empty:
+            sections.append(profit_chart(against_control, currency))
+        lines = "".join(f"<li>{html.escape(readout_line(row, currency))}</li>" for row in results.itertuples())
+        sections.append(f"<ul>{lines}</ul>")
+    sections.append(f"<h2>Automated actions (last {ACTIONS_DAYS} days)</h2>")
+    if actions.empty:
+        sections.append("<p>None: no audience paused, resumed or shipped a winner.</p>")
+    else:
+        sections.append(actions.to_html(index=False, border=0))
+    sections.append("<h2>Models in use</h2>")
+    sections.append(models_in_use(ds))
+    sections.append("<h2>Model health (drift)</h2>")
+    if health.empty:
+        sections.append("<p>Not checked on this day.</p>")
+    else:
+        rows = "".join(
+            f"<tr><td>{html.escape(r.model_name)}</td><td>{html.escape(r.check_name)}</td>"
+            f"<td class='{'drift' if r.status == 'drift' else 'ok'}'>{r.status}</td>"
+            f"<td>{r.share_drifted_columns:.0%} of {r.columns_checked}</td><td>{r.reference_ds:%Y-%m-%d}</td>"
+            f"<td>{r.action}</td><td>{html.escape(Path(r.report_path).name) if r.report_path else ''}</td></tr>"
+            for r in health.itertuples()
+        )
+        sections.append(
+            "<table><tr><th>model</th><th>check</th><th>status</th><th>drifted columns</th><th>reference</th>"
+            f"<th>action</th><th>report</th></tr>{rows}</table>"
+        )
+    body = "\n".join(sections)
+    return page(f"KPIs {ds}", body)
+
+
+def models_in_use(ds: dt.date) -> str:
+    """What scored ds for each model, as the gate decided when it was trained, with both numbers."""
+    from ml.mlops.lifecycle import gate_line, latest_run
+
+    items = []
+    for model_name in ("recommender", "propensity"):
+        run = latest_run(model_name, ds.isoformat())
+        line = gate_line(model_name, run.data.tags) if run is not None else None
+        items.append(f"<li>{html.escape(line or f'{model_name}: no version trained for this day')}</li>")
+    return f"<ul>{''.join(items)}</ul>"
+
+
+def report_path(ds: dt.date) -> Path:
+    return reports_dir() / "kpi" / f"kpi_{ds}.html"
+
+
+def build_kpi_report(ds: str) -> dict[str, object]:
+    ds_date = dt.date.fromisoformat(ds)
+    path = report_path(ds_date)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_suffix(".html.tmp")
+    staged.write_text(kpi_report_html(ds_date), encoding="utf-8")
+    staged.replace(path)
+    log.info("ds=%s KPI report %s (%d KB)", ds, path, path.stat().st_size // 1024)
+    return {"report": str(path)}

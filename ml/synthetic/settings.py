@@ -1,0 +1,81 @@
+"""What a synthetic data set is: its size, dates, seed, bad-row rate and planted experiment effect."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ml.activation.decisions import assignment_buckets, experiment_groups, in_global_holdout
+from ml.activation.settings import ActivationConfig
+from ml.constants import DEMO_BAD_ROW_RATE, DEMO_CUSTOMERS, DEMO_DAYS, SEED
+from ml.synthetic.behaviour import CONSENT_CHANNELS, DEMO_END
+
+if TYPE_CHECKING:
+    from ml.config import PlatformConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlantedLift:
+    """A true effect of one audience's arms, assigned by the platform's own hash (ml.activation).
+
+    The simulation knows one moment, the abandoned browse (a product view with no cart add and no
+    order that day), so only audiences with that moment can carry it."""
+
+    audience: str
+    arms: Mapping[str, float]  # arm -> share of qualified, treated, reachable customers who come back and buy
+    days: int  # the effect holds in the last `days` days
+    activation: ActivationConfig = field(repr=False)
+
+    @classmethod
+    def from_config(cls, config: PlatformConfig) -> PlantedLift | None:
+        planted = config.demo.planted_lift
+        if planted is None:
+            return None
+        kind = config.activation.audiences[planted.audience].moment.kind
+        if kind != "browse_abandoned":
+            raise ValueError(
+                f"demo.planted_lift.audience: {planted.audience!r} has moment {kind!r}; the generator "
+                "plants effects for the browse_abandoned moment only"
+            )
+        return cls(planted.audience, dict(planted.arms), planted.days, config.activation)
+
+    def response_rates(self, customer_ids: list[str], consent_granted: np.ndarray) -> np.ndarray:
+        """Per customer: the chance of coming back to buy after qualifying (0 in control, in the global
+        holdout, in arms without an effect, and for customers no channel of the audience may reach)."""
+        audience = self.activation.audiences[self.audience]
+        held_out = in_global_holdout(pd.Series(customer_ids), self.activation.global_holdout)
+        buckets = assignment_buckets(pd.Series(customer_ids), self.audience, audience.salt or self.activation.salt)
+        groups = experiment_groups(buckets, audience)
+        consent_index = [
+            list(CONSENT_CHANNELS).index(self.activation.consent_of(channel)) for channel in audience.channels
+        ]
+        reachable = consent_granted[:, consent_index].any(axis=1)
+        rates = np.array([self.arms.get(group, 0.0) for group in groups], dtype=float)
+        return np.where(reachable & ~held_out, rates, 0.0)
+
+
+@dataclass(frozen=True)
+class GeneratorSettings:
+    customers: int = DEMO_CUSTOMERS
+    days: int = DEMO_DAYS
+    end_date: dt.date = DEMO_END
+    bad_row_rate: float = DEMO_BAD_ROW_RATE
+    seed: int = SEED
+    planted_lift: PlantedLift | None = None
+
+    @property
+    def n_items(self) -> int:
+        return int(np.clip(self.customers // 10, 300, 5_000))
+
+    @property
+    def start_epoch(self) -> int:
+        start = self.end_date - dt.timedelta(days=self.days - 1)
+        return int(dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC).timestamp())

@@ -1,0 +1,327 @@
+"""Load the landing files into the warehouse's `raw` schema, leniently and with lineage.
+
+Every landing table becomes `raw.<table>`: the contract's columns as text (typing and validation
+are dbt staging's job, where bad rows are quarantined with a reason), plus where each row came
+from (`_source_file`, `_source_row`: 1-based record number in the file) and `_load_error` for a
+record that could not be read as text (invalid UTF-8, wrong number of fields). Such records are
+kept, not dropped, so staging can quarantine them and the counts reconcile.
+
+Files are read in name order and rows in file order; when a key repeats, staging keeps the last
+one read, so name files so that they sort by arrival (for example `2026-11-01T0200_orders.csv`).
+
+Files are `*.csv`, `*.csv.gz` (gzip) or `*.parquet`. Anything else in the landing area (other
+extensions, subfolders, hidden files, folders of tables the contract does not know) is not read and
+is listed in one warning, so nothing is skipped in silence. A value longer than MAX_VALUE_CHARS
+characters (a pasted document in a survey comment) marks its record `value_too_long`: that record is
+quarantined, the rest of the file loads.
+
+A file that cannot be read at all (not parquet, an unterminated quote, a header without a
+required column) stops the load with a LandingFileError that names the file, the line and the fix.
+A missing optional table loads as an empty table; a missing required table is an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from ml.constants import LOAD_ERROR, RAW_SCHEMA, SOURCE_FILE, SOURCE_ROW
+from ml.errors import PlatformError
+from ml.warehouse.contract import CONTRACT, TableContract
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+CSV_BATCH_ROWS = 200_000
+# The longest value a landing field may hold (docs/data-contract.md); longer ones quarantine their
+# record. The CSV reader's own limit sits far above it so one long field never refuses a file.
+MAX_VALUE_CHARS = 32_768
+csv.field_size_limit(64 * 1024 * 1024)
+
+
+class LandingError(PlatformError, RuntimeError):
+    """The landing area cannot be loaded; the message says where and what to do."""
+
+
+class LandingFileError(LandingError):
+    def __init__(self, path: Path, problem: str, fix: str, line: int | None = None):
+        where = f"{path}" + (f", line {line}" if line is not None else "")
+        super().__init__(f"{where}: {problem}. {fix}")
+        self.path, self.line = path, line
+
+
+@dataclass
+class TableLoad:
+    table: str
+    files: dict[str, int] = field(default_factory=dict)  # file name -> records read
+    unreadable_records: int = 0
+    ignored_columns: set[str] = field(default_factory=set)
+
+    @property
+    def rows(self) -> int:
+        return sum(self.files.values())
+
+
+def _run(connection, sql: str, parameters: list | None = None) -> list[tuple]:
+    """Execute and consume the result (DuckDB 2 refuses new work while a result is pending)."""
+    return connection.execute(sql, parameters or []).fetchall()
+
+
+def _is_landing_file(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and path.name.lower().endswith(SUPPORTED_SUFFIXES)
+
+
+def landing_files(folder: Path) -> list[Path]:
+    """The table's landing files in load order (by name); `unread_paths` lists everything else."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if _is_landing_file(p))
+
+
+def unread_paths(landing: Path) -> list[Path]:
+    """What lies in the landing area and is not read: other extensions, hidden files, subfolders of
+    a table folder, and folders or files beside the table folders that the contract does not know."""
+    unread = []
+    for entry in sorted(landing.iterdir()):
+        if entry.name not in CONTRACT or not entry.is_dir():
+            unread.append(entry)
+            continue
+        unread.extend(p for p in sorted(entry.iterdir()) if not _is_landing_file(p))
+    return unread
+
+
+def _open_text(path: Path):
+    # surrogateescape keeps invalid bytes, so one bad record is flagged instead of failing the file.
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    return opener(path, "rt", encoding="utf-8", errors="surrogateescape", newline="")
+
+
+def _too_long(header: list[str], values: list[str]) -> str | None:
+    for column, value in zip(header, values, strict=False):
+        if len(value) > MAX_VALUE_CHARS:
+            return f"value_too_long: {column} has {len(value):,} characters (limit {MAX_VALUE_CHARS:,})"
+    return None
+
+
+def _raw_schema(contract: TableContract) -> pa.Schema:
+    return pa.schema(
+        [(c, pa.string()) for c in contract.columns]
+        + [(SOURCE_FILE, pa.string()), (SOURCE_ROW, pa.int64()), (LOAD_ERROR, pa.string())]
+    )
+
+
+def _check_header(path: Path, columns: list[str], contract: TableContract) -> set[str]:
+    missing = [c for c in contract.required if c not in columns]
+    if missing:
+        raise LandingFileError(
+            path,
+            f"the header lacks required column(s) {', '.join(missing)} (found: {', '.join(columns)})",
+            f"Add the column(s); docs/data-contract.md lists the columns of '{contract.name}'",
+            line=1,
+        )
+    return set(columns) - set(contract.columns)
+
+
+def _read_csv_batches(path: Path, contract: TableContract, load: TableLoad):
+    """Yield Arrow batches of a CSV file; unreadable records carry a `_load_error`."""
+    with _open_text(path) as handle:
+        reader = csv.reader(handle, strict=True)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        except (csv.Error, OSError, EOFError) as error:
+            raise LandingFileError(
+                path, f"the header is not valid CSV ({error})", "Fix or remove the file", line=reader.line_num
+            ) from error
+        header = [name.lstrip("\ufeff").strip() for name in header]
+        load.ignored_columns |= _check_header(path, header, contract)
+        positions = [header.index(c) if c in header else None for c in contract.columns]
+        columns: dict[str, list] = {c: [] for c in _raw_schema(contract).names}
+        record = 0
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as error:
+                raise LandingFileError(
+                    path,
+                    f"the file is not valid CSV ({error})",
+                    "Fix the quoting or re-export the file",
+                    line=reader.line_num,
+                ) from error
+            except (OSError, EOFError) as error:  # a truncated or corrupt gzip stream
+                raise LandingFileError(
+                    path, f"the file cannot be decompressed ({error})", "Re-export the file", line=reader.line_num
+                ) from error
+            record += 1
+            problem = None
+            if len(values) != len(header):
+                problem = f"malformed_row: expected {len(header)} fields, found {len(values)} (line {reader.line_num})"
+            try:
+                "\x1f".join(values).encode("utf-8")
+            except UnicodeEncodeError:
+                bad = next(c for c, v in zip(header, values, strict=False) if _not_utf8(v))
+                problem = f"invalid_encoding: {bad} is not valid UTF-8 (line {reader.line_num})"
+                values = [v.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for v in values]
+            problem = problem or _too_long(header, values)
+            for column, position in zip(contract.columns, positions, strict=True):
+                columns[column].append(values[position] if position is not None and position < len(values) else None)
+            columns[SOURCE_FILE].append(path.name)
+            columns[SOURCE_ROW].append(record)
+            columns[LOAD_ERROR].append(problem)
+            load.unreadable_records += problem is not None
+            if len(columns[SOURCE_ROW]) >= CSV_BATCH_ROWS:
+                yield pa.RecordBatch.from_pydict(columns, schema=_raw_schema(contract))
+                columns = {c: [] for c in columns}
+        load.files[path.name] = record
+        if columns[SOURCE_ROW]:
+            yield pa.RecordBatch.from_pydict(columns, schema=_raw_schema(contract))
+
+
+def _not_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _load_parquet(connection, path: Path, contract: TableContract, target: str, load: TableLoad) -> None:
+    try:
+        described = _run(connection, "describe select * from read_parquet(?)", [str(path)])
+    except duckdb.Error as error:
+        raise LandingFileError(
+            path, f"not a readable parquet file ({error})", "Re-export the file or remove it from the landing folder"
+        ) from error
+    present = [row[0] for row in described]
+    load.ignored_columns |= _check_header(path, present, contract)
+    selected = ", ".join(
+        f'cast("{c}" as varchar) as "{c}"' if c in present else f'cast(null as varchar) as "{c}"'
+        for c in contract.columns
+    )
+    too_long = " ".join(
+        f"when length(\"{c}\") > {MAX_VALUE_CHARS} then 'value_too_long: {c} has ' || "
+        f"format('{{:,}}', length(\"{c}\")) || ' characters (limit {MAX_VALUE_CHARS:,})'"
+        for c in contract.columns
+    )
+    columns = ", ".join(f'"{c}"' for c in contract.columns)
+    _run(
+        connection,
+        f"insert into {target} select {columns}, ? as {SOURCE_FILE}, file_row_number + 1 as {SOURCE_ROW}, "
+        f"case {too_long} end as {LOAD_ERROR} "
+        f"from (select {selected}, file_row_number from read_parquet(?, file_row_number = true))",
+        [path.name, str(path)],
+    )
+    load.files[path.name] = _run(connection, f"select count(*) from {target} where {SOURCE_FILE} = ?", [path.name])[0][
+        0
+    ]
+
+
+def load_table(connection, landing: Path, contract: TableContract) -> TableLoad:
+    """Replace raw.<table> with the current content of the table's landing folder."""
+    load = TableLoad(contract.name)
+    files = landing_files(landing / contract.name)
+    if not files and contract.is_required_table:
+        raise LandingError(
+            f"Required landing table '{contract.name}' has no .csv or .parquet file under "
+            f"{landing / contract.name}. Export it there (docs/data-contract.md), or run `make data` for demo data."
+        )
+    staging_table = f"{RAW_SCHEMA}.__loading_{contract.name}"
+    columns_sql = ", ".join(
+        f'"{f.name}" {"bigint" if f.type == pa.int64() else "varchar"}' for f in _raw_schema(contract)
+    )
+    _run(connection, f"create or replace table {staging_table} ({columns_sql})")
+    for path in files:
+        if path.name.lower().endswith(".parquet"):
+            _load_parquet(connection, path, contract, staging_table, load)
+        else:
+            for batch in _read_csv_batches(path, contract, load):
+                connection.register("csv_batch", batch)
+                _run(connection, f"insert into {staging_table} select * from csv_batch")
+                connection.unregister("csv_batch")
+    loaded = _run(connection, f"select count(*) from {staging_table}")[0][0]
+    if loaded != load.rows:  # the loader's own reconciliation: every record read is stored
+        raise LandingError(f"raw.{contract.name}: read {load.rows} records but stored {loaded}")
+    _run(connection, f"create or replace table {RAW_SCHEMA}.{contract.name} as select * from {staging_table}")
+    _run(connection, f"drop table {staging_table}")
+    if load.ignored_columns:
+        log.warning(
+            "%s: ignored columns not in the landing contract: %s",
+            contract.name,
+            ", ".join(sorted(load.ignored_columns)),
+        )
+    log.info(
+        "raw.%s: %d records from %d file(s), %d unreadable",
+        contract.name,
+        load.rows,
+        len(files),
+        load.unreadable_records,
+    )
+    return load
+
+
+def load_landing(landing: Path, warehouse: Path) -> dict[str, TableLoad]:
+    """Load every contract table from `landing` into `warehouse`; all tables or none."""
+    if not landing.is_dir():
+        raise LandingError(f"Landing folder {landing} does not exist. Set PZ_DATA_DIR or run `make data`.")
+    unread = unread_paths(landing)
+    if unread:
+        log.warning(
+            "not read from %s (the loader reads <table>/*.csv, *.csv.gz and *.parquet of the contract's tables; "
+            "rename or move these if they hold data): %s",
+            landing,
+            ", ".join(str(p.relative_to(landing)) + ("/" if p.is_dir() else "") for p in unread),
+        )
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(warehouse)) as connection:
+        _run(connection, f"create schema if not exists {RAW_SCHEMA}")
+        _run(connection, "begin transaction")
+        try:
+            loads = {name: load_table(connection, landing, contract) for name, contract in CONTRACT.items()}
+            _run(connection, "commit")
+        except Exception:
+            _run(connection, "rollback")
+            raise
+    return loads
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ml.paths import landing_dir, warehouse_path
+
+    parser = argparse.ArgumentParser(description="Load landing files into the warehouse's raw schema.")
+    parser.add_argument("--landing", type=Path, default=None)
+    parser.add_argument("--warehouse", type=Path, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        loads = load_landing(args.landing or landing_dir(), args.warehouse or warehouse_path())
+    except LandingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for name, load in loads.items():
+        print(f"raw.{name:<18} {load.rows:>10,} records  {load.unreadable_records:>6,} unreadable")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def load_landing_files(ds: str) -> dict[str, int]:
+    """The load_landing stage: copy the landing files into raw.*; returns records read per table
+    (small: fits XCom)."""
+    from ml.paths import landing_dir, warehouse_path
+
+    loads = load_landing(landing_dir(), warehouse_path())
+    log.info("ds=%s landing loaded: %s", ds, {name: load.rows for name, load in loads.items()})
+    return {name: load.rows for name, load in loads.items()}

@@ -1,0 +1,202 @@
+"""Run the dbt project in-process for a logical date."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+
+from ml.config import load_config
+from ml.errors import PlatformError
+from ml.paths import data_dir, dbt_project_dir, warehouse_path
+
+log = logging.getLogger(__name__)
+
+
+class DbtBuildError(PlatformError, RuntimeError):
+    """dbt failed: a model did not build or a data test failed; the message lists which."""
+
+
+def dbt_vars(ds: str) -> dict:
+    """The dbt vars for a run: the logical date, the metrics settings and the feature snapshot grid."""
+    config = load_config()
+    return {
+        "ds": ds,
+        **config.metrics.model_dump(),
+        "feature_snapshot_days": config.propensity.feature_snapshot_days,
+        "feature_snapshot_every_days": config.propensity.cutoff_every_days,
+    }
+
+
+# The engines the dbt project builds on (dbt_project/profiles.yml); engine-specific SQL sits
+# behind adapter.dispatch macros in dbt_project/macros/engine.sql. The nightly stages build with
+# DuckDB: the Python stages after them read the DuckDB warehouse.
+DBT_TARGETS = ("duckdb", "spark")
+
+
+def export_landing_for_spark() -> None:
+    """Copy the raw landing tables from the DuckDB warehouse (ml.warehouse.landing loads them there) to
+    parquet under $PZ_DATA_DIR/spark/landing/<table>/, which the Spark target registers as the
+    `raw` schema (macro register_landing_tables). Replaced whole each run, like the raw tables."""
+    import duckdb
+
+    folder = data_dir() / "spark" / "landing"
+    with duckdb.connect(str(warehouse_path()), read_only=True) as connection:
+        tables = [
+            row[0]
+            for row in connection.execute(
+                "select table_name from information_schema.tables where table_schema = 'raw' order by 1"
+            ).fetchall()
+        ]
+        if not tables:
+            raise DbtBuildError(
+                f"No raw tables in {warehouse_path()}: load the landing files first (ml.warehouse.landing)."
+            )
+        for table in tables:
+            shutil.rmtree(folder / table, ignore_errors=True)
+            (folder / table).mkdir(parents=True)
+            connection.execute(f"copy raw.{table} to '{folder / table / 'part-0.parquet'}' (format parquet)")
+
+
+def dbt_args(command: str, ds: str, *extra: str, target: str = "duckdb") -> list[str]:
+    if target not in DBT_TARGETS:
+        raise DbtBuildError(f"{target!r} is not a target of dbt_project/profiles.yml: use one of {DBT_TARGETS}.")
+    dbt_dir = data_dir() / "dbt"
+    return [
+        *command.split(),  # "build", "test", "docs generate"
+        "--target",
+        target,
+        "--project-dir",
+        str(dbt_project_dir()),
+        "--profiles-dir",
+        str(dbt_project_dir()),
+        # Per data dir, so that two warehouses (tests, benchmarks) never share compiled state.
+        "--target-path",
+        str(dbt_dir / "target"),
+        "--log-path",
+        str(dbt_dir / "logs"),
+        "--vars",
+        json.dumps(dbt_vars(ds)),
+        *extra,
+    ]
+
+
+def run_dbt(command: str, ds: str, *extra: str, target: str = "duckdb") -> None:
+    """Invoke dbt (build, run, test, docs generate) for `ds` on `target`; raise DbtBuildError on
+    any failure."""
+    from dbt.cli.main import dbtRunner
+
+    data_dir().mkdir(parents=True, exist_ok=True)
+    if target == "spark" and command.split()[0] in {"build", "run"}:
+        export_landing_for_spark()
+    result = dbtRunner().invoke(dbt_args(command, ds, *extra, target=target))
+    if result.success:
+        return
+    failures = []
+    if result.result is not None and hasattr(result.result, "results"):
+        for node_result in result.result.results:
+            if str(node_result.status) in {"error", "fail", "runtime error"}:
+                failures.append(f"{node_result.node.unique_id}: {node_result.message}")
+    detail = "\n  ".join(failures) if failures else str(result.exception)
+    raise DbtBuildError(f"dbt {command} failed for ds={ds}:\n  {detail}")
+
+
+# A test runs in the first layer where all its parents exist: with dbt's default ("eager"), a
+# relationship test from a mart to staging would run in the staging build, before the mart exists.
+LAYER_TESTS = ("--indirect-selection", "buildable")
+
+
+def build_staging(ds: str, full_refresh: bool = False) -> dict[str, int]:
+    """The build_staging stage: dbt build of staging, quarantine, reconciliation and the erasure
+    ledger with their tests (a failure stops the run); then the erasure requests a person must look
+    at, as warnings."""
+    from ml.warehouse.erasure import erasure_problems, log_erasure_problems
+
+    run_dbt("build", ds, "--selector", "staging", *LAYER_TESTS, *(["--full-refresh"] if full_refresh else []))
+    problems = erasure_problems()
+    log_erasure_problems(problems)
+    return {"erasure_requests_to_check": len(problems)}
+
+
+def build_metrics(ds: str, full_refresh: bool = False) -> None:
+    """The build_metrics stage: dbt build of the metric marts, with their tests and unit tests."""
+    run_dbt("build", ds, "--selector", "metrics", *LAYER_TESTS, *(["--full-refresh"] if full_refresh else []))
+
+
+OUTPUT_SOURCES = "models/outputs/_python_outputs.yml"
+
+
+def declared_outputs() -> list[tuple[str, str, str]]:
+    """(dbt source, schema, table) of every table the Python stages write, as dbt declares them."""
+    import yaml
+
+    declared = yaml.safe_load((dbt_project_dir() / OUTPUT_SOURCES).read_text(encoding="utf-8"))
+    return [
+        (source["name"], source["schema"], table["name"])
+        for source in declared["sources"]
+        for table in source["tables"]
+    ]
+
+
+def check_outputs(ds: str) -> dict[str, object]:
+    """The check_outputs stage: the tests of the tables the Python stages wrote for ds (declared as dbt
+    sources in dbt_project/models/outputs) and the report models built on them (rpt_*). A declared
+    table that no stage wrote (a channel not configured, a stage that has not run) is left out and named."""
+    import duckdb
+
+    from ml.warehouse.partitions import existing_tables
+
+    # Not read-only: in one process (the pipeline), dbt-duckdb still holds the file open read-write,
+    # and DuckDB refuses a second connection with another configuration.
+    with duckdb.connect(str(warehouse_path())) as connection:
+        missing = [
+            f"{source}.{table}"
+            for source, schema, table in declared_outputs()
+            if table not in existing_tables(connection, schema)
+        ]
+    if missing:
+        log.info("ds=%s check_outputs: not written, not tested: %s", ds, ", ".join(missing))
+    excluded = [argument for name in missing for argument in ("--exclude", f"source:{name}+")]
+    run_dbt("build", ds, "--selector", "outputs", *LAYER_TESTS, *excluded)
+    return {"tables_not_written": missing}
+
+
+def spark_session():
+    """A SparkSession on the Spark target's catalog and warehouse (dbt_project/profiles.yml,
+    output `spark`), to read what dbt built there. Only one process at a time can open the
+    embedded metastore: not while dbt runs."""
+    import jinja2
+    import yaml
+    from pyspark.sql import SparkSession
+
+    profiles = yaml.safe_load((dbt_project_dir() / "profiles.yml").read_text())
+    output = profiles["personalization"]["outputs"]["spark"]
+    environment = jinja2.Environment()
+    environment.globals["env_var"] = lambda name, default=None: os.environ.get(name, default)
+    builder = SparkSession.builder.enableHiveSupport()
+    # dbt-spark always turns ANSI mode off; so does this session, to read the same way.
+    for key, value in {**output["server_side_parameters"], "spark.sql.ansi.enabled": "false"}.items():
+        builder = builder.config(key, environment.from_string(str(value)).render())
+    return builder.getOrCreate()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run dbt for a logical date on one of the project's targets.")
+    parser.add_argument("command", choices=["build", "run", "test"], help="the dbt command")
+    parser.add_argument("--ds", required=True, help="the logical date, YYYY-MM-DD")
+    parser.add_argument("--target", choices=DBT_TARGETS, default="duckdb")
+    args, extra = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run_dbt(args.command, args.ds, *extra, target=args.target)
+    except DbtBuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

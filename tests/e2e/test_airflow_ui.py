@@ -1,0 +1,284 @@
+"""A person's view of a finished run: the Airflow and MLflow UIs in Debian's chromium (Playwright).
+
+Runs the DAG once, then starts `airflow standalone` on a free port, logs in with the documented
+local login, opens the run and checks that every task is in state success; and starts `mlflow ui`
+over the same run's tracking store and checks the registered `recommender` has a champion and the
+run shows the model's metrics beside the baseline's. Screenshots go to reports/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ml.config import load_config
+from ml.paths import REPO_ROOT, reports_dir
+from tests.conftest import END_DATE, pipeline_env
+from tests.integration.test_dag_file import EXPECTED_TASKS
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Headless as root on a closed network: without these, chromium tries to phone home at every start.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TASKS = EXPECTED_TASKS  # every task of the DAG
+MAPPED_TASKS = [task for task in TASKS if task.endswith(".score_shard")]  # one instance per shard
+SHARDS = load_config().scoring.shards
+UI_TIMEOUT_MS = 60_000
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen, timeout_seconds: float = 240) -> None:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"airflow standalone exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if b'"scheduler":{"status":"healthy"' in response.read():
+                    return
+        except OSError:
+            pass
+        time.sleep(3)
+    raise TimeoutError(f"airflow standalone not healthy after {timeout_seconds} s")
+
+
+@pytest.fixture(scope="module")
+def finished_run(small_landing, tmp_path_factory):
+    """A data dir where the nightly DAG ran once for END_DATE."""
+    data_dir = tmp_path_factory.mktemp("ui")
+    shutil.copytree(small_landing / "landing", data_dir / "landing")
+    env = pipeline_env(data_dir)
+    run = subprocess.run(
+        [sys.executable, "-m", "ml.orchestration", "run", "--ds", END_DATE.isoformat()],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return data_dir
+
+
+@pytest.fixture(scope="module")
+def airflow_ui(finished_run):
+    data_dir = finished_run
+    env = pipeline_env(data_dir)
+    port = free_port()
+    log = (data_dir / "standalone.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ml.orchestration", "standalone"],
+        cwd=REPO_ROOT,
+        env={**env, "AIRFLOW__API__PORT": str(port)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until_healthy(f"http://localhost:{port}/api/v2/monitor/health", process)
+        yield f"http://localhost:{port}"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+def browser_page(playwright):
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    # The UIs render client-side; on two busy cores that can take well over the default 5 s.
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    return browser, page
+
+
+@pytest.fixture(scope="module")
+def mlflow_ui(finished_run):
+    port = free_port()
+    log = (finished_run / "mlflow_ui.log").open("w")
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "ui",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{finished_run / 'mlflow.db'}",
+        ],
+        cwd=REPO_ROOT,
+        env=pipeline_env(finished_run),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=5):
+                    break
+            except OSError as error:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output = (finished_run / "mlflow_ui.log").read_text()[-2000:]
+                    raise RuntimeError(f"mlflow ui did not come up: {output}") from error
+                time.sleep(2)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+        log.close()
+
+
+def test_mlflow_shows_the_champion_and_metrics_beside_the_baseline(mlflow_ui):
+    from mlflow import MlflowClient
+    from playwright.sync_api import expect, sync_playwright
+
+    client = MlflowClient(tracking_uri=mlflow_ui)
+    champion = client.get_model_version_by_alias("recommender", "champion")
+    experiment_id = client.get_run(champion.run_id).info.experiment_id
+    screenshot = reports_dir() / "mlflow_recommender_run.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser, page = browser_page(playwright)
+        try:
+            # The MLflow UI polls its API, so the network is never idle: wait for content instead.
+            page.goto(f"{mlflow_ui}/#/models/recommender", wait_until="domcontentloaded")
+            expect(page.get_by_text("champion").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+            run_page = f"{mlflow_ui}/#/experiments/{experiment_id}/runs/{champion.run_id}"
+            page.goto(run_page, wait_until="domcontentloaded")
+            expect(page.get_by_text(f"recommender ds={END_DATE}").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+            expect(page.get_by_text("gate_promoted").first).to_be_visible(timeout=UI_TIMEOUT_MS)
+            metrics = page.get_by_text("baseline_ndcg_at_10").first
+            metrics.scroll_into_view_if_needed(timeout=UI_TIMEOUT_MS)
+            expect(metrics).to_be_visible(timeout=UI_TIMEOUT_MS)
+            page.screenshot(path=str(screenshot), full_page=True)
+        except Exception:
+            page.screenshot(path=str(screenshot.with_name("mlflow_recommender_run_failure.png")))
+            raise
+        finally:
+            browser.close()
+    assert screenshot.stat().st_size > 10_000
+
+
+def test_a_finished_run_shows_every_task_in_success(airflow_ui):
+    from playwright.sync_api import expect, sync_playwright
+
+    assert CHROMIUM.exists(), "Debian's chromium is missing: `make test` installs it (apt-get install chromium)"
+    screenshot = reports_dir() / "airflow_nightly_run.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser, page = browser_page(playwright)
+        try:
+            page.goto(airflow_ui, wait_until="networkidle")
+            page.fill("input[name=username]", "admin")
+            page.fill("input[name=password]", "admin")
+            page.click("button:has-text('Sign in')")
+            page.wait_for_url(lambda url: "/auth/login" not in url)
+
+            page.goto(f"{airflow_ui}/dags/nightly_personalization/runs", wait_until="networkidle")
+            run_row = page.locator("tr", has_text=f"{END_DATE} 02:00:00")
+            expect(run_row).to_have_count(1, timeout=UI_TIMEOUT_MS)
+            expect(run_row).to_contain_text("Success", timeout=UI_TIMEOUT_MS)
+            run_row.locator("a").first.click()
+            page.wait_for_load_state("networkidle")
+
+            instances = len(TASKS) + len(MAPPED_TASKS) * (SHARDS - 1)
+            expect(page.get_by_text(f"{instances} Task Instances")).to_be_visible(timeout=UI_TIMEOUT_MS)
+            for task_id in TASKS:
+                if task_id in MAPPED_TASKS:
+                    continue
+                expect(page.locator("tr", has_text=task_id)).to_contain_text("Success", timeout=UI_TIMEOUT_MS)
+            # Mapped shards show their rendered map index (map_index_template), each a success.
+            rows = page.locator("tr", has_text=".score_shard")
+            expect(rows).to_have_count(len(MAPPED_TASKS) * SHARDS, timeout=UI_TIMEOUT_MS)
+            for task_id in MAPPED_TASKS:
+                for number in range(1, SHARDS + 1):
+                    row = page.locator("tr", has_text=task_id).filter(has_text=f"shard {number} of {SHARDS}")
+                    expect(row).to_contain_text("Success", timeout=UI_TIMEOUT_MS)
+            page.screenshot(path=str(screenshot))
+        except Exception:
+            page.screenshot(path=str(screenshot.with_name("airflow_nightly_run_failure.png")))
+            raise
+        finally:
+            browser.close()
+    assert screenshot.stat().st_size > 10_000
+
+
+def test_the_marketer_summary_renders_the_maturity_curve_and_every_audience(finished_run):
+    from playwright.sync_api import expect, sync_playwright
+
+    from ml.config import load_config
+
+    report = finished_run / "reports" / "audiences" / f"audiences_{END_DATE}.html"
+    screenshot = reports_dir() / "audience_summary.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser, page = browser_page(playwright)
+        try:
+            page.goto(report.as_uri())
+            expect(page.get_by_role("heading", name=f"Audiences for {END_DATE}")).to_be_visible()
+            maturity = page.locator("table").first
+            for level in ("demographic", "behavioral", "predictive"):
+                expect(maturity.get_by_role("cell", name=level, exact=True)).to_be_visible()
+            channels = page.locator("table").nth(1)
+            for name in load_config().activation.audiences:
+                expect(channels.get_by_text(name, exact=True)).to_be_visible()
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    assert screenshot.stat().st_size > 10_000
+
+
+def test_the_kpi_report_opens_without_console_errors_and_shows_every_section(finished_run):
+    from playwright.sync_api import expect, sync_playwright
+
+    report = finished_run / "reports" / "kpi" / f"kpi_{END_DATE}.html"
+    screenshot = reports_dir() / "kpi_report.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser, page = browser_page(playwright)
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        try:
+            page.goto(report.as_uri())
+            expect(page.get_by_role("heading", name=f"Customer KPIs for {END_DATE}")).to_be_visible()
+            for section in ("Customer experience", "Retention", "Audiences", "Experiments", "Model health (drift)"):
+                expect(page.get_by_role("heading", name=section, exact=True)).to_be_visible()
+            images = page.locator("img")
+            assert images.count() >= 4  # CX trends, retention, churn by NPS, audiences
+            for index in range(images.count()):  # every chart decoded and drawn
+                assert images.nth(index).evaluate("image => image.complete && image.naturalWidth > 0")
+            expect(page.get_by_role("cell", name="propensity", exact=True).first).to_be_visible()
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
+    assert screenshot.stat().st_size > 10_000

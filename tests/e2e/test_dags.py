@@ -1,0 +1,130 @@
+"""The nightly DAG: it imports cleanly, reruns and backfills safely, and fails loudly.
+
+DAG runs go through the real CLI (`python -m ml.orchestration`, Airflow's dag.test on SQLite) in
+subprocesses, each with its own PZ_DATA_DIR and Airflow home.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import duckdb
+import pandas as pd
+import pytest
+import yaml
+
+from ml.paths import REPO_ROOT
+from tests.conftest import END_DATE, export_digests, fresh_data_dir, orchestrate
+
+pytestmark = pytest.mark.xdist_group("airflow")
+
+DAG_ID = "nightly_personalization"
+# Outputs partitioned by date or keyed by ds; staging and intermediate are the last run's working state.
+PARTITIONED_SCHEMAS = ("marts", "quarantine", "audit")
+# The day's decisions and what was published from them.
+ACTIVATION_SCHEMAS = ("activation", "experiments", "channels", "monitoring")
+RECOMMENDATIONS = "marts.customer_recommendations"
+SCORES = "marts.customer_scores"
+EXPERIMENT_RESULTS = "marts.fct_experiment_results"
+PROGRAM_READOUT = "marts.fct_program_readout"
+
+
+def table_contents(data_dir, schemas) -> dict[str, pd.DataFrame]:
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as connection:
+        names = connection.execute(
+            "select table_schema || '.' || table_name from information_schema.tables "
+            "where table_schema in ? order by 1",
+            [list(schemas)],
+        ).fetchall()
+        return {name: connection.execute(f"select * from {name} order by all").df() for (name,) in names}
+
+
+def assert_same_tables(left, right) -> None:
+    assert sorted(left) == sorted(right)
+    for name in left:
+        pd.testing.assert_frame_equal(left[name], right[name], obj=name)
+
+
+@pytest.mark.slow
+def test_rerunning_a_ds_gives_identical_tables(small_landing, tmp_path):
+    data_dir = fresh_data_dir(small_landing, tmp_path, "rerun")
+    ds = END_DATE.isoformat()
+    first = orchestrate(data_dir, "run", "--ds", ds)
+    assert first.returncode == 0, first.stderr[-3000:]
+    schemas = ("raw", "staging", "intermediate", *PARTITIONED_SCHEMAS, *ACTIVATION_SCHEMAS)
+    before, files = table_contents(data_dir, schemas), export_digests(data_dir)
+    second = orchestrate(data_dir, "run", "--ds", ds)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert_same_tables(before, table_contents(data_dir, schemas))
+    assert export_digests(data_dir) == files  # byte-identical audience files and manifests
+    assert len(before["marts.customer_360"]) > 0 and len(before["channels.email"]) > 0
+    assert {path.split("/")[0] for path in files} == {"email", "push", "web", "call_center"}
+
+
+@pytest.mark.slow
+def test_a_backfill_in_reverse_order_gives_the_same_tables_as_in_order(small_landing, tmp_path):
+    start, end = (END_DATE - pd.Timedelta(days=2)).isoformat(), END_DATE.isoformat()
+    in_order, reverse = (fresh_data_dir(small_landing, tmp_path, name) for name in ("in_order", "reverse"))
+    for data_dir, extra in ((in_order, []), (reverse, ["--reverse"])):
+        result = orchestrate(data_dir, "backfill", "--start", start, "--end", end, *extra)
+        assert result.returncode == 0, result.stderr[-3000:]
+    in_order_tables = table_contents(in_order, PARTITIONED_SCHEMAS)
+    reverse_tables = table_contents(reverse, PARTITIONED_SCHEMAS)
+    # Readouts need the earlier days' assignments: a reverse backfill reads them before they exist
+    # (the program readout's costs too).
+    results = in_order_tables.pop(EXPERIMENT_RESULTS)
+    reverse_tables.pop(EXPERIMENT_RESULTS)
+    for tables in (in_order_tables, reverse_tables):
+        program = tables.pop(PROGRAM_READOUT)
+        assert program["ds"].nunique() == 3 and (program["holdout_customers"] > 0).all()
+    # Which model version scores a date depends on the registry's history (the champion, or for a
+    # backfill behind it the newest version trained by then), so recommendations are compared by
+    # their guarantees; every table dbt builds must be identical.
+    for tables in (in_order_tables, reverse_tables):
+        recommendations = tables.pop(RECOMMENDATIONS)
+        per_customer = recommendations.groupby(["ds", "customer_id"]).size()
+        assert recommendations["ds"].nunique() == 3 and (per_customer == 10).all()
+        scores = tables.pop(SCORES)
+        customers = tables["marts.customer_360"].groupby("ds").size()
+        assert scores.groupby("ds").size().to_dict() == customers.to_dict()
+        assert scores["score"].between(0, 1).all() and set(scores["decile"]) == set(range(1, 11))
+    assert_same_tables(in_order_tables, reverse_tables)
+    assert in_order_tables["marts.customer_360"]["ds"].nunique() == 3
+    # Frequency caps read the earlier days' contacts, so the decisions depend on the order dates
+    # are built in; their guarantees do not: one decision per customer and day, every day.
+    # In order, the first day's cart abandoners have finished their 2-day window by the last day.
+    cart = results[(results["ds"] == pd.Timestamp(END_DATE)) & (results["audience"] == "cart_abandonment")]
+    assert (cart["baseline_customers"] > 0).all() and (cart["arm_customers"] > 0).all() and len(cart) == 3
+    for data_dir in (in_order, reverse):
+        decisions = table_contents(data_dir, ("activation",))["activation.decisions"]
+        assert decisions.groupby("ds").size().to_dict() == customers.to_dict()
+        assert not decisions.duplicated(["ds", "customer_id"]).any()
+
+
+@pytest.mark.slow
+def test_a_failing_dbt_test_stops_the_run_before_the_marts_and_says_why(small_landing, tmp_path):
+    data_dir = fresh_data_dir(small_landing, tmp_path, "failing")
+    config = tmp_path / "personalization.yml"
+    settings = yaml.safe_load((REPO_ROOT / "config" / "personalization.yml").read_text())
+    settings["schedule"]["retries"] = 0
+    config.write_text(yaml.safe_dump(settings))
+    good = orchestrate(data_dir, "run", "--ds", END_DATE.isoformat(), env_extra={"PZ_CONFIG": str(config)})
+    assert good.returncode == 0, good.stderr[-3000:]
+    marts_before = table_contents(data_dir, ("marts",))
+
+    # A copy of the dbt project with one data test that fails on staging.
+    project = tmp_path / "dbt_project"
+    shutil.copytree(REPO_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs"))
+    (project / "tests" / "assert_no_orders_at_all.sql").write_text("select * from {{ ref('stg_orders') }}\n")
+    env = {"PZ_CONFIG": str(config), "PZ_DBT_PROJECT_DIR": str(project)}
+    failed = orchestrate(data_dir, "run", "--ds", END_DATE.isoformat(), env_extra=env)
+
+    assert failed.returncode == 2
+    output = failed.stdout + failed.stderr
+    failure_lines = [line for line in output.splitlines() if "TASK FAILED" in line]
+    assert len(failure_lines) == 1, failure_lines
+    assert "task=build_staging" in failure_lines[0] and f"ds={END_DATE}" in failure_lines[0]
+    assert "assert_no_orders_at_all" in failure_lines[0]
+    not_successful = failed.stderr.split("tasks not successful: ")[1]
+    assert "'build_staging'" in not_successful and "'build_metrics'" in not_successful  # nothing ran after
+    assert_same_tables(marts_before, table_contents(data_dir, ("marts",)))

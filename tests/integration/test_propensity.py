@@ -1,0 +1,170 @@
+"""Feature snapshots, the Feast store and the propensity model on the small data set."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import END_DATE, query, run_python
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("warehouse")]
+
+
+def in_process(data_dir, code: str) -> dict:
+    """Run code against data_dir's stores in a fresh process; it prints one JSON line."""
+    result = run_python(data_dir, code, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_snapshots_count_only_what_was_known_by_the_end_of_their_date(built_warehouse):
+    mismatches = query(
+        built_warehouse,
+        """
+        select f.feature_date, f.customer_id, f.frequency_lifetime, count(o.order_id) as expected
+        from marts.customer_features_daily as f
+        left join staging.stg_orders as o
+            on o.customer_id = f.customer_id and o.status = 'completed' and o.ordered_at < f.feature_timestamp
+        group by all
+        having f.frequency_lifetime <> count(o.order_id)
+        """,
+    )
+    assert mismatches.empty, mismatches.head()
+    dates = query(built_warehouse, "select distinct feature_date from marts.customer_features_daily order by 1")
+    steps = pd.Series(pd.to_datetime(dates["feature_date"])).diff().dropna().dt.days
+    assert (steps == 7).all() and pd.Timestamp(dates["feature_date"].iloc[-1]).date() == END_DATE
+
+
+def test_online_lookup_returns_the_latest_snapshot_and_history_is_point_in_time(built_warehouse):
+    expected = query(
+        built_warehouse,
+        "select customer_id, recency_days, frequency_lifetime, lifecycle_stage from marts.customer_features_daily "
+        "where feature_date = ? and frequency_lifetime > 1 order by customer_id limit 3",
+        [END_DATE],
+    )
+    ids = expected["customer_id"].tolist()
+    found = in_process(
+        built_warehouse,
+        f"""
+import json, pandas as pd
+from ml.mlops.feature_store import online_features, historical_features
+online = online_features({[*ids, "NOT-A-CUSTOMER"]!r})
+# Mid-week: the snapshot valid then is the one of the last grid date before it.
+rows = pd.DataFrame({{"customer_id": {ids[:1]!r} * 2,
+                      "event_timestamp": ["{END_DATE - pd.Timedelta(days=3)}", "{END_DATE + pd.Timedelta(days=1)}"]}})
+past = historical_features(rows).sort_values("event_timestamp")
+print(json.dumps({{"online": online[["customer_id", "recency_days", "frequency_lifetime", "lifecycle_stage"]]
+                  .to_dict("records"), "past_recency": past["recency_days"].tolist()}}, default=str))
+""",
+    )
+    online = pd.DataFrame(found["online"])
+    pd.testing.assert_frame_equal(online.iloc[:3].reset_index(drop=True), expected, check_dtype=False)
+    assert online.iloc[3].drop("customer_id").isna().all()  # unknown customer: no features
+    week_before = query(
+        built_warehouse,
+        "select recency_days from marts.customer_features_daily where customer_id = ? and feature_date = ?",
+        [ids[0], END_DATE - pd.Timedelta(days=7)],
+    )["recency_days"][0]
+    assert found["past_recency"] == [week_before, expected["recency_days"][0]]
+
+
+def test_above_the_cap_training_takes_a_stable_sample_of_customers_with_all_their_cutoffs(built_warehouse):
+    found = in_process(
+        built_warehouse,
+        f"""
+import datetime as dt, json
+from ml.config import load_config
+from ml.propensity.dataset import training_set
+config = load_config().propensity
+ds = dt.date.fromisoformat("{END_DATE}")
+whole = training_set(ds, config)
+capped = config.model_copy(update={{"training_max_customers": 300}})
+first, again = training_set(ds, capped), training_set(ds, capped)
+sample = set(first.rows["customer_id"])
+print(json.dumps({{
+    "available": [whole.customers_available, whole.customers, first.customers_available],
+    "sampled": first.customers,
+    "same_sample": sample == set(again.rows["customer_id"]),
+    "rows_of_sample": [len(first.rows), int(whole.rows["customer_id"].isin(sample).sum())],
+    "same_values": bool(first.rows.equals(whole.rows[whole.rows["customer_id"].isin(sample)].reset_index(drop=True))),
+}}))
+""",
+    )
+    available, customers, available_capped = found["available"]
+    assert available == customers == available_capped > 300
+    assert found["sampled"] == 300 and found["same_sample"]
+    rows, rows_in_whole = found["rows_of_sample"]
+    assert rows == rows_in_whole and found["same_values"]  # every cutoff of each sampled customer, unchanged
+
+
+@pytest.fixture(scope="module")
+def propensity_run(built_warehouse):
+    mlflow.set_tracking_uri(f"sqlite:///{built_warehouse / 'mlflow.db'}")
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("propensity")
+    runs = client.search_runs(
+        [experiment.experiment_id], f"tags.ds = '{END_DATE}' and attributes.run_name LIKE 'propensity%'"
+    )
+    assert len(runs) == 1
+    return client, runs[0]
+
+
+def test_the_model_beats_the_rfm_heuristic_and_the_base_rate_out_of_time(propensity_run):
+    client, run = propensity_run
+    m = run.data.metrics
+    # Demo figures (AUC vs RFM + 0.03, Brier vs base rate) are in bench/results.md; safe bounds here.
+    assert m["roc_auc"] >= m["baseline_roc_auc"] + 0.01, m
+    assert m["brier"] < m["brier_base_rate"], m
+    assert m["top_decile_lift"] > 1.5 and 0 < m["base_rate"] < 1
+    assert pd.Timestamp(run.data.params["validation_cutoff"]) + pd.Timedelta(days=30) <= pd.Timestamp(END_DATE)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {
+        "evaluation/calibration_roc_pr.png",
+        "evaluation/permutation_importance.csv",
+        "evaluation/permutation_importance.png",
+        "evaluation/deciles.csv",
+    } <= artifacts
+    champion = client.get_model_version_by_alias("propensity", "champion")
+    assert champion.run_id == run.info.run_id and champion.tags["gate_reason"].startswith("no champion yet")
+    children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    assert sorted(child.data.params["role"] for child in children) == ["evaluation", "scoring"]
+
+
+def test_every_customer_gets_a_probability_and_a_decile(built_warehouse):
+    scores = query(built_warehouse, "select * from marts.customer_scores where ds = ?", [END_DATE])
+    customers = query(built_warehouse, "select customer_id from marts.customer_360 where ds = ?", [END_DATE])
+    assert sorted(scores["customer_id"]) == sorted(customers["customer_id"])
+    assert scores["score"].between(0, 1).all() and (scores["model_name"] == "propensity").all()
+    sizes = scores.groupby("decile").size()
+    assert list(sizes.index) == list(range(1, 11)) and sizes.max() - sizes.min() <= 1
+    by_decile = scores.groupby("decile")["score"].mean()
+    assert by_decile.is_monotonic_decreasing
+
+
+def test_the_champion_scores_online_features_in_a_fresh_process(built_warehouse):
+    customer = query(
+        built_warehouse,
+        "select customer_id from marts.customer_scores where ds = ? order by score desc limit 1",
+        [END_DATE],
+    )["customer_id"][0]
+    stored = query(
+        built_warehouse,
+        "select score from marts.customer_scores where ds = ? and customer_id = ?",
+        [END_DATE, customer],
+    )["score"][0]
+    found = in_process(
+        built_warehouse,
+        f"""
+import json, mlflow
+from ml.paths import mlflow_tracking_uri
+from ml.mlops.feature_store import online_features
+mlflow.set_tracking_uri(mlflow_tracking_uri())
+model = mlflow.pyfunc.load_model("models:/propensity@champion")
+print(json.dumps({{"probability": float(model.predict(online_features([{customer!r}]))["probability"][0])}}))
+""",
+    )
+    assert found["probability"] == pytest.approx(stored, abs=1e-9)

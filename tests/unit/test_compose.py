@@ -1,0 +1,99 @@
+"""What can be checked of docker-compose.yml without a Docker engine: it parses,
+the stack is complete, every long-running service has a health check and a restart policy, every
+variable it reads is documented in .env.example, and no secret value is committed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from ml.orchestration.dag_runs import WAREHOUSE_POOL
+from ml.paths import REPO_ROOT
+
+COMPOSE = REPO_ROOT / "docker-compose.yml"
+ENV_EXAMPLE = REPO_ROOT / ".env.example"
+SERVICES = {
+    "postgres",
+    "redis",
+    "mlflow",
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+}
+ONE_SHOT = {"airflow-init"}
+# ${NAME}, ${NAME:-default}, ${NAME:?message}; $${NAME} is the container's own variable, not compose's.
+VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}")
+SECRETS = {"POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def documented_variables() -> dict[str, str]:
+    """NAME=value lines of .env.example that follow a comment line."""
+    variables, commented = {}, False
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if line.startswith("#"):
+            commented = commented or not line.startswith("# ---")
+        elif "=" in line:
+            name, value = line.split("=", 1)
+            assert commented, f".env.example: {name} has no comment saying what it is"
+            variables[name] = value
+            commented = False
+    return variables
+
+
+def test_the_stack_is_complete(compose):
+    assert set(compose["services"]) == SERVICES
+    common = compose["x-airflow-common"]["environment"]
+    assert common["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert common["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+    assert common["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:")
+    assert common["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    mlflow_command = " ".join(compose["services"]["mlflow"]["command"])
+    assert (
+        "--backend-store-uri=postgresql+psycopg2://" in mlflow_command and "--artifacts-destination" in mlflow_command
+    )
+    mounts = {volume.split(":")[1] for volume in compose["x-airflow-common"]["volumes"]}
+    assert {"/data", "/data/exports", "/reports"} <= mounts
+    assert {"postgres", "mlartifacts", "data", "exports", "reports"} <= set(compose["volumes"])
+
+
+def test_every_service_has_a_health_check_and_a_restart_policy(compose):
+    for name, service in compose["services"].items():
+        if name in ONE_SHOT:
+            assert service["restart"] == "no", name
+            continue
+        assert service["healthcheck"]["test"], f"{name} has no health check"
+        assert service["restart"] in {"always", "unless-stopped", "on-failure"}, f"{name}: restart policy"
+
+
+def test_airflow_services_wait_for_their_dependencies(compose):
+    for name, service in compose["services"].items():
+        if name.startswith("airflow-") and name not in ONE_SHOT:
+            waits = service["depends_on"]
+            assert waits["airflow-init"]["condition"] == "service_completed_successfully", name
+            assert waits["postgres"]["condition"] == "service_healthy", name
+            assert waits["redis"]["condition"] == "service_healthy", name
+    init = " ".join(compose["services"]["airflow-init"]["command"])
+    assert "ml.orchestration setup" in init  # db migrate and the `warehouse` pool, in one place
+    assert WAREHOUSE_POOL == "warehouse"
+
+
+def test_every_variable_is_documented_and_no_secret_is_committed():
+    used = set(VARIABLE.findall(COMPOSE.read_text()))
+    documented = documented_variables()
+    assert used - set(documented) == set(), "used in docker-compose.yml, missing from .env.example"
+    assert set(documented) - used == set(), "documented in .env.example, unused by docker-compose.yml"
+    assert used >= SECRETS
+    for name in SECRETS:
+        assert documented[name] == "", f".env.example must not hold a value for the secret {name}"
+        assert re.search(rf"\$\{{{name}(:\?[^}}]*)?\}}", COMPOSE.read_text()), f"{name} needs no default"
+    assert ".env" in (REPO_ROOT / ".gitignore").read_text().splitlines()

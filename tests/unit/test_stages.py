@@ -1,0 +1,58 @@
+"""The stage registry (ml.orchestration.stages): one graph that the DAG, the pipeline and the docs read."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from ml.errors import PlatformError
+from ml.orchestration.pipeline import LAST_WAREHOUSE_STAGE
+from ml.orchestration.settings import WAREHOUSE_POOL
+from ml.orchestration.stages import STAGES, markdown_table, stage, stages_through
+from ml.paths import REPO_ROOT
+
+
+def test_names_are_unique_and_every_stage_comes_after_the_stages_it_waits_for():
+    seen: list[str] = []
+    for current in STAGES:
+        assert current.name not in seen
+        assert set(current.upstream) <= set(seen), f"{current.name} waits for a stage that runs later"
+        seen.append(current.name)
+
+
+def test_every_stage_is_a_function_of_ds_with_a_summary():
+    for current in STAGES:
+        parameters = list(inspect.signature(current.run).parameters)
+        assert parameters[0] == "ds", current.name
+        assert current.summary.endswith("."), current.name
+        if current.rebuilds_history:
+            assert "full_refresh" in parameters, current.name
+        if current.shards:
+            assert list(inspect.signature(current.shards.score_shard).parameters)[:3] == ["ds", "shard", "shards"]
+
+
+def test_only_the_shards_run_outside_the_warehouse_pool():
+    assert {current.pool for current in STAGES} == {WAREHOUSE_POOL}
+    assert [current.name for current in STAGES if current.shards] == ["score_recommendations", "score_propensity"]
+
+
+def test_the_warehouse_only_run_is_landing_staging_and_metrics():
+    assert [s.name for s in stages_through(LAST_WAREHOUSE_STAGE)] == ["load_landing", "build_staging", "build_metrics"]
+    assert [s.name for s in stages_through("train_propensity")] == [
+        "load_landing",
+        "build_staging",
+        "build_metrics",
+        "build_feature_store",
+        "train_propensity",
+    ]
+
+
+def test_an_unknown_stage_is_an_error_that_lists_the_stages():
+    with pytest.raises(PlatformError, match="no stage 'train'; the stages are: load_landing, build_staging"):
+        stage("train")
+
+
+def test_the_architecture_doc_shows_the_registry_as_it_is():
+    """docs/architecture.md holds `python -m ml.orchestration.stages`'s table: regenerate it when a stage changes."""
+    assert markdown_table() in (REPO_ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
