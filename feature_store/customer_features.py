@@ -12,8 +12,8 @@ from datetime import timedelta
 from feast import Entity, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, Int64, String
 
-from ml.activation.columns import dbt_project_vars
 from ml.mlops.feature_store import snapshots_path
+from ml.warehouse.project import dbt_project_vars
 
 # The event types and windows come from the dbt project (one list for the contract, the marts and
 # these features).

@@ -7,11 +7,7 @@ no free text). Segments filter the population of `ds`: `marts.customer_360` join
 
 from __future__ import annotations
 
-from functools import cache
-
-import yaml
-
-from ml.paths import dbt_project_dir
+from ml.warehouse.project import dbt_project_vars
 
 # Who the customer is: a segment over these alone is demographic personalization.
 DEMOGRAPHIC_COLUMNS = (
@@ -60,12 +56,6 @@ FILE_FIELDS = (
 )
 # From marts.customer_moments; the rest from customer_360.
 MOMENT_COLUMNS = ("hours_since_cart_abandoned", "hours_since_browse_abandoned")
-
-
-@cache
-def dbt_project_vars() -> dict:
-    """The vars of dbt_project.yml: the one list of event types, consent channels and windows."""
-    return yaml.safe_load((dbt_project_dir() / "dbt_project.yml").read_text(encoding="utf-8"))["vars"]
 
 
 def consent_channels() -> tuple[str, ...]:

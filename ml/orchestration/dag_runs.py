@@ -52,6 +52,10 @@ def airflow_env() -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         # Two cores: the default of 32 parallel task slots only thrashes.
         "AIRFLOW__CORE__PARALLELISM": "4",
+        # The DAG file imports the stage functions: a parse takes seconds (more on a busy machine).
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+        "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "180",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "300",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{LOCAL_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "PZ_DATA_DIR": str(data_dir()),

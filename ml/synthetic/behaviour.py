@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ml.constants import DEMO_END_DATE
+from ml.warehouse.project import dbt_project_vars
 
 if TYPE_CHECKING:
     pass
@@ -71,17 +72,30 @@ ACQUISITION_WEIGHTS = np.array([0.26, 0.20, 0.18, 0.08, 0.07, 0.15, 0.06])
 # How acquisition shifts engagement: referrals and organic visitors stay, paid social is fickle.
 ACQUISITION_ENGAGEMENT = np.array([0.15, -0.05, -0.20, 0.25, 0.10, 0.05, -0.15])
 
-CONSENT_CHANNELS = np.array(["email", "push", "sms", "web", "call_center"])
-CONSENT_OPT_IN = np.array([0.62, 0.45, 0.22, 0.78, 0.35])
+# The contract's lists come from the dbt project (ml.warehouse.project): the generator writes what
+# staging accepts. The rates below are indexed in their order.
+CONSENT_CHANNELS = np.array(dbt_project_vars()["consent_channels"])
+OPT_IN_BY_CHANNEL = {"email": 0.62, "push": 0.45, "sms": 0.22, "web": 0.78, "call_center": 0.35}
+CONSENT_OPT_IN = np.array([OPT_IN_BY_CHANNEL[channel] for channel in CONSENT_CHANNELS])
 REVOCATION_RATE = 0.10
 ERASURE_RATE = 0.003
 
-EVENT_TYPES = np.array(
-    ["page_view", "product_view", "add_to_cart", "search", "app_open", "email_open", "email_click", "push_open"]
+EVENT_TYPES = np.array(dbt_project_vars()["event_types"])
+(PAGE_VIEW, PRODUCT_VIEW, ADD_TO_CART, SEARCH, APP_OPEN, EMAIL_OPEN, EMAIL_CLICK, PUSH_OPEN) = (
+    list(EVENT_TYPES).index(name)
+    for name in (
+        "page_view",
+        "product_view",
+        "add_to_cart",
+        "search",
+        "app_open",
+        "email_open",
+        "email_click",
+        "push_open",
+    )
 )
-(PAGE_VIEW, PRODUCT_VIEW, ADD_TO_CART, SEARCH, APP_OPEN, EMAIL_OPEN, EMAIL_CLICK, PUSH_OPEN) = range(len(EVENT_TYPES))
 EVENT_CHANNELS = np.array(["web", "app", "email", "push"])
-ORDER_STATUSES = np.array(["completed", "cancelled", "refunded"])
+ORDER_STATUSES = np.array(dbt_project_vars()["order_statuses"])
 ORDER_CHANNELS = np.array(["web", "app", "store"])
 SURVEY_TOUCHPOINTS = np.array(["delivery", "support_chat", "support_phone", "relationship"])
 DELIVERY, SUPPORT_CHAT, SUPPORT_PHONE, RELATIONSHIP = range(len(SURVEY_TOUCHPOINTS))
@@ -89,3 +103,46 @@ DELIVERY, SUPPORT_CHAT, SUPPORT_PHONE, RELATIONSHIP = range(len(SURVEY_TOUCHPOIN
 NPS_FIRST_SURVEY_DAY = 30
 DEMO_END = dt.date.fromisoformat(DEMO_END_DATE)
 NPS_SURVEY_INTERVAL_DAYS = 90
+
+
+# How the simulated customers behave, day by day (ml.synthetic.simulation). The planted structure
+# the models must find: preferences drive views and orders, engagement, recency, frequency and
+# satisfaction drive buying, satisfaction and effort drive the surveys, detractors churn faster.
+CHURN_DAILY_HAZARD = 0.0025  # a neutral customer's chance of churning on a given day
+CHURN_SATISFACTION_SLOPE = -0.55  # hazard x exp(slope x latent satisfaction)
+CHURN_FACTOR_DETRACTOR = 2.2  # hazard multiplier after an NPS answer of 0-6
+CHURN_FACTOR_PROMOTER = 0.6  # ... and of 9-10
+WEEKEND_SESSION_FACTOR = 1.15  # sessions per day = engagement x this on Saturday and Sunday
+WEEKDAY_SESSION_FACTOR = 0.95
+CHURNED_SESSION_FACTOR = 0.05  # churned customers still visit, rarely
+SEARCH_SHARE = 0.3  # sessions with a search
+EXTRA_VIEWS_PER_SESSION = 1.3  # product views per session = 1 + Poisson(this)
+PREFERRED_CATEGORY_VIEW_SHARE = 0.85  # views in a category drawn from the customer's preferences
+CART_ADD_RATE = 0.07  # viewed items added to the cart without an order
+PURCHASE_INTERCEPT = -1.7  # logit of buying on a visiting day
+PURCHASE_ENGAGEMENT = 0.75  # x log(engagement / 0.1)
+PURCHASE_RECENCY = 0.9  # x exp(-days since the last order / PURCHASE_RECENCY_DAYS)
+PURCHASE_RECENCY_DAYS = 25.0
+PURCHASE_FREQUENCY = 0.3  # x log(1 + orders so far)
+PURCHASE_SATISFACTION = 0.55  # x latent satisfaction
+PURCHASE_SESSIONS = 0.25  # x sessions that day (at most 3)
+EXTRA_ITEMS_PER_ORDER = 0.7  # lines per order = 1 + Poisson(this)
+CANCEL_RATE = 0.04
+REFUND_RATE = 0.025
+REFUND_RATE_DISSATISFIED = 0.04  # added for customers more than one sd below average satisfaction
+DELIVERY_CSAT_RESPONSE_RATE = 0.28  # orders answered with a delivery CSAT
+ORDER_CONTACT_RATE = 0.06  # orders followed by a support contact ...
+ORDER_CONTACT_RATE_PROBLEM = 0.12  # ... more when cancelled or refunded
+ORDER_CONTACT_RATE_DISSATISFIED = 0.05
+SUPPORT_CONTACT_DAILY_RATE = 0.0015  # contacts not tied to an order, per active customer and day
+CES_RESPONSE_RATE = 0.55  # support contacts answered with a CES
+SUPPORT_CSAT_RESPONSE_RATE = 0.35  # ... and with a CSAT
+NPS_RESPONSE_RATE = 0.45  # customers due a relationship survey who answer
+NPS_INTERCEPT = 7.7  # latent NPS score of an average customer
+NPS_SATISFACTION = 1.5  # x latent satisfaction
+NPS_EFFORT = 0.55  # x (mean CES - 5)
+NPS_RECENCY = 0.6  # x exp(-days since the last order / 45)
+NPS_NOISE = 1.1  # sd of the answer around the latent score
+EMAIL_OPEN_RATE = 0.10  # campaign e-mails opened (x engagement, capped)
+PUSH_OPEN_RATE = 0.05
+EMAIL_CLICK_RATE = 0.25  # opened e-mails clicked

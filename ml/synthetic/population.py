@@ -82,7 +82,7 @@ def make_population(settings: GeneratorSettings, rng: np.random.Generator) -> Po
     satisfaction = rng.normal(0, 1, n)
     is_browser_only = rng.random(n) < 0.12
     mobile = device < 2
-    opt_in = CONSENT_OPT_IN[None, :] * np.where(mobile[:, None] | (np.arange(5) != 1), 1.0, 0.25)
+    opt_in = CONSENT_OPT_IN[None, :] * np.where(mobile[:, None] | (CONSENT_CHANNELS != "push"), 1.0, 0.25)
     consent_granted = rng.random((n, len(CONSENT_CHANNELS))) < opt_in
 
     customer_numbers = np.arange(1, n + 1)

@@ -13,21 +13,60 @@ from ml.synthetic.arrays import _sample_rows, _sigmoid
 from ml.synthetic.behaviour import (
     ADD_TO_CART,
     APP_OPEN,
+    CANCEL_RATE,
+    CART_ADD_RATE,
     CATEGORIES,
+    CES_RESPONSE_RATE,
+    CHURN_DAILY_HAZARD,
+    CHURN_FACTOR_DETRACTOR,
+    CHURN_FACTOR_PROMOTER,
+    CHURN_SATISFACTION_SLOPE,
+    CHURNED_SESSION_FACTOR,
+    CONSENT_CHANNELS,
     DELIVERY,
+    DELIVERY_CSAT_RESPONSE_RATE,
     EMAIL_CLICK,
+    EMAIL_CLICK_RATE,
     EMAIL_OPEN,
+    EMAIL_OPEN_RATE,
     ERASURE_RATE,
+    EXTRA_ITEMS_PER_ORDER,
+    EXTRA_VIEWS_PER_SESSION,
+    NPS_EFFORT,
     NPS_FIRST_SURVEY_DAY,
+    NPS_INTERCEPT,
+    NPS_NOISE,
+    NPS_RECENCY,
+    NPS_RESPONSE_RATE,
+    NPS_SATISFACTION,
     NPS_SURVEY_INTERVAL_DAYS,
+    ORDER_CONTACT_RATE,
+    ORDER_CONTACT_RATE_DISSATISFIED,
+    ORDER_CONTACT_RATE_PROBLEM,
     PAGE_VIEW,
+    PREFERRED_CATEGORY_VIEW_SHARE,
     PRODUCT_VIEW,
+    PURCHASE_ENGAGEMENT,
+    PURCHASE_FREQUENCY,
+    PURCHASE_INTERCEPT,
+    PURCHASE_RECENCY,
+    PURCHASE_RECENCY_DAYS,
+    PURCHASE_SATISFACTION,
+    PURCHASE_SESSIONS,
     PUSH_OPEN,
+    PUSH_OPEN_RATE,
+    REFUND_RATE,
+    REFUND_RATE_DISSATISFIED,
     RELATIONSHIP,
     SEARCH,
+    SEARCH_SHARE,
     SECONDS_PER_DAY,
     SUPPORT_CHAT,
+    SUPPORT_CONTACT_DAILY_RATE,
+    SUPPORT_CSAT_RESPONSE_RATE,
     SUPPORT_PHONE,
+    WEEKDAY_SESSION_FACTOR,
+    WEEKEND_SESSION_FACTOR,
 )
 from ml.synthetic.catalog import Catalog
 from ml.synthetic.population import Population
@@ -118,8 +157,8 @@ def simulate(
     erased = rng.random(n) < ERASURE_RATE
     erasure_delay = rng.uniform(0.2, 1.0, n)
     is_mobile = population.device < 2
-    email_granted = population.consent_granted[:, 0]
-    push_granted = population.consent_granted[:, 1]
+    email_granted = population.consent_granted[:, list(CONSENT_CHANNELS).index("email")]
+    push_granted = population.consent_granted[:, list(CONSENT_CHANNELS).index("push")]
     planted = settings.planted_lift
     response_rate = (
         planted.response_rates(population.table["customer_id"].to_pylist(), population.consent_granted)
@@ -140,17 +179,21 @@ def simulate(
 
         # Churn hazard: dissatisfied customers and NPS detractors leave faster.
         hazard = (
-            0.0025
-            * np.exp(-0.55 * population.satisfaction)
-            * np.where(latest_nps_category == 1, 2.2, np.where(latest_nps_category == 3, 0.6, 1.0))
+            CHURN_DAILY_HAZARD
+            * np.exp(CHURN_SATISFACTION_SLOPE * population.satisfaction)
+            * np.where(
+                latest_nps_category == 1,
+                CHURN_FACTOR_DETRACTOR,
+                np.where(latest_nps_category == 3, CHURN_FACTOR_PROMOTER, 1.0),
+            )
         )
         churning = active & (rng.random(n) < hazard)
         churn_day[churning] = day
         active &= ~churning
 
         # Sessions: engaged customers visit more; churned customers rarely come back.
-        rate = population.engagement * (1.15 if weekday >= 5 else 0.95)
-        rate = np.where(active, rate, np.where(signed_up & ~gone, rate * 0.05, 0.0))
+        rate = population.engagement * (WEEKEND_SESSION_FACTOR if weekday >= 5 else WEEKDAY_SESSION_FACTOR)
+        rate = np.where(active, rate, np.where(signed_up & ~gone, rate * CHURNED_SESSION_FACTOR, 0.0))
         sessions = rng.poisson(rate)
         # The planted effect: yesterday's abandoned browsers in a treated arm come back and buy.
         responding = np.zeros(n, dtype=bool)
@@ -174,11 +217,11 @@ def simulate(
             )
 
         # Support contacts not tied to an order, then the periodic relationship (NPS) survey.
-        contacts = np.flatnonzero(active & (rng.random(n) < 0.0015))
+        contacts = np.flatnonzero(active & (rng.random(n) < SUPPORT_CONTACT_DAILY_RATE))
         _simulate_support(day_start, contacts, population, rng, state)
         due = np.flatnonzero(signed_up & ~gone & (next_nps_day == day))
         next_nps_day[due] += NPS_SURVEY_INTERVAL_DAYS
-        respondents = due[rng.random(len(due)) < 0.45]
+        respondents = due[rng.random(len(due)) < NPS_RESPONSE_RATE]
         if len(respondents):
             effort = np.where(
                 state.effort_count[respondents] > 0,
@@ -189,11 +232,11 @@ def simulate(
                 state.last_order_day[respondents] >= 0, np.exp(-(day - state.last_order_day[respondents]) / 45), 0.0
             )
             latent = (
-                7.7
-                + 1.5 * population.satisfaction[respondents]
-                + 0.55 * (effort - 5.0)
-                + 0.6 * recency
-                + rng.normal(0, 1.1, len(respondents))
+                NPS_INTERCEPT
+                + NPS_SATISFACTION * population.satisfaction[respondents]
+                + NPS_EFFORT * (effort - 5.0)
+                + NPS_RECENCY * recency
+                + rng.normal(0, NPS_NOISE, len(respondents))
             )
             score = np.clip(np.round(latent), 0, 10).astype(int)
             latest_nps_category[respondents] = np.where(score >= 9, 3, np.where(score >= 7, 2, 1))
@@ -247,7 +290,7 @@ def _simulate_sessions(
         item=np.full(n_sessions, -1),
         channel=channel,
     )
-    searching = np.flatnonzero(rng.random(n_sessions) < 0.3)
+    searching = np.flatnonzero(rng.random(n_sessions) < SEARCH_SHARE)
     state.events.add(
         customer=customer[searching],
         seconds=start[searching] + 20,
@@ -257,12 +300,12 @@ def _simulate_sessions(
     )
 
     # Product views follow the customer's preferences 85% of the time, popularity otherwise.
-    views_per_session = 1 + rng.poisson(1.3, n_sessions)
+    views_per_session = 1 + rng.poisson(EXTRA_VIEWS_PER_SESSION, n_sessions)
     view_session = np.repeat(np.arange(n_sessions), views_per_session)
     view_customer = customer[view_session]
     preferred = _sample_rows(population.preference_cumulative[view_customer], rng)
     random_category = rng.integers(0, len(CATEGORIES), len(view_session))
-    view_category = np.where(rng.random(len(view_session)) < 0.85, preferred, random_category)
+    view_category = np.where(rng.random(len(view_session)) < PREFERRED_CATEGORY_VIEW_SHARE, preferred, random_category)
     view_item = catalog.sample_items(view_category, rng)
     view_seconds = start[view_session] + 30 + np.arange(len(view_session)) % 7 * 40
     state.last_view_day[view_customer] = day
@@ -274,7 +317,7 @@ def _simulate_sessions(
         channel=channel[view_session],
     )
     # Abandoned carts: some viewed items go to the cart without an order.
-    carting = np.flatnonzero(rng.random(len(view_session)) < 0.07)
+    carting = np.flatnonzero(rng.random(len(view_session)) < CART_ADD_RATE)
     state.last_cart_day[view_customer[carting]] = day
     state.events.add(
         customer=view_customer[carting],
@@ -289,14 +332,14 @@ def _simulate_sessions(
     buyer_pool = visitors
     days_since = day - state.last_order_day[buyer_pool]
     has_ordered = state.order_count[buyer_pool] > 0
-    recency_effect = np.where(has_ordered, 0.9 * np.exp(-days_since / 25.0), 0.0)
+    recency_effect = np.where(has_ordered, PURCHASE_RECENCY * np.exp(-days_since / PURCHASE_RECENCY_DAYS), 0.0)
     logit = (
-        -1.7
-        + 0.75 * np.log(population.engagement[buyer_pool] / 0.1)
+        PURCHASE_INTERCEPT
+        + PURCHASE_ENGAGEMENT * np.log(population.engagement[buyer_pool] / 0.1)
         + recency_effect
-        + 0.3 * np.log1p(state.order_count[buyer_pool])
-        + 0.55 * population.satisfaction[buyer_pool]
-        + 0.25 * np.minimum(session_counts, 3)
+        + PURCHASE_FREQUENCY * np.log1p(state.order_count[buyer_pool])
+        + PURCHASE_SATISFACTION * population.satisfaction[buyer_pool]
+        + PURCHASE_SESSIONS * np.minimum(session_counts, 3)
     )
     natural = rng.random(len(buyer_pool)) < _sigmoid(logit)
     buys = (natural | planted_buyers[buyer_pool]) & active[buyer_pool]
@@ -315,7 +358,7 @@ def _simulate_sessions(
     bought[buyer] = True
     state.order_count[buyer] += 1
 
-    items_per_order = 1 + rng.poisson(0.7, n_orders)
+    items_per_order = 1 + rng.poisson(EXTRA_ITEMS_PER_ORDER, n_orders)
     line_order = np.repeat(np.arange(n_orders), items_per_order)
     line_customer = buyer[line_order]
     line_category = np.where(
@@ -344,8 +387,8 @@ def _simulate_sessions(
 
     satisfaction = population.satisfaction[buyer]
     status_draw = rng.random(n_orders)
-    refund_rate = 0.025 + 0.04 * (satisfaction < -1)
-    status = np.where(status_draw < 0.04, 1, np.where(status_draw < 0.04 + refund_rate, 2, 0))
+    refund_rate = REFUND_RATE + REFUND_RATE_DISSATISFIED * (satisfaction < -1)
+    status = np.where(status_draw < CANCEL_RATE, 1, np.where(status_draw < CANCEL_RATE + refund_rate, 2, 0))
     order_channel = np.where(rng.random(n_orders) < 0.06, 2, np.where(population.device[buyer] < 2, 1, 0))
     planted = np.where(planted_buyers[buyer], np.where(natural[buying], 1, 2), 0)
     state.orders.add(
@@ -358,7 +401,7 @@ def _simulate_sessions(
     )
 
     # CSAT after delivery (a few days later), lower when the order went wrong.
-    responding = np.flatnonzero(rng.random(n_orders) < 0.28)
+    responding = np.flatnonzero(rng.random(n_orders) < DELIVERY_CSAT_RESPONSE_RATE)
     latent = (
         4.0 + 0.8 * satisfaction[responding] - 1.3 * (status[responding] == 2) + rng.normal(0, 0.75, len(responding))
     )
@@ -372,7 +415,11 @@ def _simulate_sessions(
     )
 
     # Support contacts after orders: more likely when something went wrong.
-    contact_rate = 0.06 + 0.12 * (status != 0) + 0.05 * (satisfaction < -1)
+    contact_rate = (
+        ORDER_CONTACT_RATE
+        + ORDER_CONTACT_RATE_PROBLEM * (status != 0)
+        + ORDER_CONTACT_RATE_DISSATISFIED * (satisfaction < -1)
+    )
     contacting = np.flatnonzero(rng.random(n_orders) < contact_rate)
     _simulate_support(
         order_seconds[contacting] + SECONDS_PER_DAY, buyer[contacting], population, rng, state, order_number[contacting]
@@ -394,7 +441,7 @@ def _simulate_support(seconds, customers, population, rng, state, order_number=N
     ).astype(int)
     np.add.at(state.effort_sum, customers, effort)
     np.add.at(state.effort_count, customers, 1)
-    ces_respond = rng.random(n) < 0.55
+    ces_respond = rng.random(n) < CES_RESPONSE_RATE
     state.surveys.add(
         customer=customers[ces_respond],
         seconds=seconds[ces_respond] + 60,
@@ -403,7 +450,7 @@ def _simulate_support(seconds, customers, population, rng, state, order_number=N
         touchpoint=touchpoint[ces_respond],
         order_number=order_number[ces_respond],
     )
-    csat_respond = rng.random(n) < 0.35
+    csat_respond = rng.random(n) < SUPPORT_CSAT_RESPONSE_RATE
     csat = np.clip(np.round(1.2 + 0.55 * effort + 0.4 * satisfaction + rng.normal(0, 0.6, n)), 1, 5).astype(int)
     state.surveys.add(
         customer=customers[csat_respond],
@@ -419,8 +466,8 @@ def _simulate_campaign_events(day_start, reachable, email_granted, push_granted,
     n = len(reachable)
     engagement_factor = np.minimum(population.engagement / 0.1, 3.0)
     for granted, open_rate, open_type, channel in (
-        (email_granted, 0.10, EMAIL_OPEN, 2),
-        (push_granted & is_mobile, 0.05, PUSH_OPEN, 3),
+        (email_granted, EMAIL_OPEN_RATE, EMAIL_OPEN, 2),
+        (push_granted & is_mobile, PUSH_OPEN_RATE, PUSH_OPEN, 3),
     ):
         opening = np.flatnonzero(reachable & granted & (rng.random(n) < open_rate * engagement_factor))
         seconds = day_start + rng.integers(7 * 3600, 21 * 3600, len(opening))
@@ -432,7 +479,7 @@ def _simulate_campaign_events(day_start, reachable, email_granted, push_granted,
             channel=np.full(len(opening), channel),
         )
         if open_type == EMAIL_OPEN:
-            clicking = rng.random(len(opening)) < 0.25
+            clicking = rng.random(len(opening)) < EMAIL_CLICK_RATE
             events.add(
                 customer=opening[clicking],
                 seconds=seconds[clicking] + 40,

@@ -240,7 +240,7 @@ def test_publishing_stops_when_the_tables_lost_a_published_day(erasure_nights):
     # A warehouse backup from before NIGHT_1 was published: the channel tables lack that day.
     result = run_python(
         data_dir,
-        "import duckdb; from ml.config import warehouse_path; "
+        "import duckdb; from ml.paths import warehouse_path; "
         "c = duckdb.connect(str(warehouse_path())); "
         f"[c.execute(f\"delete from channels.{{ch}} where ds = '{NIGHT_1}'\") for ch in ('email', 'push', 'web', "
         "'call_center')]; c.close()",

@@ -7,34 +7,7 @@ import duckdb
 from ml.warehouse.landing import load_landing_files
 from ml.warehouse.movielens import read_movielens, write_landing
 from ml.warehouse.transform import build_staging
-
-RATINGS = [  # user, movie, rating, Unix seconds
-    (1, 10, 4.0, 964982703),
-    (1, 20, 3.0, 964982800),
-    (1, 30, 5.0, 964983000),
-    (2, 10, 2.5, 1445714835),
-    (2, 30, 4.5, 1445715000),
-    (3, 20, 4.0, 1500000000),
-]
-
-
-MOVIES = [
-    (10, "Toy Story (1995)", "Adventure|Animation"),
-    (20, "Heat (1995)", "Action|Crime"),
-    (30, "Seven (1995)", ""),
-]
-
-
-def write_csv_release(folder):
-    folder.mkdir()
-    lines = ["userId,movieId,rating,timestamp", *(f"{u},{m},{r},{t}" for u, m, r, t in RATINGS)]
-    (folder / "ratings.csv").write_text("\r\n".join(lines) + "\r\n")  # GroupLens ships CRLF
-    movies = [
-        "movieId,title,genres",
-        *(f'{m},"{title}",{genres or "(no genres listed)"}' for m, title, genres in MOVIES),
-    ]
-    (folder / "movies.csv").write_text("\r\n".join(movies) + "\r\n")
-    return folder
+from tests.unit.test_movielens import write_csv_release
 
 
 def test_a_landed_slice_goes_through_staging_with_nothing_quarantined(tmp_path, monkeypatch):
