@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from ml.config import load_config
-from ml.errors import ConfigError, PlatformError
-from ml.orchestration.run_lock import RunLockedError, exclusive_run
+from ml.errors import PlatformError
+from ml.orchestration.run_lock import exclusive_run
 from ml.orchestration.settings import WAREHOUSE_POOL
 from ml.paths import REPO_ROOT, data_dir
 
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             from ml.reports.summary import print_summary
 
             print_summary(dates[-1].isoformat())
-    except (OrchestrationError, ConfigError, RunLockedError) as error:
+    except PlatformError as error:  # every error a user can act on: one line, exit 2
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
