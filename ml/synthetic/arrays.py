@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-if TYPE_CHECKING:
-    pass
-
-log = logging.getLogger(__name__)
-
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -25,7 +16,8 @@ def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
 
 
 def _timestamps(seconds: np.ndarray) -> pa.Array:
-    """Epoch seconds to microsecond UTC timestamps (DESIGN section 7: microseconds, not nanos)."""
+    """Epoch seconds to microsecond UTC timestamps (microseconds, not nanoseconds: Feast's DuckDB
+    materialize breaks on nanoseconds)."""
     return pa.array(seconds.astype("int64") * 1_000_000, type=pa.timestamp("us", tz="UTC"))
 
 

@@ -6,19 +6,11 @@ change) what the synthetic world is made of."""
 from __future__ import annotations
 
 import datetime as dt
-import logging
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ml.constants import DEMO_END_DATE
 from ml.warehouse.project import dbt_project_vars
-
-if TYPE_CHECKING:
-    pass
-
-log = logging.getLogger(__name__)
-
 
 SECONDS_PER_DAY = 86_400
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -12,12 +10,6 @@ import pyarrow as pa
 from ml.synthetic.arrays import _ids
 from ml.synthetic.behaviour import CATEGORIES, CATEGORY_PRICE_MEDIAN, CATEGORY_TAGS
 from ml.synthetic.settings import GeneratorSettings
-
-if TYPE_CHECKING:
-    pass
-
-log = logging.getLogger(__name__)
-
 
 # ----------------------------------------------------------------------------- catalog
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,12 +14,6 @@ import pyarrow.parquet as pq
 from ml.synthetic.behaviour import SECONDS_PER_DAY
 from ml.synthetic.settings import GeneratorSettings
 from ml.warehouse.contract import CONTRACT
-
-if TYPE_CHECKING:
-    pass
-
-log = logging.getLogger(__name__)
-
 
 # ----------------------------------------------------------------------------- bad rows
 

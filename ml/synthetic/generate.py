@@ -8,7 +8,6 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,9 +20,6 @@ from ml.synthetic.population import make_population
 from ml.synthetic.settings import GeneratorSettings, PlantedLift
 from ml.synthetic.simulation import simulate
 from ml.synthetic.tables import build_tables
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 

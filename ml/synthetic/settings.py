@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -18,8 +17,6 @@ from ml.synthetic.behaviour import CONSENT_CHANNELS, DEMO_END
 
 if TYPE_CHECKING:
     from ml.config import PlatformConfig
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -71,12 +69,6 @@ from ml.synthetic.behaviour import (
 from ml.synthetic.catalog import Catalog
 from ml.synthetic.population import Population
 from ml.synthetic.settings import GeneratorSettings
-
-if TYPE_CHECKING:
-    pass
-
-log = logging.getLogger(__name__)
-
 
 # ----------------------------------------------------------------------------- simulation
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,12 +23,6 @@ from ml.synthetic.catalog import Catalog
 from ml.synthetic.population import Population
 from ml.synthetic.settings import GeneratorSettings
 from ml.synthetic.simulation import Simulation
-
-if TYPE_CHECKING:
-    pass
-
-log = logging.getLogger(__name__)
-
 
 # ----------------------------------------------------------------------------- tables
 
