@@ -1,7 +1,8 @@
 """Benchmark the nightly incremental build against a full refresh.
 
 Generates `--customers` over `--days` + 1 days, builds the day before the last with
---full-refresh (all history), then builds the last day incrementally, as a night would. Reports
+--full-refresh (all history), loads the landing again (nothing new arrived: the ledger skips every
+file), then builds the last day incrementally, as a night would. Reports
 the whole dbt build (staging included) and the metrics layer alone (intermediate and marts).
 Usage: python bench/bench_metrics.py [--customers 100000] [--days 365]
 """
@@ -81,6 +82,7 @@ def main() -> None:
         ),
         ("load landing", [sys.executable, "-m", "ml.warehouse.landing"]),
         ("dbt build, full refresh", dbt_command(previous, "--full-refresh")),
+        ("load landing, nothing new", [sys.executable, "-m", "ml.warehouse.landing"]),
         ("dbt build, incremental new day", dbt_command(new_day)),
         ("metrics layer, full refresh", dbt_command(new_day, *metrics_layer, "--full-refresh")),
         ("metrics layer, incremental", dbt_command(new_day, *metrics_layer)),
@@ -101,6 +103,7 @@ def main() -> None:
     full_layers = seconds_by_layer(node_seconds["dbt build, full refresh"])
     nightly_layers = seconds_by_layer(node_seconds["dbt build, incremental new day"])
     facts = nightly_layers["incremental daily facts"] / full_layers["incremental daily facts"]
+    staging = nightly_layers["staging"] / full_layers["staging"]
 
     def verdict(ratio: float) -> str:
         return "met" if ratio <= TARGET_RATIO else "MISSED"
@@ -129,11 +132,15 @@ def main() -> None:
         "",
         f"- Incremental daily facts (fct_cx_responses_daily, fct_customer_events_daily): {facts:.0%} of their full "
         f"refresh ({verdict(facts)}).",
+        f"- Staging: {staging:.0%} of its full refresh. Rows are parsed and checked once, in the night their file "
+        "arrives (stg_*__checked); every row still gets its status for ds (stg_*__classified: a pass over all "
+        "rows), and only rows whose status changed are written.",
         f"- Metrics layer alone (intermediate + marts + their tests), wall time: {layer:.0%} ({verdict(layer)}): "
         "dbt start-up and the per-customer snapshots (customer_360, int_orders_sequenced, cohorts) do not shrink "
-        "with one day.",
-        f"- Whole dbt build, wall time: {whole:.0%} ({verdict(whole)}). Staging re-validates every landing row each "
-        "night (de-duplication by key and erasure look at all history), so it costs the same on a new day.",
+        "with one day; customer_features_daily builds ds and the grid dates it lacks (one or two), not the window.",
+        f"- Whole dbt build, wall time: {whole:.0%} ({verdict(whole)}). What does not shrink with one day: dbt's "
+        "start-up and parse (a new ds var reparses the project), the status pass over every landing row, the data "
+        "tests over whole tables, and the per-customer snapshots.",
     ]
     write_section("metrics", "\n".join(lines))
     print(f"facts {facts:.2f}, metrics layer {layer:.2f}, whole build {whole:.2f}; wrote bench/results.md")

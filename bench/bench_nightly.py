@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 
-from common import REPO, WORK, check_exit, machine, run_stage, write_section
+from common import REPO, WORK, check_exit, machine, run_stage, stores_env, write_section
 
 sys.path.insert(0, str(REPO))
 from ml.config import load_config
@@ -67,12 +67,7 @@ def run_size(customers: int, days: int, workers: int, keep: bool, compare_worker
     still leaves the stages it measured (marked incomplete)."""
     data_dir = WORK / f"nightly_c{customers}"
     shutil.rmtree(data_dir, ignore_errors=True)
-    env = {
-        **os.environ,
-        "PZ_DATA_DIR": str(data_dir),
-        "PZ_REPORTS_DIR": str(data_dir / "reports"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{data_dir / 'mlflow.db'}",
-    }
+    env = stores_env(data_dir)
     ds = END.isoformat()
     shards = load_config().scoring.shards
     generate = [sys.executable, "-m", "ml.synthetic", "--customers", str(customers), "--days", str(days)]
@@ -87,28 +82,9 @@ def run_size(customers: int, days: int, workers: int, keep: bool, compare_worker
     }
     result["generate"] = run_stage(generate, env)
     print(f"{customers:>9,} generate {result['generate'][0]:8.1f} s {result['generate'][1]:6.2f} GB", flush=True)
-    stages: dict[str, list[float]] = {}
-    result["stages"] = stages
+    result["stages"] = {}
     try:
-        for name, function in STAGES:
-            if isinstance(function, tuple):
-                plan, shard, merge = function
-                seconds, peak = run_stage(stage_command(name, plan, ds), env)
-                shard_commands = [stage_command(name, shard, ds, number, shards) for number in range(shards)]
-                shard_seconds, shard_peak = run_parallel(shard_commands, env, workers)
-                merge_seconds, merge_peak = run_stage(stage_command(name, merge, ds, shards), env)
-                stages[name] = [seconds + shard_seconds + merge_seconds, max(peak, shard_peak, merge_peak)]
-                stages[f"{name}: shards"] = [shard_seconds, shard_peak]
-                if compare_workers and workers > 1:
-                    # The same shards again, one at a time (one worker slot): what more workers buy.
-                    run_stage(stage_command(name, plan, ds), env)
-                    stages[f"{name}: shards, 1 worker"] = list(run_parallel(shard_commands, env, 1))
-                    run_stage(stage_command(name, merge, ds, shards), env)
-            else:
-                stages[name] = list(run_stage(stage_command(name, function, ds), env))
-            seconds, gb = stages[name]
-            print(f"{customers:>9,} {name:<24} {seconds:8.1f} s {gb:6.2f} GB", flush=True)
-            save(result)
+        time_stages(ds, env, workers, compare_workers, result["stages"], lambda: save(result), label=f"{customers:>9,}")
         result.pop("incomplete")
     except RuntimeError as error:
         result["failed"] = failure_summary(str(error))
@@ -116,6 +92,31 @@ def run_size(customers: int, days: int, workers: int, keep: bool, compare_worker
     if not keep:
         shutil.rmtree(data_dir, ignore_errors=True)
     return result
+
+
+def time_stages(ds: str, env: dict[str, str], workers: int, compare_workers: bool, stages: dict, saved, label: str):
+    """Run every stage of the night for `ds` in DAG order, each in its own process; wall seconds and
+    peak GB per stage into `stages`, `saved()` after each. Raises RuntimeError when a stage fails."""
+    shards = load_config().scoring.shards
+    for name, function in STAGES:
+        if isinstance(function, tuple):
+            plan, shard, merge = function
+            seconds, peak = run_stage(stage_command(name, plan, ds), env)
+            shard_commands = [stage_command(name, shard, ds, number, shards) for number in range(shards)]
+            shard_seconds, shard_peak = run_parallel(shard_commands, env, workers)
+            merge_seconds, merge_peak = run_stage(stage_command(name, merge, ds, shards), env)
+            stages[name] = [seconds + shard_seconds + merge_seconds, max(peak, shard_peak, merge_peak)]
+            stages[f"{name}: shards"] = [shard_seconds, shard_peak]
+            if compare_workers and workers > 1:
+                # The same shards again, one at a time (one worker slot): what more workers buy.
+                run_stage(stage_command(name, plan, ds), env)
+                stages[f"{name}: shards, 1 worker"] = list(run_parallel(shard_commands, env, 1))
+                run_stage(stage_command(name, merge, ds, shards), env)
+        else:
+            stages[name] = list(run_stage(stage_command(name, function, ds), env))
+        seconds, gb = stages[name]
+        print(f"{label} {name:<24} {seconds:8.1f} s {gb:6.2f} GB", flush=True)
+        saved()
 
 
 def failure_summary(error: str) -> str:

@@ -16,6 +16,16 @@ WORK = REPO / "bench" / ".work"
 RESULTS = REPO / "bench" / "results.md"
 
 
+def stores_env(data_dir: Path) -> dict[str, str]:
+    """The environment of a stage process whose data, reports and MLflow store live in data_dir."""
+    return {
+        **os.environ,
+        "PZ_DATA_DIR": str(data_dir),
+        "PZ_REPORTS_DIR": str(data_dir / "reports"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{data_dir / 'mlflow.db'}",
+    }
+
+
 def run_stage(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Run a command; return (wall seconds, peak resident memory in GB) of that process."""
     started = time.perf_counter()

@@ -1,5 +1,7 @@
 """Names and defaults shared across the package: one place, so every module agrees."""
 
+import datetime as dt
+
 SEED = 42
 DEFAULT_K = 10  # recommendations per customer
 SCORING_BATCH_SIZE = 512  # customers per matrix product when scoring (512 measured fastest on 2 cores)
@@ -12,6 +14,10 @@ ITEM_ID = "item_id"
 SOURCE_FILE = "_source_file"
 SOURCE_ROW = "_source_row"
 LOAD_ERROR = "_load_error"
+
+# The calendar grid of feature snapshots and propensity cutoffs: every cutoff_every_days days from this
+# date, a Sunday (so every Sunday with the default 7). Fixed, so the grid does not move with ds.
+FEATURE_GRID_ANCHOR = dt.date(2000, 1, 2)
 
 # Warehouse schemas.
 RAW_SCHEMA = "raw"

@@ -46,11 +46,19 @@ def pipeline_env(data_dir: Path) -> dict[str, str]:
     return {**inherited, "PZ_DATA_DIR": str(data_dir), "PZ_REPORTS_DIR": str(data_dir / "reports")}
 
 
-def run_pipeline(data_dir: Path, ds: str, models: bool = True) -> subprocess.CompletedProcess:
-    """Run the pipeline CLI for `ds` on `data_dir`; the result carries exit code and output.
+def run_pipeline(data_dir: Path, ds: str, models: bool = True, *options: str) -> subprocess.CompletedProcess:
+    """Run the pipeline CLI for `ds` on `data_dir` with `options`; the result carries exit code and output.
     Without `models`, only the warehouse is built (tests of the data layers need no model runs)."""
     return subprocess.run(
-        [sys.executable, "-m", "ml.orchestration.pipeline", "--ds", ds, *([] if models else ["--warehouse-only"])],
+        [
+            sys.executable,
+            "-m",
+            "ml.orchestration.pipeline",
+            "--ds",
+            ds,
+            *([] if models else ["--warehouse-only"]),
+            *options,
+        ],
         cwd=REPO_ROOT,
         env=pipeline_env(data_dir),
         capture_output=True,

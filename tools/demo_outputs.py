@@ -38,6 +38,7 @@ VOLATILE_COLUMNS = {
     "run_id": "MLflow run id (a random uuid per run)",
     "mlflow_run_id": "MLflow run id (a random uuid per run)",
     "duration_seconds": "how long a step took",
+    "modified_ns": "modification time of a landing file when the loader last saw it",
 }
 # Manifest fields that are clock readings.
 VOLATILE_MANIFEST_KEYS = {"generated_at", "published_at", "created_at"}

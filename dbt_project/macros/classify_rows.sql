@@ -78,7 +78,6 @@ versioned as (
 
 final as (
     select
-        {{ ds() }} as ds,
         {{ star_except(['pre_status', 'status_before_dedup', 'version_rank', 'latest_version', 'reject_reason']) }},
         case
             when status_before_dedup <> 'candidate' then status_before_dedup
@@ -93,17 +92,43 @@ final as (
     from versioned
 )
 
+{%- if is_incremental() %}
+,
+
+classified as (
+    select
+        *,
+        split_part(reason, ':', 1) as reason_code
+    from final
+)
+
+{#- Every row is classified for ds, but only the rows whose status or content differ from the table's
+    are written (delete+insert by file and row): a night rewrites what the new day changed. #}
+select classified.*
+from classified
+anti join {{ this }} as stored
+    on
+        classified._source_file = stored._source_file
+        and classified._source_row = stored._source_row
+        and classified._source_sha256 = stored._source_sha256
+        and classified._checks_version = stored._checks_version
+        and classified.row_status = stored.row_status
+        and classified.reason is not distinct from stored.reason
+{%- else %}
+
 select
     *,
     split_part(reason, ':', 1) as reason_code
 from final
+{%- endif %}
 {% endmacro %}
 
-{# The accepted rows of a classified model, without raw text and status columns. #}
+{# The accepted rows of a classified model, without raw text, status and load bookkeeping columns. #}
 {% macro accepted_rows(classified_relation) -%}
     select
         {{ column_list(classified_relation, except_prefix='raw_',
-                       except_names=['ds', 'row_status', 'reason', 'reason_code', '_load_error']) }}
+                       except_names=['row_status', 'reason', 'reason_code', '_load_error', '_source_sha256',
+                                     '_checks_version']) }}
     from {{ classified_relation }}
     where row_status = 'accepted'
 {%- endmacro %}
@@ -112,7 +137,7 @@ from final
 {% macro quarantined_rows(table_name, classified_relation) -%}
     {{ config(pre_hook="{{ purge_erased_from_quarantine() }}") }}
     select
-        ds,
+        {{ ds() }} as ds,
         '{{ table_name }}' as table_name,
         row_status,
         reason_code,

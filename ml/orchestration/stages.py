@@ -54,15 +54,16 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage(
         "load_landing",
-        "Copies every landing file into `raw.*` (text, with file and row lineage); a broken file fails "
-        "here with its name and line.",
+        "Copies the landing files that arrived (or changed) since the last load into `raw.*` (text, with "
+        "file and row lineage; ledger `raw.landing_files`); a broken file fails here with its name and line.",
         load_landing_files,
     ),
     Stage(
         "build_staging",
-        "`dbt build` of staging, quarantine, reconciliation and the erasure ledger with their tests: bad "
-        "rows go to quarantine with a reason, counts that do not reconcile fail the run; erasure requests "
-        "a person must check are logged as warnings.",
+        "`dbt build` of staging, quarantine, reconciliation and the erasure ledger with their tests: new "
+        "rows are parsed once, every row gets its status for `ds` and only changed statuses are written; "
+        "bad rows go to quarantine with a reason, counts that do not reconcile (per table and per file) fail "
+        "the run; erasure requests a person must check are logged as warnings.",
         build_staging,
         ("load_landing",),
         rebuilds_history=True,

@@ -1,8 +1,9 @@
 """Training rows for the propensity model: one per customer and cutoff, features as of the cutoff
 (Feast point-in-time join) and the label "a completed order within horizon_days after it".
 
-Cutoffs lie on the grid of ds and every cutoff_every_days before it (the dates the feature
-snapshots are built for); which ones each fit learns from is the CutoffPlan. Above
+Cutoffs lie on a calendar grid that does not move with ds (every cutoff_every_days days from
+FEATURE_GRID_ANCHOR: every Sunday by default), the dates dbt builds feature snapshots for; which ones
+each fit learns from is the CutoffPlan. Above
 training_max_customers customers, a stable sample of them (by a hash of the id) brings all its
 cutoffs: the model needs rows, not every customer, and the point-in-time join's memory grows with
 the rows (scoring always covers every customer).
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from ml.constants import CUSTOMER_ID
+from ml.constants import CUSTOMER_ID, FEATURE_GRID_ANCHOR
 from ml.mlops.feature_store import TIMESTAMP, historical_features
 from ml.paths import warehouse_path
 from ml.propensity.settings import PropensityConfig
@@ -57,12 +58,17 @@ order by candidates.feature_date, candidates.customer_id
 """
 
 
+def on_grid_at_or_before(day: dt.date, step_days: int) -> dt.date:
+    """The newest date of the snapshot grid at or before `day`."""
+    return day - dt.timedelta(days=(day - FEATURE_GRID_ANCHOR).days % step_days)
+
+
 @dataclass(frozen=True)
 class CutoffPlan:
-    """The cutoffs of one night on the snapshot grid (every cutoff_every_days back from ds), oldest
-    first. The validation cutoff is the newest whose label window has ended by ds (label_lag_days
-    before ds); the scoring fit learns from the cutoffs of the training window up to it, and the
-    evaluation fit from those of an equally long window ending one label lag before it, so nothing
+    """The cutoffs of one night on the snapshot grid, oldest first. The validation cutoff is the
+    newest grid date whose label window has ended by ds (horizon_days or more before it); the scoring
+    fit learns from the grid dates of the training window up to it, and the evaluation fit from as
+    many grid dates ending one label lag (the horizon rounded up to the grid) before it, so nothing
     it learns overlaps the validation labels and it sees as much history as the scoring fit."""
 
     validation: dt.date | None
@@ -94,16 +100,14 @@ class CutoffPlan:
 def plan_cutoffs(ds: dt.date, config: PropensityConfig, first_day: dt.date | None) -> CutoffPlan:
     step, lag, window = config.cutoff_every_days, config.label_lag_days, config.training_window_days
 
-    def on_grid(newest: dt.date, oldest: dt.date) -> list[dt.date]:
-        return sorted(ds - dt.timedelta(days=back) for back in range((ds - newest).days, (ds - oldest).days + 1, step))
-
     def existing(days: list[dt.date]) -> list[dt.date]:
         return [day for day in days if first_day is None or day >= first_day]
 
-    validation = ds - dt.timedelta(days=lag)
-    scoring = on_grid(validation, ds - dt.timedelta(days=window))
+    validation = on_grid_at_or_before(ds - dt.timedelta(days=config.horizon_days), step)
+    oldest = ds - dt.timedelta(days=window)
+    scoring = [validation - dt.timedelta(days=back) for back in range(0, (validation - oldest).days + 1, step)][::-1]
     evaluation_newest = validation - dt.timedelta(days=lag)
-    evaluation = on_grid(evaluation_newest, evaluation_newest - dt.timedelta(days=window - lag))
+    evaluation = [evaluation_newest - dt.timedelta(days=back * step) for back in range(len(scoring))][::-1]
     needed_from = evaluation[0]
     scoring, evaluation = existing(scoring), existing(evaluation)
     usable = validation if first_day is None or validation >= first_day else None

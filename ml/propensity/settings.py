@@ -28,7 +28,7 @@ class PropensityConfig(StrictSettings):
         180,
         gt=0,
         description="Training cutoffs reach back this far before ds (the evaluation fit's as far before its"
-        " validation cutoff); at least horizon_days rounded up to cutoff_every_days.",
+        " validation cutoff); at least horizon_days + cutoff_every_days - 1.",
     )
     cutoff_every_days: int = Field(7, gt=0, description="Days between training cutoffs (and feature snapshots).")
     training_max_customers: int = Field(
@@ -54,13 +54,19 @@ class PropensityConfig(StrictSettings):
         window before the validation cutoff, one label lag before ds)."""
         return self.training_window_days + self.label_lag_days
 
+    @property
+    def shortest_training_window_days(self) -> int:
+        """The window that holds a grid date with a known label whatever the weekday of ds: the
+        newest such date is horizon_days to horizon_days + cutoff_every_days - 1 days before ds."""
+        return self.horizon_days + self.cutoff_every_days - 1
+
     @model_validator(mode="after")
     def _window_holds_a_labelled_cutoff(self) -> PropensityConfig:
-        if self.training_window_days < self.label_lag_days:
+        if self.training_window_days < self.shortest_training_window_days:
             raise ValueError(
                 f"training_window_days ({self.training_window_days}) must be at least horizon_days"
-                f" ({self.horizon_days}) rounded up to a multiple of cutoff_every_days ({self.cutoff_every_days}),"
-                f" or no training cutoff has a known label: set propensity.training_window_days to"
-                f" {self.label_lag_days} or more, or shorten propensity.horizon_days"
+                f" ({self.horizon_days}) plus cutoff_every_days ({self.cutoff_every_days}) less one,"
+                f" or some nights no training cutoff has a known label: set propensity.training_window_days to"
+                f" {self.shortest_training_window_days} or more, or shorten propensity.horizon_days"
             )
         return self

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
@@ -85,6 +87,14 @@ class RecommenderConfig(StrictSettings):
         description="Overrides of `model` tried in the hyperparameter search ({} = the settings as they are);"
         " an entry with `family: ease` is EASE settings instead.",
     )
+    search_every_days: int = Field(
+        7,
+        ge=1,
+        description="The search runs when the settings it chose are this many days old (weekly by default), on a"
+        " first night, when the search list changed, when the last night's version lost the gate, or when"
+        " monitoring saw dataset drift in the recommendations; other nights refit the chosen settings (1: every"
+        " night).",
+    )
     eval_every_epochs: int = Field(5, gt=0, description="Early stopping: validation NDCG every this many epochs.")
     patience: int = Field(2, ge=1, description="Early stopping: stop after this many evaluations without gain.")
     num_threads: int = Field(1, gt=0, description="LightFM threads; above 1 training is no longer reproducible.")
@@ -136,3 +146,16 @@ class RecommenderConfig(StrictSettings):
     def search_settings(self) -> list[ModelSettings]:
         """The settings the search tries, each validated."""
         return [self.settings_of(overrides) for overrides in self.search]
+
+    def search_fingerprint(self) -> str:
+        """What the search's result depends on besides the data: a choice made under another is stale."""
+        searched = {
+            "settings": [settings.model_dump() for settings in self.search_settings()],
+            "exclude_interacted": self.exclude_interacted,
+            "eval_every_epochs": self.eval_every_epochs,
+            "patience": self.patience,
+            "half_life_days": self.half_life_days,
+            "interaction_weights": self.interaction_weights,
+            "user_features": self.user_features,
+        }
+        return hashlib.sha256(json.dumps(searched, sort_keys=True).encode()).hexdigest()[:16]

@@ -2,7 +2,8 @@
 
 1. The holdout is the last `holdout_days` up to the end of ds; the validation window is the same
    length just before it. The search fits each setting on what came before the validation window,
-   with early stopping on validation NDCG (nested MLflow runs).
+   with early stopping on validation NDCG (nested MLflow runs). It runs weekly (search_every_days)
+   or when the gate or drift monitoring asks (plan_search); other nights refit its last choice.
 2. The chosen setting is refit on everything before the holdout (the evaluation fit) and judged on
    the holdout beside the popularity baseline and the served policy (model, then fallbacks), for all
    customers, cold-start and warm ones.
@@ -26,17 +27,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import matplotlib
 import mlflow
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from mlflow import MlflowClient
 
 from ml.config import load_config
 from ml.constants import CUSTOMER_ID, ITEM_ID
 from ml.mlops.lifecycle import register_and_gate, skipped, trained, training_run
 from ml.mlops.registry import ChampionCheck
 from ml.mlops.tracking import frame_hash
+from ml.paths import warehouse_path
 from ml.recommender.baseline import top_k_excluding
 from ml.recommender.data import RecommenderInputs, View, read_inputs, serve_view, view_as_of
 from ml.recommender.ease import EaseRecommender, fit_ease
@@ -46,6 +50,7 @@ from ml.recommender.model import HybridRecommender, fit
 from ml.recommender.pyfunc import RecommenderBundle, RecommenderModel
 from ml.recommender.serving import Audience, popularity_share
 from ml.recommender.settings import RecommenderConfig
+from ml.warehouse.partitions import existing_tables
 
 matplotlib.use("Agg")  # headless: plots are files, never windows
 import matplotlib.pyplot as plt
@@ -349,6 +354,70 @@ def search(inputs, test: Holdout, config: RecommenderConfig) -> Choice:
     return best[1]
 
 
+@dataclass(frozen=True)
+class SearchPlan:
+    """Whether this night searches, and why. When it does not, `reuse` is the choice it refits,
+    made by the search of `searched_on`."""
+
+    reuse: Choice | None
+    searched_on: dt.date | None
+    reason: str
+
+
+def plan_search(ds: dt.date, config: RecommenderConfig) -> SearchPlan:
+    """Search, or refit the choice of the last night's version (the newest trained before ds, so a
+    rerun of ds decides as its first run did): it must have won the gate, its search must be fewer
+    than search_every_days old and made with today's search settings, and monitoring must have
+    seen no dataset drift in the recommendations since."""
+
+    def search(reason: str) -> SearchPlan:
+        return SearchPlan(None, None, f"search: {reason}")
+
+    client = MlflowClient()
+    versions = [v for v in client.search_model_versions(f"name = '{MODEL_NAME}'") if "ds" in v.tags]
+    before = [v for v in versions if dt.date.fromisoformat(v.tags["ds"]) < ds]
+    if not before:
+        return search(f"no version trained before {ds}")
+    last = max(before, key=lambda v: (v.tags["ds"], int(v.version)))
+    params = client.get_run(last.run_id).data.params
+    if last.tags.get("gate_promoted") != "True":
+        return search(f"v{last.version} (ds {last.tags['ds']}) did not win the gate: {last.tags.get('gate_reason')}")
+    if "search_ds" not in params:
+        return search(f"v{last.version} does not record its search")
+    searched_on = dt.date.fromisoformat(params["search_ds"])
+    age = (ds - searched_on).days
+    if age >= config.search_every_days:
+        return search(
+            f"the settings were chosen {age} days ago ({searched_on}; search_every_days {config.search_every_days})"
+        )
+    if params.get("search_fingerprint") != config.search_fingerprint():
+        return search("the search settings changed since the last search")
+    drift = last_recommendation_drift(ds)
+    if drift is not None:
+        return search(f"dataset drift in the recommendations on {drift}")
+    fields = {key.removeprefix("model_"): value for key, value in params.items() if key.startswith("model_")}
+    settings = config.settings_of({**fields, "family": fields.get("family", "lightfm")})
+    choice = Choice(settings, int(params["epochs"]), params.get("exclude_interacted_chosen") == "True")
+    return SearchPlan(
+        choice,
+        searched_on,
+        f"refit v{last.version}'s choice, searched on {searched_on} ({age} of {config.search_every_days} days)",
+    )
+
+
+def last_recommendation_drift(ds: dt.date) -> dt.date | None:
+    """The last night before ds, when monitoring saw dataset drift in the recommendations then."""
+    with duckdb.connect(str(warehouse_path()), read_only=True) as connection:
+        if "drift_summary" not in existing_tables(connection, "monitoring"):
+            return None
+        row = connection.execute(
+            "select ds, dataset_drift from monitoring.drift_summary where model_name = ? and ds < ? "
+            "order by ds desc limit 1",
+            [MODEL_NAME, ds],
+        ).fetchone()
+    return row[0] if row and row[1] else None
+
+
 def log_fit(role: str, recommender: Recommender, view: View, seconds: float) -> None:
     with mlflow.start_run(run_name=f"{role} fit", nested=True):
         mlflow.log_params(
@@ -406,7 +475,15 @@ def train_recommender(ds: str) -> dict[str, object]:
         mlflow.log_input(
             mlflow.data.from_pandas(full.data.weights, name=f"interactions_through_{ds}"), context="training"
         )
-        choice = search(inputs, test, config)
+        plan = plan_search(ds_date, config)
+        log.info("recommender ds=%s: %s", ds, plan.reason)
+        mlflow.set_tag("search_plan", plan.reason)
+        if plan.reuse is None:
+            choice, searched_on = search(inputs, test, config), ds_date
+        else:
+            choice, searched_on = plan.reuse, plan.searched_on
+            mlflow.log_param("exclude_interacted_chosen", choice.exclude_interacted)
+        mlflow.log_params({"search_ds": searched_on.isoformat(), "search_fingerprint": config.search_fingerprint()})
         settings, epochs = choice.settings, choice.epochs
         mlflow.log_params({f"model_{key}": value for key, value in _settings_params(settings).items()})
         mlflow.log_param("epochs", epochs)

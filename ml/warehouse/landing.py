@@ -18,6 +18,16 @@ quarantined, the rest of the file loads.
 A file that cannot be read at all (not parquet, an unterminated quote, a header without a
 required column) stops the load with a LandingFileError that names the file, the line and the fix.
 A missing optional table loads as an empty table; a missing required table is an error.
+
+Loading is by arrival: the ledger `raw.landing_files` records each file loaded (table, name, size,
+modification time, sha256, records, load time), and a night reads only the files it has not seen.
+A file whose size and modification time match its ledger row is not read again (not even hashed).
+Two events change rows that were loaded before, and both are logged as warnings and recorded:
+- a file that changed since it was loaded (a new sha256 under the same name, for example a bad
+  export fixed at the source) is re-loaded: its rows replace the earlier ones;
+- a file that left the landing folder has its rows withdrawn from `raw.<table>` (an erasure request
+  stays applied: the erasure ledger keeps it).
+The warehouse therefore always holds what the landing folder holds, and a night costs what arrived.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import hashlib
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -58,16 +69,49 @@ class LandingFileError(LandingError):
         self.path, self.line = path, line
 
 
+LEDGER = f"{RAW_SCHEMA}.landing_files"
+LEDGER_COLUMNS = (
+    "table_name varchar not null, file_name varchar not null, size_bytes bigint not null, "
+    "modified_ns bigint not null, sha256 varchar not null, records bigint not null, "
+    "loaded_at timestamp not null, primary key (table_name, file_name)"
+)
+HASH_CHUNK_BYTES = 8 * 1024 * 1024
+
+
 @dataclass
 class TableLoad:
+    """What one load did to a table: the files read this time, and what the table holds after it."""
+
     table: str
-    files: dict[str, int] = field(default_factory=dict)  # file name -> records read
+    files: dict[str, int] = field(default_factory=dict)  # file name -> records read this time
     unreadable_records: int = 0
     ignored_columns: set[str] = field(default_factory=set)
+    unchanged_files: int = 0  # in the ledger already, same content: not read
+    reloaded_files: list[str] = field(default_factory=list)  # changed since their load: read again
+    withdrawn_files: list[str] = field(default_factory=list)  # gone from the folder: rows removed
+    rows_held: int = 0  # records in raw.<table> after the load
 
     @property
     def rows(self) -> int:
+        """Records read by this load (new and re-loaded files)."""
         return sum(self.files.values())
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    size_bytes: int
+    modified_ns: int
+    sha256: str
+    records: int
+    loaded_at: object
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _run(connection, sql: str, parameters: list | None = None) -> list[tuple]:
@@ -227,8 +271,48 @@ def _load_parquet(connection, path: Path, contract: TableContract, target: str, 
     ]
 
 
+def _ledger(connection, table: str) -> dict[str, LedgerEntry]:
+    rows = _run(
+        connection,
+        f"select file_name, size_bytes, modified_ns, sha256, records, loaded_at from {LEDGER} where table_name = ?",
+        [table],
+    )
+    return {name: LedgerEntry(*values) for name, *values in rows}
+
+
+def _files_to_read(files: list[Path], ledger: dict[str, LedgerEntry], load: TableLoad) -> dict[str, str]:
+    """The files to read (name -> sha256): new ones, and known ones whose content changed. A known
+    file with the size and modification time of its ledger row is taken as unchanged, unhashed."""
+    to_read = {}
+    for path in files:
+        status = path.stat()
+        entry = ledger.get(path.name)
+        if entry is not None and (entry.size_bytes, entry.modified_ns) == (status.st_size, status.st_mtime_ns):
+            load.unchanged_files += 1
+            continue
+        digest = file_sha256(path)
+        if entry is not None and entry.sha256 == digest:  # touched, not changed
+            load.unchanged_files += 1
+            continue
+        if entry is not None:
+            load.reloaded_files.append(path.name)
+        to_read[path.name] = digest
+    return to_read
+
+
+def _raw_table_matches(connection, contract: TableContract) -> bool:
+    described = _run(
+        connection,
+        "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+        "order by ordinal_position",
+        [RAW_SCHEMA, contract.name],
+    )
+    return [row[0] for row in described] == _raw_schema(contract).names
+
+
 def load_table(connection, landing: Path, contract: TableContract) -> TableLoad:
-    """Replace raw.<table> with the current content of the table's landing folder."""
+    """Bring raw.<table> up to the current content of the table's landing folder: read the files the
+    ledger has not seen or that changed, withdraw the rows of files that left the folder."""
     load = TableLoad(contract.name)
     files = landing_files(landing / contract.name)
     if not files and contract.is_required_table:
@@ -236,12 +320,20 @@ def load_table(connection, landing: Path, contract: TableContract) -> TableLoad:
             f"Required landing table '{contract.name}' has no .csv or .parquet file under "
             f"{landing / contract.name}. Export it there (docs/data-contract.md), or run `make data` for demo data."
         )
-    staging_table = f"{RAW_SCHEMA}.__loading_{contract.name}"
     columns_sql = ", ".join(
         f'"{f.name}" {"bigint" if f.type == pa.int64() else "varchar"}' for f in _raw_schema(contract)
     )
+    if not _raw_table_matches(connection, contract):  # first load, or the contract's columns changed
+        _run(connection, f"create or replace table {RAW_SCHEMA}.{contract.name} ({columns_sql})")
+        _run(connection, f"delete from {LEDGER} where table_name = ?", [contract.name])
+    ledger = _ledger(connection, contract.name)
+    digests = _files_to_read(files, ledger, load)
+    to_read = [path for path in files if path.name in digests]
+    present = {path.name for path in files}
+    load.withdrawn_files = sorted(set(ledger) - present)
+    staging_table = f"{RAW_SCHEMA}.__loading_{contract.name}"
     _run(connection, f"create or replace table {staging_table} ({columns_sql})")
-    for path in files:
+    for path in to_read:
         if path.name.lower().endswith(".parquet"):
             _load_parquet(connection, path, contract, staging_table, load)
         else:
@@ -249,11 +341,21 @@ def load_table(connection, landing: Path, contract: TableContract) -> TableLoad:
                 connection.register("csv_batch", batch)
                 _run(connection, f"insert into {staging_table} select * from csv_batch")
                 connection.unregister("csv_batch")
+            load.files.setdefault(path.name, 0)  # an empty CSV (header only, or nothing) read no records
     loaded = _run(connection, f"select count(*) from {staging_table}")[0][0]
     if loaded != load.rows:  # the loader's own reconciliation: every record read is stored
         raise LandingError(f"raw.{contract.name}: read {load.rows} records but stored {loaded}")
-    _run(connection, f"create or replace table {RAW_SCHEMA}.{contract.name} as select * from {staging_table}")
+    replaced = [*load.reloaded_files, *load.withdrawn_files]
+    if replaced:
+        _run(
+            connection,
+            f"delete from {RAW_SCHEMA}.{contract.name} where list_contains(?::varchar[], {SOURCE_FILE})",
+            [replaced],
+        )
+    _run(connection, f"insert into {RAW_SCHEMA}.{contract.name} select * from {staging_table}")
     _run(connection, f"drop table {staging_table}")
+    _record_in_ledger(connection, contract.name, files, ledger, digests, load)
+    _warn_about_replaced_rows(contract.name, ledger, load)
     if load.ignored_columns:
         log.warning(
             "%s: ignored columns not in the landing contract: %s",
@@ -261,17 +363,74 @@ def load_table(connection, landing: Path, contract: TableContract) -> TableLoad:
             ", ".join(sorted(load.ignored_columns)),
         )
     log.info(
-        "raw.%s: %d records from %d file(s), %d unreadable",
+        "raw.%s: %d records from %d new or changed file(s) (%d unreadable), %d file(s) unchanged; %d records held",
         contract.name,
         load.rows,
-        len(files),
+        len(to_read),
         load.unreadable_records,
+        load.unchanged_files,
+        load.rows_held,
     )
     return load
 
 
+def _record_in_ledger(
+    connection, table: str, files: list[Path], ledger: dict[str, LedgerEntry], digests: dict[str, str], load
+) -> None:
+    """Rewrite the table's ledger rows: the files read now get a new row, the others keep theirs (with
+    the size and modification time seen now), withdrawn files lose theirs."""
+    rows = []
+    for path in files:
+        status = path.stat()
+        if path.name in load.files:
+            digest, records = digests[path.name], load.files[path.name]
+        else:
+            digest, records = ledger[path.name].sha256, ledger[path.name].records
+        rows.append((table, path.name, status.st_size, status.st_mtime_ns, digest, records))
+    loaded_at = {name: entry.loaded_at for name, entry in ledger.items() if name not in load.files}
+    _run(connection, f"delete from {LEDGER} where table_name = ?", [table])
+    for row in rows:
+        _run(
+            connection,
+            f"insert into {LEDGER} values (?, ?, ?, ?, ?, ?, coalesce(?, current_localtimestamp()))",
+            [*row, loaded_at.get(row[1])],
+        )
+    held = _run(connection, f"select count(*) from {RAW_SCHEMA}.{table}")[0][0]
+    recorded = sum(row[5] for row in rows)
+    if held != recorded:  # the ledger's reconciliation: raw holds exactly the records of the files recorded
+        raise LandingError(
+            f"raw.{table} holds {held:,} records but its landing files in {LEDGER} hold {recorded:,}. "
+            f"Load into a new warehouse, or drop {LEDGER} to reload every file"
+        )
+    load.rows_held = held
+
+
+def _warn_about_replaced_rows(table: str, ledger: dict[str, LedgerEntry], load: TableLoad) -> None:
+    for name in load.reloaded_files:
+        entry = ledger[name]
+        log.warning(
+            "%s/%s changed since it was loaded at %s (sha256 %s..., %d records): re-loaded, its %d records "
+            "replace the earlier ones",
+            table,
+            name,
+            entry.loaded_at,
+            entry.sha256[:12],
+            entry.records,
+            load.files[name],
+        )
+    for name in load.withdrawn_files:
+        log.warning(
+            "%s/%s left the landing folder: its %d records were withdrawn from raw.%s (an erasure request "
+            "stays applied through audit.erasure_ledger)",
+            table,
+            name,
+            ledger[name].records,
+            table,
+        )
+
+
 def load_landing(landing: Path, warehouse: Path) -> dict[str, TableLoad]:
-    """Load every contract table from `landing` into `warehouse`; all tables or none."""
+    """Bring every contract table of `warehouse` up to `landing`; all tables or none."""
     if not landing.is_dir():
         raise LandingError(f"Landing folder {landing} does not exist. Set PZ_DATA_DIR or run `make data`.")
     unread = unread_paths(landing)
@@ -287,12 +446,28 @@ def load_landing(landing: Path, warehouse: Path) -> dict[str, TableLoad]:
         _run(connection, f"create schema if not exists {RAW_SCHEMA}")
         _run(connection, "begin transaction")
         try:
+            _ensure_ledger(connection)
             loads = {name: load_table(connection, landing, contract) for name, contract in CONTRACT.items()}
             _run(connection, "commit")
         except Exception:
             _run(connection, "rollback")
             raise
     return loads
+
+
+def _ensure_ledger(connection) -> None:
+    """Create the ledger; the raw tables of a warehouse loaded before it existed are dropped, so every
+    file is read once more and recorded."""
+    exists = _run(
+        connection,
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = 'landing_files'",
+        [RAW_SCHEMA],
+    )[0][0]
+    if exists:
+        return
+    _run(connection, f"create table {LEDGER} ({LEDGER_COLUMNS})")
+    for name in CONTRACT:
+        _run(connection, f"drop table if exists {RAW_SCHEMA}.{name}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,7 +484,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for name, load in loads.items():
-        print(f"raw.{name:<18} {load.rows:>10,} records  {load.unreadable_records:>6,} unreadable")
+        print(
+            f"raw.{name:<18} {load.rows:>10,} records read  {load.unreadable_records:>6,} unreadable  "
+            f"{load.rows_held:>10,} held"
+        )
     return 0
 
 
@@ -318,10 +496,10 @@ if __name__ == "__main__":
 
 
 def load_landing_files(ds: str) -> dict[str, int]:
-    """The load_landing stage: copy the landing files into raw.*; returns records read per table
-    (small: fits XCom)."""
+    """The load_landing stage: bring raw.* up to the landing files; returns the records read this
+    night per table (small: fits XCom)."""
     from ml.paths import landing_dir, warehouse_path
 
     loads = load_landing(landing_dir(), warehouse_path())
-    log.info("ds=%s landing loaded: %s", ds, {name: load.rows for name, load in loads.items()})
+    log.info("ds=%s landing records read: %s", ds, {name: load.rows for name, load in loads.items()})
     return {name: load.rows for name, load in loads.items()}

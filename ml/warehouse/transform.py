@@ -10,8 +10,10 @@ import shutil
 import sys
 
 from ml.config import load_config
+from ml.constants import FEATURE_GRID_ANCHOR
 from ml.errors import PlatformError
 from ml.paths import data_dir, dbt_project_dir, warehouse_path
+from ml.warehouse.project import staging_checks_version
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,8 @@ def dbt_vars(ds: str) -> dict:
         **config.metrics.model_dump(),
         "feature_snapshot_days": config.propensity.feature_snapshot_days,
         "feature_snapshot_every_days": config.propensity.cutoff_every_days,
+        "feature_grid_anchor": FEATURE_GRID_ANCHOR.isoformat(),
+        "checks_version": staging_checks_version(),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import mlflow
@@ -21,6 +22,9 @@ def in_process(data_dir, code: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+GRID_DATES = "select distinct feature_date from marts.customer_features_daily order by 1"
+
+
 def test_snapshots_count_only_what_was_known_by_the_end_of_their_date(built_warehouse):
     mismatches = query(
         built_warehouse,
@@ -34,9 +38,10 @@ def test_snapshots_count_only_what_was_known_by_the_end_of_their_date(built_ware
         """,
     )
     assert mismatches.empty, mismatches.head()
-    dates = query(built_warehouse, "select distinct feature_date from marts.customer_features_daily order by 1")
-    steps = pd.Series(pd.to_datetime(dates["feature_date"])).diff().dropna().dt.days
-    assert (steps == 7).all() and pd.Timestamp(dates["feature_date"].iloc[-1]).date() == END_DATE
+    # The snapshots lie on the fixed grid (every Sunday), plus ds itself (a Saturday).
+    dates = [d.date() for d in pd.to_datetime(query(built_warehouse, GRID_DATES)["feature_date"])]
+    assert dates[-1] == END_DATE and {d.isoweekday() for d in dates[:-1]} == {7}
+    assert {(b - a).days for a, b in itertools.pairwise(dates[:-1])} == {7} and (dates[-1] - dates[-2]).days == 6
 
 
 def test_online_lookup_returns_the_latest_snapshot_and_history_is_point_in_time(built_warehouse):
@@ -64,12 +69,12 @@ print(json.dumps({{"online": online[["customer_id", "recency_days", "frequency_l
     online = pd.DataFrame(found["online"])
     pd.testing.assert_frame_equal(online.iloc[:3].reset_index(drop=True), expected, check_dtype=False)
     assert online.iloc[3].drop("customer_id").isna().all()  # unknown customer: no features
-    week_before = query(
+    last_sunday = query(
         built_warehouse,
         "select recency_days from marts.customer_features_daily where customer_id = ? and feature_date = ?",
-        [ids[0], END_DATE - pd.Timedelta(days=7)],
+        [ids[0], END_DATE - pd.Timedelta(days=END_DATE.isoweekday() % 7)],
     )["recency_days"][0]
-    assert found["past_recency"] == [week_before, expected["recency_days"][0]]
+    assert found["past_recency"] == [last_sunday, expected["recency_days"][0]]
 
 
 def test_above_the_cap_training_takes_a_stable_sample_of_customers_with_all_their_cutoffs(built_warehouse):

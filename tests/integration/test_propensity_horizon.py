@@ -33,11 +33,20 @@ def test_every_horizon_gets_a_validation_cutoff_and_both_fits_get_cutoffs(horizo
     # Nothing the evaluation fit learns overlaps the validation labels.
     assert max(plan.evaluation) + dt.timedelta(days=horizon) <= plan.validation
     assert len(plan.evaluation) == len(plan.scoring)  # as much history as the scoring fit
-    # The oldest cutoff is the oldest feature snapshot dbt builds (feature_snapshot_days on the grid).
-    step = config.cutoff_every_days
-    assert (
-        min(plan.evaluation) == plan.needed_from == DS - dt.timedelta(days=config.feature_snapshot_days // step * step)
-    )
+    # Every cutoff is a Sunday (the fixed grid, whatever the weekday of ds), and dbt builds a snapshot
+    # for each: the oldest lies within feature_snapshot_days of ds.
+    assert {day.isoweekday() for day in plan.all} == {7}
+    assert min(plan.evaluation) == plan.needed_from >= DS - dt.timedelta(days=config.feature_snapshot_days)
+
+
+@pytest.mark.parametrize("weekday_offset", range(7))
+def test_the_cutoffs_stay_on_the_same_sundays_as_ds_moves(weekday_offset):
+    config = PropensityConfig()
+    ds = DS + dt.timedelta(days=weekday_offset)
+    plan = plan_cutoffs(ds, config, first_day=None)
+    assert {day.isoweekday() for day in plan.all} == {7}
+    assert ds - dt.timedelta(days=config.horizon_days + 6) <= plan.validation <= ds - dt.timedelta(days=30)
+    assert len(plan.scoring) == len(plan.evaluation) >= 20  # (180 - 36) // 7 + 1 at the least
 
 
 def test_short_history_is_named_with_the_date_it_needs_and_the_keys_to_change():
@@ -67,6 +76,8 @@ def test_a_90_day_horizon_trains_and_scores_with_the_default_window(tmp_path, mo
     (run,) = client.search_runs(
         [client.get_experiment_by_name("propensity").experiment_id], "params.horizon_days = '90'"
     )
-    assert run.data.params["validation_cutoff"] == str(DS - dt.timedelta(days=91))
+    newest_labelled = DS - dt.timedelta(days=90)  # its 90-day label window ends with ds
+    sunday_at_or_before = newest_labelled - dt.timedelta(days=newest_labelled.isoweekday() % 7)
+    assert run.data.params["validation_cutoff"] == str(sunday_at_or_before)
     assert int(run.data.params["evaluation_cutoffs"]) > 0 and "gate_reason" in run.data.tags
     mlflow.set_tracking_uri(None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import mlflow
@@ -120,3 +121,26 @@ print(json.dumps(out.groupby("customer_id").size().to_dict()))
     result = run_python(built_warehouse, probe, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {known: K, "NEW-1": K}
+
+
+def test_the_search_runs_weekly_and_the_nights_between_refit_its_choice(client, built_warehouse, monkeypatch):
+    from ml.recommender.training import plan_search
+
+    monkeypatch.setenv("PZ_DATA_DIR", str(built_warehouse))
+    config = load_config().recommender
+    run, _ = parent_run(client)
+    (version,) = client.search_model_versions("name = 'recommender'")
+    assert run.data.params["search_ds"] == str(END_DATE) and run.data.tags["search_plan"].startswith("search: ")
+    assert plan_search(END_DATE, config).reuse is None  # a rerun decides as the first run: nothing before it
+    next_night = plan_search(END_DATE + dt.timedelta(days=1), config)
+    if version.tags["gate_promoted"] != "True":
+        assert next_night.reuse is None and "did not win the gate" in next_night.reason
+        return
+    chosen = {key.removeprefix("model_"): value for key, value in run.data.params.items() if key.startswith("model_")}
+    assert next_night.reuse is not None and next_night.searched_on == END_DATE, next_night.reason
+    assert {k: str(v) for k, v in next_night.reuse.settings.model_dump().items()} == chosen
+    assert next_night.reuse.epochs == int(run.data.params["epochs"])
+    week_later = plan_search(END_DATE + dt.timedelta(days=config.search_every_days), config)
+    assert week_later.reuse is None and "chosen 7 days ago" in week_later.reason
+    changed = config.model_copy(update={"search": [{}]})
+    assert "search settings changed" in plan_search(END_DATE + dt.timedelta(days=1), changed).reason

@@ -69,7 +69,7 @@ def test_a_window_too_short_for_the_horizon_is_refused_naming_the_keys_and_the_s
         load_config(path)
     message = str(error.value)
     assert "propensity" in message and "training_window_days" in message and "horizon_days" in message
-    assert "91 or more" in message  # 90 days rounded up to the weekly cutoff grid
+    assert "96 or more" in message  # 90 days and a week less a day: a labelled Sunday on any weekday
 
 
 def test_a_90_day_horizon_is_accepted_with_every_other_setting_at_its_default(tmp_path):

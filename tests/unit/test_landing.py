@@ -113,3 +113,62 @@ def test_columns_outside_the_contract_are_ignored(landing, tmp_path):
     )
     loads = load_landing(landing, tmp_path / "w.duckdb")
     assert loads["orders"].ignored_columns == {"coupon"}
+
+
+def test_a_second_load_reads_only_the_files_that_arrived(landing, tmp_path):
+    warehouse = tmp_path / "w.duckdb"
+    load_landing(landing, warehouse)
+    (landing / "customers" / "b.csv").write_text(
+        CUSTOMERS_HEADER + "C2,2026-01-02T00:00:00Z,c2@example.com,DE,Berlin,de,1981,male,ios,social\n"
+    )
+    loads = load_landing(landing, warehouse)
+    assert loads["customers"].files == {"b.csv": 1} and loads["customers"].unchanged_files == 1
+    assert loads["orders"].rows == 0 and loads["orders"].rows_held == 1
+    assert raw(warehouse, "select customer_id, _source_file from raw.customers order by 1") == [
+        ("C1", "a.csv"),
+        ("C2", "b.csv"),
+    ]
+    ledger = raw(warehouse, "select table_name, file_name, records from raw.landing_files order by 1, 2")
+    assert ledger == [("customers", "a.csv", 1), ("customers", "b.csv", 1), ("orders", "a.parquet", 1)]
+
+
+def test_a_touched_file_with_the_same_content_is_not_read_again(landing, tmp_path):
+    warehouse = tmp_path / "w.duckdb"
+    load_landing(landing, warehouse)
+    path = landing / "customers" / "a.csv"
+    path.write_bytes(path.read_bytes())  # a copy by a sync tool: new modification time, same bytes
+    loads = load_landing(landing, warehouse)
+    assert loads["customers"].rows == 0 and loads["customers"].unchanged_files == 1
+    assert raw(warehouse, "select count(*) from raw.customers") == [(1,)]
+
+
+def test_a_changed_file_is_reloaded_and_a_removed_one_withdrawn_with_a_warning(landing, tmp_path, caplog):
+    warehouse = tmp_path / "w.duckdb"
+    (landing / "customers" / "b.csv").write_text(
+        CUSTOMERS_HEADER + "C9,2026-01-02T00:00:00Z,c9@example.com,DE,Berlin,de,1981,male,ios,social\n"
+    )
+    load_landing(landing, warehouse)
+    (landing / "customers" / "a.csv").write_text(
+        CUSTOMERS_HEADER
+        + "C1,2026-01-01T00:00:00Z,c1@example.com,DE,Berlin,de,1980,female,ios,social\n"
+        + "C3,2026-01-03T00:00:00Z,c3@example.com,FR,Paris,fr,1990,female,web,search\n"
+    )
+    (landing / "customers" / "b.csv").unlink()
+    loads = load_landing(landing, warehouse)
+    assert loads["customers"].reloaded_files == ["a.csv"] and loads["customers"].withdrawn_files == ["b.csv"]
+    assert raw(warehouse, "select customer_id from raw.customers order by 1") == [("C1",), ("C3",)]
+    assert raw(warehouse, "select file_name, records from raw.landing_files where table_name = 'customers'") == [
+        ("a.csv", 2)
+    ]
+    messages = " ".join(record.getMessage() for record in caplog.records)
+    assert "customers/a.csv changed since it was loaded" in messages
+    assert "customers/b.csv left the landing folder: its 1 records were withdrawn" in messages
+
+
+def test_a_warehouse_loaded_before_the_ledger_is_reloaded_once(landing, tmp_path):
+    warehouse = tmp_path / "w.duckdb"
+    load_landing(landing, warehouse)
+    with duckdb.connect(str(warehouse)) as connection:
+        connection.execute("drop table raw.landing_files")
+    loads = load_landing(landing, warehouse)
+    assert loads["customers"].rows == 1 and loads["customers"].rows_held == 1

@@ -1,9 +1,13 @@
 {#
   Point-in-time customer feature snapshots for the propensity model and the Feast feature store:
   one row per customer and feature_date, computed only from what was known by the end of that
-  date. The dates are ds and every `feature_snapshot_every_days` before it, back over the training
-  window and horizon, so each training cutoff has its snapshot. Rebuilt for those dates each run
-  (replacing them), kept for other dates; erasure removes a customer from every date.
+  date. The dates lie on a calendar grid that does not move with ds: every
+  `feature_snapshot_every_days` days from `feature_grid_anchor` (a Sunday: with the default 7 days,
+  every Sunday), back over the training window and horizon so each training cutoff has its
+  snapshot, plus ds itself (what scoring reads). A night builds ds and the grid dates the table
+  does not hold yet, so one or two dates, not the whole window: a grid date, once built, keeps the
+  values known when it was built (rows that arrive later, dated before it, do not change it).
+  Erasure removes a customer from every date.
 #}
 {# Spark's parquet tables cannot delete: there the table is partitioned by feature_date and a run
    overwrites the partitions it writes. A feature added in a new release becomes a new column of an
@@ -20,12 +24,21 @@
 {% set engagement_windows = var('engagement_windows') %}
 {% set order_windows = var('order_windows') %}
 {% set step_days = var('feature_snapshot_every_days') %}
-{% set snapshots = (var('feature_snapshot_days') // step_days) %}
 
-with feature_dates as (
-    select
-        {{ unnest_days(ds() ~ ' - interval ' ~ (snapshots * step_days) ~ ' day', ds(), step_days) }}
-            as feature_date
+with window_days as (
+    select {{ unnest_days(ds() ~ ' - interval ' ~ var('feature_snapshot_days') ~ ' day', ds()) }} as feature_date
+),
+
+feature_dates as (
+    select feature_date
+    from window_days
+    where
+        {{ days_between("cast('" ~ var('feature_grid_anchor') ~ "' as date)", 'feature_date') }} % {{ step_days }} = 0
+        {% if is_incremental() %}
+            and feature_date not in (select distinct feature_date from {{ this }})
+        {% endif %}
+    union
+    select {{ ds() }} as feature_date
 ),
 
 customers_by_date as (
