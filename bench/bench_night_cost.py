@@ -18,6 +18,7 @@ from bench_nightly import END, STAGES, time_stages
 from common import WORK, machine, run_stage, stores_env, write_section
 
 TARGET_RATIO = 1.25  # the longest history's night against the shortest's
+TARGET_CUSTOMERS = 100_000
 
 
 def run_history(customers: int, days: int, workers: int) -> dict[str, object]:
@@ -52,6 +53,8 @@ def report(results: list[dict], workers: int) -> str:
     lines.append("| **night** | " + " | ".join(cells) + f" | **{ratio:.2f}** |")
     previous = ", ".join(f"{r['days']} days: {r['previous night'][0] / 60:.1f} min" for r in results)
     verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
+    if shortest["customers"] < TARGET_CUSTOMERS:
+        verdict = f"an indication only: the target is set at {TARGET_CUSTOMERS:,} customers"
     return "\n".join(
         [
             "## What a night costs as history grows",
