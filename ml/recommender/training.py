@@ -407,7 +407,9 @@ def plan_search(ds: dt.date, config: RecommenderConfig) -> SearchPlan:
 
 def last_recommendation_drift(ds: dt.date) -> dt.date | None:
     """The last night before ds, when monitoring saw dataset drift in the recommendations then."""
-    with duckdb.connect(str(warehouse_path()), read_only=True) as connection:
+    # Not read-only: the pipeline runs every stage in one process, and DuckDB refuses a second
+    # connection to the same file with another configuration.
+    with duckdb.connect(str(warehouse_path())) as connection:
         if "drift_summary" not in existing_tables(connection, "monitoring"):
             return None
         row = connection.execute(
