@@ -33,8 +33,25 @@ def run_history(customers: int, days: int, workers: int) -> dict[str, object]:
     result["previous night"] = run_stage([sys.executable, "-m", "ml.orchestration.pipeline", "--ds", previous], env)
     print(f"{days:>4} days: previous night {result['previous night'][0]:8.1f} s", flush=True)
     time_stages(ds, env, workers, False, result["stages"], lambda: None, label=f"{days:>4} days")
+    result["decisions"] = training_decisions(data_dir, ds)
     shutil.rmtree(data_dir, ignore_errors=True)
     return result
+
+
+def training_decisions(data_dir, ds: str) -> str:
+    """What the timed night's training did: the recommender's search plan and warm start, and
+    whether propensity trained or kept its last version (they set what train_* cost)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{data_dir / 'mlflow.db'}")
+    said = []
+    for model_name, keys in (("recommender", ("search_plan", "warm_start")), ("propensity", ("reuse_reason",))):
+        experiment = client.get_experiment_by_name(model_name)
+        runs = client.search_runs([experiment.experiment_id], f"tags.ds = '{ds}'") if experiment else []
+        tags = runs[0].data.tags if runs else {}
+        found = [f"{key}: {tags[key]}" for key in keys if key in tags]
+        said.append(f"{model_name}: " + ("; ".join(found) or ("trained" if runs else "no run")))
+    return " | ".join(said)
 
 
 def report(results: list[dict], workers: int) -> str:
@@ -68,6 +85,7 @@ def report(results: list[dict], workers: int) -> str:
             *lines,
             "",
             f"- {longest['days']} days against {shortest['days']}: {ratio:.2f}x ({verdict}).",
+            *(f"- What the timed night's training did, {r['days']} days: {r['decisions']}" for r in results),
         ]
     )
 

@@ -72,6 +72,14 @@ def trained(run: mlflow.ActiveRun, decision: GateDecision, **metrics: float) -> 
     }
 
 
+def reused(model_name: str, ds: str, version: str, reason: str) -> dict[str, object]:
+    """The summary of a night that had nothing new to learn: version `version` goes on serving as
+    the registry decided. Recorded as a run of ds (tags reused_version, reuse_reason) for the reports."""
+    log.info("%s ds=%s: no new version, v%s stays: %s", model_name, ds, version, reason)
+    mlflow.set_tags({"reused_version": str(version), "reuse_reason": reason})
+    return {"status": "reused", "version": str(version), "reason": reason}
+
+
 def latest_run(model_name: str, ds: str):
     """The newest MLflow run of a model's experiment for ds, or None."""
     mlflow.set_tracking_uri(mlflow_tracking_uri())
@@ -88,6 +96,8 @@ def latest_run(model_name: str, ds: str):
 def gate_line(model_name: str, tags: dict[str, str]) -> str | None:
     """The gate's decision on the version a run registered: champion or not, what serves and why
     (the nightly summary and the KPI report print it); None when the run registered nothing."""
+    if "reused_version" in tags:
+        return f"{model_name}: no new version tonight, v{tags['reused_version']} stays ({tags['reuse_reason']})"
     if "gate_version" not in tags:
         return None
     verdict = "champion" if tags.get("gate_promoted") == "True" else "challenger"

@@ -73,6 +73,17 @@ def champion_version(client: MlflowClient, model_name: str) -> ModelVersion | No
         return None
 
 
+def last_version_before(client: MlflowClient, model_name: str, ds: dt.date) -> ModelVersion | None:
+    """The newest version trained for a day before ds (what the night before left), or None. Only
+    earlier days count, so a rerun of ds decides as its first run did."""
+    try:
+        versions = client.search_model_versions(f"name = '{model_name}'")
+    except MlflowException:
+        return None
+    before = [v for v in versions if "ds" in v.tags and dt.date.fromisoformat(v.tags["ds"]) < ds]
+    return max(before, key=lambda v: (v.tags["ds"], int(v.version))) if before else None
+
+
 def _beats(value: float, other: float, margin: float) -> bool:
     # "At least" with a float tolerance: 0.2 + 0.01 is 0.21000000000000002 in binary.
     return value - other >= margin - FLOAT_TOLERANCE

@@ -11,6 +11,7 @@ registered as `propensity` through the path shared with the recommender (ml.mlop
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from pathlib import Path
 import matplotlib
 import mlflow
 import pandas as pd
+from mlflow import MlflowClient
 from sklearn.calibration import calibration_curve
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import brier_score_loss, precision_recall_curve, roc_curve
@@ -26,9 +28,9 @@ from threadpoolctl import threadpool_limits
 
 from ml.config import load_config
 from ml.constants import SEED
-from ml.mlops.lifecycle import register_and_gate, skipped, trained, training_run
-from ml.mlops.registry import ChampionCheck
-from ml.mlops.tracking import BundledModel, frame_hash
+from ml.mlops.lifecycle import register_and_gate, reused, skipped, trained, training_run
+from ml.mlops.registry import ChampionCheck, last_version_before
+from ml.mlops.tracking import BundledModel, frame_hash, git_commit
 from ml.propensity.dataset import LABEL, training_set
 from ml.propensity.model import (
     OPENMP_THREADS,
@@ -95,7 +97,20 @@ def train_propensity(ds: str) -> dict[str, object]:
                 f" {config.horizon_days} days: land more history or raise propensity.training_window_days",
             )
     scoring_rows = data.at(plan.scoring)
+    fingerprint = training_fingerprint(config, data.rows)
     with training_run(MODEL_NAME, ds, data.rows) as run:
+        mlflow.set_tag("training_fingerprint", fingerprint)
+        same = same_training_before(ds_date, fingerprint)
+        if same is not None:
+            mlflow.log_params({"ds": ds, "validation_cutoff": str(plan.validation), "cutoffs": len(plan.all)})
+            return reused(
+                MODEL_NAME,
+                ds,
+                same.version,
+                f"its training rows, configuration and code are those of v{same.version} (ds {same.tags['ds']}), so"
+                f" a retrain would learn the same model; the rows change when a cutoff's {config.horizon_days}-day"
+                " labels complete or the window drops its oldest cutoff",
+            )
         mlflow.log_params(
             {
                 "ds": ds,
@@ -169,6 +184,21 @@ def train_propensity(ds: str) -> dict[str, object]:
         brier=metrics["brier"],
         brier_base_rate=metrics["brier_base_rate"],
     )
+
+
+def training_fingerprint(config: PropensityConfig, rows: pd.DataFrame) -> str:
+    """What a fit's result depends on: the rows, the configuration and the code (the fits are seeded)."""
+    parts = (frame_hash(rows), config.model_dump_json(), git_commit())
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def same_training_before(ds: dt.date, fingerprint: str):
+    """The last version before ds when it was trained exactly as tonight would train (else None)."""
+    client = MlflowClient()
+    last = last_version_before(client, MODEL_NAME, ds)
+    if last is None or client.get_run(last.run_id).data.tags.get("training_fingerprint") != fingerprint:
+        return None
+    return last
 
 
 def log_fit(role: str, model: PropensityModel, rows: pd.DataFrame) -> None:

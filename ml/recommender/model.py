@@ -34,6 +34,7 @@ class HybridRecommender:
     epochs: int
     trained_through: dt.datetime  # exclusive end of the interactions it was fitted on
     history: list[tuple[int, float]] = field(default_factory=list)  # (epoch, validation NDCG)
+    warm_started_from: dt.datetime | None = None  # trained_through of the fit it continued, if it did
 
     def item_vectors(self, item_ids, item_pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         biases, embeddings = self.model.get_item_representations(self.items.transform(item_ids, item_pairs))
@@ -79,6 +80,22 @@ class TrainingData:
     purchases: pd.DataFrame | None = None  # customer_id, item_id of every purchase (EASE's rows)
 
 
+def _interaction_matrices(data: TrainingData, customers: pd.Index, settings: LightFMSettings, pairs: pd.DataFrame):
+    """LightFM's interactions and sample weights for `pairs` (rows of data.weights), shaped
+    customers x catalog."""
+    rows = customers.get_indexer(pairs[CUSTOMER_ID])
+    cols = data.item_ids.get_indexer(pairs[ITEM_ID])
+    shape = (len(customers), len(data.item_ids))
+    interactions = sp.coo_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=shape)
+    weighted = settings.sample_weight_power > 0 and settings.loss not in ("warp-kos",)
+    sample_weight = (
+        sp.coo_matrix((pairs["weight"].to_numpy(dtype=np.float32) ** settings.sample_weight_power, (rows, cols)), shape)
+        if weighted
+        else None
+    )
+    return interactions, sample_weight
+
+
 def fit(
     data: TrainingData,
     settings: LightFMSettings,
@@ -94,15 +111,7 @@ def fit(
     customers = pd.Index(sorted(data.weights[CUSTOMER_ID].unique()))
     users = FeatureEncoder.fit(customers, data.user_pairs, settings.user_feature_weight)
     items = FeatureEncoder.fit(data.item_ids, data.item_pairs, settings.item_feature_weight)
-    rows = customers.get_indexer(data.weights[CUSTOMER_ID])
-    cols = data.item_ids.get_indexer(data.weights[ITEM_ID])
-    interactions = sp.coo_matrix(
-        (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(customers), len(data.item_ids))
-    )
-    sample_weight = sp.coo_matrix(
-        (data.weights["weight"].to_numpy(dtype=np.float32) ** settings.sample_weight_power, (rows, cols)),
-        shape=interactions.shape,
-    )
+    interactions, sample_weight = _interaction_matrices(data, customers, settings, data.weights)
     user_features = users.transform(customers, data.user_pairs)
     item_features = items.transform(data.item_ids, data.item_pairs)
     model = LightFM(
@@ -114,14 +123,13 @@ def fit(
         random_state=np.random.RandomState(SEED),
     )
     recommender = HybridRecommender(model, users, items, data.price_band_edges, settings, 0, data.trained_through)
-    weighted = settings.sample_weight_power > 0 and settings.loss not in ("warp-kos",)
 
     def train(n_epochs: int) -> None:
         model.fit_partial(
             interactions,
             user_features=user_features,
             item_features=item_features,
-            sample_weight=sample_weight if weighted else None,
+            sample_weight=sample_weight,
             epochs=n_epochs,
             num_threads=num_threads,
         )
@@ -142,3 +150,94 @@ def fit(
             evaluations_without_gain += 1
     best.history = list(recommender.history)
     return best
+
+
+# LightFM's per-feature state, by side: embeddings, biases and their adagrad accumulators.
+_STATE = (
+    "{}_embeddings",
+    "{}_embedding_gradients",
+    "{}_embedding_momentum",
+    "{}_biases",
+    "{}_bias_gradients",
+    "{}_bias_momentum",
+)
+
+
+def _carry_over(model: LightFM, side: str, old: FeatureEncoder, new: FeatureEncoder) -> None:
+    """Re-lay `model`'s `side` state from `old`'s columns to `new`'s: a column of both (the same
+    entity id or feature name) keeps its learned vectors and adagrad accumulators; a new one starts
+    as LightFM starts every column (small random embedding, zero bias, fresh accumulators); a column
+    that left (an erased customer, a withdrawn item, a feature value no longer seen) is dropped."""
+    kept_new, kept_old = [], []
+    for offset_new, offset_old, new_keys, old_keys in (
+        (0, 0, new.ids, old.ids),
+        (len(new.ids), len(old.ids), new.vocabulary, old.vocabulary),
+    ):
+        positions = pd.Index(old_keys).get_indexer(new_keys)
+        found = np.flatnonzero(positions >= 0)
+        kept_new.append(offset_new + found)
+        kept_old.append(offset_old + positions[found])
+    kept_new, kept_old = np.concatenate(kept_new), np.concatenate(kept_old)
+    fresh = np.setdiff1d(np.arange(new.width), kept_new)
+    components = model.no_components
+    for name in _STATE:
+        attribute = name.format(side)
+        previous = getattr(model, attribute)
+        state = np.zeros((new.width, *previous.shape[1:]), dtype=previous.dtype)
+        state[kept_new] = previous[kept_old]
+        if attribute.endswith("_embeddings"):
+            state[fresh] = (model.random_state.rand(len(fresh), components) - 0.5) / components
+        elif attribute.endswith("_gradients") and model.learning_schedule == "adagrad":
+            state[fresh] = 1.0
+        setattr(model, attribute, state)
+
+
+def continue_fit(
+    previous: HybridRecommender,
+    data: TrainingData,
+    epochs: int,
+    recent_since: dt.datetime,
+    recent_pairs: pd.DataFrame,
+    num_threads: int = 1,
+) -> HybridRecommender:
+    """A warm start: `previous` (fitted on data up to an earlier moment) continued on `data` for
+    `epochs` epochs over the customer-item pairs with an interaction since `recent_since`
+    (`recent_pairs`: customer_id, item_id), so its cost follows the recent days, not the history.
+
+    Customers, items and feature values are those of `data`, laid out as a fit from scratch would
+    lay them out: known ones keep their learned state (adagrad accumulators too, so their steps stay
+    as small as training had made them), new ones start fresh, gone ones are dropped."""
+    if previous.trained_through > data.trained_through:
+        raise ValueError(
+            f"cannot continue a fit trained through {previous.trained_through} on data up to {data.trained_through}"
+        )
+    settings = previous.settings
+    customers = pd.Index(sorted(data.weights[CUSTOMER_ID].unique()))
+    users = FeatureEncoder.fit(customers, data.user_pairs, settings.user_feature_weight)
+    items = FeatureEncoder.fit(data.item_ids, data.item_pairs, settings.item_feature_weight)
+    model = copy.deepcopy(previous.model)
+    _carry_over(model, "user", previous.users, users)
+    _carry_over(model, "item", previous.items, items)
+    recent = data.weights.merge(recent_pairs[[CUSTOMER_ID, ITEM_ID]].drop_duplicates(), on=[CUSTOMER_ID, ITEM_ID])
+    interactions, sample_weight = _interaction_matrices(data, customers, settings, recent)
+    if recent.empty:
+        log.info("no interactions since %s: the warm start only re-lays the previous fit", recent_since)
+    else:
+        model.fit_partial(
+            interactions,
+            user_features=users.transform(customers, data.user_pairs),
+            item_features=items.transform(data.item_ids, data.item_pairs),
+            sample_weight=sample_weight,
+            epochs=epochs,
+            num_threads=num_threads,
+        )
+    return HybridRecommender(
+        model,
+        users,
+        items,
+        data.price_band_edges,
+        settings,
+        previous.epochs + epochs,
+        data.trained_through,
+        warm_started_from=previous.trained_through,
+    )

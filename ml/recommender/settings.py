@@ -55,6 +55,28 @@ class EaseSettings(StrictSettings):
 ModelSettings = LightFMSettings | EaseSettings
 
 
+class WarmStartConfig(StrictSettings):
+    """Nights between searches continue the last version's LightFM fits instead of refitting from scratch."""
+
+    enabled: bool = Field(
+        True, description="Continue the last version's fits on nights between searches (false: refit from scratch)."
+    )
+    epochs: int = Field(5, gt=0, description="Epochs of the continuation.")
+    recent_days: int = Field(
+        90,
+        gt=0,
+        description="The continuation trains on the customer-item pairs with an interaction in this many days before"
+        " the fit's end (weights as a full fit gives them): its cost follows these days, not the history.",
+    )
+    max_ndcg_loss: float = Field(
+        0.02,
+        ge=0,
+        lt=1,
+        description="Refit from scratch when the continued evaluation fit serves this share (relative) below the"
+        " fit it continued, both judged on tonight's holdout.",
+    )
+
+
 class RecommenderConfig(StrictSettings):
     """How interactions are weighted, the hybrid model trained and evaluated, and customers scored."""
 
@@ -95,6 +117,7 @@ class RecommenderConfig(StrictSettings):
         " monitoring saw dataset drift in the recommendations; other nights refit the chosen settings (1: every"
         " night).",
     )
+    warm_start: WarmStartConfig = WarmStartConfig()
     eval_every_epochs: int = Field(5, gt=0, description="Early stopping: validation NDCG every this many epochs.")
     patience: int = Field(2, ge=1, description="Early stopping: stop after this many evaluations without gain.")
     num_threads: int = Field(1, gt=0, description="LightFM threads; above 1 training is no longer reproducible.")

@@ -38,7 +38,7 @@ from mlflow import MlflowClient
 from ml.config import load_config
 from ml.constants import CUSTOMER_ID, ITEM_ID
 from ml.mlops.lifecycle import register_and_gate, skipped, trained, training_run
-from ml.mlops.registry import ChampionCheck
+from ml.mlops.registry import ChampionCheck, last_version_before
 from ml.mlops.tracking import frame_hash
 from ml.paths import warehouse_path
 from ml.recommender.baseline import top_k_excluding
@@ -46,7 +46,7 @@ from ml.recommender.data import RecommenderInputs, View, read_inputs, serve_view
 from ml.recommender.ease import EaseRecommender, fit_ease
 from ml.recommender.interactions import end_of
 from ml.recommender.metrics import precision_at_k, ranking_metrics
-from ml.recommender.model import HybridRecommender, fit
+from ml.recommender.model import HybridRecommender, continue_fit, fit
 from ml.recommender.pyfunc import RecommenderBundle, RecommenderModel
 from ml.recommender.serving import Audience, popularity_share
 from ml.recommender.settings import RecommenderConfig
@@ -362,6 +362,7 @@ class SearchPlan:
     reuse: Choice | None
     searched_on: dt.date | None
     reason: str
+    version: str | None = None  # the version whose choice is refit (and whose fits a warm start continues)
 
 
 def plan_search(ds: dt.date, config: RecommenderConfig) -> SearchPlan:
@@ -374,11 +375,9 @@ def plan_search(ds: dt.date, config: RecommenderConfig) -> SearchPlan:
         return SearchPlan(None, None, f"search: {reason}")
 
     client = MlflowClient()
-    versions = [v for v in client.search_model_versions(f"name = '{MODEL_NAME}'") if "ds" in v.tags]
-    before = [v for v in versions if dt.date.fromisoformat(v.tags["ds"]) < ds]
-    if not before:
+    last = last_version_before(client, MODEL_NAME, ds)
+    if last is None:
         return search(f"no version trained before {ds}")
-    last = max(before, key=lambda v: (v.tags["ds"], int(v.version)))
     params = client.get_run(last.run_id).data.params
     if last.tags.get("gate_promoted") != "True":
         return search(f"v{last.version} (ds {last.tags['ds']}) did not win the gate: {last.tags.get('gate_reason')}")
@@ -402,6 +401,7 @@ def plan_search(ds: dt.date, config: RecommenderConfig) -> SearchPlan:
         choice,
         searched_on,
         f"refit v{last.version}'s choice, searched on {searched_on} ({age} of {config.search_every_days} days)",
+        last.version,
     )
 
 
@@ -420,7 +420,109 @@ def last_recommendation_drift(ds: dt.date) -> dt.date | None:
     return row[0] if row and row[1] else None
 
 
+def warm_start_source(plan: SearchPlan, choice: Choice, test: Holdout, full: View, config: RecommenderConfig):
+    """The bundle whose fits tonight continues, or None; and why, in one line."""
+    if not config.warm_start.enabled:
+        return None, "full refit: recommender.warm_start.enabled is false"
+    if plan.reuse is None:
+        return None, "full refit: the search chose the settings tonight"
+    if choice.settings.family != "lightfm":
+        return None, f"full refit: {choice.settings.family} fits in closed form, there is nothing to continue"
+    if test.kind != "recent_days":
+        return None, (
+            "full refit: the last_purchases holdout cannot judge a continued fit (the fit it would continue saw some of"
+            " tonight's held-out purchases)"
+        )
+    previous = load_bundle(f"models:/{MODEL_NAME}/{plan.version}")
+    ends = {"evaluation": (previous.evaluation, test.start), "scoring": (previous.scoring, full.data.trained_through)}
+    for role, (fitted, end) in ends.items():
+        if not isinstance(fitted, HybridRecommender) or fitted.settings != choice.settings:
+            return None, f"full refit: v{plan.version}'s {role} fit is not a LightFM fit of the chosen settings"
+        if fitted.trained_through > end:
+            return None, (
+                f"full refit: v{plan.version}'s {role} fit saw data up to {fitted.trained_through:%Y-%m-%d %H:%M},"
+                f" after tonight's {role} fit ends ({end:%Y-%m-%d %H:%M})"
+            )
+    gone = previous.scoring.users.ids.difference(full.customer_ids)
+    if len(gone):
+        # Their interactions shaped every item vector of the old fits: only a fit from scratch forgets them.
+        return None, (
+            f"full refit: {len(gone)} customers v{plan.version} learned from are gone (erased), and a continued fit"
+            " would keep what their data taught it"
+        )
+    return previous, f"continued v{plan.version}'s fits"
+
+
+def recent_pairs(interactions: pd.DataFrame, end: dt.datetime, days: int) -> pd.DataFrame:
+    """customer_id, item_id of every pair with an interaction in the `days` before `end`."""
+    occurred = interactions["occurred_at"]
+    window = (occurred >= pd.Timestamp(end - dt.timedelta(days=days))) & (occurred < pd.Timestamp(end))
+    return interactions.loc[window, [CUSTOMER_ID, ITEM_ID]].drop_duplicates()
+
+
+def refit_choice(inputs, test: Holdout, full: View, choice: Choice, plan: SearchPlan, config: RecommenderConfig):
+    """The evaluation and scoring fits of the chosen settings, ((fit, seconds), (fit, seconds)):
+    continued from the last version's fits on nights between searches (warm start), from scratch
+    otherwise or when the continued evaluation fit serves more than max_ndcg_loss below the fit it
+    continued on tonight's holdout. Tagged `warm_start` with the reason."""
+    previous, reason = warm_start_source(plan, choice, test, full, config)
+    if previous is not None:
+        warm = config.warm_start
+        fits = continued_fits(previous.evaluation, previous.scoring, test, full, inputs, config)
+        continued = served_ndcg(test, fits[0][0], inputs, config, choice.exclude_interacted)
+        before = served_ndcg(test, previous.evaluation, inputs, config, choice.exclude_interacted)
+        metric = config.champion.metric
+        mlflow.log_metrics({f"warm_start_{metric}": continued, f"warm_start_previous_{metric}": before})
+        verdict = f"served {metric} {continued:.4f} against {before:.4f} for the fit it continued, on tonight's holdout"
+        if continued >= before * (1 - warm.max_ndcg_loss):
+            reason = f"{reason} ({warm.epochs} epochs on the last {warm.recent_days} days): {verdict}"
+            log.info("recommender: %s", reason)
+            mlflow.set_tag("warm_start", reason)
+            return fits
+        reason = f"full refit: the continued fit lost more than max_ndcg_loss {warm.max_ndcg_loss:.0%}: {verdict}"
+        log.warning("recommender: %s", reason)
+    mlflow.set_tag("warm_start", reason)
+    return fits_from_scratch(test, full, choice, config)
+
+
+def fits_from_scratch(test: Holdout, full: View, choice: Choice, config: RecommenderConfig):
+    """The chosen settings fitted from scratch before the holdout and up to ds, side by side:
+    neither depends on the other, and together they are most of a night between searches."""
+    return side_by_side(
+        [
+            functools.partial(fit_candidate, view.data, choice.settings, epochs=choice.epochs, config=config)
+            for view in (test.view, full)
+        ],
+        config.parallel_fits,
+    )
+
+
+def continued_fits(evaluation, scoring, test: Holdout, full: View, inputs, config: RecommenderConfig):
+    """`evaluation` continued to the holdout's start and `scoring` to the end of ds (warm starts),
+    side by side, each on the pairs of its last warm_start.recent_days days."""
+    warm = config.warm_start
+    return side_by_side(
+        [
+            functools.partial(
+                continue_fit,
+                fitted,
+                view.data,
+                warm.epochs,
+                view.data.trained_through - dt.timedelta(days=warm.recent_days),
+                recent_pairs(known, view.data.trained_through, warm.recent_days),
+                config.num_threads,
+            )
+            for fitted, view, known in (
+                (evaluation, test.view, test.known.interactions),
+                (scoring, full, inputs.interactions),
+            )
+        ],
+        config.parallel_fits,
+    )
+
+
 def log_fit(role: str, recommender: Recommender, view: View, seconds: float) -> None:
+    warm_started_from = getattr(recommender, "warm_started_from", None)
     with mlflow.start_run(run_name=f"{role} fit", nested=True):
         mlflow.log_params(
             {
@@ -428,6 +530,7 @@ def log_fit(role: str, recommender: Recommender, view: View, seconds: float) -> 
                 "role": role,
                 "epochs": recommender.epochs,
                 "trained_through": recommender.trained_through.isoformat(),
+                "warm_started_from": warm_started_from.isoformat() if warm_started_from else "",
             }
         )
         mlflow.log_metrics(
@@ -493,13 +596,8 @@ def train_recommender(ds: str) -> dict[str, object]:
             test, audience=test.view.audience(test.customer_ids, config.exclude_purchased, choice.exclude_interacted)
         )
 
-        # Both refits at once: neither depends on the other, and together they are most of the time.
-        (evaluation_fit, evaluation_seconds), (scoring_fit, scoring_seconds) = side_by_side(
-            [
-                functools.partial(fit_candidate, view.data, settings, epochs=epochs, config=config)
-                for view in (test.view, full)
-            ],
-            config.parallel_fits,
+        (evaluation_fit, evaluation_seconds), (scoring_fit, scoring_seconds) = refit_choice(
+            inputs, test, full, choice, plan, config
         )
         log_fit("evaluation", evaluation_fit, test.view, evaluation_seconds)
         lists = rankings(test, evaluation_fit, inputs, config)

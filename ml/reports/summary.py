@@ -219,11 +219,11 @@ def _propensity_lines(ds: str, scores: pd.DataFrame) -> list[str]:
     if run is not None:
         tags = run.data.tags
         m = defaultdict(lambda: float("nan"), run.data.metrics)
-        lines.append(
+        lines.extend([] if "reused_version" in tags else [
             f"  out-of-time validation (cutoff {run.data.params.get('validation_cutoff')}): AUC {m['roc_auc']:.3f} vs"
             f" RFM heuristic {m['baseline_roc_auc']:.3f}; Brier {m['brier']:.3f} vs base rate"
             f" {m['brier_base_rate']:.3f}; top-decile lift {m['top_decile_lift']:.2f}"
-        )
+        ])
         gate = gate_line("propensity", tags)
         lines.extend([f"  {gate}"] if gate else [])
     return lines

@@ -13,6 +13,7 @@ import duckdb
 import pandas as pd
 import pytest
 import yaml
+from mlflow import MlflowClient
 
 from ml.paths import REPO_ROOT
 from tests.conftest import END_DATE, export_digests, fresh_data_dir, orchestrate
@@ -109,6 +110,41 @@ def test_rerunning_a_ds_gives_identical_tables_and_files(in_order):
     assert export_digests(in_order) == files  # byte-identical audience files and manifests
     assert len(before["marts.customer_360"]) > 0 and len(before["channels.email"]) > 0
     assert {path.split("/")[0] for path in files} == {"email", "push", "web", "call_center"}
+
+
+def test_the_nights_between_searches_continue_the_last_versions_fits(in_order):
+    """Night one searches; the next nights say whether they continued its fits or refit, and why,
+    and a continued scoring fit records the fit it started from."""
+    client = MlflowClient(f"sqlite:///{in_order / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("recommender")
+    runs = {}
+    for ds in pd.date_range(*BACKFILL).date:
+        # The newest run of each night (the rerun test may have run the last one again: it decides the same).
+        runs[ds] = client.search_runs(
+            [experiment.experiment_id], f"tags.ds = '{ds}'", order_by=["start_time DESC"], max_results=1
+        )[0]
+    first, *later = runs.values()
+    assert first.data.tags["search_plan"].startswith("search: ")
+    for run in runs.values():
+        tags = run.data.tags
+        if tags["search_plan"].startswith("search: "):
+            assert tags["warm_start"] == "full refit: the search chose the settings tonight"
+            continue
+        assert tags["search_plan"].startswith("refit v"), tags["search_plan"]
+        (scoring,) = client.search_runs(
+            [experiment.experiment_id],
+            f"tags.mlflow.parentRunId = '{run.info.run_id}' and params.role = 'scoring'",
+        )
+        if tags["warm_start"].startswith("continued v"):
+            assert scoring.data.params["warm_started_from"] < scoring.data.params["trained_through"]
+            metrics = run.data.metrics
+            assert metrics["warm_start_ndcg_at_10"] >= 0.98 * metrics["warm_start_previous_ndcg_at_10"]
+        else:
+            assert tags["warm_start"].startswith("full refit: ") and scoring.data.params["warm_started_from"] == ""
+    # The demo data's shape (a recent-days holdout, LightFM chosen) is the one warm starts are for.
+    assert any(run.data.tags["warm_start"].startswith("continued v") for run in later), [
+        run.data.tags["warm_start"] for run in later
+    ]
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ import sqlite3
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from mlflow import MlflowClient
 
 from ml.warehouse.contract import TABLES
 from tests.conftest import END_DATE, fresh_data_dir, query, run_pipeline, run_python
@@ -170,6 +171,15 @@ def test_the_online_store_and_the_new_model_forget_them(erasure_nights):
     assert online_features_known(data_dir, [erasure_nights["near_match"]]) == [True]
     assert erased <= bundle_ids(data_dir, erasure_nights["version_before"])  # trained before the requests
     assert not bundle_ids(data_dir, latest_recommender_version(data_dir)) & erased
+    # Their interactions shaped the old fits' item vectors too: the night after refits from scratch.
+    client = MlflowClient(f"sqlite:///{data_dir / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("recommender")
+    (night_2,) = client.search_runs([experiment.experiment_id], f"tags.ds = '{NIGHT_2}'")
+    tags = night_2.data.tags
+    if tags["search_plan"].startswith("refit"):
+        assert "customers v" in tags["warm_start"] and "are gone (erased)" in tags["warm_start"], tags["warm_start"]
+    else:
+        assert tags["warm_start"] == "full refit: the search chose the settings tonight"
 
 
 def test_older_model_bundles_are_purged_by_the_command(erasure_nights):

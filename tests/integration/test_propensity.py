@@ -173,3 +173,44 @@ print(json.dumps({{"probability": float(model.predict(online_features([{customer
 """,
     )
     assert found["probability"] == pytest.approx(stored, abs=1e-9)
+
+
+def test_a_night_with_the_same_training_rows_keeps_the_last_version_instead_of_retraining(built_warehouse):
+    """The training rows change only when a cutoff's labels complete or the window drops a cutoff:
+    the nights between learn nothing new, so they register nothing and the last version serves."""
+    found = in_process(
+        built_warehouse,
+        f"""
+import datetime as dt, json, mlflow
+from mlflow import MlflowClient
+from ml.config import load_config
+from ml.mlops.lifecycle import gate_line
+from ml.paths import mlflow_tracking_uri
+from ml.propensity.dataset import plan_cutoffs
+from ml.propensity.training import train_propensity
+config = load_config().propensity
+ds = dt.date.fromisoformat("{END_DATE}")
+first = dt.date(2000, 1, 1)
+same_plan = next(
+    ds + dt.timedelta(days=days) for days in range(1, 7)
+    if plan_cutoffs(ds + dt.timedelta(days=days), config, first) == plan_cutoffs(ds, config, first)
+)
+mlflow.set_tracking_uri(mlflow_tracking_uri())
+client = MlflowClient()
+versions = len(client.search_model_versions("name = 'propensity'"))
+summary = train_propensity(same_plan.isoformat())
+run = client.search_runs(
+    [client.get_experiment_by_name("propensity").experiment_id], f"tags.ds = '{{same_plan}}'"
+)[0]
+print(json.dumps({{
+    "summary": summary,
+    "versions": [versions, len(client.search_model_versions("name = 'propensity'"))],
+    "line": gate_line("propensity", run.data.tags),
+}}))
+""",
+    )
+    summary = found["summary"]
+    assert summary["status"] == "reused" and summary["version"] == "1", summary
+    assert "a retrain would learn the same model" in summary["reason"]
+    assert found["versions"] == [1, 1]
+    assert found["line"].startswith("propensity: no new version tonight, v1 stays (its training rows")

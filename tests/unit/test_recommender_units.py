@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 
@@ -23,7 +24,7 @@ from ml.mlops.settings import ChampionGateConfig
 from ml.recommender.data import RecommenderInputs
 from ml.recommender.ease import fit_ease
 from ml.recommender.features import FeatureEncoder, activity_band, item_feature_pairs, price_band_edges
-from ml.recommender.model import TrainingData, fit
+from ml.recommender.model import TrainingData, continue_fit, fit
 from ml.recommender.ranking import MISSING, fill_from, top_k_scores
 from ml.recommender.serving import MODEL, POPULAR_IN_SEGMENT, POPULAR_OVERALL, Audience, serve
 from ml.recommender.settings import EaseSettings, LightFMSettings
@@ -145,6 +146,68 @@ def test_serve_gives_k_items_from_model_then_segment_then_overall():
     assert served.items[1].tolist() == [1, 2, 0]
     assert served.strategy[1].tolist() == [POPULAR_IN_SEGMENT, POPULAR_IN_SEGMENT, POPULAR_OVERALL]
     np.testing.assert_allclose(served.scores[1], [2 / 3, 1 / 3, 2 / 6], rtol=1e-6)
+
+
+def _next_day(data: TrainingData) -> TrainingData:
+    """The day after _tiny_training: customer a erased, e new, b's new purchase of I4, feature spain new."""
+    weights = pd.concat(
+        [
+            data.weights[data.weights["customer_id"] != "a"],
+            pd.DataFrame({"customer_id": ["e", "b"], "item_id": ["I3", "I4"], "weight": 1.0}),
+        ],
+        ignore_index=True,
+    )
+    user_pairs = pd.DataFrame({"entity_id": ["b", "c", "d", "e"], "feature": ["country=FR"] * 3 + ["country=ES"]})
+    return dataclasses.replace(
+        data, weights=weights, user_pairs=user_pairs, trained_through=data.trained_through + dt.timedelta(days=1)
+    )
+
+
+def test_a_warm_start_keeps_what_it_learned_adds_the_new_and_drops_the_erased():
+    settings = LightFMSettings(no_components=4, max_epochs=3, user_feature_weight=0.5)
+    yesterday = _tiny_training()
+    previous = fit(yesterday, settings)
+    today = _next_day(yesterday)
+    nothing_recent = pd.DataFrame({"customer_id": [], "item_id": []})
+    relaid = continue_fit(previous, today, 2, today.trained_through, nothing_recent)
+
+    old_users, new_users = previous.users, relaid.users
+    assert list(new_users.ids) == ["b", "c", "e"] and list(new_users.vocabulary) == ["country=ES", "country=FR"]
+    # Nothing recent to train on: a known column holds exactly its old state, adagrad accumulators too.
+    for name in ("user_embeddings", "user_embedding_gradients", "user_biases"):
+        old_state, new_state = getattr(previous.model, name), getattr(relaid.model, name)
+        for key in ("b", "c"):
+            np.testing.assert_array_equal(new_state[new_users.ids.get_loc(key)], old_state[old_users.ids.get_loc(key)])
+        np.testing.assert_array_equal(
+            new_state[len(new_users.ids) + 1],
+            old_state[len(old_users.ids) + old_users.vocabulary.get_loc("country=FR")],
+        )
+    # New columns start as LightFM starts them; the erased customer's row is gone.
+    fresh = [new_users.ids.get_loc("e"), len(new_users.ids)]
+    assert np.all(relaid.model.user_embedding_gradients[fresh] == 1.0) and np.all(relaid.model.user_biases[fresh] == 0)
+    assert np.all(np.abs(relaid.model.user_embeddings[fresh]) <= 0.5 / settings.no_components)
+    assert relaid.model.user_embeddings.shape == (new_users.width, 4) and "a" not in set(new_users.ids)
+    np.testing.assert_array_equal(relaid.model.item_embeddings, previous.model.item_embeddings)  # same catalog
+    assert previous.model.user_embeddings.shape == (old_users.width, 4)  # the previous fit is left as it was
+    assert relaid.warm_started_from == yesterday.trained_through and relaid.epochs == previous.epochs + 2
+
+
+def test_a_warm_start_trains_only_the_recent_pairs_and_is_reproducible():
+    settings = LightFMSettings(no_components=4, max_epochs=3)
+    yesterday = _tiny_training()
+    previous = fit(yesterday, settings)
+    today = _next_day(yesterday)
+    recent = pd.DataFrame({"customer_id": ["e", "b"], "item_id": ["I3", "I4"]})
+    once, twice = (continue_fit(previous, today, 3, today.trained_through, recent) for _ in range(2))
+    np.testing.assert_array_equal(once.model.user_embeddings, twice.model.user_embeddings)
+    # c had nothing recent: its own row moved only through nothing (it is no negative in WARP's user
+    # updates), while b's and e's did.
+    row = {key: once.users.ids.get_loc(key) for key in ("b", "c", "e")}
+    old_row = {key: previous.users.ids.get_loc(key) for key in ("b", "c")}
+    np.testing.assert_array_equal(once.model.user_embeddings[row["c"]], previous.model.user_embeddings[old_row["c"]])
+    assert not np.array_equal(once.model.user_embeddings[row["b"]], previous.model.user_embeddings[old_row["b"]])
+    with pytest.raises(ValueError, match="cannot continue a fit trained through"):
+        continue_fit(once, yesterday, 1, yesterday.trained_through, recent)
 
 
 def test_fits_side_by_side_equal_fits_one_at_a_time():
