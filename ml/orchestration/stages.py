@@ -78,9 +78,10 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "train_recommender",
-        "Searches the recommender settings (LightFM, EASE), evaluates the best beside the popularity "
-        "baseline on the holdout, logs and registers it in MLflow (`recommender`); it becomes `champion` "
-        "only if it beats the baseline and the current champion by the margin.",
+        "Searches the recommender settings (LightFM, EASE) weekly (other nights continue the last night's "
+        "fits), evaluates the model beside the popularity baseline on the holdout, logs and registers it in "
+        "MLflow (`recommender`); it becomes `champion` only if it beats the baseline and the current champion "
+        "by the margin.",
         train_recommender,
         ("build_metrics",),
     ),
@@ -109,7 +110,7 @@ STAGES: tuple[Stage, ...] = (
         "train_propensity",
         "Builds a training set over weekly cutoffs by Feast point-in-time joins, fits calibrated gradient "
         "boosting, validates it out of time beside an RFM heuristic, registers `propensity` and passes it "
-        "through the same champion gate.",
+        "through the same champion gate (nothing when the rows are the last version's).",
         train_propensity,
         ("build_feature_store",),
     ),
