@@ -12,7 +12,7 @@ from datetime import timedelta
 from feast import Entity, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, Int64, String
 
-from ml.mlops.feature_store import snapshots_path
+from ml.mlops.feature_store import snapshots_glob
 from ml.warehouse.project import dbt_project_vars
 
 # The event types and windows come from the dbt project (one list for the contract, the marts and
@@ -65,7 +65,7 @@ customer = Entity(
 
 customer_features_source = FileSource(
     name="customer_features_daily",
-    path=str(snapshots_path()),
+    path=snapshots_glob(),
     timestamp_field="feature_timestamp",
     description="marts.customer_features_daily: point-in-time snapshots, one per customer and feature date.",
 )

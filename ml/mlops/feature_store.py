@@ -7,10 +7,10 @@ online store (SQLite) serves the latest snapshot per customer in milliseconds.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
+import json
 import logging
 import os
-import subprocess
-import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 
 from ml.constants import CUSTOMER_ID
+from ml.errors import PlatformError
 from ml.paths import REPO_ROOT, data_dir, warehouse_path
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,22 @@ def store_dir() -> Path:
     return data_dir() / "feature_store"
 
 
-def snapshots_path() -> Path:
-    return store_dir() / "customer_features_daily.parquet"
+def snapshots_dir() -> Path:
+    """The Feast source: one parquet file per snapshot date, so a night rewrites only the dates
+    that changed and a reader of some dates opens only their files."""
+    return store_dir() / "customer_features_daily"
+
+
+def snapshot_file(feature_date: dt.date) -> Path:
+    return snapshots_dir() / f"feature_date={feature_date.isoformat()}.parquet"
+
+
+def snapshots_glob() -> str:
+    return str(snapshots_dir() / "*.parquet")  # the FileSource path (feature_store/customer_features.py)
+
+
+def export_manifest_path() -> Path:
+    return snapshots_dir() / "_exported.json"
 
 
 def registry_path() -> Path:
@@ -44,35 +59,66 @@ def online_store_path() -> Path:
     return store_dir() / "online_store.db"  # feature_store.yaml: online_store.path
 
 
-def _environment() -> dict[str, str]:
-    # feature_store.yaml and the definitions resolve their paths from PZ_DATA_DIR; the definitions
-    # import the platform's paths and the dbt project's vars, so the repository is on the path.
+def export_snapshots() -> dict[str, int]:
+    """Bring the Feast source up to date with marts.customer_features_daily, one file per snapshot
+    date: a date whose rows changed (count or content hash) is rewritten, a date that left the
+    table is deleted, the rest is left alone. A steady night writes ds's snapshot and the grid date
+    it updates, not the whole history; an erasure changes every date its customer had, and those
+    dates are rewritten. Timestamps are UTC with microsecond precision (nanoseconds break Feast's
+    DuckDB materialize). The manifest is written after the files, so a killed export redoes what
+    it had not recorded."""
+    directory = snapshots_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    (store_dir() / "customer_features_daily.parquet").unlink(missing_ok=True)  # the single file of earlier versions
+    manifest = export_manifest_path()
+    exported = json.loads(manifest.read_text()) if manifest.exists() else {}
+    with duckdb.connect(str(warehouse_path())) as connection:
+        connection.execute("set TimeZone = 'UTC'")
+        counted = connection.execute(
+            f"select feature_date, count(*), sum(hash(*columns(*)))::varchar from {SNAPSHOTS_TABLE} group by all"
+        ).fetchall()
+        fingerprints = {date.isoformat(): f"{rows}:{digest}" for date, rows, digest in counted}
+        changed = sorted(
+            date
+            for date, fingerprint in fingerprints.items()
+            if exported.get(date) != fingerprint or not snapshot_file(dt.date.fromisoformat(date)).exists()
+        )
+        for date in changed:
+            target = snapshot_file(dt.date.fromisoformat(date))
+            partial = target.with_name(target.name + ".partial")  # outside the source's glob
+            connection.execute(
+                f"copy (select * replace (cast(feature_timestamp as timestamptz) as feature_timestamp) "
+                f"from {SNAPSHOTS_TABLE} where feature_date = $date order by customer_id) "
+                f"to '{partial}' (format parquet)",
+                {"date": dt.date.fromisoformat(date)},
+            )
+            partial.replace(target)  # readers never see a half-written file
+    for stale in directory.glob("feature_date=*.parquet"):
+        if stale.stem.removeprefix("feature_date=") not in fingerprints:
+            stale.unlink()
+    partial_manifest = manifest.with_name(manifest.name + ".partial")
+    partial_manifest.write_text(json.dumps(fingerprints, indent=0, sort_keys=True))
+    partial_manifest.replace(manifest)
+    rows_by_date = {date: int(fingerprint.split(":")[0]) for date, fingerprint in fingerprints.items()}
     return {
-        **os.environ,
-        "PZ_DATA_DIR": str(data_dir()),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        "snapshot_dates": len(fingerprints),
+        "snapshot_rows": sum(rows_by_date.values()),
+        "dates_written": len(changed),
+        "rows_written": sum(rows_by_date[date] for date in changed),
     }
 
 
-def export_snapshots() -> int:
-    """Write every snapshot of marts.customer_features_daily to the parquet the Feast source reads.
-    Timestamps are UTC with microsecond precision (nanoseconds break Feast's DuckDB materialize)."""
-    store_dir().mkdir(parents=True, exist_ok=True)
-    target = snapshots_path()
-    partial = target.with_suffix(".parquet.partial")
-    with duckdb.connect(str(warehouse_path())) as connection:
-        connection.execute("set TimeZone = 'UTC'")
-        rows = connection.execute(f"select count(*) from {SNAPSHOTS_TABLE}").fetchone()[0]
-        connection.execute(
-            f"copy (select * replace (cast(feature_timestamp as timestamptz) as feature_timestamp) "
-            f"from {SNAPSHOTS_TABLE} order by feature_date, customer_id) to '{partial}' (format parquet)"
-        )
-    partial.replace(target)  # readers never see a half-written file
-    return rows
+def _definitions():
+    """feature_store/customer_features.py, executed anew: its paths follow this data directory."""
+    spec = importlib.util.spec_from_file_location("feast_definitions", REPO_DIR / "customer_features.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def feast_apply() -> None:
-    """`feast apply` on the repository: registers the entity, the source and the feature view.
+    """Register the entity, the source and the feature view (what `feast apply` does, in this
+    process: the CLI's own start-up cost ten seconds a night, most of it importing Feast again).
 
     The registry is made anew from the definitions every time. Feast's registry records the
     absolute paths of the infrastructure it created (the SQLite online store's file): a registry
@@ -81,16 +127,10 @@ def feast_apply() -> None:
     only ever name this data directory, and it recreates an online table that went missing.
     The online store's rows are kept: apply creates its table only when absent."""
     registry_path().unlink(missing_ok=True)
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("feast")), "apply"],
-        cwd=REPO_DIR,
-        env=_environment(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"feast apply failed in {REPO_DIR}:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+    _store.cache_clear()
+    _schema.cache_clear()
+    definitions = _definitions()
+    store().apply([definitions.customer, definitions.customer_features_source, definitions.customer_features])
 
 
 @lru_cache(maxsize=4)
@@ -134,12 +174,14 @@ ONLINE_WRITE_BATCH_ROWS = 100_000
 def materialize(ds: str) -> None:
     """Load the latest snapshot of every customer as of the end of ds into the online store: the
     snapshot of ds itself, which holds every customer known at ds (marts.customer_features_daily)."""
+    path = snapshot_file(dt.date.fromisoformat(ds))
+    if not path.exists():  # no customer known at ds: nothing to serve
+        return
     feature_store = store()
     columns = [CUSTOMER_ID, "feature_timestamp", *_schema(str(data_dir()))[0]]
     with duckdb.connect() as connection:
         batches = connection.sql(
-            f"select {', '.join(columns)} from read_parquet($path) where feature_date = $ds",
-            params={"path": str(snapshots_path()), "ds": dt.date.fromisoformat(ds)},
+            f"select {', '.join(columns)} from read_parquet($path)", params={"path": str(path)}
         ).to_arrow_reader(ONLINE_WRITE_BATCH_ROWS)
         for batch in batches:
             feature_store.write_to_online_store(FEATURE_VIEW, batch.to_pandas())
@@ -184,19 +226,21 @@ def build_feature_store(ds: str) -> dict[str, int]:
     delete erased customers' rows that an earlier night wrote to the online store."""
     from ml.warehouse.erasure import erased_customer_ids
 
-    rows = export_snapshots()
+    exported = export_snapshots()
     feast_apply()
-    _store.cache_clear()  # the registry changed on disk
-    _schema.cache_clear()
     materialize(ds)
     purged = purge_online_store(erased_customer_ids())
     log.info(
-        "ds=%s feature store: %d snapshot rows exported, online store materialized, %d erased customers removed",
+        "ds=%s feature store: %d of %d snapshot dates written (%d of %d rows), online store materialized, "
+        "%d erased customers removed",
         ds,
-        rows,
+        exported["dates_written"],
+        exported["snapshot_dates"],
+        exported["rows_written"],
+        exported["snapshot_rows"],
         purged,
     )
-    return {"snapshot_rows": rows, "erased_customers_removed_online": purged}
+    return {**exported, "erased_customers_removed_online": purged}
 
 
 def online_features(customer_ids: list[str]) -> pd.DataFrame:
@@ -213,6 +257,60 @@ def online_features(customer_ids: list[str]) -> pd.DataFrame:
     numeric = [column for column in frame.columns if column != CUSTOMER_ID and column not in categorical_features()]
     frame[numeric] = frame[numeric].astype(float)
     return frame
+
+
+class MissingSnapshotError(PlatformError, LookupError):
+    """Rows asked for the snapshot of a date the Feast source does not hold for their customer."""
+
+
+def snapshot_features(entity_rows: pd.DataFrame, date_column: str) -> pd.DataFrame:
+    """Features of each (customer_id, date) row from the snapshot of that date, reading only those
+    dates' files. For the end of a snapshot date this is what the point-in-time join
+    (historical_features) returns: the snapshot valid from then is that date's own. Training
+    cutoffs and ds are snapshot dates; Feast's DuckDB point-in-time join reads every snapshot of
+    the history for any question (at 100k customers x 730 days, 396 s and 7.1 GB for a 180-day
+    training window, bench/results.md), this reads the window. Other columns pass through; a row
+    whose customer has no snapshot of its date is an error that names it."""
+    dates = pd.to_datetime(entity_rows[date_column]).dt.date
+    names = _schema(str(data_dir()))[0]
+    files = [snapshot_file(date) for date in sorted(set(dates))]
+    absent = [path for path in files if not path.exists()]
+    if absent:
+        raise MissingSnapshotError(
+            f"the Feast source has no snapshot file {absent[0]} ({len(absent)} of {len(files)} dates asked for "
+            "are missing): rerun build_feature_store for that ds (it exports marts.customer_features_daily)"
+        )
+    if entity_rows.empty:
+        return entity_rows.assign(**{name: pd.Series(dtype=object) for name in names})
+    keys = pd.DataFrame(
+        {"row": range(len(dates)), CUSTOMER_ID: entity_rows[CUSTOMER_ID].to_numpy(), "date": dates.to_numpy()}
+    )
+    with duckdb.connect() as connection:
+        connection.register("entity_keys", keys)
+        # Through Arrow, as Feast's retrieval converts: integers with missing values become floats.
+        found = (
+            connection.sql(
+                f"select {', '.join(f'snapshot.{name}' for name in names)}, "
+                f"snapshot.{CUSTOMER_ID} is not null as has_snapshot "
+                f"from entity_keys left join read_parquet($files) as snapshot "
+                f"on snapshot.{CUSTOMER_ID} = entity_keys.{CUSTOMER_ID} and snapshot.feature_date = entity_keys.date "
+                f"order by entity_keys.row",
+                params={"files": [str(path) for path in files]},
+            )
+            .to_arrow_table()
+            .to_pandas()
+        )
+    joined = pd.concat([entity_rows.reset_index(drop=True), found], axis=1)
+    missing = joined[~joined.pop("has_snapshot")]
+    if len(missing):
+        first = missing.iloc[0]
+        raise MissingSnapshotError(
+            f"{len(missing)} of {len(joined)} rows have no feature snapshot of their date in {snapshots_dir()} "
+            f"(first: customer {first[CUSTOMER_ID]} at {pd.Timestamp(first[date_column]).date()}): a customer known "
+            "at a date has a snapshot of it in marts.customer_features_daily; rerun build_metrics and "
+            "build_feature_store for that ds"
+        )
+    return joined
 
 
 def historical_features(entity_rows: pd.DataFrame) -> pd.DataFrame:

@@ -9,24 +9,31 @@ can be rerun or backfilled.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ml.activation.export import publish_channels
-from ml.activation.readout import read_experiments
-from ml.activation.store import decide_audiences
 from ml.errors import PlatformError
-from ml.mlops.feature_store import build_feature_store
-from ml.mlops.monitoring import monitor_drift
 from ml.orchestration.settings import WAREHOUSE_POOL
-from ml.propensity import scoring as propensity_scoring
-from ml.propensity.training import train_propensity
-from ml.recommender import scoring as recommender_scoring
-from ml.recommender.training import train_recommender
-from ml.reports.kpi import build_kpi_report
-from ml.warehouse.landing import load_landing_files
-from ml.warehouse.transform import build_metrics, build_staging, check_outputs
+
+
+def imported_when_called(target: str) -> Callable[..., object]:
+    """The function `module:name`, imported at its first call. A task imports only its own stage's
+    libraries: importing every stage's (MLflow, Feast, Evidently, LightFM, scikit-learn) cost each
+    task process and each parse of the DAG file about 7 s."""
+    module_name, _, name = target.partition(":")
+
+    def resolve() -> Callable[..., object]:
+        return getattr(importlib.import_module(module_name), name)
+
+    def call(*args, **kwargs):
+        return resolve()(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"{target}, imported when called."
+    call.resolve = resolve  # the function itself (its signature, for the registry's tests)
+    return call
 
 
 @dataclass(frozen=True)
@@ -56,7 +63,7 @@ STAGES: tuple[Stage, ...] = (
         "load_landing",
         "Copies the landing files that arrived (or changed) since the last load into `raw.*` (text, with "
         "file and row lineage; ledger `raw.landing_files`); a broken file fails here with its name and line.",
-        load_landing_files,
+        imported_when_called("ml.warehouse.landing:load_landing_files"),
     ),
     Stage(
         "build_staging",
@@ -64,7 +71,7 @@ STAGES: tuple[Stage, ...] = (
         "rows are parsed once, every row gets its status for `ds` and only changed statuses are written; "
         "bad rows go to quarantine with a reason, counts that do not reconcile (per table and per file) fail "
         "the run; erasure requests a person must check are logged as warnings.",
-        build_staging,
+        imported_when_called("ml.warehouse.transform:build_staging"),
         ("load_landing",),
         rebuilds_history=True,
     ),
@@ -72,7 +79,7 @@ STAGES: tuple[Stage, ...] = (
         "build_metrics",
         "`dbt build` of the metric marts (CSAT, CES, NPS, retention, customer 360, features) with their "
         "tests and unit tests; daily facts replace `ds` and a short lookback.",
-        build_metrics,
+        imported_when_called("ml.warehouse.transform:build_metrics"),
         ("build_staging",),
         rebuilds_history=True,
     ),
@@ -82,7 +89,7 @@ STAGES: tuple[Stage, ...] = (
         "fits), evaluates the model beside the popularity baseline on the holdout, logs and registers it in "
         "MLflow (`recommender`); it becomes `champion` only if it beats the baseline and the current champion "
         "by the margin.",
-        train_recommender,
+        imported_when_called("ml.recommender.training:train_recommender"),
         ("build_metrics",),
     ),
     Stage(
@@ -91,27 +98,29 @@ STAGES: tuple[Stage, ...] = (
         "champion, popular items for customers with too little history: `plan` reads the warehouse once "
         "and splits the customers into `scoring.shards` shards, `score_shard` is mapped over them (no "
         "pool: more workers, a faster night), `merge` writes the partition.",
-        recommender_scoring.score_recommendations,
+        imported_when_called("ml.recommender.scoring:score_recommendations"),
         ("train_recommender",),
         shards=Shards(
-            recommender_scoring.plan_recommendations,
-            recommender_scoring.score_recommendation_shard,
-            recommender_scoring.merge_recommendations,
+            imported_when_called("ml.recommender.scoring:plan_recommendations"),
+            imported_when_called("ml.recommender.scoring:score_recommendation_shard"),
+            imported_when_called("ml.recommender.scoring:merge_recommendations"),
         ),
     ),
     Stage(
         "build_feature_store",
         "Exports the daily customer feature snapshots (`marts.customer_features_daily`) to the Feast "
-        "repository's source, runs `feast apply` and materializes `ds` into the online store.",
-        build_feature_store,
+        "repository's source, one file per snapshot date (only the dates whose rows changed are written), "
+        "applies the Feast definitions and materializes `ds` into the online store.",
+        imported_when_called("ml.mlops.feature_store:build_feature_store"),
         ("build_metrics",),
     ),
     Stage(
         "train_propensity",
-        "Builds a training set over weekly cutoffs by Feast point-in-time joins, fits calibrated gradient "
+        "Builds a training set over weekly cutoffs from the Feast source's snapshots of those dates (only "
+        "the window's files are read), fits calibrated gradient "
         "boosting, validates it out of time beside an RFM heuristic, registers `propensity` and passes it "
         "through the same champion gate (nothing when the rows are the last version's).",
-        train_propensity,
+        imported_when_called("ml.propensity.training:train_propensity"),
         ("build_feature_store",),
     ),
     Stage(
@@ -119,9 +128,13 @@ STAGES: tuple[Stage, ...] = (
         "A calibrated purchase probability and its decile for every customer into `marts.customer_scores`: "
         "the same plan, mapped shards (features from the Feast offline store) and merge (deciles over all "
         "shards).",
-        propensity_scoring.score_customers,
+        imported_when_called("ml.propensity.scoring:score_customers"),
         ("train_propensity",),
-        shards=Shards(propensity_scoring.plan_scores, propensity_scoring.score_shard, propensity_scoring.merge_scores),
+        shards=Shards(
+            imported_when_called("ml.propensity.scoring:plan_scores"),
+            imported_when_called("ml.propensity.scoring:score_shard"),
+            imported_when_called("ml.propensity.scoring:merge_scores"),
+        ),
     ),
     Stage(
         "read_experiments",
@@ -130,7 +143,7 @@ STAGES: tuple[Stage, ...] = (
         "(`marts.fct_experiment_results`), and everyone against the global holdout "
         "(`marts.fct_program_readout`); pauses harm and optionally ships winners "
         "(`activation.audience_status`, `experiments.audit_log`).",
-        read_experiments,
+        imported_when_called("ml.activation.readout:read_experiments"),
         ("build_metrics",),
     ),
     Stage(
@@ -139,7 +152,7 @@ STAGES: tuple[Stage, ...] = (
         "those they qualify for and can be reached in (consent, frequency caps, suppressions), or the "
         "default experience; holdout and arm assignments into `experiments.assignments`, each audience's "
         "funnel into `activation.audience_funnel`.",
-        decide_audiences,
+        imported_when_called("ml.activation.store:decide_audiences"),
         ("score_recommendations", "score_propensity", "read_experiments"),
     ),
     Stage(
@@ -147,7 +160,7 @@ STAGES: tuple[Stage, ...] = (
         "Evidently drift of the propensity features, the predictions and the recommendations against the "
         "training day of the model version in use: reports under `reports/drift/ds=<ds>/`, "
         "`monitoring.drift_columns`, `monitoring.drift_summary` and `channels.model_health`.",
-        monitor_drift,
+        imported_when_called("ml.mlops.monitoring:monitor_drift"),
         ("score_recommendations", "score_propensity"),
     ),
     Stage(
@@ -157,7 +170,7 @@ STAGES: tuple[Stage, ...] = (
         "`exports/<channel>/ds=<ds>/<audience>.csv|parquet` with `manifest.json`, and the marketer summary "
         "under `reports/audiences/`. With `monitoring.on_dataset_drift: block_exports`, dataset drift "
         "stops it before anything is published.",
-        publish_channels,
+        imported_when_called("ml.activation.export:publish_channels"),
         ("decide_audiences", "monitor_drift"),
     ),
     Stage(
@@ -165,14 +178,14 @@ STAGES: tuple[Stage, ...] = (
         "`dbt build` of what the Python stages wrote for `ds`: the tests of their tables (declared as dbt "
         "sources: unique keys, accepted values, not null) and the report models (`rpt_*`) on them; a "
         "failing test stops the night here, before the KPI report.",
-        check_outputs,
+        imported_when_called("ml.warehouse.transform:check_outputs"),
         ("publish_channels",),
     ),
     Stage(
         "build_kpi_report",
         "The marketer KPI report `reports/kpi/kpi_<ds>.html`: the program readout, CX trends with "
         "intervals, retention curves, churn by NPS answer, audiences, experiment readouts, drift.",
-        build_kpi_report,
+        imported_when_called("ml.reports.kpi:build_kpi_report"),
         ("check_outputs",),
     ),
 )

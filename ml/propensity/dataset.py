@@ -1,11 +1,12 @@
 """Training rows for the propensity model: one per customer and cutoff, features as of the cutoff
-(Feast point-in-time join) and the label "a completed order within horizon_days after it".
+(the Feast source's snapshot of that date: ml.mlops.feature_store.snapshot_features) and the label
+"a completed order within horizon_days after it".
 
 Cutoffs lie on a calendar grid that does not move with ds (every cutoff_every_days days from
 FEATURE_GRID_ANCHOR: every Sunday by default), the dates dbt builds feature snapshots for; which ones
 each fit learns from is the CutoffPlan. Above
 training_max_customers customers, a stable sample of them (by a hash of the id) brings all its
-cutoffs: the model needs rows, not every customer, and the point-in-time join's memory grows with
+cutoffs: the model needs rows, not every customer, and the training frame's memory grows with
 the rows (scoring always covers every customer).
 """
 
@@ -19,7 +20,7 @@ import duckdb
 import pandas as pd
 
 from ml.constants import CUSTOMER_ID, FEATURE_GRID_ANCHOR
-from ml.mlops.feature_store import TIMESTAMP, historical_features
+from ml.mlops.feature_store import TIMESTAMP, snapshot_features
 from ml.paths import warehouse_path
 from ml.propensity.settings import PropensityConfig
 from ml.recommender.interactions import end_of
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 LABEL = "label"
 CUTOFF = "cutoff"
+SNAPSHOT_DATE = "feature_date"
 
 # A stable sample of customers when there are more than the cap: ordered by a hash of the id, so the
 # same customers are drawn every night and each brings all of its cutoffs. `customers_available`
@@ -169,7 +171,7 @@ def training_set(ds: dt.date, config: PropensityConfig) -> TrainingSet:
     if entity_rows.empty:
         return TrainingSet(entity_rows, plan, available)
     entity_rows[LABEL] = entity_rows[LABEL].astype(int)
-    rows = historical_features(entity_rows)
+    rows = snapshot_features(entity_rows, CUTOFF)
     rows[CUTOFF] = pd.to_datetime(rows[CUTOFF]).dt.date
     rows = rows.sort_values([CUTOFF, CUSTOMER_ID]).reset_index(drop=True)
     return TrainingSet(rows, plan, available)
@@ -184,7 +186,8 @@ def scoring_customers(ds: dt.date) -> pd.Series:
 
 
 def scoring_rows(ds: dt.date, customer_ids: pd.Series) -> pd.DataFrame:
-    """Features of `customer_ids` as of the end of ds (Feast point-in-time join), sorted by customer."""
-    customers = pd.DataFrame({CUSTOMER_ID: customer_ids.to_numpy()})
+    """Features of `customer_ids` as of the end of ds (the snapshot of ds), sorted by customer."""
+    customers = pd.DataFrame({CUSTOMER_ID: customer_ids.to_numpy(), SNAPSHOT_DATE: ds})
     customers[TIMESTAMP] = pd.Timestamp(end_of(ds), tz="UTC")
-    return historical_features(customers).sort_values(CUSTOMER_ID).reset_index(drop=True)
+    rows = snapshot_features(customers, SNAPSHOT_DATE).drop(columns=SNAPSHOT_DATE)
+    return rows.sort_values(CUSTOMER_ID).reset_index(drop=True)

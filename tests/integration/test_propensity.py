@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 
 import mlflow
 import pandas as pd
@@ -75,6 +76,78 @@ print(json.dumps({{"online": online[["customer_id", "recency_days", "frequency_l
         [ids[0], END_DATE - pd.Timedelta(days=END_DATE.isoweekday() % 7)],
     )["recency_days"][0]
     assert found["past_recency"] == [last_sunday, expected["recency_days"][0]]
+
+
+def test_training_reads_the_snapshot_of_each_cutoff_as_feasts_point_in_time_join_does(built_warehouse):
+    """snapshot_features (training and scoring) reads only the asked dates' files; at the end of a
+    snapshot date it must give exactly what Feast's point-in-time join gives, value for value and
+    type for type, and a customer without a snapshot of the date is refused by name."""
+    found = in_process(
+        built_warehouse,
+        f"""
+import datetime as dt, json
+import duckdb, pandas as pd
+from ml.mlops.feature_store import MissingSnapshotError, historical_features, snapshot_features
+from ml.paths import warehouse_path
+with duckdb.connect(str(warehouse_path()), read_only=True) as connection:
+    rows = connection.execute(
+        "select customer_id, feature_date as cutoff, feature_timestamp as event_timestamp "
+        "from marts.customer_features_daily using sample 600 rows (reservoir, 7)").df()
+ours = snapshot_features(rows, "cutoff").drop(columns="event_timestamp")
+feast = historical_features(rows).drop(columns="event_timestamp")
+for frame in (ours, feast):
+    frame["cutoff"] = pd.to_datetime(frame["cutoff"]).dt.date
+key = ["cutoff", "customer_id"]
+ours, feast = (f.sort_values(key).reset_index(drop=True) for f in (ours, feast))
+try:
+    unknown = pd.DataFrame({{"customer_id": ["NOT-A-CUSTOMER"], "cutoff": [dt.date.fromisoformat("{END_DATE}")]}})
+    snapshot_features(unknown, "cutoff")
+    refused = ""
+except MissingSnapshotError as error:
+    refused = str(error)
+print(json.dumps({{"rows": len(ours), "dates": int(ours["cutoff"].nunique()),
+                  "equal": bool(ours[feast.columns].equals(feast)), "refused": refused}}))
+""",
+    )
+    assert found["rows"] == 600 and found["dates"] > 5
+    assert found["equal"]
+    assert "customer NOT-A-CUSTOMER at" in found["refused"] and "1 of 1 rows" in found["refused"]
+
+
+def test_the_export_rewrites_only_the_snapshot_dates_that_changed(built_warehouse, tmp_path):
+    """A second export with nothing new writes nothing; a changed date (a row of it deleted, as an
+    erasure does) is rewritten alone, and the files then hold exactly the table."""
+    copy = tmp_path / "data"
+    shutil.copytree(built_warehouse, copy, ignore=shutil.ignore_patterns("mlruns", "mlartifacts", "airflow"))
+    found = in_process(
+        copy,
+        """
+import json
+import duckdb
+from ml.mlops.feature_store import export_snapshots, snapshots_glob
+from ml.paths import warehouse_path
+again = export_snapshots()
+with duckdb.connect(str(warehouse_path())) as connection:
+    first_date = "(select min(feature_date) from marts.customer_features_daily)"
+    connection.execute(
+        f"delete from marts.customer_features_daily where feature_date = {first_date} and customer_id = "
+        f"(select min(customer_id) from marts.customer_features_daily where feature_date = {first_date})")
+after_delete = export_snapshots()
+with duckdb.connect(str(warehouse_path()), read_only=True) as connection:
+    differ = connection.execute(
+        "select count(*) from (select * exclude (feature_timestamp) from marts.customer_features_daily "
+        f"except all select * exclude (feature_timestamp) from read_parquet('{snapshots_glob()}')) "
+        "union all select count(*) from (select * exclude (feature_timestamp) from "
+        f"read_parquet('{snapshots_glob()}') except all select * exclude (feature_timestamp) "
+        "from marts.customer_features_daily)").fetchall()
+print(json.dumps({"again": again, "after_delete": after_delete, "differ": [row[0] for row in differ]}))
+""",
+    )
+    assert found["again"]["dates_written"] == 0 and found["again"]["snapshot_dates"] > 10
+    deleted_from = found["after_delete"]
+    # One customer's row of one date went: that date alone is written again, not the history.
+    assert deleted_from["dates_written"] == 1 and deleted_from["snapshot_rows"] == found["again"]["snapshot_rows"] - 1
+    assert found["differ"] == [0, 0]
 
 
 def test_above_the_cap_training_takes_a_stable_sample_of_customers_with_all_their_cutoffs(built_warehouse):

@@ -22,14 +22,22 @@ def test_names_are_unique_and_every_stage_comes_after_the_stages_it_waits_for():
 
 
 def test_every_stage_is_a_function_of_ds_with_a_summary():
+    """Each stage names its function by module and name (imported when a task calls it): every name
+    resolves, and takes ds first."""
     for current in STAGES:
-        parameters = list(inspect.signature(current.run).parameters)
+        parameters = list(inspect.signature(current.run.resolve()).parameters)
         assert parameters[0] == "ds", current.name
         assert current.summary.endswith("."), current.name
         if current.rebuilds_history:
             assert "full_refresh" in parameters, current.name
         if current.shards:
-            assert list(inspect.signature(current.shards.score_shard).parameters)[:3] == ["ds", "shard", "shards"]
+            assert list(inspect.signature(current.shards.score_shard.resolve()).parameters)[:3] == [
+                "ds",
+                "shard",
+                "shards",
+            ]
+            for step in (current.shards.plan, current.shards.merge):
+                assert next(iter(inspect.signature(step.resolve()).parameters)) == "ds"
 
 
 def test_only_the_shards_run_outside_the_warehouse_pool():
