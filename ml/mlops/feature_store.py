@@ -27,6 +27,7 @@ REPO_DIR = REPO_ROOT / "feature_store"
 FEATURE_VIEW = "customer_features"
 SNAPSHOTS_TABLE = "marts.customer_features_daily"
 TIMESTAMP = "event_timestamp"  # Feast's name for the as-of time of an entity row
+SCHEMA_FILE = "feature_schema.json"  # the view's feature names and types as registered (see _schema)
 
 
 def store_dir() -> Path:
@@ -131,6 +132,12 @@ def feast_apply() -> None:
     _schema.cache_clear()
     definitions = _definitions()
     store().apply([definitions.customer, definitions.customer_features_source, definitions.customer_features])
+    features, categorical = _registered_schema()
+    copy = store_dir() / SCHEMA_FILE
+    partial = copy.with_name(copy.name + ".partial")
+    partial.write_text(json.dumps({"features": features, "categorical": categorical}, indent=1), encoding="utf-8")
+    partial.replace(copy)
+    _schema.cache_clear()
 
 
 @lru_cache(maxsize=4)
@@ -148,8 +155,18 @@ def store():
 
 @lru_cache(maxsize=4)
 def _schema(data_directory: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(feature names, string-typed names) of the view. Cached: get_feature_view re-reads the
-    registry file on every call, which cost 120 ms per online lookup."""
+    """(feature names, string-typed names) of the view, as the last apply registered it. Cached:
+    get_feature_view re-reads the registry file on every call, which cost 120 ms per online lookup.
+    Read from the copy feast_apply writes beside the registry when there is one: training and the
+    scoring shards need only the names, and importing Feast costs each process about 10 s."""
+    copy = Path(data_directory) / "feature_store" / SCHEMA_FILE
+    if copy.exists():
+        written = json.loads(copy.read_text(encoding="utf-8"))
+        return tuple(written["features"]), tuple(written["categorical"])
+    return _registered_schema()
+
+
+def _registered_schema() -> tuple[tuple[str, ...], tuple[str, ...]]:
     from feast.types import String
 
     features = store().get_feature_view(FEATURE_VIEW).features
