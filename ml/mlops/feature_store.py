@@ -86,7 +86,7 @@ def export_snapshots() -> dict[str, int]:
         )
         for date in changed:
             target = snapshot_file(dt.date.fromisoformat(date))
-            partial = target.with_name(target.name + ".partial")  # outside the source's glob
+            partial = target.with_name(f".{target.name}.partial")  # hidden from the source's glob and from readers
             connection.execute(
                 f"copy (select * replace (cast(feature_timestamp as timestamptz) as feature_timestamp) "
                 f"from {SNAPSHOTS_TABLE} where feature_date = $date order by customer_id) "

@@ -169,6 +169,11 @@ def test_the_online_store_and_the_new_model_forget_them(erasure_nights):
     data_dir, erased = erasure_nights["data_dir"], erasure_nights["erased"]
     assert online_features_known(data_dir, sorted(erased)) == [False, False]
     assert online_features_known(data_dir, [erasure_nights["near_match"]]) == [True]
+    # The offline store (one file per snapshot date, rewritten only when a date's rows changed):
+    # every date they had was rewritten without them.
+    snapshots = pq.read_table(data_dir / "feature_store" / "customer_features_daily", columns=["customer_id"])
+    offline = set(snapshots.column("customer_id").to_pylist())
+    assert erasure_nights["near_match"] in offline and not offline & erased
     assert erased <= bundle_ids(data_dir, erasure_nights["version_before"])  # trained before the requests
     assert not bundle_ids(data_dir, latest_recommender_version(data_dir)) & erased
     # Their interactions shaped the old fits' item vectors too: the night after refits from scratch.
