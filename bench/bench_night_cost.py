@@ -68,6 +68,9 @@ def training_decisions(data_dir, ds: str) -> str:
         runs = client.search_runs([experiment.experiment_id], f"tags.ds = '{ds}'") if experiment else []
         tags = runs[0].data.tags if runs else {}
         found = [f"{key}: {tags[key]}" for key in keys if key in tags]
+        params = runs[0].data.params if runs else {}
+        # What a retraining night's cost follows: the rows of the window's cutoffs.
+        found += [f"{key} {params[key]}" for key in ("all_rows", "training_customers") if key in params]
         said.append(f"{model_name}: " + ("; ".join(found) or ("trained" if runs else "no run")))
     return " | ".join(said)
 
