@@ -79,6 +79,7 @@ def export_snapshots() -> dict[str, int]:
             f"select feature_date, count(*), sum(hash(*columns(*)))::varchar from {SNAPSHOTS_TABLE} group by all"
         ).fetchall()
         fingerprints = {date.isoformat(): f"{rows}:{digest}" for date, rows, digest in counted}
+        rows_by_date = {date.isoformat(): rows for date, rows, _ in counted}
         changed = sorted(
             date
             for date, fingerprint in fingerprints.items()
@@ -100,7 +101,6 @@ def export_snapshots() -> dict[str, int]:
     partial_manifest = manifest.with_name(manifest.name + ".partial")
     partial_manifest.write_text(json.dumps(fingerprints, indent=0, sort_keys=True))
     partial_manifest.replace(manifest)
-    rows_by_date = {date: int(fingerprint.split(":")[0]) for date, fingerprint in fingerprints.items()}
     return {
         "snapshot_dates": len(fingerprints),
         "snapshot_rows": sum(rows_by_date.values()),
