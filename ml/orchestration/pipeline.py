@@ -1,6 +1,6 @@
 """Run the nightly stages for one logical date without Airflow, in the registry's order.
 
-Usage: python -m ml.orchestration.pipeline --ds 2026-10-31 [--warehouse-only] [--stage NAME ...]
+Usage: python -m ml.orchestration.pipeline --ds 2026-10-31 [--warehouse-only] [--stage NAME ...] [--through NAME ...]
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from ml.config import load_config
 from ml.errors import report_errors
 from ml.orchestration.run_lock import exclusive_run
-from ml.orchestration.stages import STAGES, Stage, stage, stages_through
+from ml.orchestration.stages import STAGES, Stage, UnknownStageError, stage, stages_through
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stage", action="append", help="run only this stage (repeatable; see python -m ml.orchestration.stages)"
     )
+    parser.add_argument(
+        "--through",
+        action="append",
+        metavar="STAGE",
+        help="run this stage and every stage it waits for, nothing else (repeatable: the stages of each)",
+    )
     args = parser.parse_args(argv)
+    if args.through:
+        if args.stage or args.warehouse_only:
+            parser.error("--through runs the stages it needs: give it alone, without --stage or --warehouse-only")
+        try:
+            args.stage = [current.name for current in stages_through(*args.through)]
+        except UnknownStageError as error:
+            parser.error(str(error))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def body() -> int:

@@ -203,9 +203,9 @@ def stage(name: str) -> Stage:
     raise UnknownStageError(f"no stage {name!r}; the stages are: {', '.join(s.name for s in STAGES)}")
 
 
-def stages_through(last: str) -> tuple[Stage, ...]:
-    """`last` and every stage it waits for, directly or not, in run order."""
-    needed, pending = set(), [last]
+def stages_through(*last: str) -> tuple[Stage, ...]:
+    """The stages named in `last` and every stage they wait for, directly or not, in run order."""
+    needed, pending = set(), list(last)
     while pending:
         current = stage(pending.pop())
         if current.name not in needed:

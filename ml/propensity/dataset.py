@@ -4,10 +4,10 @@
 
 Cutoffs lie on a calendar grid that does not move with ds (every cutoff_every_days days from
 FEATURE_GRID_ANCHOR: every Sunday by default), the dates dbt builds feature snapshots for; which ones
-each fit learns from is the CutoffPlan. Above
-training_max_customers customers, a stable sample of them (by a hash of the id) brings all its
-cutoffs: the model needs rows, not every customer, and the training frame's memory grows with
-the rows (scoring always covers every customer).
+each fit learns from is the CutoffPlan. Above training_max_customers customers or
+training_max_rows rows, a stable sample of customers (by a hash of the id) brings all their
+cutoffs: the model needs rows, not every customer, and the fit's time and memory grow with the
+rows (scoring always covers every customer).
 """
 
 from __future__ import annotations
@@ -31,25 +31,43 @@ LABEL = "label"
 CUTOFF = "cutoff"
 SNAPSHOT_DATE = "feature_date"
 
-# A stable sample of customers when there are more than the cap: ordered by a hash of the id, so the
-# same customers are drawn every night and each brings all of its cutoffs. `customers_available`
-# counts them all before the sample, in the same pass.
+# A stable sample of customers when there are more than the caps: ordered by a hash of the id, so the
+# same customers are drawn every night and each brings all of its cutoffs, taken while both the
+# customers and their rows fit (max_customers, max_rows). `customers_available` counts them all
+# before the sample, in the same pass. The labels read only the orders the cutoffs' windows can see:
+# a longer history does not make the label pass longer.
 ENTITY_ROWS_SQL = """
 with candidates as (
     select customer_id, feature_date, feature_timestamp
     from marts.customer_features_daily
     where feature_date in (select unnest($cutoffs))
 ),
+ranked as (
+    select
+        customer_id,
+        count(*) over () as customers_available,
+        row_number() over (order by md5(customer_id), customer_id) as customers_through,
+        sum(cutoffs) over (
+            order by md5(customer_id), customer_id rows between unbounded preceding and current row
+        ) as rows_through
+    from (select customer_id, count(*) as cutoffs from candidates group by customer_id)
+),
 sampled as (
-    select customer_id, count(*) over () as customers_available
-    from (select distinct customer_id from candidates)
-    order by md5(customer_id), customer_id
-    limit $max_customers
+    select customer_id, customers_available
+    from ranked
+    where customers_through <= $max_customers and rows_through <= $max_rows
+),
+window_orders as (
+    select customer_id, ordered_at
+    from staging.stg_orders
+    where status = 'completed'
+      and ordered_at >= (select min(feature_timestamp) from candidates)
+      and ordered_at < (select max(feature_timestamp) from candidates) + to_days($horizon)
 )
 select candidates.customer_id, candidates.feature_date as cutoff, candidates.feature_timestamp as event_timestamp,
        exists (
-           select 1 from staging.stg_orders as orders
-           where orders.customer_id = candidates.customer_id and orders.status = 'completed'
+           select 1 from window_orders as orders
+           where orders.customer_id = candidates.customer_id
              and orders.ordered_at >= candidates.feature_timestamp
              and orders.ordered_at < candidates.feature_timestamp + to_days($horizon)
        ) as label,
@@ -158,15 +176,25 @@ def training_set(ds: dt.date, config: PropensityConfig) -> TrainingSet:
         selected = plan.all
         entity_rows = connection.execute(
             ENTITY_ROWS_SQL,
-            {"horizon": config.horizon_days, "cutoffs": selected, "max_customers": config.training_max_customers},
+            {
+                "horizon": config.horizon_days,
+                "cutoffs": selected,
+                "max_customers": config.training_max_customers,
+                "max_rows": config.training_max_rows,
+            },
         ).df()
     available = int(entity_rows.pop("customers_available").max()) if len(entity_rows) else 0
-    if available > config.training_max_customers:
+    sampled = entity_rows[CUSTOMER_ID].nunique()
+    if sampled < available:
         log.info(
-            "propensity ds=%s: training on a sample of %d of %d customers (training_max_customers)",
+            "propensity ds=%s: training on a sample of %d of %d customers (%d rows; training_max_customers %d,"
+            " training_max_rows %d)",
             ds,
-            config.training_max_customers,
+            sampled,
             available,
+            len(entity_rows),
+            config.training_max_customers,
+            config.training_max_rows,
         )
     if entity_rows.empty:
         return TrainingSet(entity_rows, plan, available)

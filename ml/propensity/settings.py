@@ -37,6 +37,12 @@ class PropensityConfig(StrictSettings):
         description="Train on at most this many customers, a stable sample by a hash of the id, each with all its"
         " cutoffs (scoring covers every customer).",
     )
+    training_max_rows: int = Field(
+        1_000_000,
+        gt=0,
+        description="Train on at most this many rows (customer x cutoff): the same stable sample, taken while its"
+        " customers' rows fit, so a fit costs about the same however long the history or large the customer base.",
+    )
     model: GradientBoostingSettings = GradientBoostingSettings()
     calibration: Literal["isotonic", "sigmoid"] = Field("isotonic", description="Probability calibration method.")
     calibration_folds: int = Field(3, ge=2, description="Cross-validation folds of the calibration.")

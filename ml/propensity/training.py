@@ -130,6 +130,7 @@ def train_propensity(ds: str) -> dict[str, object]:
                 "training_customers": data.customers,
                 "customers_available": data.customers_available,
                 "training_max_customers": config.training_max_customers,
+                "training_max_rows": config.training_max_rows,
             }
         )
         mlflow.log_input(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import pandas as pd
 import pytest
 
 from ml.paths import REPO_ROOT
-from tests.conftest import END_DATE, export_digests, fresh_data_dir, pipeline_env, query, run_pipeline
+from tests.conftest import END_DATE, export_digests, pipeline_env, query
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("faults")]
 
@@ -62,10 +63,11 @@ def assert_published_days_complete(data_dir) -> None:
 
 
 @pytest.fixture(scope="module")
-def night(small_landing, tmp_path_factory):
-    data_dir = fresh_data_dir(small_landing, tmp_path_factory.mktemp("faults"), "data")
-    result = run_pipeline(data_dir, DS)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+def night(built_warehouse, tmp_path_factory):
+    """A copy of the session's night for DS (the integration tests build it on every worker anyway):
+    a copied data directory is a warehouse of its own (tests/e2e/test_erasure.py shows it)."""
+    data_dir = tmp_path_factory.mktemp("faults") / "data"
+    shutil.copytree(built_warehouse, data_dir)
     return data_dir
 
 

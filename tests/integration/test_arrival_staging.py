@@ -55,12 +55,13 @@ def two_nights(tmp_path_factory):
     """The same landing history built twice: night by night (the second night by arrival), and with
     the second night a full refresh."""
     root = tmp_path_factory.mktemp("arrival")
-    generate(TINY, root / "landing")
+    first_night = root / "first_night"
+    generate(TINY, first_night / "landing")
+    run(first_night, FIRST)
     built = {}
     for name, extra in (("by_arrival", ()), ("full_refresh", ("--full-refresh",))):
         data_dir = root / name
-        shutil.copytree(root / "landing", data_dir / "landing")
-        run(data_dir, FIRST)
+        shutil.copytree(first_night, data_dir)  # the first night once; a copy is a warehouse of its own
         the_day_arrives(data_dir / "landing")
         built[name] = (data_dir, run(data_dir, SECOND, *extra))
     return built

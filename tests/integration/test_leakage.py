@@ -72,7 +72,8 @@ def test_features_and_scores_as_of_a_date_ignore_data_added_after_it(tmp_path):
     shutil.copytree(full / "landing", truncated / "landing")
     truncate_landing(truncated / "landing", AS_OF)
     for data_dir in (full, truncated):
-        result = run_pipeline(data_dir, AS_OF.isoformat())
+        # The stages the features and the scores need (no recommender, nothing published).
+        result = run_pipeline(data_dir, AS_OF.isoformat(), True, "--through", "score_propensity")
         assert result.returncode == 0, result.stderr[-3000:]
     later_rows = sum(len(read(p)) for p in (full / "landing").rglob("*.*")) - sum(
         len(read(p)) for p in (truncated / "landing").rglob("*.*")

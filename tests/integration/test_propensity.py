@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import shutil
@@ -150,26 +151,31 @@ print(json.dumps({"again": again, "after_delete": after_delete, "differ": [row[0
     assert found["differ"] == [0, 0]
 
 
-def test_above_the_cap_training_takes_a_stable_sample_of_customers_with_all_their_cutoffs(built_warehouse):
-    found = in_process(
-        built_warehouse,
-        f"""
+# The code the sample tests run first: the night's whole training set, uncapped.
+WHOLE_TRAINING_SET = f"""
 import datetime as dt, json
 from ml.config import load_config
 from ml.propensity.dataset import training_set
 config = load_config().propensity
 ds = dt.date.fromisoformat("{END_DATE}")
-whole = training_set(ds, config)
-capped = config.model_copy(update={{"training_max_customers": 300}})
+whole = training_set(ds, config)"""
+
+
+def test_above_the_cap_training_takes_a_stable_sample_of_customers_with_all_their_cutoffs(built_warehouse):
+    found = in_process(
+        built_warehouse,
+        WHOLE_TRAINING_SET
+        + """
+capped = config.model_copy(update={"training_max_customers": 300})
 first, again = training_set(ds, capped), training_set(ds, capped)
 sample = set(first.rows["customer_id"])
-print(json.dumps({{
+print(json.dumps({
     "available": [whole.customers_available, whole.customers, first.customers_available],
     "sampled": first.customers,
     "same_sample": sample == set(again.rows["customer_id"]),
     "rows_of_sample": [len(first.rows), int(whole.rows["customer_id"].isin(sample).sum())],
     "same_values": bool(first.rows.equals(whole.rows[whole.rows["customer_id"].isin(sample)].reset_index(drop=True))),
-}}))
+}))
 """,
     )
     available, customers, available_capped = found["available"]
@@ -177,6 +183,27 @@ print(json.dumps({{
     assert found["sampled"] == 300 and found["same_sample"]
     rows, rows_in_whole = found["rows_of_sample"]
     assert rows == rows_in_whole and found["same_values"]  # every cutoff of each sampled customer, unchanged
+
+
+def test_above_the_row_cap_training_takes_the_customers_whose_rows_fit_in_the_same_stable_order(built_warehouse):
+    found = in_process(
+        built_warehouse,
+        WHOLE_TRAINING_SET
+        + """
+capped = training_set(ds, config.model_copy(update={"training_max_rows": 2000}))
+print(json.dumps({
+    "rows": len(capped.rows),
+    "rows_per_customer": whole.rows.groupby("customer_id").size().to_dict(),
+    "sampled": sorted(set(capped.rows["customer_id"])),
+}))
+""",
+    )
+    by_hash = sorted(found["rows_per_customer"], key=lambda c: (hashlib.md5(c.encode()).hexdigest(), c))
+    sampled = found["sampled"]
+    # The first customers in the hash order, as many as fit: the next one would not have.
+    assert set(sampled) == set(by_hash[: len(sampled)])
+    assert found["rows"] == sum(found["rows_per_customer"][c] for c in sampled) <= 2000
+    assert found["rows"] + found["rows_per_customer"][by_hash[len(sampled)]] > 2000
 
 
 @pytest.fixture(scope="module")

@@ -66,7 +66,7 @@ def test_a_90_day_horizon_trains_and_scores_with_the_default_window(tmp_path, mo
     monkeypatch.setenv("PZ_CONFIG", str(config_path))
     data_dir = tmp_path / "data"
     generate(LONG, data_dir / "landing")
-    result = run_pipeline(data_dir, DS.isoformat())
+    result = run_pipeline(data_dir, DS.isoformat(), True, "--through", "score_propensity")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "propensity ds=" not in result.stderr or "skipped" not in result.stderr, result.stderr[-3000:]
     scores = query(data_dir, "select * from marts.customer_scores where ds = ?", [DS])

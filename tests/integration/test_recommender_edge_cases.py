@@ -38,8 +38,10 @@ def variant(tiny_landing, tmp_path, drop: tuple[str, ...] = ()):
     return data_dir
 
 
-def build(data_dir):
-    result = run_pipeline(data_dir, END_DATE.isoformat())
+def build(data_dir, whole_night: bool = False):
+    """The night for END_DATE: both models and their scores, or every stage with `whole_night`."""
+    scoring = () if whole_night else ("--through", "score_recommendations", "--through", "score_propensity")
+    result = run_pipeline(data_dir, END_DATE.isoformat(), True, *scoring)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     recommendations = query(data_dir, "select * from marts.customer_recommendations where ds = ?", [END_DATE])
     customers = query(data_dir, "select customer_id from marts.customer_360 where ds = ?", [END_DATE])
@@ -95,6 +97,6 @@ def test_a_catalog_smaller_than_k_gives_every_unbought_active_item(tiny_landing,
 
 
 def test_no_items_at_all_skips_the_recommender_and_the_run_continues(tiny_landing, tmp_path):
-    result, recommendations, customers = build(variant(tiny_landing, tmp_path, ("items",)))
+    result, recommendations, customers = build(variant(tiny_landing, tmp_path, ("items",)), whole_night=True)
     assert "recommender ds=2026-10-31 skipped: the catalog (staging.stg_items) is empty" in result.stderr
     assert recommendations.empty and len(customers) > 0

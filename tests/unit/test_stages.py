@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 from ml.errors import PlatformError
-from ml.orchestration.pipeline import LAST_WAREHOUSE_STAGE
+from ml.orchestration.pipeline import LAST_WAREHOUSE_STAGE, main
 from ml.orchestration.settings import WAREHOUSE_POOL
 from ml.orchestration.stages import STAGES, markdown_table, stage, stages_through
 from ml.paths import REPO_ROOT
@@ -54,6 +54,18 @@ def test_the_warehouse_only_run_is_landing_staging_and_metrics():
         "build_feature_store",
         "train_propensity",
     ]
+
+
+def test_through_both_scores_runs_the_two_model_branches_and_nothing_after_them():
+    names = [s.name for s in stages_through("score_propensity", "score_recommendations")]
+    assert names == [s.name for s in STAGES][: names.index("score_propensity") + 1]
+    assert names[-1] == "score_propensity" and "train_recommender" in names and "decide_audiences" not in names
+
+
+def test_an_unknown_stage_to_run_through_is_a_usage_error_that_lists_the_stages(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--ds", "2026-10-31", "--through", "train"])
+    assert exited.value.code == 2 and "no stage 'train'; the stages are: load_landing" in capsys.readouterr().err
 
 
 def test_an_unknown_stage_is_an_error_that_lists_the_stages():
