@@ -54,7 +54,8 @@ from ml.config import PlatformConfig, load_config
 from ml.constants import CUSTOMER_ID
 from ml.errors import PlatformError
 from ml.mlops.monitoring import assert_exports_allowed
-from ml.paths import data_dir, warehouse_path
+from ml.paths import data_dir
+from ml.warehouse.engine import open_warehouse
 from ml.warehouse.partitions import existing_tables, replace_partition
 
 log = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ def check_rows(frames: dict[str, pd.DataFrame], activation: ActivationConfig, ds
             having count(distinct items_key) > 1""",
     }
     results = []
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         connection.register("rows", rows)
         for name, sql in checks.items():
             found = [value for (value,) in connection.execute(sql, {"ds": ds} if "$ds" in sql else {}).fetchall()]
@@ -498,7 +499,7 @@ def purge_erased_from_tables(activation: ActivationConfig) -> int:
     """Delete erased customers from every ds of the channel tables (as each partition write does),
     so that the tables and the purged files agree before they are compared."""
     removed = 0
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         existing = existing_tables(connection, CHANNEL_SCHEMA)
         for channel in activation.channels:
             if channel in existing:
@@ -514,7 +515,7 @@ def check_tables_match_files(activation: ActivationConfig, today: dt.date) -> No
     ds): the warehouse was restored from an older backup, or files were changed by hand. The files
     are what was sent, so they are never rewritten to match the tables; the message says how to
     reload the tables from them."""
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         existing = existing_tables(connection, CHANNEL_SCHEMA)
         counts = {
             channel: dict(

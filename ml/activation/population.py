@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
 import pandas as pd
 
 from ml.activation.columns import DEMOGRAPHIC_COLUMNS, MOMENT_COLUMNS, behavioral_columns, event_columns
 from ml.activation.settings import ActivationConfig
 from ml.constants import CUSTOMER_ID
 from ml.errors import PlatformError
-from ml.paths import warehouse_path
+from ml.warehouse.engine import open_warehouse
 from ml.warehouse.partitions import existing_tables
 
 CHANNEL_SCHEMA = "channels"
@@ -31,7 +30,7 @@ def read_population(ds: dt.date) -> pd.DataFrame:
     confirmation (audit.suppressed_customers; a second guard for the erased: customer_360 already
     leaves them out)."""
     customer_columns = [c for c in (*DEMOGRAPHIC_COLUMNS, *behavioral_columns()) if c not in MOMENT_COLUMNS]
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         has_scores = "customer_scores" in existing_tables(connection, "marts")
         score = "scores.score" if has_scores else "cast(null as double)"
         scores_join = (
@@ -76,7 +75,7 @@ def read_contact_history(ds: dt.date, activation: ActivationConfig) -> pd.DataFr
     if not windows:
         return empty
     first = ds - dt.timedelta(days=max(windows) - 1)
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         if "assignments" not in existing_tables(connection, "experiments"):
             return empty
         return connection.execute(
@@ -97,7 +96,7 @@ def _caps(activation: ActivationConfig):
 
 def read_emails(customer_ids: list[str], ds: dt.date) -> pd.Series:
     """Email addresses by customer id, only for the customers being exported."""
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         connection.register("wanted", pd.DataFrame({CUSTOMER_ID: customer_ids}))
         rows = connection.execute(
             "select c.customer_id, c.email from marts.customer_360 as c semi join wanted using (customer_id) "
@@ -109,7 +108,7 @@ def read_emails(customer_ids: list[str], ds: dt.date) -> pd.Series:
 
 def read_recommendations(ds: dt.date, k: int) -> pd.Series:
     """Top k item ids per customer at ds, in rank order (the same list for every channel)."""
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         if "customer_recommendations" not in existing_tables(connection, "marts"):
             return pd.Series(dtype=object)
         rows = connection.execute(
@@ -123,7 +122,7 @@ def read_recommendations(ds: dt.date, k: int) -> pd.Series:
 def read_model_versions(ds: dt.date) -> dict[str, str | None]:
     """The model versions whose outputs the day's decisions used."""
     versions: dict[str, str | None] = {"recommender": None, "propensity": None}
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         tables = existing_tables(connection, "marts")
         if "customer_recommendations" in tables:
             versions["recommender"] = connection.execute(

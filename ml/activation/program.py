@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-import duckdb
 import numpy as np
 import pandas as pd
 
@@ -23,7 +22,7 @@ from ml.activation.decisions import in_global_holdout
 from ml.activation.money import COMPLETED_ORDERS_SQL, offer_costs, profit, register_economics
 from ml.activation.sequential import Looks, compare_looks
 from ml.activation.settings import ActivationConfig
-from ml.paths import warehouse_path
+from ml.warehouse.engine import open_warehouse
 from ml.warehouse.partitions import existing_tables, replace_partition
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ def program_outcomes(ds: dt.date, activation: ActivationConfig) -> pd.DataFrame:
     """Per customer of customer_360 at ds: revenue, orders and costs in the window, revenue before it."""
     days = activation.global_holdout.readout_days
     window_start = ds - dt.timedelta(days=days - 1)
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         has_assignments = "assignments" in existing_tables(connection, "experiments")
         register_economics(connection, activation.economics, list(activation.channels))
         windows = pd.DataFrame(

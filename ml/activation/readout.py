@@ -21,7 +21,6 @@ import datetime as dt
 import itertools
 import logging
 
-import duckdb
 import numpy as np
 import pandas as pd
 
@@ -30,7 +29,7 @@ from ml.activation.program import write_program_readout
 from ml.activation.sequential import Comparison, Looks, compare_looks
 from ml.activation.settings import CONTROL, ActivationConfig
 from ml.config import load_config
-from ml.paths import warehouse_path
+from ml.warehouse.engine import open_warehouse
 from ml.warehouse.partitions import ensure_table, existing_tables, replace_partition
 
 log = logging.getLogger(__name__)
@@ -302,7 +301,7 @@ def exposures(ds: dt.date, activation: ActivationConfig) -> pd.DataFrame:
         ],
         columns=["audience", "goal_metric", "window_days"],
     ).astype({"window_days": "int32"})
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         tables = existing_tables(connection, "experiments")
         if current_goals.empty or "assignments" not in tables:
             return empty
@@ -504,7 +503,7 @@ def _winner(rows: pd.DataFrame, audience) -> tuple[str | None, str]:
 
 def _status_rows(where: str, ds: dt.date) -> pd.DataFrame:
     """Rows of activation.audience_status (STATUS_COLUMNS); none before the first readout."""
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         if "audience_status" not in existing_tables(connection, "activation"):
             return pd.DataFrame(columns=STATUS_COLUMNS)
         ensure_table(connection, STATUS_DDL)  # an older warehouse: the version columns

@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import logging
 
-import duckdb
 import pandas as pd
 
 from ml.activation.decisions import DecisionSet, decide
@@ -15,7 +14,7 @@ from ml.activation.population import read_contact_history, read_population
 from ml.activation.readout import read_feedback
 from ml.activation.settings import ActivationConfig
 from ml.config import load_config
-from ml.paths import warehouse_path
+from ml.warehouse.engine import open_warehouse
 from ml.warehouse.partitions import ensure_table, replace_partition
 
 log = logging.getLogger(__name__)
@@ -93,7 +92,7 @@ def write_versions(activation: ActivationConfig, shipped: dict[str, str], ds: dt
         )
         for name, audience in activation.audiences.items()
     ]
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         ensure_table(connection, VERSIONS_DDL)
         columns = "audience, experiment_version, goal_metric, window_days, definition, first_ds, last_ds"
         connection.executemany(
@@ -146,5 +145,5 @@ def decide_audiences(ds: str) -> dict[str, object]:
 
 
 def read_assignments(ds: dt.date) -> pd.DataFrame:
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         return connection.execute(f"select * from {ASSIGNMENTS} where ds = ? order by audience, customer_id", [ds]).df()

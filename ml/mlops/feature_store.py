@@ -19,7 +19,8 @@ import pandas as pd
 
 from ml.constants import CUSTOMER_ID
 from ml.errors import PlatformError
-from ml.paths import REPO_ROOT, data_dir, warehouse_path
+from ml.paths import REPO_ROOT, data_dir
+from ml.warehouse.engine import open_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,7 @@ def export_snapshots() -> dict[str, int]:
     (store_dir() / "customer_features_daily.parquet").unlink(missing_ok=True)  # the single file of earlier versions
     manifest = export_manifest_path()
     exported = json.loads(manifest.read_text()) if manifest.exists() else {}
-    with duckdb.connect(str(warehouse_path())) as connection:
-        connection.execute("set TimeZone = 'UTC'")
+    with open_warehouse() as connection:
         counted = connection.execute(
             f"select feature_date, count(*), sum(hash(*columns(*)))::varchar from {SNAPSHOTS_TABLE} group by all"
         ).fetchall()

@@ -21,14 +21,14 @@ import json
 import logging
 from dataclasses import dataclass
 
-import duckdb
 import pandas as pd
 
 from ml.config import load_config
 from ml.errors import PlatformError
 from ml.mlops.registry import version_for
 from ml.mlops.settings import DriftCheckConfig
-from ml.paths import mlflow_tracking_uri, reports_dir, warehouse_path
+from ml.paths import mlflow_tracking_uri, reports_dir
+from ml.warehouse.engine import open_warehouse
 from ml.warehouse.partitions import replace_partition
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def _inputs(ds: dt.date) -> list[DriftInput]:
     features = [reference.split(":")[1] for reference in feature_references()]
     categorical = [name for name in categorical_features() if name in features]
     numerical = [name for name in features if name not in categorical]
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         version, reference_ds = _reference(client, "propensity", ds)
         if version is not None:
 
@@ -250,7 +250,7 @@ def monitor_drift(ds: str) -> dict[str, object]:
         settings = checks[found.check_name]
         columns, snapshot = drift_columns(found.reference, found.current, found.numerical, found.categorical, settings)
         if found.check_name == "recommendations":
-            with duckdb.connect(str(warehouse_path())) as connection:
+            with open_warehouse() as connection:
                 catalog = connection.execute("select count(*) from staging.stg_items where is_active").fetchone()[0]
             today, before = catalog_coverage(found.current, catalog), catalog_coverage(found.reference, catalog)
             change = abs(today - before) / before if before else 0.0
@@ -334,7 +334,7 @@ def assert_exports_allowed(ds: dt.date) -> None:
     """Under `block_exports`, refuse to publish a day with dataset drift (yesterday's files stay)."""
     if load_config().monitoring.on_dataset_drift != "block_exports":
         return
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         exists = connection.execute(
             "select count(*) from information_schema.tables where table_schema = 'monitoring' "
             "and table_name = 'drift_summary'"

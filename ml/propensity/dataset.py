@@ -16,14 +16,13 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-import duckdb
 import pandas as pd
 
 from ml.constants import CUSTOMER_ID, FEATURE_GRID_ANCHOR
 from ml.mlops.feature_store import TIMESTAMP, snapshot_features
-from ml.paths import warehouse_path
 from ml.propensity.settings import PropensityConfig
 from ml.recommender.interactions import end_of
+from ml.warehouse.engine import open_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +170,7 @@ def first_snapshot_day(connection) -> dt.date | None:
 
 
 def training_set(ds: dt.date, config: PropensityConfig) -> TrainingSet:
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         plan = plan_cutoffs(ds, config, first_snapshot_day(connection))
         selected = plan.all
         entity_rows = connection.execute(
@@ -207,7 +206,7 @@ def training_set(ds: dt.date, config: PropensityConfig) -> TrainingSet:
 
 def scoring_customers(ds: dt.date) -> pd.Series:
     """Every customer known at ds (customer_360), sorted."""
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         return connection.execute(
             "select customer_id from marts.customer_360 where ds = ? order by customer_id", [ds]
         ).df()[CUSTOMER_ID]

@@ -6,19 +6,18 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import duckdb
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from ml.constants import CUSTOMER_ID, ITEM_ID
 from ml.errors import PlatformError
-from ml.paths import warehouse_path
 from ml.recommender.features import item_feature_pairs, price_band_edges, user_feature_pairs
 from ml.recommender.interactions import decayed_weights, load_interactions
 from ml.recommender.model import TrainingData
 from ml.recommender.serving import Audience, serve, weight_matrix
 from ml.recommender.settings import RecommenderConfig
+from ml.warehouse.engine import open_warehouse
 
 
 class MissingUpstreamError(PlatformError, RuntimeError):
@@ -67,8 +66,8 @@ def load_inputs(connection, ds: dt.date, config: RecommenderConfig) -> Recommend
 
 
 def read_inputs(ds: dt.date, config: RecommenderConfig) -> RecommenderInputs:
-    """load_inputs on the warehouse, with a connection configured as dbt-duckdb's in this process."""
-    with duckdb.connect(str(warehouse_path())) as connection:
+    """load_inputs on the warehouse."""
+    with open_warehouse() as connection:
         return load_inputs(connection, ds, config)
 
 

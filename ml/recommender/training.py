@@ -27,7 +27,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import matplotlib
 import mlflow
 import numpy as np
@@ -40,7 +39,6 @@ from ml.constants import CUSTOMER_ID, ITEM_ID
 from ml.mlops.lifecycle import register_and_gate, skipped, trained, training_run
 from ml.mlops.registry import ChampionCheck, last_version_before
 from ml.mlops.tracking import frame_hash
-from ml.paths import warehouse_path
 from ml.recommender.baseline import top_k_excluding
 from ml.recommender.data import RecommenderInputs, View, read_inputs, serve_view, view_as_of
 from ml.recommender.ease import EaseRecommender, fit_ease
@@ -54,6 +52,8 @@ from ml.warehouse.partitions import existing_tables
 
 matplotlib.use("Agg")  # headless: plots are files, never windows
 import matplotlib.pyplot as plt
+
+from ml.warehouse.engine import open_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -409,7 +409,7 @@ def last_recommendation_drift(ds: dt.date) -> dt.date | None:
     """The last night before ds, when monitoring saw dataset drift in the recommendations then."""
     # Not read-only: the pipeline runs every stage in one process, and DuckDB refuses a second
     # connection to the same file with another configuration.
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         if "drift_summary" not in existing_tables(connection, "monitoring"):
             return None
         row = connection.execute(

@@ -20,6 +20,7 @@ from ml.activation.store import ASSIGNMENTS, DECISIONS, FUNNEL
 from ml.config import load_config
 from ml.paths import reports_dir, warehouse_path
 from ml.reports.html import frame_table, page
+from ml.warehouse.engine import open_warehouse
 
 MATURITY_LEVELS = ("demographic", "behavioral", "predictive")
 ACTIONS_DAYS = 30  # the audit trail shown: the last 30 days
@@ -73,7 +74,7 @@ class AudienceSummary:
 
 def audience_summary(ds: dt.date) -> AudienceSummary | None:
     activation = load_config().activation
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         if "decisions" not in existing_tables(connection, "activation"):
             return None
         decisions = connection.execute(f"select * from {DECISIONS} where ds = ?", [ds]).df()

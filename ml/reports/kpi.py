@@ -26,6 +26,7 @@ from ml.reports.audiences import ACTIONS_DAYS, program_lines, readout_line
 from ml.config import load_config
 from ml.paths import reports_dir, warehouse_path
 from ml.reports.html import page
+from ml.warehouse.engine import open_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def profit_chart(results: pd.DataFrame, currency: str) -> str:
 
 
 def kpi_report_html(ds: dt.date) -> str:
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         trends = _query(
             connection,
             "select * from reports.rpt_kpi_cx_trends where period_end > ? and period_end <= ?",

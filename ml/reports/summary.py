@@ -15,6 +15,7 @@ from ml.constants import QUARANTINE_SCHEMA
 from ml.warehouse.contract import TABLES
 from ml.reports.kpi import report_path as kpi_report_path
 from ml.mlops.lifecycle import gate_line, latest_run
+from ml.warehouse.engine import open_warehouse
 
 METRIC_PERIODS = ("day", "rolling_30d")
 
@@ -28,7 +29,7 @@ def summary_text(ds: str) -> str:
         f"select table_name, reason_code from {QUARANTINE_SCHEMA}.{table} where ds = $1" for table in TABLES
     )
     # Same configuration as dbt-duckdb's connection in this process (DuckDB refuses a second mode).
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         reconciliation = _read(
             connection, "select * from audit.landing_reconciliation where ds = ? order by table_name", [ds]
         )

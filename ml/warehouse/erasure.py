@@ -23,9 +23,7 @@ import logging
 import sys
 from dataclasses import dataclass
 
-import duckdb
-
-from ml.paths import warehouse_path
+from ml.warehouse.engine import open_warehouse
 from ml.warehouse.partitions import existing_tables
 
 log = logging.getLogger(__name__)
@@ -46,7 +44,7 @@ class ErasureProblem:
 def erasure_problems() -> list[ErasureProblem]:
     """Requests applied with an unreadable date, and requests whose id matches no customer exactly
     (with the near matches, suppressed from exports until a person confirms)."""
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         if "erasure_ledger" not in existing_tables(connection, "audit"):
             return []
         unreadable = connection.execute(
@@ -96,7 +94,7 @@ def log_erasure_problems(problems: list[ErasureProblem]) -> None:
 
 def erased_customer_ids() -> list[str]:
     """audit.erased_customers (empty before the first staging build)."""
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         if "erased_customers" not in existing_tables(connection, "audit"):
             return []
         return [

@@ -47,6 +47,7 @@ import pyarrow as pa
 from ml.constants import LOAD_ERROR, RAW_SCHEMA, SOURCE_FILE, SOURCE_ROW
 from ml.errors import PlatformError
 from ml.warehouse.contract import CONTRACT, TableContract
+from ml.warehouse.engine import open_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -442,7 +443,7 @@ def load_landing(landing: Path, warehouse: Path) -> dict[str, TableLoad]:
             ", ".join(str(p.relative_to(landing)) + ("/" if p.is_dir() else "") for p in unread),
         )
     warehouse.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(str(warehouse)) as connection:
+    with open_warehouse(warehouse) as connection:
         _run(connection, f"create schema if not exists {RAW_SCHEMA}")
         _run(connection, "begin transaction")
         try:

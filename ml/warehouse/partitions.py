@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
 import pandas as pd
 
-from ml.paths import warehouse_path
+from ml.warehouse.engine import open_warehouse
 
 
 def existing_tables(connection, schema: str) -> set[str]:
@@ -29,7 +28,7 @@ def replace_partition(
     """In one transaction: create the table if needed, replace its ds rows with `rows`, and purge
     erased customers from every ds (audit.erased_customers, the list the dbt marts purge with;
     `purge_erased=False` for tables without customers)."""
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         connection.execute("begin transaction")
         ensure_table(connection, ddl)
         connection.execute(f"delete from {table} where ds = ?", [ds])

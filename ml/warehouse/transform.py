@@ -45,10 +45,10 @@ def export_landing_for_spark() -> None:
     """Copy the raw landing tables from the DuckDB warehouse (ml.warehouse.landing loads them there) to
     parquet under $PZ_DATA_DIR/spark/landing/<table>/, which the Spark target registers as the
     `raw` schema (macro register_landing_tables). Replaced whole each run, like the raw tables."""
-    import duckdb
+    from ml.warehouse.engine import open_warehouse
 
     folder = data_dir() / "spark" / "landing"
-    with duckdb.connect(str(warehouse_path()), read_only=True) as connection:
+    with open_warehouse(read_only=True) as connection:
         tables = [
             row[0]
             for row in connection.execute(
@@ -149,13 +149,10 @@ def check_outputs(ds: str) -> dict[str, object]:
     """The check_outputs stage: the tests of the tables the Python stages wrote for ds (declared as dbt
     sources in dbt_project/models/outputs) and the report models built on them (rpt_*). A declared
     table that no stage wrote (a channel not configured, a stage that has not run) is left out and named."""
-    import duckdb
-
+    from ml.warehouse.engine import open_warehouse
     from ml.warehouse.partitions import existing_tables
 
-    # Not read-only: in one process (the pipeline), dbt-duckdb still holds the file open read-write,
-    # and DuckDB refuses a second connection with another configuration.
-    with duckdb.connect(str(warehouse_path())) as connection:
+    with open_warehouse() as connection:
         missing = [
             f"{source}.{table}"
             for source, schema, table in declared_outputs()

@@ -86,3 +86,25 @@ def test_every_error_a_user_can_act_on_derives_from_the_platform_error():
     for module, error in errors:
         cls = getattr(__import__(module, fromlist=[error]), error)
         assert issubclass(cls, PlatformError), f"{module}.{error}"
+
+
+def warehouse_opening_calls(path: Path) -> list[int]:
+    """Lines of `duckdb.connect(<a file>)` calls: a connection to a database file, not an in-memory one."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "connect"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "duckdb"
+        and (node.args or any(keyword.arg == "database" for keyword in node.keywords))
+    ]
+
+
+def test_only_the_engine_module_opens_the_warehouse():
+    """Every stage opens the warehouse through ml.warehouse.engine.open_warehouse: its settings (and the
+    engine) are decided there once. In-memory DuckDB connections (`duckdb.connect()`) are free."""
+    opened = {name: warehouse_opening_calls(path) for name, path in MODULES.items()}
+    assert opened["ml.warehouse.engine"], "the engine module should open the warehouse file"
+    assert {name: lines for name, lines in opened.items() if lines and name != "ml.warehouse.engine"} == {}
