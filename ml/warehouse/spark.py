@@ -3,8 +3,9 @@
 The stages call five things on a warehouse connection: `execute(sql, params)` (or `sql`) and then
 `.df()`, `.fetchall()`, `.fetchone()` or `.to_arrow_table()` on the result; `register` and
 `unregister` a DataFrame under a name; `executemany`. `SparkWarehouse` gives them the same on a
-Spark session, so a stage's Python does not change with the engine (its SQL must be Spark SQL as
-well: what still is DuckDB's is listed in docs/architecture.md).
+Spark session, so a stage's Python does not change with the engine. Its SQL must run on Spark too:
+the stages' SQL is still written for DuckDB (`read_parquet`, `* replace`, `copy`, `group by all`), so
+no stage uses this yet (issue 23).
 
 The session is the one dbt's `spark` target opens (dbt_project/profiles.yml, output `spark`): the same
 master, catalog, warehouse directory and settings, read from that file so they are written once.
