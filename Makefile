@@ -36,15 +36,15 @@ venv: $(VENV)/.installed  ## create or update .venv with the pinned requirements
 data: venv  ## generate the demo landing data (config/personalization.yml, section demo)
 	$(PYTHON) -m ml.synthetic
 
-run: venv  ## run the nightly DAG for one logical date, in-process: make run DS=YYYY-MM-DD
+# PZ_WAREHOUSE_ENGINE=spark puts the whole night on a local Spark session (Java from Debian).
+run: venv $(if $(filter spark,$(PZ_WAREHOUSE_ENGINE)),system)  ## run the nightly DAG for one logical date, in-process: make run DS=YYYY-MM-DD
 	$(PYTHON) -m ml.orchestration run --ds $(DS) --summary
 
 backfill: venv  ## run the DAG for a range, in order, in-process: make backfill START=... END=...
 	$(PYTHON) -m ml.orchestration backfill --start $(START) --end $(END) --summary
 
-spark: venv system  ## load the landing files and build the dbt project on Spark: make spark DS=YYYY-MM-DD
-	$(PYTHON) -m ml.warehouse.landing
-	$(PYTHON) -m ml.warehouse.transform build --ds $(DS) --target spark
+spark: venv system  ## the nightly DAG for one logical date with the warehouse on Spark: make spark DS=YYYY-MM-DD
+	PZ_WAREHOUSE_ENGINE=spark $(PYTHON) -m ml.orchestration run --ds $(DS) --summary
 
 demo: data  ## set up, generate the demo data, run the DAG for its last days, print what was produced
 	$(PYTHON) -m ml.orchestration demo --summary

@@ -123,29 +123,6 @@
     {{ return(names | join(', ')) }}
 {%- endmacro %}
 
-{# on-run-start: make the raw landing tables and the loader's ledger readable. DuckDB has them
-   (ml.warehouse.landing loads them); on Spark they are the parquet copies that ml.warehouse.transform
-   writes under the data dir, registered as external tables of the `raw` schema. #}
-{% macro register_landing_tables() -%}
-    {{ return(adapter.dispatch('register_landing_tables')()) }}
-{%- endmacro %}
-
-{% macro duckdb__register_landing_tables() -%}
-{%- endmacro %}
-
-{% macro spark__register_landing_tables() -%}
-    {%- if execute -%}
-        {%- set folder = env_var('PZ_DATA_DIR', '../data') ~ '/spark/landing' -%}
-        {%- do run_query('create database if not exists raw') -%}
-        {#- The landing tables and the loader's ledger: every source of the raw schema. -#}
-        {%- for source_node in graph.sources.values() if source_node.schema == 'raw' -%}
-            {%- do run_query('drop table if exists raw.' ~ source_node.name) -%}
-            {%- do run_query('create table raw.' ~ source_node.name ~ " using parquet location '"
-                ~ folder ~ '/' ~ source_node.name ~ "'") -%}
-        {%- endfor -%}
-    {%- endif -%}
-{%- endmacro %}
-
 {# Every column but `columns`, in a select list. Both engines take `* except (...)`, but the SQL
    linter's DuckDB dialect reads only DuckDB's own spelling. #}
 {% macro star_except(columns) -%}

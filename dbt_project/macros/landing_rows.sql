@@ -5,7 +5,7 @@
   the var `checks_version`: a hash of the staging SQL and macros that the pipeline passes).
   An incremental run reads only the rows of files loaded since the model last ran (new files, and
   files that changed and were re-loaded); withdraw_stale_checked_rows removes what they replace.
-  Spark rebuilds these models whole each run (they are tables there, and the ledger a parquet copy).
+  Spark rebuilds these models whole each run (they are tables there).
 #}
 {% macro landing_rows(table_name, columns) -%}
     select

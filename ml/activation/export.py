@@ -56,7 +56,7 @@ from ml.errors import PlatformError
 from ml.mlops.monitoring import assert_exports_allowed
 from ml.paths import data_dir
 from ml.warehouse.engine import open_warehouse
-from ml.warehouse.partitions import existing_tables, replace_partition
+from ml.warehouse.partitions import delete_rows, existing_tables, replace_partition
 
 log = logging.getLogger(__name__)
 
@@ -503,10 +503,11 @@ def purge_erased_from_tables(activation: ActivationConfig) -> int:
         existing = existing_tables(connection, CHANNEL_SCHEMA)
         for channel in activation.channels:
             if channel in existing:
-                removed += connection.execute(
-                    f"delete from {channel_table(channel)} "
-                    "where customer_id in (select customer_id from audit.erased_customers)"
-                ).fetchone()[0]
+                removed += delete_rows(
+                    connection,
+                    channel_table(channel),
+                    "customer_id in (select customer_id from audit.erased_customers)",
+                )
     return removed
 
 

@@ -8,9 +8,10 @@ import pandas as pd
 
 from ml.activation.columns import DEMOGRAPHIC_COLUMNS, MOMENT_COLUMNS, behavioral_columns, event_columns
 from ml.activation.settings import ActivationConfig
-from ml.constants import CUSTOMER_ID
+from ml.constants import CUSTOMER_ID, ITEM_ID
 from ml.errors import PlatformError
-from ml.warehouse.engine import open_warehouse
+from ml.warehouse.dialect import elements
+from ml.warehouse.engine import open_warehouse, read_frame
 from ml.warehouse.partitions import existing_tables
 
 CHANNEL_SCHEMA = "channels"
@@ -79,8 +80,8 @@ def read_contact_history(ds: dt.date, activation: ActivationConfig) -> pd.DataFr
         if "assignments" not in existing_tables(connection, "experiments"):
             return empty
         return connection.execute(
-            "select ds, audience, customer_id, unnest(channels) as channel from experiments.assignments "
-            "where ds >= ? and ds < ? order by all",
+            f"select ds, audience, customer_id, {elements(connection, 'channels')} as channel "
+            "from experiments.assignments where ds >= ? and ds < ? order by ds, audience, customer_id, channel",
             [first, ds],
         ).df()
 
@@ -99,8 +100,8 @@ def read_emails(customer_ids: list[str], ds: dt.date) -> pd.Series:
     with open_warehouse() as connection:
         connection.register("wanted", pd.DataFrame({CUSTOMER_ID: customer_ids}))
         rows = connection.execute(
-            "select c.customer_id, c.email from marts.customer_360 as c semi join wanted using (customer_id) "
-            "where c.ds = ?",
+            "select c.customer_id, c.email from marts.customer_360 as c "
+            "where c.ds = ? and c.customer_id in (select customer_id from wanted)",
             [ds],
         ).df()
     return rows.set_index(CUSTOMER_ID)["email"]
@@ -111,12 +112,13 @@ def read_recommendations(ds: dt.date, k: int) -> pd.Series:
     with open_warehouse() as connection:
         if "customer_recommendations" not in existing_tables(connection, "marts"):
             return pd.Series(dtype=object)
-        rows = connection.execute(
-            "select customer_id, list(item_id order by rank) as items from marts.customer_recommendations "
-            "where ds = ? and rank <= ? group by customer_id",
+        rows = read_frame(
+            connection,
+            "select customer_id, item_id from marts.customer_recommendations where ds = ? and rank <= ? "
+            "order by customer_id, rank",
             [ds, k],
-        ).df()
-    return rows.set_index(CUSTOMER_ID)["items"].map(list)
+        )
+    return rows.groupby(CUSTOMER_ID, sort=True)[ITEM_ID].agg(list).rename("items")
 
 
 def read_model_versions(ds: dt.date) -> dict[str, str | None]:

@@ -22,6 +22,7 @@ from ml.activation.decisions import in_global_holdout
 from ml.activation.money import COMPLETED_ORDERS_SQL, offer_costs, profit, register_economics
 from ml.activation.sequential import Looks, compare_looks
 from ml.activation.settings import ActivationConfig
+from ml.warehouse.dialect import sql_type, unnested
 from ml.warehouse.engine import open_warehouse
 from ml.warehouse.partitions import existing_tables, replace_partition
 
@@ -63,8 +64,9 @@ def program_outcomes(ds: dt.date, activation: ActivationConfig) -> pd.DataFrame:
             "select * from experiments.assignments "
             "where ds >= $start - 1 and ds < $ds and experiment_group <> 'control'"
             if has_assignments
-            else "select null::date as ds, null as audience, null as customer_id, null::varchar[] as channels, "
-            "null as offer_code where false"
+            else "select cast(null as date) as ds, cast(null as string) as audience, cast(null as string) as "
+            f"customer_id, cast(null as {sql_type(connection, 'varchar[]')}) as channels, cast(null as string) as "
+            "offer_code where false"
         )
         customers = connection.execute(
             f"""
@@ -83,7 +85,7 @@ def program_outcomes(ds: dt.date, activation: ActivationConfig) -> pd.DataFrame:
             ),
             contacts as (
                 select t.customer_id, sum(c.cost) as contact_cost
-                from treated as t cross join unnest(t.channels) as contacted(channel)
+                from treated as t cross join lateral {unnested(connection, "t.channels", "channel")} as contacted
                 inner join contact_costs as c on c.channel = contacted.channel
                 group by t.customer_id
             )
@@ -107,7 +109,7 @@ def program_outcomes(ds: dt.date, activation: ActivationConfig) -> pd.DataFrame:
                 where t.offer_code is not null
             ),
             offered_orders as (
-                select o.customer_id, o.order_id, o.total_amount, arg_min(w.offer_code, w.assigned_on) as offer_code
+                select o.customer_id, o.order_id, o.total_amount, min_by(w.offer_code, w.assigned_on) as offer_code
                 from ({COMPLETED_ORDERS_SQL}) as o
                 inner join offer_windows as w
                     on w.customer_id = o.customer_id

@@ -29,6 +29,7 @@ from ml.activation.program import write_program_readout
 from ml.activation.sequential import Comparison, Looks, compare_looks
 from ml.activation.settings import CONTROL, ActivationConfig
 from ml.config import load_config
+from ml.warehouse.dialect import unnested
 from ml.warehouse.engine import open_warehouse
 from ml.warehouse.partitions import ensure_table, existing_tables, replace_partition
 
@@ -324,7 +325,7 @@ def exposures(ds: dt.date, activation: ActivationConfig) -> pd.DataFrame:
             ),
             first_assignments as (
                 select audience, version as experiment_version, customer_id, min(ds) as assigned_on,
-                    arg_min(experiment_group, ds) as experiment_group, arg_min(offer_code, ds) as offer_code
+                    min_by(experiment_group, ds) as experiment_group, min_by(offer_code, ds) as offer_code
                 from assignments
                 group by all
             ),
@@ -388,7 +389,7 @@ def exposures(ds: dt.date, activation: ActivationConfig) -> pd.DataFrame:
                     on a.audience = e.audience and a.version = e.experiment_version
                     and a.customer_id = e.customer_id and a.ds >= e.assigned_on and a.ds < e.ready_on
                     and a.experiment_group <> '{CONTROL}'
-                cross join unnest(a.channels) as contacted(channel)
+                cross join lateral {unnested(connection, "a.channels", "channel")} as contacted
                 inner join contact_costs as c on c.channel = contacted.channel
                 group by all
             )

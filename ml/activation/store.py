@@ -15,7 +15,7 @@ from ml.activation.readout import read_feedback
 from ml.activation.settings import ActivationConfig
 from ml.config import load_config
 from ml.warehouse.engine import open_warehouse
-from ml.warehouse.partitions import ensure_table, replace_partition
+from ml.warehouse.partitions import ensure_table, replace_partition, replace_table
 
 log = logging.getLogger(__name__)
 
@@ -92,19 +92,16 @@ def write_versions(activation: ActivationConfig, shipped: dict[str, str], ds: dt
         )
         for name, audience in activation.audiences.items()
     ]
+    columns = ["audience", "experiment_version", "goal_metric", "window_days", "definition", "first_ds", "last_ds"]
     with open_warehouse() as connection:
         ensure_table(connection, VERSIONS_DDL)
-        columns = "audience, experiment_version, goal_metric, window_days, definition, first_ds, last_ds"
-        connection.executemany(
-            f"insert or ignore into {VERSIONS} ({columns}) values (?, ?, ?, ?, ?, ?, ?)",
-            [(*row, ds, ds) for row in rows],
-        )
-        connection.executemany(
-            f"update {VERSIONS} set first_ds = least(coalesce(first_ds, $ds), $ds), "
-            "last_ds = greatest(coalesce(last_ds, $ds), $ds) "
-            "where audience = $audience and experiment_version = $version",
-            [{"ds": ds, "audience": row[0], "version": row[1]} for row in rows],
-        )
+        known = connection.execute(f"select {', '.join(columns)} from {VERSIONS}").fetchall()
+    versions = {(row[0], row[1]): list(row) for row in known}
+    for row in rows:
+        version = versions.setdefault(row[:2], [*row, ds, ds])
+        version[5] = min(version[5] or ds, ds)
+        version[6] = max(version[6] or ds, ds)
+    replace_table(VERSIONS, VERSIONS_DDL, pd.DataFrame(sorted(versions.values()), columns=columns))
 
 
 def write_decisions(ds: dt.date, result: DecisionSet, salts: dict[str, str]) -> None:

@@ -16,10 +16,13 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ml.constants import CUSTOMER_ID
 from ml.errors import PlatformError
 from ml.paths import REPO_ROOT, data_dir
+from ml.warehouse.dialect import row_fingerprint_sum
 from ml.warehouse.engine import open_warehouse
 
 log = logging.getLogger(__name__)
@@ -76,7 +79,8 @@ def export_snapshots() -> dict[str, int]:
     exported = json.loads(manifest.read_text()) if manifest.exists() else {}
     with open_warehouse() as connection:
         counted = connection.execute(
-            f"select feature_date, count(*), sum(hash(*columns(*)))::varchar from {SNAPSHOTS_TABLE} group by all"
+            f"select feature_date, count(*), {row_fingerprint_sum(connection)} from {SNAPSHOTS_TABLE} "
+            "group by feature_date"
         ).fetchall()
         fingerprints = {date.isoformat(): f"{rows}:{digest}" for date, rows, digest in counted}
         rows_by_date = {date.isoformat(): rows for date, rows, _ in counted}
@@ -88,12 +92,11 @@ def export_snapshots() -> dict[str, int]:
         for date in changed:
             target = snapshot_file(dt.date.fromisoformat(date))
             partial = target.with_name(f".{target.name}.partial")  # hidden from the source's glob and from readers
-            connection.execute(
-                f"copy (select * replace (cast(feature_timestamp as timestamptz) as feature_timestamp) "
-                f"from {SNAPSHOTS_TABLE} where feature_date = $date order by customer_id) "
-                f"to '{partial}' (format parquet)",
+            snapshot = connection.execute(
+                f"select * from {SNAPSHOTS_TABLE} where feature_date = $date order by customer_id",
                 {"date": dt.date.fromisoformat(date)},
-            )
+            ).to_arrow_table()
+            pq.write_table(utc_feature_timestamp(snapshot), partial)
             partial.replace(target)  # readers never see a half-written file
     for stale in directory.glob("feature_date=*.parquet"):
         if stale.stem.removeprefix("feature_date=") not in fingerprints:
@@ -107,6 +110,15 @@ def export_snapshots() -> dict[str, int]:
         "dates_written": len(changed),
         "rows_written": sum(rows_by_date[date] for date in changed),
     }
+
+
+def utc_feature_timestamp(snapshot: pa.Table) -> pa.Table:
+    """The snapshot with its feature_timestamp as a UTC instant in microseconds, as Feast reads
+    it: the warehouse's naive UTC timestamps (DuckDB) and the session's instants (Spark) alike."""
+    position = snapshot.schema.get_field_index("feature_timestamp")
+    return snapshot.set_column(
+        position, "feature_timestamp", snapshot.column(position).cast(pa.timestamp("us", tz="UTC"))
+    )
 
 
 def _definitions():

@@ -20,7 +20,7 @@ from pathlib import Path
 from ml.config import load_config
 from ml.errors import PlatformError
 from ml.orchestration.run_lock import exclusive_run
-from ml.orchestration.settings import WAREHOUSE_POOL
+from ml.orchestration.settings import WAREHOUSE_POOL, warehouse_pool_slots
 from ml.paths import REPO_ROOT, data_dir
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def _airflow(*arguments: str) -> None:
 def setup() -> None:
     """Create or upgrade the metadata database and the warehouse pool (idempotent)."""
     _airflow("db", "migrate")
-    _airflow("pools", "set", WAREHOUSE_POOL, "1", "Tasks that write the DuckDB warehouse (one writer at a time)")
+    _airflow("pools", "set", WAREHOUSE_POOL, warehouse_pool_slots(), "Tasks that write the warehouse side by side")
 
 
 def dates_between(start: dt.date, end: dt.date) -> list[dt.date]:

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 from pydantic import Field
 
+from ml.errors import ConfigError
 from ml.settings import StrictSettings
 
-# DuckDB allows one writer: every task that opens the warehouse holds a slot of this 1-slot Airflow
-# pool (ml.orchestration.dag_runs creates it). The scoring shards read only their plan's files.
+# DuckDB allows one writer: every task that opens the warehouse holds a slot of this Airflow pool
+# (ml.orchestration.dag_runs creates it), of one slot unless PZ_WAREHOUSE_POOL_SLOTS says more: a
+# Spark warehouse with a shared metastore (docker-compose.yml, profile spark) takes tasks side by
+# side, each replacing only its own partitions. The embedded Derby metastore of a local Spark
+# session admits one process, so the local default stays 1. The scoring shards read only their
+# plan's files.
 WAREHOUSE_POOL = "warehouse"
+WAREHOUSE_POOL_SLOTS_VARIABLE = "PZ_WAREHOUSE_POOL_SLOTS"
+
+
+def warehouse_pool_slots() -> str:
+    """Slots of the warehouse pool: PZ_WAREHOUSE_POOL_SLOTS, 1 when unset."""
+    slots = os.environ.get(WAREHOUSE_POOL_SLOTS_VARIABLE, "").strip() or "1"
+    if not slots.isdigit() or int(slots) < 1:
+        raise ConfigError(f"{WAREHOUSE_POOL_SLOTS_VARIABLE}={slots!r}: give a whole number of slots, 1 or more")
+    return slots
 
 
 class ScheduleConfig(StrictSettings):

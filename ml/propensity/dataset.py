@@ -34,12 +34,13 @@ SNAPSHOT_DATE = "feature_date"
 # same customers are drawn every night and each brings all of its cutoffs, taken while both the
 # customers and their rows fit (max_customers, max_rows). `customers_available` counts them all
 # before the sample, in the same pass. The labels read only the orders the cutoffs' windows can see:
-# a longer history does not make the label pass longer.
+# a longer history does not make the label pass longer. Written in the SQL both warehouse engines
+# read alike (the cutoff dates and the horizon, values of ours, are written into it).
 ENTITY_ROWS_SQL = """
 with candidates as (
     select customer_id, feature_date, feature_timestamp
     from marts.customer_features_daily
-    where feature_date in (select unnest($cutoffs))
+    where {cutoffs_condition}
 ),
 ranked as (
     select
@@ -49,7 +50,7 @@ ranked as (
         sum(cutoffs) over (
             order by md5(customer_id), customer_id rows between unbounded preceding and current row
         ) as rows_through
-    from (select customer_id, count(*) as cutoffs from candidates group by customer_id)
+    from (select customer_id, count(*) as cutoffs from candidates group by customer_id) as per_customer
 ),
 sampled as (
     select customer_id, customers_available
@@ -61,20 +62,34 @@ window_orders as (
     from staging.stg_orders
     where status = 'completed'
       and ordered_at >= (select min(feature_timestamp) from candidates)
-      and ordered_at < (select max(feature_timestamp) from candidates) + to_days($horizon)
+      and ordered_at < (select max(feature_timestamp) from candidates) + interval {horizon_days} day
+),
+labelled as (
+    select candidates.customer_id, candidates.feature_date
+    from candidates
+    inner join window_orders as orders
+        on orders.customer_id = candidates.customer_id
+        and orders.ordered_at >= candidates.feature_timestamp
+        and orders.ordered_at < candidates.feature_timestamp + interval {horizon_days} day
+    group by candidates.customer_id, candidates.feature_date
 )
 select candidates.customer_id, candidates.feature_date as cutoff, candidates.feature_timestamp as event_timestamp,
-       exists (
-           select 1 from window_orders as orders
-           where orders.customer_id = candidates.customer_id
-             and orders.ordered_at >= candidates.feature_timestamp
-             and orders.ordered_at < candidates.feature_timestamp + to_days($horizon)
-       ) as label,
+       labelled.customer_id is not null as label,
        sampled.customers_available
 from candidates
 inner join sampled on candidates.customer_id = sampled.customer_id
+left join labelled
+    on labelled.customer_id = candidates.customer_id and labelled.feature_date = candidates.feature_date
 order by candidates.feature_date, candidates.customer_id
 """
+
+
+def entity_rows_sql(cutoffs: list[dt.date], horizon_days: int) -> str:
+    """ENTITY_ROWS_SQL for these cutoffs and horizon."""
+    dates = ", ".join(f"date '{cutoff.isoformat()}'" for cutoff in cutoffs)
+    return ENTITY_ROWS_SQL.format(
+        cutoffs_condition=f"feature_date in ({dates})" if cutoffs else "false", horizon_days=int(horizon_days)
+    )
 
 
 def on_grid_at_or_before(day: dt.date, step_days: int) -> dt.date:
@@ -174,13 +189,8 @@ def training_set(ds: dt.date, config: PropensityConfig) -> TrainingSet:
         plan = plan_cutoffs(ds, config, first_snapshot_day(connection))
         selected = plan.all
         entity_rows = connection.execute(
-            ENTITY_ROWS_SQL,
-            {
-                "horizon": config.horizon_days,
-                "cutoffs": selected,
-                "max_customers": config.training_max_customers,
-                "max_rows": config.training_max_rows,
-            },
+            entity_rows_sql(selected, config.horizon_days),
+            {"max_customers": config.training_max_customers, "max_rows": config.training_max_rows},
         ).df()
     available = int(entity_rows.pop("customers_available").max()) if len(entity_rows) else 0
     sampled = entity_rows[CUSTOMER_ID].nunique()

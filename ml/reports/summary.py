@@ -15,7 +15,7 @@ from ml.constants import QUARANTINE_SCHEMA
 from ml.warehouse.contract import TABLES
 from ml.reports.kpi import report_path as kpi_report_path
 from ml.mlops.lifecycle import gate_line, latest_run
-from ml.warehouse.engine import open_warehouse
+from ml.warehouse.engine import open_warehouse, warehouse_location
 
 METRIC_PERIODS = ("day", "rolling_30d")
 
@@ -42,8 +42,9 @@ def summary_text(ds: str) -> str:
         metrics = _read(
             connection,
             "select period_type, metric, responses, value, ci_lower, ci_upper from marts.cx_metrics "
-            "where segment_type = 'all' and touchpoint = 'all' and period_end = ? and period_type in ?",
-            [ds, list(METRIC_PERIODS)],
+            "where segment_type = 'all' and touchpoint = 'all' and period_end = ? and period_type in "
+            f"({', '.join(repr(period) for period in METRIC_PERIODS)})",
+            [ds],
         )
         retention = _read(connection, "select * from marts.retention_summary where ds = ?", [ds])
         churn = _read(connection, "select * from marts.churn_by_nps_category where ds = ? order by all", [ds])
@@ -87,7 +88,7 @@ def summary_text(ds: str) -> str:
             *_drift_lines(ds, drift),
             "",
             "Where to look:",
-            f"  warehouse       {warehouse_path()}",
+            f"  warehouse       {warehouse_location()}",
             "                  schemas raw, staging, quarantine, audit, intermediate, marts",
             f"  landing files   {data_dir() / 'landing'}",
             "  reconciliation  audit.landing_reconciliation",

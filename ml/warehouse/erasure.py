@@ -19,6 +19,7 @@ customers from the places outside the warehouse's dbt models:
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import sys
 from dataclasses import dataclass
@@ -51,10 +52,15 @@ def erasure_problems() -> list[ErasureProblem]:
             f"select customer_id, requested_at_text, source_file, source_row from {LEDGER} "
             "where is_requested_at_unreadable order by customer_id"
         ).fetchall()
-        unmatched = connection.execute(
-            f"select requested_customer_id, string_agg(near_match_customer_id, ', ' order by near_match_customer_id), "
-            f"min(source_file), min(source_row) from {UNMATCHED} group by requested_customer_id order by 1"
+        # A few rows per request: grouped here, in SQL both engines read the same way.
+        unmatched_rows = connection.execute(
+            f"select requested_customer_id, near_match_customer_id, source_file, source_row from {UNMATCHED}"
         ).fetchall()
+    unmatched = []  # (requested id, its near matches, first file, first row): one per request
+    for customer_id, group in itertools.groupby(sorted(unmatched_rows, key=lambda row: row[0]), key=lambda row: row[0]):
+        rows = list(group)
+        near_matches = ", ".join(sorted(row[1] for row in rows if row[1] is not None))
+        unmatched.append((customer_id, near_matches, min(row[2] for row in rows), min(row[3] for row in rows)))
     problems = [
         ErasureProblem(
             customer_id,

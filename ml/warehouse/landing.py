@@ -33,7 +33,9 @@ The warehouse therefore always holds what the landing folder holds, and a night 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import datetime as dt
 import gzip
 import hashlib
 import logging
@@ -42,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 
 from ml.constants import LOAD_ERROR, RAW_SCHEMA, SOURCE_FILE, SOURCE_ROW
@@ -241,44 +244,42 @@ def _not_utf8(value: str) -> bool:
     return False
 
 
-def _load_parquet(connection, path: Path, contract: TableContract, target: str, load: TableLoad) -> None:
-    try:
-        described = _run(connection, "describe select * from read_parquet(?)", [str(path)])
-    except duckdb.Error as error:
-        raise LandingFileError(
-            path, f"not a readable parquet file ({error})", "Re-export the file or remove it from the landing folder"
-        ) from error
-    present = [row[0] for row in described]
-    load.ignored_columns |= _check_header(path, present, contract)
-    selected = ", ".join(
-        f'cast("{c}" as varchar) as "{c}"' if c in present else f'cast(null as varchar) as "{c}"'
-        for c in contract.columns
-    )
-    too_long = " ".join(
-        f"when length(\"{c}\") > {MAX_VALUE_CHARS} then 'value_too_long: {c} has ' || "
-        f"format('{{:,}}', length(\"{c}\")) || ' characters (limit {MAX_VALUE_CHARS:,})'"
-        for c in contract.columns
-    )
-    columns = ", ".join(f'"{c}"' for c in contract.columns)
-    _run(
-        connection,
-        f"insert into {target} select {columns}, ? as {SOURCE_FILE}, file_row_number + 1 as {SOURCE_ROW}, "
-        f"case {too_long} end as {LOAD_ERROR} "
-        f"from (select {selected}, file_row_number from read_parquet(?, file_row_number = true))",
-        [path.name, str(path)],
-    )
-    load.files[path.name] = _run(connection, f"select count(*) from {target} where {SOURCE_FILE} = ?", [path.name])[0][
-        0
-    ]
-
-
-def _ledger(connection, table: str) -> dict[str, LedgerEntry]:
-    rows = _run(
-        connection,
-        f"select file_name, size_bytes, modified_ns, sha256, records, loaded_at from {LEDGER} where table_name = ?",
-        [table],
-    )
-    return {name: LedgerEntry(*values) for name, *values in rows}
+def _parquet_batches(path: Path, contract: TableContract, load: TableLoad):
+    """Yield Arrow batches of a parquet file in the raw schema: every column cast to text by an
+    in-memory DuckDB (the same text on either warehouse engine), with its lineage and load error."""
+    with duckdb.connect() as reader:
+        try:
+            described = _run(reader, "describe select * from read_parquet(?)", [str(path)])
+        except duckdb.Error as error:
+            raise LandingFileError(
+                path,
+                f"not a readable parquet file ({error})",
+                "Re-export the file or remove it from the landing folder",
+            ) from error
+        present = [row[0] for row in described]
+        load.ignored_columns |= _check_header(path, present, contract)
+        selected = ", ".join(
+            f'cast("{c}" as varchar) as "{c}"' if c in present else f'cast(null as varchar) as "{c}"'
+            for c in contract.columns
+        )
+        too_long = " ".join(
+            f"when length(\"{c}\") > {MAX_VALUE_CHARS} then 'value_too_long: {c} has ' || "
+            f"format('{{:,}}', length(\"{c}\")) || ' characters (limit {MAX_VALUE_CHARS:,})'"
+            for c in contract.columns
+        )
+        columns = ", ".join(f'"{c}"' for c in contract.columns)
+        result = reader.sql(
+            f"select {columns}, ? as {SOURCE_FILE}, file_row_number + 1 as {SOURCE_ROW}, "
+            f"case {too_long} end as {LOAD_ERROR} "
+            f"from (select {selected}, file_row_number from read_parquet(?, file_row_number = true)) "
+            "order by file_row_number",
+            params=[path.name, str(path)],
+        )
+        records = 0
+        for batch in result.to_arrow_reader(CSV_BATCH_ROWS):
+            records += batch.num_rows
+            yield batch.cast(_raw_schema(contract)) if batch.schema != _raw_schema(contract) else batch
+    load.files[path.name] = records
 
 
 def _files_to_read(files: list[Path], ledger: dict[str, LedgerEntry], load: TableLoad) -> dict[str, str]:
@@ -301,17 +302,191 @@ def _files_to_read(files: list[Path], ledger: dict[str, LedgerEntry], load: Tabl
     return to_read
 
 
-def _raw_table_matches(connection, contract: TableContract) -> bool:
-    described = _run(
-        connection,
-        "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
-        "order by ordinal_position",
-        [RAW_SCHEMA, contract.name],
-    )
-    return [row[0] for row in described] == _raw_schema(contract).names
+class RawTables:
+    """raw.* and the loader's ledger on one engine: what the load asks of the warehouse."""
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def run(self, sql: str, parameters: list | None = None) -> list[tuple]:
+        raise NotImplementedError
+
+    def ledger(self, table: str) -> dict[str, LedgerEntry]:
+        rows = self.run(
+            f"select file_name, size_bytes, modified_ns, sha256, records, loaded_at from {LEDGER} where table_name = ?",
+            [table],
+        )
+        return {name: LedgerEntry(*values) for name, *values in rows}
+
+    def count(self, table: str) -> int:
+        return self.run(f"select count(*) from {table}")[0][0]
+
+    def drop(self, table: str) -> None:
+        self.run(f"drop table if exists {RAW_SCHEMA}.{table}")
 
 
-def load_table(connection, landing: Path, contract: TableContract) -> TableLoad:
+class DuckDBRawTables(RawTables):
+    """raw.* and the ledger in the DuckDB warehouse: the whole load is one transaction (all tables
+    or none)."""
+
+    def run(self, sql: str, parameters: list | None = None) -> list[tuple]:
+        return _run(self.connection, sql, parameters)
+
+    def transaction(self):
+        return _duckdb_transaction(self.connection)
+
+    def ensure_ledger(self) -> bool:
+        """Create the ledger if missing; True when it was created."""
+        self.run(f"create schema if not exists {RAW_SCHEMA}")
+        exists = self.run(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = 'landing_files'",
+            [RAW_SCHEMA],
+        )[0][0]
+        if not exists:
+            self.run(f"create table {LEDGER} ({LEDGER_COLUMNS})")
+        return not exists
+
+    def columns(self, contract: TableContract) -> list[str]:
+        described = self.run(
+            "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+            "order by ordinal_position",
+            [RAW_SCHEMA, contract.name],
+        )
+        return [row[0] for row in described]
+
+    def create(self, contract: TableContract) -> None:
+        self.run(f"create or replace table {RAW_SCHEMA}.{contract.name} ({_raw_columns_sql(contract)})")
+        self.run(f"delete from {LEDGER} where table_name = ?", [contract.name])
+
+    def begin_staging(self, contract: TableContract) -> str:
+        staging_table = f"{RAW_SCHEMA}.__loading_{contract.name}"
+        self.run(f"create or replace table {staging_table} ({_raw_columns_sql(contract)})")
+        return staging_table
+
+    def stage(self, staging_table: str, batch: pa.RecordBatch) -> None:
+        self.connection.register("landing_batch", batch)
+        self.run(f"insert into {staging_table} select * from landing_batch")
+        self.connection.unregister("landing_batch")
+
+    def replace_files(self, contract: TableContract, staging_table: str, replaced: list[str], present: set[str]):
+        """The staged rows into raw.<table>, in place of the rows of the files re-loaded or withdrawn."""
+        if replaced:
+            self.run(
+                f"delete from {RAW_SCHEMA}.{contract.name} where list_contains(?::varchar[], {SOURCE_FILE})",
+                [replaced],
+            )
+        self.run(f"insert into {RAW_SCHEMA}.{contract.name} select * from {staging_table}")
+        self.run(f"drop table {staging_table}")
+
+    def write_ledger(self, table: str, rows: list[tuple]) -> None:
+        """The table's ledger rows (table, file, size, mtime, sha256, records, loaded_at or None: now)."""
+        self.run(f"delete from {LEDGER} where table_name = ?", [table])
+        for row in rows:
+            self.run(f"insert into {LEDGER} values (?, ?, ?, ?, ?, ?, coalesce(?, current_localtimestamp()))", [*row])
+
+
+class SparkRawTables(RawTables):
+    """raw.* and the ledger as Spark tables (parquet, in the session's catalog). Spark has no
+    transaction over several statements, so each landing table is partitioned by its source file: a
+    file's rows are replaced or dropped as one partition, and the ledger is written after the rows.
+    A load stopped half way leaves files whose rows are stored but not in the ledger; the next load
+    reads them again (they are new or changed to it) and overwrites their partitions, so nothing is
+    held twice."""
+
+    def run(self, sql: str, parameters: list | None = None) -> list[tuple]:
+        return self.connection.execute(sql, parameters).fetchall()
+
+    def transaction(self):
+        return contextlib.nullcontext()
+
+    def ensure_ledger(self) -> bool:
+        self.run(f"create database if not exists {RAW_SCHEMA}")
+        if "landing_files" in self.connection.tables(RAW_SCHEMA):
+            return False
+        self.run(
+            f"create table {LEDGER} (file_name string, size_bytes bigint, modified_ns bigint, sha256 string, "
+            "records bigint, loaded_at timestamp, table_name string) using parquet partitioned by (table_name)"
+        )
+        return True
+
+    def columns(self, contract: TableContract) -> list[str]:
+        if contract.name not in self.connection.tables(RAW_SCHEMA):
+            return []
+        # The partition column is last in Spark's table: compare in the raw schema's order.
+        columns = self.connection.columns(RAW_SCHEMA, contract.name)
+        return columns if set(columns) != set(_raw_schema(contract).names) else _raw_schema(contract).names
+
+    def create(self, contract: TableContract) -> None:
+        self.drop(contract.name)
+        columns = [f for f in _raw_schema(contract) if f.name != SOURCE_FILE]
+        self.run(
+            f"create table {RAW_SCHEMA}.{contract.name} ("
+            + ", ".join(f"`{f.name}` {'bigint' if f.type == pa.int64() else 'string'}" for f in columns)
+            + f", {SOURCE_FILE} string) using parquet partitioned by ({SOURCE_FILE})"
+        )
+        self.run(f"alter table {LEDGER} drop if exists partition (table_name = ?)", [contract.name])
+
+    def begin_staging(self, contract: TableContract) -> str:
+        staging_table = f"{RAW_SCHEMA}.__loading_{contract.name}"
+        self.run(f"drop table if exists {staging_table}")
+        self.run(f"create table {staging_table} like {RAW_SCHEMA}.{contract.name}")
+        return staging_table
+
+    def stage(self, staging_table: str, batch: pa.RecordBatch) -> None:
+        columns = self.connection.columns(*staging_table.split("."))
+        self.connection.register("landing_batch", pa.Table.from_batches([batch]).select(columns))
+        self.run(f"insert into {staging_table} select * from landing_batch")
+        self.connection.unregister("landing_batch")
+
+    def replace_files(self, contract: TableContract, staging_table: str, replaced: list[str], present: set[str]):
+        """Drop the partitions of the files re-loaded or withdrawn (and of any file stored by a load
+        that stopped before its ledger was written and has left the folder since), then add the
+        staged files' partitions."""
+        table = f"{RAW_SCHEMA}.{contract.name}"
+        stored = {row[0] for row in self.run(f"select distinct {SOURCE_FILE} from {table}")}
+        for name in sorted(set(replaced) | (stored - present)):
+            self.run(f"alter table {table} drop if exists partition ({SOURCE_FILE} = ?)", [name])
+        self.run(f"insert overwrite table {table} partition ({SOURCE_FILE}) select * from {staging_table}")
+        self.run(f"drop table {staging_table}")
+
+    def write_ledger(self, table: str, rows: list[tuple]) -> None:
+        if not rows:
+            self.run(f"alter table {LEDGER} drop if exists partition (table_name = ?)", [table])
+            return
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        frame = pd.DataFrame(
+            [(*row[1:6], row[6] or now, row[0]) for row in rows],
+            columns=["file_name", "size_bytes", "modified_ns", "sha256", "records", "loaded_at", "table_name"],
+        )
+        self.connection.register("ledger_rows", frame, schema=self.connection.session.table(LEDGER).schema)
+        self.run(f"insert overwrite table {LEDGER} partition (table_name) select * from ledger_rows")
+        self.connection.unregister("ledger_rows")
+
+
+@contextlib.contextmanager
+def _duckdb_transaction(connection):
+    _run(connection, "begin transaction")
+    try:
+        yield
+        _run(connection, "commit")
+    except Exception:
+        _run(connection, "rollback")
+        raise
+
+
+def _raw_columns_sql(contract: TableContract) -> str:
+    return ", ".join(f'"{f.name}" {"bigint" if f.type == pa.int64() else "varchar"}' for f in _raw_schema(contract))
+
+
+def _file_batches(path: Path, contract: TableContract, load: TableLoad):
+    if path.name.lower().endswith(".parquet"):
+        yield from _parquet_batches(path, contract, load)
+        return
+    yield from _read_csv_batches(path, contract, load)
+    load.files.setdefault(path.name, 0)  # an empty CSV (header only, or nothing) read no records
+
+
+def load_table(raw: RawTables, landing: Path, contract: TableContract) -> TableLoad:
     """Bring raw.<table> up to the current content of the table's landing folder: read the files the
     ledger has not seen or that changed, withdraw the rows of files that left the folder."""
     load = TableLoad(contract.name)
@@ -321,41 +496,22 @@ def load_table(connection, landing: Path, contract: TableContract) -> TableLoad:
             f"Required landing table '{contract.name}' has no .csv or .parquet file under "
             f"{landing / contract.name}. Export it there (docs/data-contract.md), or run `make data` for demo data."
         )
-    columns_sql = ", ".join(
-        f'"{f.name}" {"bigint" if f.type == pa.int64() else "varchar"}' for f in _raw_schema(contract)
-    )
-    if not _raw_table_matches(connection, contract):  # first load, or the contract's columns changed
-        _run(connection, f"create or replace table {RAW_SCHEMA}.{contract.name} ({columns_sql})")
-        _run(connection, f"delete from {LEDGER} where table_name = ?", [contract.name])
-    ledger = _ledger(connection, contract.name)
+    if raw.columns(contract) != _raw_schema(contract).names:  # first load, or the contract's columns changed
+        raw.create(contract)
+    ledger = raw.ledger(contract.name)
     digests = _files_to_read(files, ledger, load)
     to_read = [path for path in files if path.name in digests]
     present = {path.name for path in files}
     load.withdrawn_files = sorted(set(ledger) - present)
-    staging_table = f"{RAW_SCHEMA}.__loading_{contract.name}"
-    _run(connection, f"create or replace table {staging_table} ({columns_sql})")
+    staging_table = raw.begin_staging(contract)
     for path in to_read:
-        if path.name.lower().endswith(".parquet"):
-            _load_parquet(connection, path, contract, staging_table, load)
-        else:
-            for batch in _read_csv_batches(path, contract, load):
-                connection.register("csv_batch", batch)
-                _run(connection, f"insert into {staging_table} select * from csv_batch")
-                connection.unregister("csv_batch")
-            load.files.setdefault(path.name, 0)  # an empty CSV (header only, or nothing) read no records
-    loaded = _run(connection, f"select count(*) from {staging_table}")[0][0]
+        for batch in _file_batches(path, contract, load):
+            raw.stage(staging_table, batch)
+    loaded = raw.count(staging_table)
     if loaded != load.rows:  # the loader's own reconciliation: every record read is stored
         raise LandingError(f"raw.{contract.name}: read {load.rows} records but stored {loaded}")
-    replaced = [*load.reloaded_files, *load.withdrawn_files]
-    if replaced:
-        _run(
-            connection,
-            f"delete from {RAW_SCHEMA}.{contract.name} where list_contains(?::varchar[], {SOURCE_FILE})",
-            [replaced],
-        )
-    _run(connection, f"insert into {RAW_SCHEMA}.{contract.name} select * from {staging_table}")
-    _run(connection, f"drop table {staging_table}")
-    _record_in_ledger(connection, contract.name, files, ledger, digests, load)
+    raw.replace_files(contract, staging_table, [*load.reloaded_files, *load.withdrawn_files], present)
+    _record_in_ledger(raw, contract.name, files, ledger, digests, load)
     _warn_about_replaced_rows(contract.name, ledger, load)
     if load.ignored_columns:
         log.warning(
@@ -376,7 +532,12 @@ def load_table(connection, landing: Path, contract: TableContract) -> TableLoad:
 
 
 def _record_in_ledger(
-    connection, table: str, files: list[Path], ledger: dict[str, LedgerEntry], digests: dict[str, str], load
+    raw: RawTables,
+    table: str,
+    files: list[Path],
+    ledger: dict[str, LedgerEntry],
+    digests: dict[str, str],
+    load: TableLoad,
 ) -> None:
     """Rewrite the table's ledger rows: the files read now get a new row, the others keep theirs (with
     the size and modification time seen now), withdrawn files lose theirs."""
@@ -384,19 +545,13 @@ def _record_in_ledger(
     for path in files:
         status = path.stat()
         if path.name in load.files:
-            digest, records = digests[path.name], load.files[path.name]
+            digest, records, loaded_at = digests[path.name], load.files[path.name], None
         else:
-            digest, records = ledger[path.name].sha256, ledger[path.name].records
-        rows.append((table, path.name, status.st_size, status.st_mtime_ns, digest, records))
-    loaded_at = {name: entry.loaded_at for name, entry in ledger.items() if name not in load.files}
-    _run(connection, f"delete from {LEDGER} where table_name = ?", [table])
-    for row in rows:
-        _run(
-            connection,
-            f"insert into {LEDGER} values (?, ?, ?, ?, ?, ?, coalesce(?, current_localtimestamp()))",
-            [*row, loaded_at.get(row[1])],
-        )
-    held = _run(connection, f"select count(*) from {RAW_SCHEMA}.{table}")[0][0]
+            entry = ledger[path.name]
+            digest, records, loaded_at = entry.sha256, entry.records, entry.loaded_at
+        rows.append((table, path.name, status.st_size, status.st_mtime_ns, digest, records, loaded_at))
+    raw.write_ledger(table, rows)
+    held = raw.count(f"{RAW_SCHEMA}.{table}")
     recorded = sum(row[5] for row in rows)
     if held != recorded:  # the ledger's reconciliation: raw holds exactly the records of the files recorded
         raise LandingError(
@@ -444,31 +599,15 @@ def load_landing(landing: Path, warehouse: Path) -> dict[str, TableLoad]:
         )
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     with open_warehouse(warehouse) as connection:
-        _run(connection, f"create schema if not exists {RAW_SCHEMA}")
-        _run(connection, "begin transaction")
-        try:
-            _ensure_ledger(connection)
-            loads = {name: load_table(connection, landing, contract) for name, contract in CONTRACT.items()}
-            _run(connection, "commit")
-        except Exception:
-            _run(connection, "rollback")
-            raise
-    return loads
-
-
-def _ensure_ledger(connection) -> None:
-    """Create the ledger; the raw tables of a warehouse loaded before it existed are dropped, so every
-    file is read once more and recorded."""
-    exists = _run(
-        connection,
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = 'landing_files'",
-        [RAW_SCHEMA],
-    )[0][0]
-    if exists:
-        return
-    _run(connection, f"create table {LEDGER} ({LEDGER_COLUMNS})")
-    for name in CONTRACT:
-        _run(connection, f"drop table if exists {RAW_SCHEMA}.{name}")
+        on_duckdb = isinstance(connection, duckdb.DuckDBPyConnection)
+        raw = DuckDBRawTables(connection) if on_duckdb else SparkRawTables(connection)
+        with raw.transaction():
+            if raw.ensure_ledger():
+                # The raw tables of a warehouse loaded before the ledger existed are dropped, so every
+                # file is read once more and recorded.
+                for name in CONTRACT:
+                    raw.drop(name)
+            return {name: load_table(raw, landing, contract) for name, contract in CONTRACT.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,9 +3,11 @@
 The stages call five things on a warehouse connection: `execute(sql, params)` (or `sql`) and then
 `.df()`, `.fetchall()`, `.fetchone()` or `.to_arrow_table()` on the result; `register` and
 `unregister` a DataFrame under a name; `executemany`. `SparkWarehouse` gives them the same on a
-Spark session, so a stage's Python does not change with the engine. Its SQL must run on Spark too:
-the stages' SQL is still written for DuckDB (`read_parquet`, `* replace`, `copy`, `group by all`), so
-no stage uses this yet (issue 23).
+Spark session, so a stage's Python does not change with the engine; `open_warehouse`
+(ml.warehouse.engine) returns one when `PZ_WAREHOUSE_ENGINE=spark`. A stage's SQL must run on Spark
+too: what is written for DuckDB alone (`read_parquet`, `* replace`, `copy`, `group by all`,
+transactions, `delete`) has a Spark form beside it (the landing loader, ml.warehouse.partitions), and
+a stage that has none yet says so (ml.orchestration.engines).
 
 The session is the one dbt's `spark` target opens (dbt_project/profiles.yml, output `spark`): the same
 master, catalog, warehouse directory and settings, read from that file so they are written once.
@@ -24,10 +26,13 @@ from ml.paths import data_dir, dbt_project_dir
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
 SPARK_TARGET = "spark"
-# DuckDB's named parameters ($name) become Spark's (:name); positional `?` is the same in both.
+# DuckDB's named parameters ($name) become Spark's (:name), its numbered ones ($1) named ones (:p1);
+# positional `?` is the same in both.
 DUCKDB_NAMED_PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+DUCKDB_NUMBERED_PARAMETER = re.compile(r"\$([0-9]+)")
 
 
 def spark_settings() -> dict[str, str]:
@@ -64,10 +69,16 @@ def spark_session() -> SparkSession:
 
 
 def spark_parameters(query: str, params: dict | list | tuple | None) -> tuple[str, dict | list | None]:
-    """The query and its parameters in Spark's form: `$name` markers become `:name`."""
+    """The query and its parameters in Spark's form: `$name` markers become `:name`, `$1` `:p1`."""
+    if params is not None and isinstance(params, list | tuple) and DUCKDB_NUMBERED_PARAMETER.search(query):
+        return DUCKDB_NUMBERED_PARAMETER.sub(r":p\1", query), {f"p{i}": v for i, v in enumerate(params, start=1)}
     if params is None or isinstance(params, list | tuple):
         return query, list(params) if params is not None else None
     return DUCKDB_NAMED_PARAMETER.sub(r":\1", query), dict(params)
+
+
+def _is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
 
 
 class SparkResult:
@@ -82,7 +93,7 @@ class SparkResult:
     def df(self) -> pd.DataFrame:
         """The rows as DuckDB's `.df()` gives them: Spark's timestamps (instants, shown in the
         session's UTC) become the naive UTC timestamps the warehouse holds on DuckDB."""
-        frame = self.to_arrow_table().to_pandas()
+        frame = self.to_arrow_table().to_pandas(split_blocks=True, self_destruct=True)
         for column in frame.columns:
             if isinstance(frame[column].dtype, pd.DatetimeTZDtype):
                 frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
@@ -114,11 +125,35 @@ class SparkWarehouse:
         for row in rows:
             self.execute(query, row)
 
-    def register(self, name: str, frame: pd.DataFrame) -> None:
-        self.session.createDataFrame(frame).createOrReplaceTempView(name)
+    def register(self, name: str, frame: pd.DataFrame | pa.Table, schema: StructType | None = None) -> None:
+        """`frame` as a view called `name`; with `schema`, in those types (a column that is all
+        missing has no type of its own to infer). A missing list in pandas is often NaN, which
+        DuckDB reads as NULL and Spark's conversion cannot iterate: it becomes None."""
+        if schema is not None and isinstance(frame, pd.DataFrame):
+            from pyspark.sql.types import ArrayType
+
+            lists = [field.name for field in schema.fields if isinstance(field.dataType, ArrayType)]
+            if lists:
+                frame = frame.assign(
+                    **{
+                        column: frame[column].map(lambda value: None if _is_missing(value) else value)
+                        for column in lists
+                    }
+                )
+        self.session.createDataFrame(frame, schema=schema).createOrReplaceTempView(name)
 
     def unregister(self, name: str) -> None:
         self.session.catalog.dropTempView(name)
+
+    def tables(self, schema: str) -> set[str]:
+        """The tables of `schema` (none when it does not exist)."""
+        if not self.session.catalog.databaseExists(schema):
+            return set()
+        return {table.name for table in self.session.catalog.listTables(schema) if not table.isTemporary}
+
+    def columns(self, schema: str, table: str) -> list[str]:
+        """The columns of `schema.table` in the table's order (a partition column comes last)."""
+        return self.session.table(f"{schema}.{table}").columns
 
     def close(self) -> None:
         """Nothing to release per connection (see the class)."""

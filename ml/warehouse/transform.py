@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import shutil
 import sys
 
 from ml.config import load_config
 from ml.constants import FEATURE_GRID_ANCHOR
 from ml.errors import PlatformError
-from ml.paths import data_dir, dbt_project_dir, warehouse_path
+from ml.paths import data_dir, dbt_project_dir
+from ml.warehouse.engine import ENGINES, warehouse_engine
 from ml.warehouse.project import staging_checks_version
 
 log = logging.getLogger(__name__)
@@ -36,36 +35,14 @@ def dbt_vars(ds: str) -> dict:
 
 
 # The engines the dbt project builds on (dbt_project/profiles.yml); engine-specific SQL sits
-# behind adapter.dispatch macros in dbt_project/macros/engine.sql. The nightly stages build with
-# DuckDB: the Python stages after them read the DuckDB warehouse.
-DBT_TARGETS = ("duckdb", "spark")
+# behind adapter.dispatch macros in dbt_project/macros/engine.sql. The nightly stages build on the
+# warehouse's engine (PZ_WAREHOUSE_ENGINE, ml.warehouse.engine), so the Python stages after them read
+# what dbt built.
+DBT_TARGETS = ENGINES
 
 
-def export_landing_for_spark() -> None:
-    """Copy the raw landing tables from the DuckDB warehouse (ml.warehouse.landing loads them there) to
-    parquet under $PZ_DATA_DIR/spark/landing/<table>/, which the Spark target registers as the
-    `raw` schema (macro register_landing_tables). Replaced whole each run, like the raw tables."""
-    from ml.warehouse.engine import open_warehouse
-
-    folder = data_dir() / "spark" / "landing"
-    with open_warehouse(read_only=True) as connection:
-        tables = [
-            row[0]
-            for row in connection.execute(
-                "select table_name from information_schema.tables where table_schema = 'raw' order by 1"
-            ).fetchall()
-        ]
-        if not tables:
-            raise DbtBuildError(
-                f"No raw tables in {warehouse_path()}: load the landing files first (ml.warehouse.landing)."
-            )
-        for table in tables:
-            shutil.rmtree(folder / table, ignore_errors=True)
-            (folder / table).mkdir(parents=True)
-            connection.execute(f"copy raw.{table} to '{folder / table / 'part-0.parquet'}' (format parquet)")
-
-
-def dbt_args(command: str, ds: str, *extra: str, target: str = "duckdb") -> list[str]:
+def dbt_args(command: str, ds: str, *extra: str, target: str | None = None) -> list[str]:
+    target = target or warehouse_engine()
     if target not in DBT_TARGETS:
         raise DbtBuildError(f"{target!r} is not a target of dbt_project/profiles.yml: use one of {DBT_TARGETS}.")
     dbt_dir = data_dir() / "dbt"
@@ -88,14 +65,12 @@ def dbt_args(command: str, ds: str, *extra: str, target: str = "duckdb") -> list
     ]
 
 
-def run_dbt(command: str, ds: str, *extra: str, target: str = "duckdb") -> None:
-    """Invoke dbt (build, run, test, docs generate) for `ds` on `target`; raise DbtBuildError on
-    any failure."""
+def run_dbt(command: str, ds: str, *extra: str, target: str | None = None) -> None:
+    """Invoke dbt (build, run, test, docs generate) for `ds` on `target` (the warehouse's engine
+    unless given); raise DbtBuildError on any failure."""
     from dbt.cli.main import dbtRunner
 
     data_dir().mkdir(parents=True, exist_ok=True)
-    if target == "spark" and command.split()[0] in {"build", "run"}:
-        export_landing_for_spark()
     result = dbtRunner().invoke(dbt_args(command, ds, *extra, target=target))
     if result.success:
         return
@@ -165,30 +140,13 @@ def check_outputs(ds: str) -> dict[str, object]:
     return {"tables_not_written": missing}
 
 
-def spark_session():
-    """A SparkSession on the Spark target's catalog and warehouse (dbt_project/profiles.yml,
-    output `spark`), to read what dbt built there. Only one process at a time can open the
-    embedded metastore: not while dbt runs."""
-    import jinja2
-    import yaml
-    from pyspark.sql import SparkSession
-
-    profiles = yaml.safe_load((dbt_project_dir() / "profiles.yml").read_text())
-    output = profiles["personalization"]["outputs"]["spark"]
-    environment = jinja2.Environment()
-    environment.globals["env_var"] = lambda name, default=None: os.environ.get(name, default)
-    builder = SparkSession.builder.enableHiveSupport()
-    # dbt-spark always turns ANSI mode off; so does this session, to read the same way.
-    for key, value in {**output["server_side_parameters"], "spark.sql.ansi.enabled": "false"}.items():
-        builder = builder.config(key, environment.from_string(str(value)).render())
-    return builder.getOrCreate()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run dbt for a logical date on one of the project's targets.")
     parser.add_argument("command", choices=["build", "run", "test"], help="the dbt command")
     parser.add_argument("--ds", required=True, help="the logical date, YYYY-MM-DD")
-    parser.add_argument("--target", choices=DBT_TARGETS, default="duckdb")
+    parser.add_argument(
+        "--target", choices=DBT_TARGETS, default=None, help="dbt's target (default: PZ_WAREHOUSE_ENGINE, else duckdb)"
+    )
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -24,8 +24,11 @@ SERVICES = {
     "airflow-dag-processor",
     "airflow-triggerer",
     "airflow-worker",
+    "spark-master",
+    "spark-worker",
 }
 ONE_SHOT = {"airflow-init"}
+SPARK_PROFILE = {"spark-master", "spark-worker"}
 # ${NAME}, ${NAME:-default}, ${NAME:?message}; $${NAME} is the container's own variable, not compose's.
 VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}")
 SECRETS = {"POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET"}
@@ -97,3 +100,32 @@ def test_every_variable_is_documented_and_no_secret_is_committed():
         assert documented[name] == "", f".env.example must not hold a value for the secret {name}"
         assert re.search(rf"\$\{{{name}(:\?[^}}]*)?\}}", COMPOSE.read_text()), f"{name} needs no default"
     assert ".env" in (REPO_ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_the_spark_profile_is_a_cluster_the_tasks_share(compose):
+    """PZ_WAREHOUSE_ENGINE=spark with `--profile spark`: the tasks' drivers reach the master, every
+    node sees the tables at the same path, and the metastore is a database of the stack's PostgreSQL
+    (the Derby default admits one process; tasks side by side need a shared one)."""
+    services = compose["services"]
+    assert {name for name, service in services.items() if "spark" in service.get("profiles", [])} == SPARK_PROFILE
+    environment = compose["x-airflow-common"]["environment"]
+    assert environment["PZ_WAREHOUSE_ENGINE"] == "${PZ_WAREHOUSE_ENGINE:-duckdb}"
+    assert "spark://spark-master:7077" in environment["PZ_SPARK_MASTER"]
+    assert (
+        "7077" in services["spark-master"]["command"]
+        and "spark://spark-master:7077" in services["spark-worker"]["command"]
+    )
+    warehouse = environment["PZ_SPARK_WAREHOUSE_DIR"]
+    for volumes in (compose["x-airflow-common"]["volumes"], services["spark-worker"]["volumes"]):
+        assert f"spark-warehouse:{warehouse}" in volumes
+    assert environment["PZ_SPARK_METASTORE_URL"].startswith("jdbc:postgresql://postgres:5432/")
+    assert "SPARK_METASTORE_DB" in (REPO_ROOT / "deploy/postgres/init-databases.sh").read_text()
+    assert "postgresql.jar" in environment["PZ_SPARK_JARS"]
+    assert "/opt/spark-jars/postgresql.jar" in (REPO_ROOT / "deploy/Dockerfile").read_text()
+    # Every PZ_SPARK_* setting of the stack is one dbt's spark target (and so the Python stages) reads.
+    profile = (REPO_ROOT / "dbt_project/profiles.yml").read_text()
+    for name in environment:
+        if name.startswith("PZ_SPARK_"):
+            assert f"env_var('{name}'" in profile, (
+                f"{name} is set for the tasks but dbt_project/profiles.yml never reads it"
+            )
