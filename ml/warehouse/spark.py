@@ -4,10 +4,10 @@ The stages call five things on a warehouse connection: `execute(sql, params)` (o
 `.df()`, `.fetchall()`, `.fetchone()` or `.to_arrow_table()` on the result; `register` and
 `unregister` a DataFrame under a name; `executemany`. `SparkWarehouse` gives them the same on a
 Spark session, so a stage's Python does not change with the engine; `open_warehouse`
-(ml.warehouse.engine) returns one when `PZ_WAREHOUSE_ENGINE=spark`. A stage's SQL must run on Spark
-too: what is written for DuckDB alone (`read_parquet`, `* replace`, `copy`, `group by all`,
-transactions, `delete`) has a Spark form beside it (the landing loader, ml.warehouse.partitions), and
-a stage that has none yet says so (ml.orchestration.engines).
+(ml.warehouse.engine) returns one when `PZ_WAREHOUSE_ENGINE=spark`. A stage's SQL runs on both
+engines: most of it is written in what both read alike; the few forms they spell differently are in
+ml.warehouse.dialect, and what Spark's parquet tables cannot do (transactions, `delete`) is done
+another way by the two writers, the landing loader and ml.warehouse.partitions.
 
 The session is the one dbt's `spark` target opens (dbt_project/profiles.yml, output `spark`): the same
 master, catalog, warehouse directory and settings, read from that file so they are written once.
