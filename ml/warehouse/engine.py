@@ -18,6 +18,7 @@ import pandas as pd
 
 from ml.errors import ConfigError
 from ml.paths import warehouse_path
+from ml.warehouse.dialect import on_duckdb
 
 if TYPE_CHECKING:
     from ml.warehouse.spark import SparkWarehouse
@@ -66,7 +67,8 @@ def warehouse_location() -> str:
     if on_spark():
         from ml.warehouse.spark import spark_settings
 
-        return f"{spark_settings()['spark.sql.warehouse.dir']} (Spark, {spark_settings()['spark.master']})"
+        settings = spark_settings()
+        return f"{settings['spark.sql.warehouse.dir']} (Spark, {settings['spark.master']})"
     return str(warehouse_path())
 
 
@@ -88,7 +90,7 @@ def read_frame(
     On DuckDB, on a cursor of its own: the relation API (`sql`, which converts without the extra copy
     of `execute(...).to_arrow_table()`) refuses to run while the connection holds an unfinished
     result, as a `fetchone()` leaves one. On Spark the executors send Arrow batches to the driver."""
-    if not isinstance(connection, duckdb.DuckDBPyConnection):
+    if not on_duckdb(connection):
         return connection.execute(query, params).df()
     with connection.cursor() as cursor:
         set_session(cursor)

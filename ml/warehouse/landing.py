@@ -50,6 +50,7 @@ import pyarrow as pa
 from ml.constants import LOAD_ERROR, RAW_SCHEMA, SOURCE_FILE, SOURCE_ROW
 from ml.errors import PlatformError
 from ml.warehouse.contract import CONTRACT, TableContract
+from ml.warehouse.dialect import on_duckdb
 from ml.warehouse.engine import open_warehouse
 
 log = logging.getLogger(__name__)
@@ -599,8 +600,7 @@ def load_landing(landing: Path, warehouse: Path) -> dict[str, TableLoad]:
         )
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     with open_warehouse(warehouse) as connection:
-        on_duckdb = isinstance(connection, duckdb.DuckDBPyConnection)
-        raw = DuckDBRawTables(connection) if on_duckdb else SparkRawTables(connection)
+        raw = DuckDBRawTables(connection) if on_duckdb(connection) else SparkRawTables(connection)
         with raw.transaction():
             if raw.ensure_ledger():
                 # The raw tables of a warehouse loaded before the ledger existed are dropped, so every
