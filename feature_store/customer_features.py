@@ -1,7 +1,9 @@
 """Feast definitions: the `customer` entity and the daily customer feature snapshots dbt builds.
 
-Source: `marts.customer_features_daily` exported to parquet by the pipeline (ml.mlops.feature_store),
-one row per customer and feature date, valid from the end of that date (`feature_timestamp`).
+Source: `marts.customer_features_daily`, one row per customer and feature date, valid from the end of
+that date (`feature_timestamp`). On DuckDB (the embedded default) the pipeline exports it to parquet
+files, one per date, that Feast's DuckDB offline store reads (ml.mlops.feature_store); on Spark
+(`PZ_WAREHOUSE_ENGINE=spark`) Feast's Spark offline store reads the warehouse table itself.
 Every field is typed and described here; this list is what the propensity model reads.
 """
 
@@ -12,7 +14,8 @@ from datetime import timedelta
 from feast import Entity, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, Int64, String
 
-from ml.mlops.feature_store import snapshots_glob
+from ml.mlops.feature_store import SNAPSHOTS_TABLE, snapshots_glob
+from ml.warehouse.engine import on_spark
 from ml.warehouse.project import dbt_project_vars
 
 # The event types and windows come from the dbt project (one list for the contract, the marts and
@@ -63,12 +66,26 @@ customer = Entity(
     description="A customer of the landing contract (customers.customer_id).",
 )
 
-customer_features_source = FileSource(
-    name="customer_features_daily",
-    path=snapshots_glob(),
-    timestamp_field="feature_timestamp",
-    description="marts.customer_features_daily: point-in-time snapshots, one per customer and feature date.",
-)
+SOURCE_DESCRIPTION = "marts.customer_features_daily: point-in-time snapshots, one per customer and feature date."
+
+if on_spark():
+    from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+
+    # The table is partitioned by feature_date on Spark: a point-in-time join reads the dates it needs.
+    customer_features_source = SparkSource(
+        name="customer_features_daily",
+        table=SNAPSHOTS_TABLE,
+        timestamp_field="feature_timestamp",
+        date_partition_column="feature_date",
+        description=SOURCE_DESCRIPTION,
+    )
+else:
+    customer_features_source = FileSource(
+        name="customer_features_daily",
+        path=snapshots_glob(),
+        timestamp_field="feature_timestamp",
+        description=SOURCE_DESCRIPTION,
+    )
 
 customer_features = FeatureView(
     name="customer_features",

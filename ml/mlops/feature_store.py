@@ -1,7 +1,11 @@
 """The Feast feature store (feature_store/): export the dbt snapshots, `feast apply`, materialize, look up.
 
-The offline store (DuckDB over the exported parquet) serves point-in-time joins for training; the
-online store (SQLite) serves the latest snapshot per customer in milliseconds.
+The offline store serves point-in-time joins for training; the online store (SQLite) serves the
+latest snapshot per customer in milliseconds. The offline store follows the warehouse engine
+(ml.warehouse.engine): on DuckDB, Feast's DuckDB store over parquet files the night exports from
+marts.customer_features_daily, one per date; on Spark, Feast's Spark offline store over that table
+itself, in the session the stages use (nothing is exported: the engine joins, the driver gets the
+rows asked for).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import importlib.util
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,12 +24,13 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
 from ml.constants import CUSTOMER_ID
 from ml.errors import PlatformError
 from ml.paths import REPO_ROOT, data_dir
 from ml.warehouse.dialect import row_fingerprint_sum
-from ml.warehouse.engine import open_warehouse
+from ml.warehouse.engine import on_spark, open_warehouse, warehouse_engine
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +150,8 @@ def feast_apply() -> None:
     _store.cache_clear()
     _schema.cache_clear()
     definitions = _definitions()
-    store().apply([definitions.customer, definitions.customer_features_source, definitions.customer_features])
+    with _session_settings_kept():  # on Spark, apply reads the source table's columns
+        store().apply([definitions.customer, definitions.customer_features_source, definitions.customer_features])
     features, categorical = _registered_schema()
     copy = store_dir() / SCHEMA_FILE
     partial = copy.with_name(copy.name + ".partial")
@@ -153,16 +161,26 @@ def feast_apply() -> None:
 
 
 @lru_cache(maxsize=4)
-def _store(data_directory: str):
+def _store(data_directory: str, engine: str):
     from feast import FeatureStore
+    from feast.repo_config import RepoConfig
 
     os.environ["PZ_DATA_DIR"] = data_directory
-    return FeatureStore(repo_path=str(REPO_DIR))
+    # feature_store.yaml read as Feast reads it (environment variables expanded), its offline store
+    # swapped for Spark's on the Spark engine: one file says where the registry and the online store are.
+    settings = yaml.safe_load(os.path.expandvars((REPO_DIR / "feature_store.yaml").read_text(encoding="utf-8")))
+    if engine == "spark":
+        from ml.warehouse.spark import spark_settings
+
+        settings["offline_store"] = {"type": "spark", "spark_conf": spark_settings()}
+    config = RepoConfig(**settings)
+    config.repo_path = REPO_DIR
+    return FeatureStore(repo_path=str(REPO_DIR), config=config)
 
 
 def store():
-    """The FeatureStore of the current PZ_DATA_DIR."""
-    return _store(str(data_dir()))
+    """The FeatureStore of the current PZ_DATA_DIR and warehouse engine."""
+    return _store(str(data_dir()), warehouse_engine())
 
 
 @lru_cache(maxsize=4)
@@ -203,17 +221,31 @@ ONLINE_WRITE_BATCH_ROWS = 100_000
 def materialize(ds: str) -> None:
     """Load the latest snapshot of every customer as of the end of ds into the online store: the
     snapshot of ds itself, which holds every customer known at ds (marts.customer_features_daily)."""
-    path = snapshot_file(dt.date.fromisoformat(ds))
-    if not path.exists():  # no customer known at ds: nothing to serve
-        return
     feature_store = store()
-    columns = [CUSTOMER_ID, "feature_timestamp", *_schema(str(data_dir()))[0]]
+    for batch in _snapshot_batches(dt.date.fromisoformat(ds)):
+        feature_store.write_to_online_store(FEATURE_VIEW, batch.to_pandas())
+
+
+def _snapshot_batches(feature_date: dt.date) -> Iterator[pa.RecordBatch]:
+    """The snapshot of `feature_date` from the Feast source, in batches of ONLINE_WRITE_BATCH_ROWS
+    (none when no customer was known then). On DuckDB streamed from its parquet file; on Spark the
+    table's partition comes to the driver as one Arrow table (about 0.5 GB at 1M customers), and
+    what costs memory, the conversion to pandas and Feast's values, goes batch by batch."""
+    columns = ", ".join([CUSTOMER_ID, "feature_timestamp", *_schema(str(data_dir()))[0]])
+    if on_spark():
+        with open_warehouse() as warehouse:
+            snapshot = warehouse.execute(
+                f"select {columns} from {SNAPSHOTS_TABLE} where feature_date = $date", {"date": feature_date}
+            ).to_arrow_table()
+        yield from utc_feature_timestamp(snapshot).to_batches(max_chunksize=ONLINE_WRITE_BATCH_ROWS)
+        return
+    path = snapshot_file(feature_date)
+    if not path.exists():
+        return
     with duckdb.connect() as connection:
-        batches = connection.sql(
-            f"select {', '.join(columns)} from read_parquet($path)", params={"path": str(path)}
+        yield from connection.sql(
+            f"select {columns} from read_parquet($path)", params={"path": str(path)}
         ).to_arrow_reader(ONLINE_WRITE_BATCH_ROWS)
-        for batch in batches:
-            feature_store.write_to_online_store(FEATURE_VIEW, batch.to_pandas())
 
 
 def purge_online_store(customer_ids: list[str]) -> int:
@@ -250,26 +282,31 @@ def purge_online_store(customer_ids: list[str]) -> int:
 
 
 def build_feature_store(ds: str) -> dict[str, int]:
-    """The nightly stage: export the snapshots (erased customers are already out of them: the
-    dbt mart purges them from every date), feast apply, materialize ds into the online store, and
-    delete erased customers' rows that an earlier night wrote to the online store."""
+    """The nightly stage: on DuckDB export the snapshots (erased customers are already out of them:
+    the dbt mart purges them from every date; on Spark the offline store reads the table), feast
+    apply, materialize ds into the online store, and delete erased customers' rows that an earlier
+    night wrote to the online store."""
     from ml.warehouse.erasure import erased_customer_ids
 
-    exported = export_snapshots()
+    source = table_summary() if on_spark() else export_snapshots()
     feast_apply()
     materialize(ds)
     purged = purge_online_store(erased_customer_ids())
-    log.info(
-        "ds=%s feature store: %d of %d snapshot dates written (%d of %d rows), online store materialized, "
-        "%d erased customers removed",
-        ds,
-        exported["dates_written"],
-        exported["snapshot_dates"],
-        exported["rows_written"],
-        exported["snapshot_rows"],
-        purged,
-    )
-    return {**exported, "erased_customers_removed_online": purged}
+    held = f"{source['snapshot_dates']} snapshot dates, {source['snapshot_rows']} rows"
+    if on_spark():
+        offline = f"Feast reads {SNAPSHOTS_TABLE} on Spark ({held}: nothing to export)"
+    else:
+        offline = f"{source['dates_written']} dates exported ({source['rows_written']} rows) of {held}"
+    log.info("ds=%s feature store: %s, online store materialized, %d erased customers removed", ds, offline, purged)
+    return {**source, "erased_customers_removed_online": purged}
+
+
+def table_summary() -> dict[str, int]:
+    """What export_snapshots reports, for the Spark engine, where the source is the table itself."""
+    with open_warehouse() as warehouse:
+        query = f"select count(distinct feature_date), count(*) from {SNAPSHOTS_TABLE}"
+        dates, rows = warehouse.execute(query).fetchone()
+    return {"snapshot_dates": dates, "snapshot_rows": rows, "dates_written": 0, "rows_written": 0}
 
 
 def online_features(customer_ids: list[str]) -> pd.DataFrame:
@@ -302,33 +339,37 @@ def snapshot_features(entity_rows: pd.DataFrame, date_column: str) -> pd.DataFra
     whose customer has no snapshot of its date is an error that names it."""
     dates = pd.to_datetime(entity_rows[date_column]).dt.date
     names = _schema(str(data_dir()))[0]
-    files = [snapshot_file(date) for date in sorted(set(dates))]
-    absent = [path for path in files if not path.exists()]
-    if absent:
-        raise MissingSnapshotError(
-            f"the Feast source has no snapshot file {absent[0]} ({len(absent)} of {len(files)} dates asked for "
-            "are missing): rerun build_feature_store for that ds (it exports marts.customer_features_daily)"
-        )
+    if on_spark():
+        _check_table_dates(sorted(set(dates)))
+    else:
+        _check_snapshot_files(sorted(set(dates)))
     if entity_rows.empty:
         return entity_rows.assign(**{name: pd.Series(dtype=object) for name in names})
     keys = pd.DataFrame(
         {"row": range(len(dates)), CUSTOMER_ID: entity_rows[CUSTOMER_ID].to_numpy(), "date": dates.to_numpy()}
     )
-    with duckdb.connect() as connection:
-        connection.register("entity_keys", keys)
-        # Through Arrow, as Feast's retrieval converts: integers with missing values become floats.
-        found = (
-            connection.sql(
-                f"select {', '.join(f'snapshot.{name}' for name in names)}, "
-                f"snapshot.{CUSTOMER_ID} is not null as has_snapshot "
-                f"from entity_keys left join read_parquet($files) as snapshot "
-                f"on snapshot.{CUSTOMER_ID} = entity_keys.{CUSTOMER_ID} and snapshot.feature_date = entity_keys.date "
-                f"order by entity_keys.row",
-                params={"files": [str(path) for path in files]},
-            )
-            .to_arrow_table()
-            .to_pandas()
-        )
+    join = (
+        f"select {', '.join(f'snapshot.{name}' for name in names)}, "
+        f"snapshot.{CUSTOMER_ID} is not null as has_snapshot "
+        "from entity_keys left join {source} as snapshot "
+        f"on snapshot.{CUSTOMER_ID} = entity_keys.{CUSTOMER_ID} and snapshot.feature_date = entity_keys.date "
+        "order by entity_keys.row"
+    )
+    # Through Arrow, as Feast's retrieval converts: integers with missing values become floats.
+    if on_spark():
+        # The engine joins; only the asked dates' partitions are read, only the rows asked for come back.
+        asked = ", ".join(f"date '{date.isoformat()}'" for date in sorted(set(dates)))
+        with open_warehouse() as warehouse:
+            warehouse.register("entity_keys", keys)
+            source = f"(select * from {SNAPSHOTS_TABLE} where feature_date in ({asked}))"
+            found = warehouse.execute(join.format(source=source)).to_arrow_table().to_pandas()
+            warehouse.unregister("entity_keys")
+    else:
+        files = [str(snapshot_file(date)) for date in sorted(set(dates))]
+        with duckdb.connect() as connection:
+            connection.register("entity_keys", keys)
+            found = connection.sql(join.format(source="read_parquet($files)"), params={"files": files}).to_arrow_table()
+            found = found.to_pandas()
     joined = pd.concat([entity_rows.reset_index(drop=True), found], axis=1)
     missing = joined[~joined.pop("has_snapshot")]
     if len(missing):
@@ -342,10 +383,54 @@ def snapshot_features(entity_rows: pd.DataFrame, date_column: str) -> pd.DataFra
     return joined
 
 
+def _check_snapshot_files(dates: list[dt.date]) -> None:
+    files = [snapshot_file(date) for date in dates]
+    absent = [path for path in files if not path.exists()]
+    if absent:
+        raise MissingSnapshotError(
+            f"the Feast source has no snapshot file {absent[0]} ({len(absent)} of {len(files)} dates asked for "
+            "are missing): rerun build_feature_store for that ds (it exports marts.customer_features_daily)"
+        )
+
+
+def _check_table_dates(dates: list[dt.date]) -> None:
+    if not dates:
+        return
+    asked = ", ".join(f"date '{date.isoformat()}'" for date in dates)
+    with open_warehouse() as warehouse:
+        held = warehouse.execute(
+            f"select distinct feature_date from {SNAPSHOTS_TABLE} where feature_date in ({asked})"
+        ).fetchall()
+    absent = sorted(set(dates) - {date for (date,) in held})
+    if absent:
+        raise MissingSnapshotError(
+            f"{SNAPSHOTS_TABLE} has no snapshot of {absent[0]} ({len(absent)} of {len(dates)} dates asked for are "
+            "missing): rerun build_metrics for that ds (it builds the table Feast reads on Spark)"
+        )
+
+
 def historical_features(entity_rows: pd.DataFrame) -> pd.DataFrame:
     """Point-in-time join: for each (customer_id, event_timestamp) the snapshot valid at that time
-    (the latest at or before it, within the view's TTL). Other columns of entity_rows pass through."""
+    (the latest at or before it, within the view's TTL). Other columns of entity_rows pass through.
+    On Spark, Feast's Spark offline store joins in the stages' session."""
     frame = entity_rows.copy()
     frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True).astype("datetime64[us, UTC]")
-    job = store().get_historical_features(entity_df=frame, features=feature_references())
-    return job.to_df()
+    with _session_settings_kept():
+        return store().get_historical_features(entity_df=frame, features=feature_references()).to_df()
+
+
+@contextmanager
+def _session_settings_kept() -> Iterator[None]:
+    """On Spark, Feast's offline store turns on `spark.sql.parser.quotedRegexColumnNames` in the
+    session it shares with the stages (backquoted names become patterns); put it back afterwards,
+    so the stages' SQL reads as before. Nothing to do on DuckDB."""
+    if not on_spark():
+        yield
+        return
+    with open_warehouse() as warehouse:
+        setting = "spark.sql.parser.quotedRegexColumnNames"
+        before = warehouse.session.conf.get(setting, "false")
+        try:
+            yield
+        finally:
+            warehouse.session.conf.set(setting, before)

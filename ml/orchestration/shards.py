@@ -2,13 +2,15 @@
 
 A scoring stage runs in three steps (Airflow dynamic task mapping in dags/, a loop in ml.orchestration.pipeline):
 
-1. **plan** (in the `warehouse` pool): read once what every shard needs from the warehouse, decide
-   the model version, split the customers known at ds into `scoring.shards` contiguous slices of the
-   sorted ids, and save all of it under `<data dir>/shards/<stage>/ds=<ds>/`. Returns one small dict
-   per shard, the kwargs of the mapped task.
+1. **plan** (in the `warehouse` pool): read once what every shard needs from the warehouse (shared
+   inputs, and per-customer input rows that each shard reads only its slice of), decide the model
+   version, split the customers known at ds into `scoring.shards` contiguous slices of the sorted
+   ids, and save all of it under `<data dir>/shards/<stage>/ds=<ds>/`. Returns one small dict per
+   shard, the kwargs of the mapped task.
 2. **score one shard** (no pool: shards run side by side on any worker that sees the data volume):
-   reads only the plan's files, never the warehouse, so DuckDB's single writer is never in the way;
-   writes `shard-<i>-of-<n>.parquet` atomically.
+   reads only the plan's files, never the warehouse (on either engine: DuckDB's single writer and
+   Spark's session are never in the way, and a shard starts no JVM); writes
+   `shard-<i>-of-<n>.parquet` atomically.
 3. **merge** (in the `warehouse` pool): checks that every shard reported and that together they
    wrote only customers of its own slice, computes whatever needs all customers at once (deciles),
    and replaces the ds partition in one transaction; then removes the stage's files for ds.
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from ml.constants import CUSTOMER_ID
 from ml.errors import PlatformError
@@ -39,6 +42,10 @@ log = logging.getLogger(__name__)
 CUSTOMERS_FILE = "customers.parquet"
 SHARED_FILE = "shared.pickle"
 PLAN_FILE = "plan.json"
+ROWS_FILE = "rows.parquet"
+# Row groups of the plan's input rows: small enough that a shard reads little beyond its own slice
+# (parquet's statistics per group let the reader skip the others).
+ROWS_PER_GROUP = 20_000
 
 
 class ShardError(PlatformError, RuntimeError):
@@ -71,11 +78,18 @@ def result_path(shard: Shard) -> Path:
 
 
 def plan(
-    stage: str, ds: str, customer_ids: pd.Series, shards: int, facts: dict[str, object], shared: object = None
+    stage: str,
+    ds: str,
+    customer_ids: pd.Series,
+    shards: int,
+    facts: dict[str, object],
+    shared: object = None,
+    rows: pd.DataFrame | None = None,
 ) -> list[Shard]:
-    """Save the customers, small `facts` every step reads (the model version, why), and what every
-    shard needs (`shared`, pickled: written and read only by this platform's own tasks). Starts from
-    an empty directory, so a rerun never mixes two plans."""
+    """Save the customers, small `facts` every step reads (the model version, why), what every
+    shard needs (`shared`, pickled: written and read only by this platform's own tasks) and input
+    rows keyed by customer of which each shard reads its own (`rows`, read back by `rows_of`).
+    Starts from an empty directory, so a rerun never mixes two plans."""
     if shards < 1:
         raise ValueError(f"scoring.shards must be at least 1, got {shards}")
     directory = stage_dir(stage, ds)
@@ -86,6 +100,9 @@ def plan(
     (directory / PLAN_FILE).write_text(json.dumps({**facts, "customers": len(customers), "shards": shards}))
     with (directory / SHARED_FILE).open("wb") as handle:
         pickle.dump(shared, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    if rows is not None:
+        ordered = rows.sort_values(CUSTOMER_ID, kind="stable", ignore_index=True)
+        ordered.to_parquet(directory / ROWS_FILE, index=False, row_group_size=ROWS_PER_GROUP)
     log.info("%s ds=%s: %d customers planned in %d shards under %s", stage, ds, len(customers), shards, directory)
     return [Shard(stage, ds, number, shards) for number in range(shards)]
 
@@ -119,6 +136,18 @@ def customers_of(shard: Shard) -> pd.Series:
 def shared_inputs(shard: Shard) -> object:
     with _plan_file(shard.stage, shard.ds, SHARED_FILE).open("rb") as handle:
         return pickle.load(handle)  # our own plan step wrote it, on our data volume
+
+
+def rows_of(shard: Shard) -> pd.DataFrame:
+    """The plan's input rows of the shard's customers, in customer order; only the row groups that
+    can hold them are read."""
+    customers = customers_of(shard)
+    path = _plan_file(shard.stage, shard.ds, ROWS_FILE)
+    if customers.empty or pq.read_metadata(path).num_rows == 0:  # (no rows: the file's id column has no type)
+        return pq.read_schema(path).empty_table().to_pandas()
+    first, last = customers.iloc[0], customers.iloc[-1]
+    table = pq.read_table(path, filters=[(CUSTOMER_ID, ">=", first), (CUSTOMER_ID, "<=", last)])
+    return table.to_pandas()
 
 
 def write_result(shard: Shard, rows: pd.DataFrame) -> dict[str, object]:

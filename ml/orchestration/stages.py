@@ -109,15 +109,16 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "build_feature_store",
         "Exports the daily customer feature snapshots (`marts.customer_features_daily`) to the Feast "
-        "repository's source, one file per snapshot date (only the dates whose rows changed are written), "
-        "applies the Feast definitions and materializes `ds` into the online store.",
+        "repository's source, one file per snapshot date (only the dates whose rows changed are written; on "
+        "Spark Feast's Spark offline store reads the table itself and nothing is exported), applies the Feast "
+        "definitions and materializes `ds` into the online store.",
         imported_when_called("ml.mlops.feature_store:build_feature_store"),
         ("build_metrics",),
     ),
     Stage(
         "train_propensity",
         "Builds a training set over weekly cutoffs from the Feast source's snapshots of those dates (only "
-        "the window's files are read), fits calibrated gradient "
+        "the window's dates are read), fits calibrated gradient "
         "boosting, validates it out of time beside an RFM heuristic, registers `propensity` and passes it "
         "through the same champion gate (nothing when the rows are the last version's).",
         imported_when_called("ml.propensity.training:train_propensity"),
@@ -126,8 +127,8 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "score_propensity",
         "A calibrated purchase probability and its decile for every customer into `marts.customer_scores`: "
-        "the same plan, mapped shards (features from the Feast offline store) and merge (deciles over all "
-        "shards).",
+        "the same plan (which reads every customer's features of `ds` from the Feast offline store once), "
+        "mapped shards (each reads its slice of the plan's features) and merge (deciles over all shards).",
         imported_when_called("ml.propensity.scoring:score_customers"),
         ("train_propensity",),
         shards=Shards(

@@ -24,6 +24,7 @@ from ml.orchestration.shards import (
     plan,
     plan_facts,
     planned_customers,
+    rows_of,
     run_in_process,
     write_result,
 )
@@ -66,12 +67,16 @@ def plan_scores(ds: str) -> list[dict[str, object]]:
         "model_name": MODEL_NAME if serving.serves_model else RFM_FALLBACK,
         "why": serving.why,
     }
-    shards = plan(STAGE, ds, scoring_customers(ds_date), load_config().scoring.shards, facts)
+    customers = scoring_customers(ds_date)
+    # Every customer's features of ds from the Feast offline store, read once here: the shards read
+    # their slice of the plan's file and never the store (on Spark that is the warehouse's table).
+    features = scoring_rows(ds_date, customers) if version is not None else None
+    shards = plan(STAGE, ds, customers, load_config().scoring.shards, facts, rows=features)
     return [shard.as_kwargs() for shard in shards]
 
 
 def score_shard(ds: str, shard: int, shards: int) -> dict[str, object]:
-    """Scores of one shard's customers: features from the Feast offline store, never the warehouse."""
+    """Scores of one shard's customers from the features the plan read; never the warehouse."""
     unit = Shard(STAGE, ds, shard, shards)
     facts = plan_facts(STAGE, ds)
     version = facts["model_version"]
@@ -79,7 +84,7 @@ def score_shard(ds: str, shard: int, shards: int) -> dict[str, object]:
     if version is None or customer_ids.empty:
         return write_result(unit, pd.DataFrame({CUSTOMER_ID: pd.Series(dtype=str), "score": pd.Series(dtype=float)}))
     bundle = load_bundle(f"models:/{MODEL_NAME}/{version}")
-    rows = scoring_rows(dt.date.fromisoformat(ds), customer_ids)
+    rows = rows_of(unit)
     scorer = bundle.scoring if facts.get("model_name", MODEL_NAME) == MODEL_NAME else bundle.fallback
     scores = scorer.predict(rows)
     return write_result(unit, pd.DataFrame({CUSTOMER_ID: rows[CUSTOMER_ID].to_numpy(), "score": scores.astype(float)}))

@@ -171,6 +171,59 @@ def test_a_night_on_spark_writes_every_table_of_a_night_on_duckdb_with_the_same_
     assert not differing, "tables differ between the engines:\n" + "\n".join(differing)
 
 
+FEATURES_SERVED = """
+import json, sys
+import pandas as pd
+from ml.mlops.feature_store import historical_features, snapshot_features, snapshots_dir
+from ml.warehouse.engine import open_warehouse, read_frame
+with open_warehouse() as warehouse:
+    customers = read_frame(warehouse, "select customer_id from marts.customer_features_daily "
+                           f"where feature_date = date '{sys.argv[1]}' order by customer_id limit 30")["customer_id"]
+    rows = read_frame(warehouse, "select customer_id, feature_date as cutoff, feature_timestamp as event_timestamp "
+                      "from marts.customer_features_daily where customer_id in ("
+                      + ", ".join(f"'{customer}'" for customer in customers) + ")")
+key = ["customer_id", "cutoff"]
+served = []
+for frame in (snapshot_features(rows, "cutoff"), historical_features(rows)):
+    frame = frame.drop(columns="event_timestamp")
+    frame["cutoff"] = pd.to_datetime(frame["cutoff"]).dt.date.astype(str)
+    served.append(frame.sort_values(key).reset_index(drop=True))
+files = len(list(snapshots_dir().glob("*.parquet")))
+print(json.dumps({"snapshots": served[0].to_dict("records"), "point_in_time": served[1].to_dict("records"),
+                  "snapshot_files": files}, default=str))
+"""
+
+
+def features_served(data_dir: Path, engine: str) -> dict[str, object]:
+    """What training reads (snapshot_features) and Feast's point-in-time join (historical_features)
+    give for every snapshot of 30 customers, and how many parquet snapshot files the data dir holds."""
+    result = subprocess.run(
+        [sys.executable, "-c", FEATURES_SERVED, DATES[-1]],
+        cwd=REPO_ROOT,
+        env={**pipeline_env(data_dir), "PZ_WAREHOUSE_ENGINE": engine, **SMALL_SPARK},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_feast_on_spark_joins_the_warehouse_table_as_feast_on_duckdb_joins_the_exported_files(two_engines):
+    """On Spark the Feast offline store is the table itself (Feast's Spark offline store, nothing
+    exported); its point-in-time join, training's snapshot reads and DuckDB's all agree."""
+    served = {engine: features_served(two_engines[engine], engine) for engine in ENGINES}
+    assert served["spark"]["snapshot_files"] == 0 and served["duckdb"]["snapshot_files"] > 5
+    frames = {
+        (engine, way): pd.DataFrame(served[engine][way]) for engine in ENGINES for way in ("snapshots", "point_in_time")
+    }
+    expected = frames[("duckdb", "snapshots")]
+    assert len(expected) > 30 and expected["cutoff"].nunique() > 5
+    for key, frame in frames.items():
+        pd.testing.assert_frame_equal(frame[expected.columns], expected, check_dtype=False, rtol=1e-9, obj=str(key))
+
+
 def manifests_without_times(data_dir: Path) -> dict[str, dict]:
     return {
         str(path.relative_to(data_dir / "exports")): json.loads(path.read_text())

@@ -36,6 +36,34 @@ def test_the_shards_cover_every_customer_exactly_once_in_balanced_slices(custome
         }
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    rows_per_customer=st.lists(st.integers(0, 3), min_size=1, max_size=40),
+    shard_count=st.integers(1, 7),
+    rows_per_group=st.integers(1, 9),
+)
+def test_each_shard_reads_exactly_its_customers_rows_of_the_plan(rows_per_customer, shard_count, rows_per_group):
+    """The plan's per-customer input rows (propensity scoring's features of ds) come back to each
+    shard as its own customers' rows, in customer order, whatever the row groups of the file."""
+    customers = [f"C{number:04d}" for number in range(len(rows_per_customer))]
+    rows = pd.DataFrame(
+        {
+            "customer_id": [c for c, n in zip(customers, rows_per_customer, strict=True) for _ in range(n)],
+            "value": range(sum(rows_per_customer)),
+        }
+    ).sample(frac=1.0, random_state=3)  # the plan sorts them
+    with tempfile.TemporaryDirectory() as directory, pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PZ_DATA_DIR", directory)
+        patch.setattr(sharding, "ROWS_PER_GROUP", rows_per_group)
+        planned = sharding.plan("stage", DS, pd.Series(customers), shard_count, {}, rows=rows)
+        for shard in planned:
+            own = set(sharding.customers_of(shard))
+            read = sharding.rows_of(shard)
+            expected = rows[rows["customer_id"].isin(own)].sort_values(["customer_id", "value"], ignore_index=True)
+            pd.testing.assert_frame_equal(read.sort_values(["customer_id", "value"], ignore_index=True), expected)
+            assert read["customer_id"].is_monotonic_increasing and list(read.columns) == ["customer_id", "value"]
+
+
 def planned_stage(tmp_path, monkeypatch, customers=("a", "b", "c", "d"), shard_count=2):
     monkeypatch.setenv("PZ_DATA_DIR", str(tmp_path))
     return sharding.plan("scores", DS, pd.Series(list(customers)), shard_count, {}, shared={"k": 1})
