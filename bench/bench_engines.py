@@ -20,6 +20,7 @@ from bench_nightly import END, STAGES, time_stages
 from common import WORK, machine, run_stage, stores_env, write_section
 
 ENGINES = ("duckdb", "spark")
+SPARK_DRIVER_MEMORY = "8g"
 
 
 def run_engine(landing, customers: int, days: int, engine: str, workers: int) -> dict[str, object]:
@@ -27,6 +28,9 @@ def run_engine(landing, customers: int, days: int, engine: str, workers: int) ->
     shutil.rmtree(data_dir, ignore_errors=True)
     shutil.copytree(landing, data_dir / "landing")
     env = {**stores_env(data_dir), "PZ_WAREHOUSE_ENGINE": engine}
+    if engine == "spark":
+        # The local session's executors live in the driver: give it what DuckDB may use on this machine.
+        env["PZ_SPARK_DRIVER_MEMORY"] = SPARK_DRIVER_MEMORY
     previous = (END - dt.timedelta(days=1)).isoformat()
     result: dict[str, object] = {"stages": {}}
     result["previous night"] = run_stage([sys.executable, "-m", "ml.orchestration.pipeline", "--ds", previous], env)
@@ -42,7 +46,8 @@ def report(results: dict[str, dict], customers: int, days: int, workers: int) ->
         "",
         f"Machine: {machine()}. `python bench/bench_engines.py --customers {customers} --days {days}`: "
         f"the night of {END} after the night before it, each stage in its own process ({workers} scoring "
-        "workers), `PZ_WAREHOUSE_ENGINE=duckdb` against `spark` (a local session, `local[2]`, embedded metastore).",
+        "workers), `PZ_WAREHOUSE_ENGINE=duckdb` against `spark` (a local session, `local[2]`, "
+        f"driver memory {SPARK_DRIVER_MEMORY}, the embedded metastore).",
         "",
         "| stage | DuckDB s | DuckDB GB | Spark s | Spark GB | Spark / DuckDB |",
         "|---|---:|---:|---:|---:|---:|",

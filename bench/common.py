@@ -6,10 +6,12 @@ import os
 import platform
 import re
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import duckdb
+import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "bench" / ".work"
@@ -27,13 +29,40 @@ def stores_env(data_dir: Path) -> dict[str, str]:
 
 
 def run_stage(command: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Run a command; return (wall seconds, peak resident memory in GB) of that process."""
+    """Run a command; return (wall seconds, peak resident memory in GB) of that process and the
+    processes it started. The kernel's peak counts only children a process waited for; a Spark
+    driver's JVM is not waited for, so the tree's resident memory is also sampled while it runs."""
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sampled, done = [0], threading.Event()
+    sampler = threading.Thread(target=_sample_tree_memory, args=(process.pid, sampled, done), daemon=True)
+    sampler.start()
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
     check_exit(command, status, process)
-    return seconds, usage.ru_maxrss / 1024**2  # ru_maxrss is in KiB on Linux
+    return seconds, max(usage.ru_maxrss * 1024, sampled[0]) / 1024**3  # ru_maxrss is in KiB on Linux
+
+
+def _sample_tree_memory(pid: int, peak: list[int], done: threading.Event, every: float = 0.25) -> None:
+    """The largest sum of resident memory of `pid` and its descendants seen until `done`, in bytes."""
+    try:
+        root = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    while not done.wait(every):
+        try:
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        total = 0
+        for member in tree:
+            try:
+                total += member.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+        peak[0] = max(peak[0], total)
 
 
 def check_exit(command: list[str], status: int, process: subprocess.Popen) -> None:
