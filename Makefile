@@ -57,12 +57,14 @@ mlflow: venv  ## the MLflow UI on the platform's tracking store, http://localhos
 
 # Debian packages the tests need: chromium drives the browser tests (Playwright cannot download
 # browsers here); PostgreSQL backs the test of Airflow and MLflow on PostgreSQL; Java runs the
-# local Spark session of the dbt Spark target. One apt-get update for all; it may report unsigned
+# local Spark session of the dbt Spark target, and PostgreSQL's JDBC driver its metastore in
+# PostgreSQL (the test of Spark tasks side by side, as in the compose profile). One apt-get update for all; it may report unsigned
 # extra repositories and still leave usable lists: go on regardless.
-system:  ## install Debian's chromium, postgresql and Java 17 when missing (needs root)
+system:  ## install Debian's chromium, postgresql, Java 17 and PostgreSQL's JDBC driver when missing (needs root)
 	@missing=""; command -v chromium >/dev/null || missing="chromium"; \
 	command -v pg_ctlcluster >/dev/null || missing="$$missing postgresql"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	[ -f /usr/share/java/postgresql.jar ] || missing="$$missing libpostgresql-jdbc-java"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			apt-get update -qq || true; \

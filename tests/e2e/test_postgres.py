@@ -1,10 +1,14 @@
 """Airflow and MLflow really run on PostgreSQL: a nightly DAG run whose Airflow
 metadata and MLflow tracking store and registry are PostgreSQL databases, on the Debian server
-that `make postgres` starts (`make test` does)."""
+that `make postgres` starts (`make test` does). And Spark's metastore: tasks on the Spark engine
+run side by side when they share a metastore in PostgreSQL (as in the compose profile `spark`)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -13,7 +17,7 @@ import pytest
 import yaml
 
 from ml.paths import REPO_ROOT
-from tests.conftest import END_DATE, fresh_data_dir, orchestrate
+from tests.conftest import END_DATE, fresh_data_dir, orchestrate, pipeline_env
 from tests.e2e.test_dags import DAG_ID
 
 STAGES = ("score_propensity", "score_recommendations")
@@ -97,3 +101,102 @@ def test_a_dag_run_with_airflow_and_mlflow_on_postgresql(small_landing, tmp_path
     aliases = _rows(databases["mlflow"], "select name, alias from registered_model_aliases order by name")
     assert aliases == [("propensity", "champion"), ("recommender", "champion")]
     assert not (data_dir / "mlflow.db").exists()
+
+
+# PostgreSQL's JDBC driver from Debian (`make system` installs libpostgresql-jdbc-java).
+JDBC_DRIVER_JAR = "/usr/share/java/postgresql.jar"
+
+# A task of a night on Spark replacing its own ds partition of marts.customer_scores. The first
+# creates the table alone (and with it the metastore's schema), waits for the others and reads the
+# table back through a session that stayed open all along; the others start together and each
+# waits for the other's session before writing.
+SPARK_TASK = """
+import datetime as dt, json, sys, time
+from pathlib import Path
+import pandas as pd
+from ml.propensity.scoring import DDL, TABLE
+from ml.warehouse.engine import open_warehouse
+from ml.warehouse.partitions import replace_partition
+ds, signals, role, others = dt.date.fromisoformat(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4:]
+
+def wait_for(*names):
+    deadline = time.monotonic() + 300
+    while not all((signals / name).exists() for name in names):
+        assert time.monotonic() < deadline, f"waited 300 s for {names}"
+        time.sleep(0.2)
+
+def write():
+    rows = pd.DataFrame({"ds": ds, "customer_id": [f"C{n}" for n in range(ds.day)], "model_name": "m",
+                         "model_version": "1", "score": ds.day / 100, "decile": 1})
+    replace_partition(TABLE, DDL, ds, rows, order_by="customer_id", purge_erased=False)
+    (signals / f"wrote-{ds}").touch()
+
+with open_warehouse() as warehouse:
+    warehouse.execute("select 1").fetchall()  # the JVM and the metastore client are up
+    if role == "first":
+        write()
+        wait_for(*(f"wrote-{day}" for day in others))
+        warehouse.session.catalog.refreshTable(TABLE)
+        held = warehouse.execute(f"select ds, count(*), min(score) from {TABLE} group by ds order by ds").fetchall()
+        print(json.dumps([[str(day), rows, score] for day, rows, score in held]))
+    else:  # beside the other: both up before either writes, so the writes overlap
+        (signals / f"up-{ds}").touch()
+        wait_for(*(f"up-{day}" for day in others))
+        write()
+"""
+
+
+@pytest.fixture
+def metastore_database() -> Iterator[str]:
+    name = f"pz_metastore_{uuid.uuid4().hex[:8]}"
+    _execute(f"create database {name}")
+    yield name
+    _execute(f"drop database if exists {name} with (force)")
+
+
+def test_spark_tasks_run_side_by_side_on_a_metastore_in_postgresql(tmp_path, metastore_database):
+    """Three Spark drivers at once (three JVMs: embedded Derby would admit one) on one metastore in
+    PostgreSQL, each replacing only its own ds partition of the same table: what lets a Spark
+    deployment give the warehouse pool more than one slot (PZ_WAREHOUSE_POOL_SLOTS)."""
+    assert os.path.exists(JDBC_DRIVER_JAR), f"{JDBC_DRIVER_JAR} is missing: run `make system` (needs root)"
+    server = SERVER.split("://", 1)[1]
+    credentials, host = server.rsplit("@", 1)
+    user, password = credentials.split(":", 1)
+    env = {
+        **pipeline_env(tmp_path / "data"),
+        "PZ_WAREHOUSE_ENGINE": "spark",
+        "PZ_SPARK_CORES": "1",
+        "PZ_SPARK_SHUFFLE_PARTITIONS": "1",
+        "PZ_SPARK_METASTORE_URL": f"jdbc:postgresql://{host}/{metastore_database}",
+        "PZ_SPARK_METASTORE_DRIVER": "org.postgresql.Driver",
+        "PZ_SPARK_METASTORE_USER": user,
+        "PZ_SPARK_METASTORE_PASSWORD": password,
+        "PZ_SPARK_JARS": JDBC_DRIVER_JAR,
+    }
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    first, beside = "2026-10-29", ["2026-10-30", "2026-10-31"]
+
+    def task(ds: str, role: str, *others: str) -> subprocess.Popen:
+        arguments = [sys.executable, "-c", SPARK_TASK, ds, str(signals), role, *others]
+        return subprocess.Popen(arguments, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    # The first task creates the metastore's schema and the table, then stays open while the
+    # other two run side by side (each waits for the other's session before writing).
+    tasks = [task(first, "first", *beside)]
+    deadline = time.monotonic() + 300
+    while not (signals / f"wrote-{first}").exists():  # the schema is made once, not three times at once
+        if tasks[0].poll() is not None or time.monotonic() > deadline:
+            tasks[0].kill()
+            stderr = tasks[0].communicate()[1].decode()[-4000:]
+            pytest.fail(f"the first Spark task did not write its partition: {stderr}")
+        time.sleep(0.5)
+    tasks += [task(beside[0], "beside", beside[1]), task(beside[1], "beside", beside[0])]
+    outputs = [process.communicate(timeout=600) for process in tasks]
+    for process, (_, stderr) in zip(tasks, outputs, strict=True):
+        assert process.returncode == 0, stderr.decode()[-4000:]
+    held = yaml.safe_load(outputs[0][0].decode().strip().splitlines()[-1])
+    assert held == [[first, 29, 0.29], [beside[0], 30, 0.3], [beside[1], 31, 0.31]]
+    tables = _rows(metastore_database, 'select "TBL_NAME" from "TBLS"')
+    assert ("customer_scores",) in tables  # the catalog is PostgreSQL's, not a Derby file
+    assert not (tmp_path / "data" / "spark" / "metastore_db").exists()
