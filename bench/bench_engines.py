@@ -4,7 +4,7 @@ One data set (`--customers`, `--days`) is generated once; each engine gets its o
 same landing files, runs the whole night for the day before the last (not timed: what a warehouse in
 service already holds), then every stage of the last night is timed in its own process, as a worker
 runs it (the stages of bench_nightly.py), with `PZ_WAREHOUSE_ENGINE` set. Peak memory is the stage
-process's (on Spark the driver's JVM is its child and is counted when it is waited for).
+process tree's, sampled (on Spark the driver's JVM is a child of the stage's Python process).
 Usage: python bench/bench_engines.py [--customers 100000] [--days 90]
 """
 
