@@ -27,7 +27,8 @@
             when {{ later_dated_when }} then 'later_dated'
             else 'candidate'
         end as pre_status
-    from {{ relation }}
+    -- Named for the correlated reference checks (absent_from).
+    from {{ relation }} as classified_row
 ),
 
 statused as (

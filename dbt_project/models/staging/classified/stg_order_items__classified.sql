@@ -17,7 +17,7 @@ orders_by_status as (
     key_columns=['order_id', 'item_id'],
     erased_when="order_id in (select order_id from orders_by_status where row_status = 'erased')",
     later_dated_when="order_id in (select order_id from orders_by_status where row_status = 'later_dated')"
-        ~ " and order_id not in (select order_id from orders_by_status where row_status = 'accepted')",
+        ~ " and " ~ absent_from('order_id', 'orders_by_status', 'order_id', "parent_row.row_status = 'accepted'"),
     reference_checks=[
         reject_unknown('order_id', ref('stg_orders'), 'order_id', 'unknown_order'),
         reject_unknown('item_id', ref('stg_items'), 'item_id', 'unknown_item'),
