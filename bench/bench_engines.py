@@ -84,8 +84,14 @@ def main() -> None:
         generate = [sys.executable, "-m", "ml.synthetic", "--customers", str(args.customers)]
         generate += ["--days", str(args.days), "--end-date", END.isoformat(), "--out", str(landing)]
         run_stage(generate, stores_env(WORK / "engines_generate"))
-    results = {engine: run_engine(landing, args.customers, args.days, engine, args.workers) for engine in ENGINES}
-    (WORK / f"engines_c{args.customers}_d{args.days}.json").write_text(json.dumps(results, indent=1))
+    # Each engine's figures are kept as soon as it finishes: an engine measured before is not run
+    # again (delete its json to measure it anew), so a long Spark half can be rerun on its own.
+    results = {}
+    for engine in ENGINES:
+        saved = WORK / f"engines_c{args.customers}_d{args.days}_{engine}.json"
+        if not saved.exists():
+            saved.write_text(json.dumps(run_engine(landing, args.customers, args.days, engine, args.workers), indent=1))
+        results[engine] = json.loads(saved.read_text())
     write_section(f"engines_c{args.customers}_d{args.days}", report(results, args.customers, args.days, args.workers))
 
 
