@@ -6,6 +6,8 @@ service already holds), then every stage of the last night is timed in its own p
 runs it (the stages of bench_nightly.py), with `PZ_WAREHOUSE_ENGINE` set. Peak memory is the stage
 process tree's, sampled (on Spark the driver's JVM is a child of the stage's Python process).
 Usage: python bench/bench_engines.py [--customers 100000] [--days 90]
+An engine already measured at that size is reused from bench/.work/engines_c{N}_d{D}_{engine}.json:
+delete that file to measure it again after a change.
 """
 
 from __future__ import annotations
