@@ -21,11 +21,10 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
 import time
 
-from common import REPO, WORK, check_exit, machine, run_stage, stores_env, write_section
+from common import REPO, WORK, check_exit, machine, run_stage, start_process, stores_env, write_section
 
 sys.path.insert(0, str(REPO))
 from ml.config import load_config
@@ -53,7 +52,7 @@ def run_parallel(commands: list[list[str]], env: dict[str, str], workers: int) -
     while pending or running:
         while pending and len(running) < workers:
             command = pending.pop(0)
-            process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            process = start_process(command, env)
             running[process.pid] = (process, command)
         pid, status, usage = os.wait4(-1, 0)
         process, command = running.pop(pid)

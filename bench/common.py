@@ -6,6 +6,7 @@ import os
 import platform
 import re
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ def run_stage(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     processes it started. The kernel's peak counts only children a process waited for; a Spark
     driver's JVM is not waited for, so the tree's resident memory is also sampled while it runs."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = start_process(command, env)
     sampled, done = [0], threading.Event()
     sampler = threading.Thread(target=_sample_tree_memory, args=(process.pid, sampled, done), daemon=True)
     sampler.start()
@@ -65,15 +66,30 @@ def _sample_tree_memory(pid: int, peak: list[int], done: threading.Event, every:
         peak[0] = max(peak[0], total)
 
 
+def start_process(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """Start a stage process, its stderr kept in a temporary file (`process.stderr_file`) for
+    check_exit. Not a pipe: nobody reads a pipe until the process ends, and once its 64 KiB fill up
+    the process blocks on its next write (a Spark driver's console progress bar fills it in one
+    stage), so the stage hangs instead of finishing."""
+    stderr_file = tempfile.TemporaryFile()  # noqa: SIM115 (check_exit closes it)
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr_file)
+    process.stderr_file = stderr_file
+    return process
+
+
 def check_exit(command: list[str], status: int, process: subprocess.Popen) -> None:
-    """Raise RuntimeError with the end of stderr when the process failed, and the signal when it was
-    killed (a SIGKILL without a word is usually the kernel's OOM killer: see dmesg)."""
-    code = os.waitstatus_to_exitcode(status)
-    if code == 0:
-        return
+    """Raise RuntimeError with the end of stderr when the process (from start_process) failed, and
+    the signal when it was killed (a SIGKILL without a word is usually the kernel's OOM killer: see
+    dmesg)."""
+    with process.stderr_file as stderr_file:
+        code = os.waitstatus_to_exitcode(status)
+        if code == 0:
+            return
+        stderr_file.seek(0)
+        stderr = stderr_file.read().decode(errors="replace")[-3000:]
     how = f"killed by signal {-code}" + (" (SIGKILL: out of memory? see dmesg)" if code == -9 else "")
     detail = how if code < 0 else f"exit code {code}"
-    raise RuntimeError(f"{' '.join(command)} failed, {detail}:\n{process.stderr.read().decode()[-3000:]}")
+    raise RuntimeError(f"{' '.join(command)} failed, {detail}:\n{stderr}")
 
 
 def machine() -> str:
