@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import dag, get_current_context, task, task_group
+from airflow.sdk import Param, dag, get_current_context, task, task_group
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from ml.config import load_config
-from ml.orchestration.callbacks import log_task_failure
-from ml.orchestration.stages import STAGES, Stage, dag_documentation
+from ml.orchestration.callbacks import log_task_failure, notify_night_failed, run_in_task
+from ml.orchestration.stages import RUN_OPTIONS, STAGES, Stage, dag_documentation
 
 # Read when Airflow parses this file: a small local file, no database or network at parse time.
 SCHEDULE = load_config().schedule
@@ -32,12 +32,17 @@ one writer); the scoring shards never open it.
 """
 
 
-def stage_task(stage: Stage):
-    """One task that runs the stage for the run's ds."""
+def timeout(stage: Stage) -> dt.timedelta:
+    return dt.timedelta(minutes=stage.timeout_minutes)
 
-    @task(task_id=stage.name, pool=stage.pool, doc_md=stage.summary)
-    def run_stage(ds: str | None = None):
-        return stage.run(ds)
+
+def stage_task(stage: Stage):
+    """One task that runs the stage for the run's ds (with the run options the stage takes)."""
+
+    @task(task_id=stage.name, pool=stage.pool, doc_md=stage.summary, execution_timeout=timeout(stage))
+    def run_stage(ds: str | None = None, params: dict | None = None):
+        options = {name: (params or {}).get(name, False) for name in stage.options}
+        return run_in_task(stage.name, stage.run, ds, **options)
 
     return run_stage()
 
@@ -49,18 +54,18 @@ def sharded_stage_task(stage: Stage):
 
     @task_group(group_id=stage.name, tooltip=stage.summary)
     def sharded() -> None:
-        @task(task_id="plan", pool=stage.pool)
+        @task(task_id="plan", pool=stage.pool, execution_timeout=timeout(stage))
         def plan(ds: str | None = None) -> list[dict[str, object]]:
-            return sharding.plan(ds)
+            return run_in_task(stage.name, sharding.plan, ds)
 
-        @task(task_id="score_shard", map_index_template="{{ shard_label }}")
+        @task(task_id="score_shard", map_index_template="{{ shard_label }}", execution_timeout=timeout(stage))
         def score_shard(shard: int, shards: int, ds: str | None = None) -> dict[str, object]:
             get_current_context()["shard_label"] = f"shard {shard + 1} of {shards}"  # type: ignore[typeddict-unknown-key]
-            return sharding.score_shard(ds, shard, shards)
+            return run_in_task(stage.name, sharding.score_shard, ds, shard, shards)
 
-        @task(task_id="merge", pool=stage.pool)
+        @task(task_id="merge", pool=stage.pool, execution_timeout=timeout(stage))
         def merge(shard_results, ds: str | None = None) -> dict[str, object]:
-            return sharding.merge(ds, len(shard_results))
+            return run_in_task(stage.name, sharding.merge, ds, len(shard_results))
 
         merge(score_shard.expand_kwargs(plan()))
 
@@ -75,6 +80,9 @@ def sharded_stage_task(stage: Stage):
     start_date=dt.datetime.combine(SCHEDULE.start_date, dt.time(), tzinfo=dt.UTC),
     catchup=SCHEDULE.catchup,
     max_active_runs=1,
+    dagrun_timeout=dt.timedelta(hours=SCHEDULE.run_timeout_hours),
+    on_failure_callback=notify_night_failed,
+    params={name: Param(False, type="boolean", description=text) for name, text in RUN_OPTIONS.items()},
     tags=["personalization"],
     default_args={
         "retries": SCHEDULE.retries,

@@ -16,7 +16,7 @@ from pydantic import ValidationError, model_validator
 from ml.activation.settings import ActivationConfig
 from ml.errors import ConfigError
 from ml.mlops.settings import MonitoringConfig
-from ml.orchestration.settings import ScheduleConfig, ScoringConfig
+from ml.orchestration.settings import NotificationsConfig, ScheduleConfig, ScoringConfig
 from ml.paths import config_path
 from ml.propensity.settings import PropensityConfig
 from ml.recommender.settings import RecommenderConfig
@@ -36,6 +36,7 @@ class PlatformConfig(StrictSettings):
     activation: ActivationConfig = ActivationConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     scoring: ScoringConfig = ScoringConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
 
     @model_validator(mode="after")
     def _recommendations_within_k(self) -> PlatformConfig:

@@ -256,3 +256,22 @@ def decide(
     funnel = pd.DataFrame(funnel_rows, columns=["audience", "step", "customers"])
     funnel.insert(1, "step_order", funnel.groupby("audience").cumcount() + 1)
     return DecisionSet(decisions=decisions.reset_index(drop=True), assignments=assigned, funnel=funnel)
+
+
+def why_empty(funnel: pd.DataFrame, audience: str, group: str | None = None) -> str | None:
+    """One line saying why `audience` has nobody to treat tonight, from its funnel (None when it has
+    someone): no customer qualified, or the steps that removed every qualified customer, largest first.
+    With `group`, the treated count is that group's; by default every decided customer counts."""
+    steps = funnel[funnel["audience"] == audience].set_index("step")["customers"]
+    qualified = int(steps.get("qualified", 0))
+    treated = int(steps.get(f"group_{group}", 0)) if group else int(steps.get("decided", 0))
+    if treated > 0:
+        return None
+    if qualified == 0:
+        return "no customer qualified tonight (its segment or moment did not occur in the data up to ds)"
+    excluded = steps.drop(labels=["qualified", "decided"], errors="ignore")
+    excluded = excluded[~excluded.index.str.startswith("group_") & (excluded > 0)].sort_values(ascending=False)
+    if excluded.empty:
+        return f"{qualified} customers qualified and all of them are in the holdout (control) group"
+    removed = ", ".join(f"{step} {int(count)}" for step, count in excluded.items())
+    return f"all {qualified} qualified customers were removed: {removed}"

@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ml.activation.columns import consent_column
+from ml.activation.decisions import why_empty
 from ml.activation.population import (
     CHANNEL_SCHEMA,
     channel_table,
@@ -49,14 +50,16 @@ from ml.activation.population import (
     read_recommendations,
 )
 from ml.activation.settings import CONTROL, ActivationConfig, Tactic
-from ml.activation.store import ASSIGNMENTS, read_assignments
+from ml.activation.store import ASSIGNMENTS, read_assignments, read_funnel
 from ml.config import PlatformConfig, load_config
 from ml.constants import CUSTOMER_ID
-from ml.errors import PlatformError
+from ml.errors import PlatformError, report_errors
 from ml.mlops.monitoring import assert_exports_allowed
 from ml.paths import data_dir
 from ml.warehouse.engine import open_warehouse
+from ml.warehouse.frames import typed_frame
 from ml.warehouse.partitions import delete_rows, existing_tables, replace_partition
+from ml.warehouse.run_lock import exclusive_run
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +185,7 @@ def build_channel_rows(
             rows[channel].append(row)
     frames = {}
     for channel, records in rows.items():
-        frame = pd.DataFrame(records, columns=list(channel_columns(activation, channel)))
+        frame = typed_frame(records, channel_columns(activation, channel))
         frames[channel] = frame.sort_values(["audience", CUSTOMER_ID]).reset_index(drop=True)
     return frames
 
@@ -255,8 +258,9 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
     )
     out["ds"] = out["ds"].astype(str)
     for column in out.columns:
-        if out[column].dtype == object:
-            out[column] = out[column].map(neutralize_formula)
+        # Text may be object or pandas' string dtype (pandas 3's default): neutralize every non-numeric column.
+        if not pd.api.types.is_numeric_dtype(out[column]) and not pd.api.types.is_bool_dtype(out[column]):
+            out[column] = out[column].astype(object).map(neutralize_formula)
     return out.to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
@@ -352,6 +356,12 @@ def _experiment_version(assignments: pd.DataFrame, audience: str) -> str | None:
     return str(versions[0]) if len(versions) else None
 
 
+def _empty_reason(funnel: pd.DataFrame, audience: str, channel: str) -> str:
+    """Why an audience's file for a channel has no row: the audience's own funnel, or its treated
+    customers were reached on its other channels."""
+    return why_empty(funnel, audience) or f"its treated customers are reached on its other channels, not on {channel}"
+
+
 def _staging_folder(final: Path) -> Path:
     staged = final.with_name(f".staging-{final.name}-{os.getpid()}")
     shutil.rmtree(staged, ignore_errors=True)
@@ -370,6 +380,7 @@ def write_channel_files(
     ds: dt.date,
     assignments: pd.DataFrame,
     model_versions: dict[str, str | None],
+    funnel: pd.DataFrame,
 ) -> dict[str, object]:
     activation = config.activation
     final = exports_dir() / channel / f"ds={ds}"
@@ -392,6 +403,7 @@ def write_channel_files(
                 "experiment_version": _experiment_version(assignments, name)
                 or audience.experiment_version(activation.salt),
                 **entry,
+                **({"empty_reason": _empty_reason(funnel, name, channel)} if not entry["rows"] else {}),
             }
         )
     manifest = {
@@ -401,6 +413,11 @@ def write_channel_files(
         "identifier": activation.channels[channel].identifier,
         "columns": list(columns),
         "rows": len(frame),
+        **(
+            {"empty_reason": f"no customer of its {len(audiences)} audiences is to be contacted on {channel} tonight"}
+            if frame.empty
+            else {}
+        ),
         "audiences": audiences,
         "model_versions": model_versions,
         "config_sha256": config_sha256(config),
@@ -574,20 +591,25 @@ def publish_channels(ds: str) -> dict[str, object]:
         raise PublishCheckError(f"ds={ds}: nothing published, channel rows break the rules: {details}")
     assignments = read_assignments(ds_date)
     model_versions = read_model_versions(ds_date)
+    funnel = read_funnel(ds_date)
     manifests = {}
     for channel, frame in frames.items():
         replace_partition(
             channel_table(channel), channel_ddl(activation, channel), ds_date, frame, order_by="audience, customer_id"
         )
-        manifests[channel] = write_channel_files(channel, frame, config, ds_date, assignments, model_versions)
+        manifests[channel] = write_channel_files(channel, frame, config, ds_date, assignments, model_versions, funnel)
     log.info("ds=%s published %s", ds, {channel: m["rows"] for channel, m in manifests.items()})
     from ml.reports.audiences import write_report
 
     report = write_report(ds_date)
+    empty = {channel: m["empty_reason"] for channel, m in manifests.items() if "empty_reason" in m}
+    if empty:
+        log.info("ds=%s channels with no row tonight (valid, empty files written): %s", ds, empty)
     return {
         "report": str(report),
         "erased_rows_removed_from_earlier_files": erased_rows,
         **{f"rows_{channel}": m["rows"] for channel, m in manifests.items()},
+        "empty_channels": empty,
     }
 
 
@@ -598,14 +620,20 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("clean", help="delete or restore the leftovers of an interrupted publish")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    activation = load_config().activation
-    if args.command == "clean":
-        for line in clean_leftovers(exports_dir()) or ["nothing to clean"]:
-            print(line)
+
+    def body() -> int:
+        activation = load_config().activation
+        # Both commands write what a night writes: never beside a running night (the run lock).
+        with exclusive_run(f"python -m ml.activation.export {args.command}"):
+            if args.command == "clean":
+                for line in clean_leftovers(exports_dir()) or ["nothing to clean"]:
+                    print(line)
+                return 0
+            for channel, days in reload_tables_from_files(activation).items():
+                print(f"{channel_table(channel)}: {days} published day(s) reloaded from {exports_dir() / channel}")
         return 0
-    for channel, days in reload_tables_from_files(activation).items():
-        print(f"{channel_table(channel)}: {days} published day(s) reloaded from {exports_dir() / channel}")
-    return 0
+
+    return report_errors(body)
 
 
 if __name__ == "__main__":

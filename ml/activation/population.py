@@ -12,6 +12,7 @@ from ml.constants import CUSTOMER_ID, ITEM_ID
 from ml.errors import PlatformError
 from ml.warehouse.dialect import elements
 from ml.warehouse.engine import open_warehouse, read_frame
+from ml.warehouse.frames import text_frame
 from ml.warehouse.partitions import existing_tables
 
 CHANNEL_SCHEMA = "channels"
@@ -98,7 +99,7 @@ def _caps(activation: ActivationConfig):
 def read_emails(customer_ids: list[str], ds: dt.date) -> pd.Series:
     """Email addresses by customer id, only for the customers being exported."""
     with open_warehouse() as connection:
-        connection.register("wanted", pd.DataFrame({CUSTOMER_ID: customer_ids}))
+        connection.register("wanted", text_frame(CUSTOMER_ID, customer_ids))
         rows = connection.execute(
             "select c.customer_id, c.email from marts.customer_360 as c "
             "where c.ds = ? and c.customer_id in (select customer_id from wanted)",

@@ -9,13 +9,13 @@ import logging
 
 import pandas as pd
 
-from ml.activation.decisions import DecisionSet, decide
+from ml.activation.decisions import DecisionSet, decide, why_empty
 from ml.activation.population import read_contact_history, read_population
 from ml.activation.readout import read_feedback
 from ml.activation.settings import ActivationConfig
 from ml.config import load_config
 from ml.warehouse.engine import open_warehouse
-from ml.warehouse.partitions import ensure_table, replace_partition, replace_table
+from ml.warehouse.partitions import ensure_table, existing_tables, replace_partition, replace_table
 
 log = logging.getLogger(__name__)
 
@@ -134,11 +134,24 @@ def decide_audiences(ds: str) -> dict[str, object]:
         len(result.assignments),
         groups.to_dict(),
     )
+    empty = {name: why_empty(result.funnel, name) for name in activation.audiences}
+    for name, reason in empty.items():
+        if reason:
+            log.info("ds=%s audience %s is empty tonight: %s", ds, name, reason)
     return {
         "customers": len(result.decisions),
         "decided": len(result.assignments),
+        "empty_audiences": {name: reason for name, reason in empty.items() if reason},
         **result.decisions["reason"].value_counts().rename(lambda reason: f"customers_{reason}").to_dict(),
     }
+
+
+def read_funnel(ds: dt.date) -> pd.DataFrame:
+    """Every audience's funnel of ds (no rows when decide_audiences has not run for it)."""
+    with open_warehouse() as connection:
+        if "audience_funnel" not in existing_tables(connection, "activation"):
+            return pd.DataFrame(columns=["audience", "step_order", "step", "customers"])
+        return connection.execute(f"select * from {FUNNEL} where ds = ? order by audience, step_order", [ds]).df()
 
 
 def read_assignments(ds: dt.date) -> pd.DataFrame:

@@ -7,6 +7,8 @@ the champion, and the summary the task returns (an Airflow XCom) that says which
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,12 +17,56 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from ml.mlops.registry import ChampionCheck, GateDecision, gate
+from ml.mlops.registry import (
+    ARTIFACT_ERROR,
+    BASELINE,
+    ChampionCheck,
+    GateDecision,
+    PerCustomer,
+    Serving,
+    gate,
+    mark_interrupted,
+    mark_unreadable,
+    serving_for,
+    usable,
+)
 from ml.mlops.settings import ChampionGateConfig
 from ml.mlops.tracking import BundledModel, frame_hash, git_commit, log_and_register, use_experiment
 from ml.paths import mlflow_tracking_uri
 
 log = logging.getLogger(__name__)
+
+
+FINGERPRINT = "training_fingerprint"
+
+
+def training_fingerprint(*parts: str) -> str:
+    """What a fit's result depends on (its rows' hash, its configuration, ...) and the code's commit."""
+    return hashlib.sha256("\n".join((*parts, git_commit())).encode()).hexdigest()[:16]
+
+
+def version_trained_as(model_name: str, fingerprint: str, load: Callable[[str], object] | None = None):
+    """The registered version trained exactly as tonight would train (same rows, configuration and
+    code), or None. A rerun of a ds, or a night with nothing new, reuses it: no new registration, no
+    alias moved. With `load`, its artifact is loaded first: one that cannot be is demoted (tag
+    artifact_error) and not reused, so tonight trains a version that can serve."""
+    mlflow.set_tracking_uri(mlflow_tracking_uri())
+    client = MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name = '{model_name}'")
+    except mlflow.exceptions.MlflowException:
+        return None
+    same = [v for v in versions if v.tags.get(FINGERPRINT) == fingerprint and usable(v)]
+    if not same:
+        return None
+    newest = max(same, key=lambda v: int(v.version))
+    if load is not None:
+        try:
+            load(f"models:/{model_name}/{newest.version}")
+        except Exception as error:  # truncated, deleted or incompatible: train anew tonight
+            mark_unreadable(client, model_name, str(newest.version), error, newest.tags.get("ds", ""))
+            return None
+    return newest
 
 
 def skipped(model_name: str, ds: str, reason: str) -> dict[str, object]:
@@ -49,17 +95,33 @@ def register_and_gate(
     baseline: tuple[str, float],
     evaluate_champion: Callable[[object], ChampionCheck],
     config: ChampionGateConfig,
+    per_customer: PerCustomer | None = None,
 ) -> GateDecision:
-    """Log the bundle as a pyfunc, register it under `model_name`, and pass it through the gate."""
+    """Log the bundle as a pyfunc, register it under `model_name`, and pass it through the gate. A
+    version a killed run left without a gate decision is marked first (it never serves)."""
+    client = MlflowClient()
+    mark_interrupted(client, model_name)
     version = log_and_register(model_name, python_model, bundle, input_example, ds, requirements)
-    decision = gate(MlflowClient(), model_name, version, model_value, baseline, evaluate_champion, config)
-    mlflow.log_metrics({f"gate_{config.metric}": model_value, f"gate_baseline_{config.metric}": baseline[1]})
+    fingerprint = client.get_run(version.run_id).data.tags.get(FINGERPRINT)
+    if fingerprint:
+        client.set_model_version_tag(model_name, version.version, FINGERPRINT, fingerprint)
+    decision = gate(client, model_name, version, model_value, baseline, evaluate_champion, config, per_customer)
+    mlflow.log_metrics(
+        {f"gate_{config.metric}": model_value, f"gate_baseline_{config.metric}": baseline[1], **decision.metrics()}
+    )
     return decision
 
 
 def trained(run: mlflow.ActiveRun, decision: GateDecision, **metrics: float) -> dict[str, object]:
-    """The summary of a night that trained: the version, whether it serves, why, and the numbers."""
+    """The summary of a night that trained: the version, whether it serves, why, and the numbers; a
+    gate that keeps the baseline serving is an alert (the orchestrator sends it)."""
+    alerts = []
+    if decision.serves == BASELINE:
+        alerts.append(
+            f"{decision.model_name}: the gate keeps the {decision.baseline} baseline serving: {decision.reason}"
+        )
     return {
+        "alerts": alerts,
         "status": "trained",
         "run_id": run.info.run_id,
         "version": decision.version,
@@ -80,6 +142,34 @@ def reused(model_name: str, ds: str, version: str, reason: str) -> dict[str, obj
     return {"status": "reused", "version": str(version), "reason": reason}
 
 
+def reused_without_run(model_name: str, ds: str, version: str, reason: str) -> dict[str, object]:
+    """The summary of a rerun that found its version already registered: no MLflow run, no alias moved."""
+    log.info("%s ds=%s: v%s reused, nothing registered: %s", model_name, ds, version, reason)
+    return {"status": "reused", "version": version, "reason": reason}
+
+
+def readable_serving(
+    model_name: str, ds: dt.date, load: Callable[[str], object], artifact_always: bool = False
+) -> tuple[Serving, list[str]]:
+    """What serves ds (ml.mlops.registry.serving_for), with the chosen version's artifact loaded once
+    here: a version whose artifact cannot be loaded is demoted (tag artifact_error, no champion alias)
+    and the choice made again, down to the baseline. Returns the serving and one alert per demotion.
+    `artifact_always`: the version's artifact is needed even when its baseline serves (it carries it)."""
+    mlflow.set_tracking_uri(mlflow_tracking_uri())
+    client = MlflowClient()
+    alerts: list[str] = []
+    while True:
+        serving = serving_for(client, model_name, ds)
+        if serving.version is None or not (serving.serves_model or artifact_always):
+            return serving, alerts
+        try:
+            load(f"models:/{model_name}/{serving.version.version}")
+        except Exception as error:  # truncated, deleted or written by incompatible code
+            alerts.append(mark_unreadable(client, model_name, str(serving.version.version), error, ds.isoformat()))
+            continue
+        return serving, alerts
+
+
 def latest_run(model_name: str, ds: str):
     """The newest MLflow run of a model's experiment for ds, or None."""
     mlflow.set_tracking_uri(mlflow_tracking_uri())
@@ -91,6 +181,33 @@ def latest_run(model_name: str, ds: str):
         [experiment.experiment_id], f"tags.ds = '{ds}'", order_by=["start_time DESC"], max_results=1
     )
     return runs[0] if runs else None
+
+
+def unreadable_lines(model_name: str) -> list[str]:
+    """One line per version of the model demoted because its artifact cannot be loaded, with the fix."""
+    mlflow.set_tracking_uri(mlflow_tracking_uri())
+    try:
+        versions = MlflowClient().search_model_versions(f"name = '{model_name}'")
+    except mlflow.exceptions.MlflowException:
+        return []
+    return [
+        f"{model_name} v{v.version} DEMOTED, its artifact cannot be loaded ({v.tags[ARTIFACT_ERROR]}); it never "
+        f"serves again. Restore $PZ_DATA_DIR/mlartifacts from a backup, or retrain: python -m "
+        f"ml.orchestration.pipeline --ds <ds> --stage train_{model_name}"
+        for v in sorted(versions, key=lambda v: int(v.version))
+        if ARTIFACT_ERROR in v.tags
+    ]
+
+
+def evidence_line(metrics: dict[str, float]) -> str | None:
+    """The gate's paired test against the champion, as logged (None when there was no champion)."""
+    if "gate_vs_champion_delta" not in metrics:
+        return None
+    return (
+        f"challenger - champion per customer {metrics['gate_vs_champion_delta']:+.4f} "
+        f"[{metrics['gate_vs_champion_ci_low']:+.4f}, {metrics['gate_vs_champion_ci_high']:+.4f}] (95%), "
+        f"p={metrics['gate_vs_champion_p_value']:.3g}, n={metrics['gate_vs_champion_customers']:,.0f}"
+    )
 
 
 def gate_line(model_name: str, tags: dict[str, str]) -> str | None:

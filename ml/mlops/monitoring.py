@@ -1,14 +1,23 @@
 """Drift monitoring with Evidently: the model features, the predictions and the recommendations of
-ds against the reference the model in use was trained on.
+ds against a fixed reference that is never ds itself.
+
+The reference of a model is the `monitoring.reference_days` days (default 7) ending on the day its
+version in use was trained for, or on the day before ds when that version was trained tonight: what
+the version learnt from, and what was served then. Comparing tonight with the version's own training
+day made the check compare tonight with tonight on every night it retrained (0% drift, always). A
+window rather than one day smooths weekday effects; the reference rows are a seeded sample of the
+current night's size, so a longer window does not make the check slower or more sensitive. On a first
+night there is nothing before it: the predictions and recommendations are not checked (logged).
 
 Three checks per ds, each an Evidently `DataDriftPreset` with the method and thresholds from
 config (`monitoring`), saved as HTML and JSON under `$PZ_REPORTS_DIR/drift/ds=<ds>/`:
 
-  propensity / features         marts.customer_features_daily at ds against the snapshot of the
-                                ds the propensity version in use was trained on
-  propensity / predictions      marts.customer_scores at ds against the scores of that ds
+  propensity / features         marts.customer_features_daily at ds against the reference window's
+  propensity / predictions      marts.customer_scores at ds against the reference window's
   recommender / recommendations category and item mix of marts.customer_recommendations at ds
-                                against the recommender version's training ds, plus catalog coverage
+                                against the reference window's, plus catalog coverage
+
+`reference_ds` in the tables is the last day of the reference window.
 
 Per-column results go to monitoring.drift_columns, one row per check to monitoring.drift_summary,
 and the same summary with the policy's action to channels.model_health, beside the audiences.
@@ -17,6 +26,7 @@ and the same summary with the policy's action to channels.model_health, beside t
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import logging
 from dataclasses import dataclass
@@ -99,6 +109,7 @@ def drift_columns(
     if not numerical + categorical:
         return presence, None
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
+    current, reference = html_safe(current, categorical), html_safe(reference, categorical)
     report = Report(
         [
             DataDriftPreset(
@@ -141,14 +152,40 @@ def drift_columns(
     return frame, snapshot
 
 
+def html_safe(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """`columns` with every text value HTML-escaped. Evidently writes category values into its HTML
+    unescaped, so a landed value such as `</script><img src=x onerror=...>` ran in the browser of
+    whoever opened the drift report. Escaping is one-to-one, so categories stay distinct and the
+    drift statistics do not change."""
+    safe = frame.copy()
+    for column in columns:
+        safe[column] = safe[column].map(lambda value: html.escape(value) if isinstance(value, str) else value)
+    return safe
+
+
 def _reference(client, model_name: str, ds: dt.date) -> tuple[str | None, dt.date | None]:
+    """(version in use, last day of its reference window): its training day, never ds or later."""
     version, _ = version_for(client, model_name, ds)
     if version is None:
         return None, None
-    return str(version.version), dt.date.fromisoformat(version.tags["ds"])
+    return str(version.version), reference_end(dt.date.fromisoformat(version.tags["ds"]), ds)
 
 
-def _inputs(ds: dt.date) -> list[DriftInput]:
+def reference_end(trained_for: dt.date, ds: dt.date) -> dt.date:
+    """The reference window ends on the version's training day, or the day before ds when the version
+    was trained for ds itself (or later, in a backfill): the reference is never tonight."""
+    return min(trained_for, ds - dt.timedelta(days=1))
+
+
+def sampled(reference: pd.DataFrame, size: int, seed: int = 0) -> pd.DataFrame:
+    """A seeded sample of the reference window's rows, as many as tonight's: the check's cost and
+    power do not grow with the window."""
+    if len(reference) <= max(size, 1):
+        return reference
+    return reference.sample(n=max(size, 1), random_state=seed).reset_index(drop=True)
+
+
+def _inputs(ds: dt.date, reference_days: int) -> list[DriftInput]:
     import mlflow  # here: the pipeline CLI and the publish task import this module
     from mlflow import MlflowClient
 
@@ -163,14 +200,21 @@ def _inputs(ds: dt.date) -> list[DriftInput]:
     with open_warehouse() as connection:
         version, reference_ds = _reference(client, "propensity", ds)
         if version is not None:
+            first = reference_ds - dt.timedelta(days=reference_days - 1)
 
-            def snapshot(day: dt.date) -> pd.DataFrame:
+            def snapshot(start: dt.date, end: dt.date) -> pd.DataFrame:
                 return connection.execute(
-                    f"select {', '.join(features)} from marts.customer_features_daily where feature_date = ?", [day]
+                    f"select {', '.join(features)} from marts.customer_features_daily "
+                    "where feature_date between ? and ?",
+                    [start, end],
                 ).df()
 
-            def scores(day: dt.date) -> pd.DataFrame:
-                return connection.execute("select score from marts.customer_scores where ds = ?", [day]).df()
+            def scores(start: dt.date, end: dt.date) -> pd.DataFrame:
+                return connection.execute(
+                    "select score from marts.customer_scores where ds between ? and ?", [start, end]
+                ).df()
+
+            current_features, current_scores = snapshot(ds, ds), scores(ds, ds)
 
             inputs.append(
                 DriftInput(
@@ -178,36 +222,39 @@ def _inputs(ds: dt.date) -> list[DriftInput]:
                     "features",
                     version,
                     reference_ds,
-                    snapshot(ds),
-                    snapshot(reference_ds),
+                    current_features,
+                    sampled(snapshot(first, reference_ds), len(current_features)),
                     numerical,
                     categorical,
                 )
             )
+            reference_scores = sampled(scores(first, reference_ds), len(current_scores))
             inputs.append(
                 DriftInput(
-                    "propensity", "predictions", version, reference_ds, scores(ds), scores(reference_ds), ["score"], []
+                    "propensity", "predictions", version, reference_ds, current_scores, reference_scores, ["score"], []
                 )
             )
         version, reference_ds = _reference(client, "recommender", ds)
         if version is not None:
 
-            def recommended(day: dt.date) -> pd.DataFrame:
+            def recommended(start: dt.date, end: dt.date) -> pd.DataFrame:
                 return connection.execute(
                     "select r.item_id, coalesce(i.category, 'unknown') as category "
                     "from marts.customer_recommendations as r left join staging.stg_items as i using (item_id) "
-                    "where r.ds = ?",
-                    [day],
+                    "where r.ds between ? and ?",
+                    [start, end],
                 ).df()
 
+            current_items = recommended(ds, ds)
+            first = reference_ds - dt.timedelta(days=reference_days - 1)
             inputs.append(
                 DriftInput(
                     "recommender",
                     "recommendations",
                     version,
                     reference_ds,
-                    recommended(ds),
-                    recommended(reference_ds),
+                    current_items,
+                    sampled(recommended(first, reference_ds), len(current_items)),
                     [],
                     ["category", "item_id"],
                 )
@@ -237,7 +284,7 @@ def monitor_drift(ds: str) -> dict[str, object]:
     folder = report_folder(ds_date)
     folder.mkdir(parents=True, exist_ok=True)
     column_rows, summary_rows = [], []
-    for found in _inputs(ds_date):
+    for found in _inputs(ds_date, monitoring.reference_days):
         if found.current.empty or found.reference.empty:
             log.warning(
                 "ds=%s %s %s: no rows for ds or for the reference %s; not checked",

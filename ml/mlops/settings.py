@@ -13,7 +13,19 @@ class ChampionGateConfig(StrictSettings):
     """When a newly trained version replaces the champion (ml.mlops.registry, shared by every model)."""
 
     metric: str = Field(description="Primary metric, higher is better, as logged to MLflow.")
-    margin: float = Field(0.0, ge=0, description="The challenger must beat the champion by at least this much.")
+    margin: float = Field(
+        0.0,
+        ge=0,
+        description="A version must beat the baseline by at least this much; a challenger's mean gain over "
+        "the champion must reach it too.",
+    )
+    alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=0.5,
+        description="Error rate of the one-sided paired t-tests on per-customer scores: a challenger replaces the "
+        "champion only when better at this level; a champion serves until significantly worse than the baseline.",
+    )
 
 
 DriftMethod = Literal["psi", "jensenshannon", "wasserstein", "ks", "chisquare", "kl_div", "hellinger", "z"]
@@ -36,6 +48,13 @@ class MonitoringConfig(StrictSettings):
     predictions: DriftCheckConfig = DriftCheckConfig(method="psi", threshold=0.2, drift_share=1.0)
     recommendations: DriftCheckConfig = DriftCheckConfig(
         categorical_method="jensenshannon", categorical_threshold=0.1, drift_share=0.5
+    )
+    reference_days: int = Field(
+        7,
+        ge=1,
+        le=90,
+        description="Days in each model's drift reference, ending on the day its version in use was trained for "
+        "(the day before ds when it was trained tonight); sampled to tonight's size.",
     )
     coverage_change_threshold: float = Field(
         0.25, gt=0, description="Catalog coverage of the recommendations drifts when it changes by this share."

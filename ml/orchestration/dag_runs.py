@@ -13,22 +13,27 @@ import datetime as dt
 import json
 import logging
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 from ml.config import load_config
 from ml.errors import PlatformError
-from ml.orchestration.run_lock import exclusive_run
+from ml.orchestration.callbacks import night_failure_message
 from ml.orchestration.settings import WAREHOUSE_POOL, warehouse_pool_slots
+from ml.orchestration.stages import RUN_OPTIONS
 from ml.paths import REPO_ROOT, data_dir
+from ml.warehouse.run_lock import exclusive_run
 
 log = logging.getLogger(__name__)
 
 DAG_ID = "nightly_personalization"
 
-# A fixed, documented local login for `make airflow` and the browser test (never for production).
-LOCAL_USER, LOCAL_PASSWORD = "admin", "admin"
+# The local login of `make airflow` (airflow standalone): user admin with a password generated once per
+# Airflow home, printed when it is made and kept in the passwords file (readable by its owner only).
+LOCAL_USER = "admin"
+PASSWORDS_FILE = "simple_auth_manager_passwords.json"
 
 
 class OrchestrationError(PlatformError, RuntimeError):
@@ -39,12 +44,27 @@ def airflow_home() -> Path:
     return Path(os.environ.get("AIRFLOW_HOME") or data_dir() / "airflow").resolve()
 
 
+def local_password(home: Path) -> tuple[str, bool]:
+    """(the local admin's password, whether it was generated just now). A passwords file written by an
+    older version held the fixed password admin: it is replaced by a generated one."""
+    passwords = home / PASSWORDS_FILE
+    if passwords.exists():
+        known = json.loads(passwords.read_text() or "{}").get(LOCAL_USER)
+        if known and known != "admin":
+            return known, False
+    password = secrets.token_urlsafe(12)
+    passwords.write_text(json.dumps({LOCAL_USER: password}))
+    passwords.chmod(0o600)
+    return password, True
+
+
 def airflow_env() -> dict[str, str]:
-    """The environment every Airflow process of the embedded default runs with."""
+    """The environment every Airflow process of the embedded default runs with: the UI and API on
+    127.0.0.1 only (AIRFLOW__API__HOST overrides it, for a host that a proxy with TLS fronts)."""
     home = airflow_home()
     home.mkdir(parents=True, exist_ok=True)
-    passwords = home / "simple_auth_manager_passwords.json"
-    passwords.write_text(json.dumps({LOCAL_USER: LOCAL_PASSWORD}))
+    passwords = home / PASSWORDS_FILE
+    local_password(home)
     return {
         **os.environ,
         "AIRFLOW_HOME": str(home),
@@ -58,6 +78,7 @@ def airflow_env() -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "300",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{LOCAL_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        "AIRFLOW__API__HOST": os.environ.get("AIRFLOW__API__HOST", "127.0.0.1"),
         "PZ_DATA_DIR": str(data_dir()),
         # `airflow standalone` starts its components as `airflow ...` from PATH.
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
@@ -94,8 +115,9 @@ def check_dates(dates: list[dt.date]) -> None:
         )
 
 
-def run_dates(dates: list[dt.date]) -> None:
-    """Run the nightly DAG for each date, in the order given, in this process."""
+def run_dates(dates: list[dt.date], allow_stale: bool = False) -> None:
+    """Run the nightly DAG for each date, in the order given, in this process. A failed night ends
+    the run with one line: its first failing task and that task's cause."""
     if not dates:
         return
     check_dates(dates)
@@ -109,23 +131,28 @@ def run_dates(dates: list[dt.date]) -> None:
     for ds in dates:
         logical_date = dt.datetime.combine(ds, dt.time(2, 0), tzinfo=dt.UTC)
         log.info("running %s for ds=%s", DAG_ID, ds)
-        dag_run = dag.test(logical_date=logical_date)
-        failed = [ti.task_id for ti in dag_run.get_task_instances() if ti.state != "success"]
-        if str(dag_run.state) != "success" or failed:
-            raise OrchestrationError(f"{DAG_ID} for ds={ds} ended {dag_run.state}; tasks not successful: {failed}")
+        dag_run = dag.test(logical_date=logical_date, run_conf={"allow_stale": allow_stale})
+        unfinished = [ti.task_id for ti in dag_run.get_task_instances() if ti.state != "success"]
+        if str(dag_run.state) != "success" or unfinished:
+            message = night_failure_message(DAG_ID, ds.isoformat(), dag_run.run_id)
+            raise OrchestrationError(f"{message} ({len(unfinished)} tasks did not succeed)")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("setup", help="migrate the Airflow metadata database and create the pool")
-    commands.add_parser("standalone", help="airflow standalone (UI on :8080) with the local login admin/admin")
+    commands.add_parser(
+        "standalone", help="airflow standalone (UI on 127.0.0.1:8080), login admin with a generated password"
+    )
     cli = commands.add_parser("airflow", help="any airflow CLI command with the platform's environment")
     cli.add_argument("airflow_arguments", nargs=argparse.REMAINDER)
     run = commands.add_parser("run", help="run the DAG for one logical date")
     run.add_argument("--summary", action="store_true", help="print what the run produced")
     run.add_argument("--ds", type=dt.date.fromisoformat, required=True)
     backfill = commands.add_parser("backfill", help="run the DAG for every date from START to END, in order")
+    for command in (run, backfill):
+        command.add_argument("--allow-stale", action="store_true", help=RUN_OPTIONS["allow_stale"])
     backfill.add_argument("--start", type=dt.date.fromisoformat, required=True)
     backfill.add_argument("--end", type=dt.date.fromisoformat, required=True)
     backfill.add_argument("--reverse", action="store_true", help="newest date first (each date stands alone)")
@@ -147,6 +174,13 @@ def main(argv: list[str] | None = None) -> int:
             dates = dates_between(end - dt.timedelta(days=config.schedule.demo_days - 1), end)
         elif arguments.command in ("standalone", "airflow"):
             setup()
+            if arguments.command == "standalone":
+                password, _ = local_password(airflow_home())
+                print(
+                    f"Airflow UI: http://127.0.0.1:8080  login: {LOCAL_USER} / {password}  "
+                    f"(kept in {airflow_home() / PASSWORDS_FILE})",
+                    flush=True,
+                )
             airflow = str(Path(sys.executable).parent / "airflow")
             extra = ["standalone"] if arguments.command == "standalone" else arguments.airflow_arguments
             os.execve(airflow, [airflow, *extra], airflow_env())
@@ -158,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         with exclusive_run(described):
             setup()
-            run_dates(dates)
+            run_dates(dates, allow_stale=getattr(arguments, "allow_stale", False))
         if dates and getattr(arguments, "summary", False):
             from ml.reports.summary import print_summary
 

@@ -12,8 +12,8 @@ import sys
 
 from ml.config import load_config
 from ml.errors import report_errors
-from ml.orchestration.run_lock import exclusive_run
-from ml.orchestration.stages import STAGES, Stage, UnknownStageError, stage, stages_through
+from ml.orchestration.stages import RUN_OPTIONS, STAGES, Stage, UnknownStageError, stage, stages_through
+from ml.warehouse.run_lock import exclusive_run
 
 log = logging.getLogger(__name__)
 
@@ -21,23 +21,27 @@ log = logging.getLogger(__name__)
 LAST_WAREHOUSE_STAGE = "build_metrics"
 
 
-def run(ds: str, full_refresh: bool = False, models: bool = True, only: list[str] | None = None) -> None:
+def run(
+    ds: str, full_refresh: bool = False, models: bool = True, only: list[str] | None = None, allow_stale: bool = False
+) -> None:
     """Run the stages for `ds` in order: every stage reads data up to the end of `ds` only.
 
     Daily facts are incremental (ds and a short lookback are replaced); `full_refresh` rebuilds
     them from all history up to `ds`, which gives the same partitions. Without `models`, only the
     warehouse is built. `only` runs the named stages alone (their inputs must already exist).
+    `allow_stale` runs a ds far past the newest landed row (schedule.max_staleness_days).
     """
+    options = {"allow_stale": allow_stale}
     dt.date.fromisoformat(ds)
     selected: tuple[Stage, ...] = (
         tuple(stage(name) for name in only) if only else STAGES if models else stages_through(LAST_WAREHOUSE_STAGE)
     )
     for current in selected:
         log.info("ds=%s stage %s", ds, current.name)
+        keywords = {name: options[name] for name in current.options}
         if current.rebuilds_history:
-            current.run(ds, full_refresh=full_refresh)
-        else:
-            current.run(ds)
+            keywords["full_refresh"] = full_refresh
+        current.run(ds, **keywords)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary", action="store_true", help="print what was produced")
     parser.add_argument("--full-refresh", action="store_true", help="rebuild incremental tables from all history")
     parser.add_argument("--warehouse-only", action="store_true", help="load landing and dbt build; no models")
+    parser.add_argument("--allow-stale", action="store_true", help=RUN_OPTIONS["allow_stale"])
     parser.add_argument(
         "--stage", action="append", help="run only this stage (repeatable; see python -m ml.orchestration.stages)"
     )
@@ -68,7 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         ds = args.ds or load_config().demo.end_date.isoformat()
         with exclusive_run(f"ml.orchestration.pipeline --ds {ds}"):
-            run(ds, full_refresh=args.full_refresh, models=not args.warehouse_only, only=args.stage)
+            run(
+                ds,
+                full_refresh=args.full_refresh,
+                models=not args.warehouse_only,
+                only=args.stage,
+                allow_stale=args.allow_stale,
+            )
         if args.summary:
             from ml.reports.summary import print_summary
 

@@ -36,7 +36,21 @@ class ScheduleConfig(StrictSettings):
     cron: str = Field("0 2 * * *", description="When a night runs (UTC); it builds the day that just ended.")
     demo_days: int = Field(3, gt=0, description="`make demo` runs the DAG for this many last days of demo data.")
     retries: int = Field(1, ge=0, description="Retries of a failed task before the run fails.")
-    retry_delay_minutes: float = Field(5, ge=0, description="Wait before a retry.")
+    retry_delay_minutes: float = Field(
+        5,
+        ge=0,
+        description="Wait before a retry (errors a retry cannot fix, such as a "
+        "missing landing folder or an invalid configuration, fail at once without one).",
+    )
+    run_timeout_hours: float = Field(
+        12, gt=0, description="A night still running after this long is failed (Airflow's dagrun_timeout)."
+    )
+    max_staleness_days: int = Field(
+        2,
+        ge=0,
+        description="A night whose ds is more than this many days past the newest landed row refuses to run "
+        "(stale audiences); `--allow-stale` overrides it for a deliberate backfill.",
+    )
 
 
 class ScoringConfig(StrictSettings):
@@ -49,3 +63,19 @@ class ScoringConfig(StrictSettings):
         description="Customer shards per scoring stage: Airflow maps one task over each, so up to this "
         "many workers score at once. Set it to at least the worker slots (workers x concurrency).",
     )
+
+
+class NotificationsConfig(StrictSettings):
+    """Who hears about a failed night, a gate that keeps the baseline, drift that blocks the exports and
+    an erasure that needs a person (ml.orchestration.notifications). Nothing configured: the log only."""
+
+    webhook_url: str | None = Field(
+        None,
+        description='POST {"text": message} here (a Slack incoming webhook, or any receiver of that JSON). '
+        "Written as ${NAME}, it is read from the environment variable NAME, so the secret stays out of the file.",
+    )
+    email_to: list[str] = Field(
+        default_factory=list, description="Send each message to these addresses through Airflow's SMTP connection."
+    )
+    smtp_conn_id: str = Field("smtp_default", description="Airflow connection of the SMTP server for email_to.")
+    timeout_seconds: float = Field(5, gt=0, le=60, description="A notification gives up after this long.")

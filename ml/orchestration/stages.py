@@ -56,6 +56,17 @@ class Stage:
     pool: str | None = WAREHOUSE_POOL
     shards: Shards | None = None
     rebuilds_history: bool = False  # a dbt stage: `--full-refresh` rebuilds incremental tables
+    # Airflow fails a try that runs longer (execution_timeout): a hung engine fails the night, named.
+    timeout_minutes: int = 60
+    # Run options the stage takes besides ds, from the DAG run's params or the command line.
+    options: tuple[str, ...] = ()
+
+
+# Run options a night can be given (`python -m ml.orchestration run --allow-stale`, or the DAG's params).
+RUN_OPTIONS = {
+    "allow_stale": "run although ds is more than schedule.max_staleness_days past the newest landed row "
+    "(a deliberate backfill)",
+}
 
 
 STAGES: tuple[Stage, ...] = (
@@ -64,6 +75,8 @@ STAGES: tuple[Stage, ...] = (
         "Copies the landing files that arrived (or changed) since the last load into `raw.*` (text, with "
         "file and row lineage; ledger `raw.landing_files`); a broken file fails here with its name and line.",
         imported_when_called("ml.warehouse.landing:load_landing_files"),
+        timeout_minutes=30,
+        options=("allow_stale",),
     ),
     Stage(
         "build_staging",
@@ -74,6 +87,7 @@ STAGES: tuple[Stage, ...] = (
         imported_when_called("ml.warehouse.transform:build_staging"),
         ("load_landing",),
         rebuilds_history=True,
+        timeout_minutes=90,
     ),
     Stage(
         "build_metrics",
@@ -82,6 +96,7 @@ STAGES: tuple[Stage, ...] = (
         imported_when_called("ml.warehouse.transform:build_metrics"),
         ("build_staging",),
         rebuilds_history=True,
+        timeout_minutes=90,
     ),
     Stage(
         "train_recommender",
@@ -91,6 +106,7 @@ STAGES: tuple[Stage, ...] = (
         "by the margin.",
         imported_when_called("ml.recommender.training:train_recommender"),
         ("build_metrics",),
+        timeout_minutes=180,  # the weekly search at a million customers
     ),
     Stage(
         "score_recommendations",
@@ -123,6 +139,7 @@ STAGES: tuple[Stage, ...] = (
         "through the same champion gate (nothing when the rows are the last version's).",
         imported_when_called("ml.propensity.training:train_propensity"),
         ("build_feature_store",),
+        timeout_minutes=120,
     ),
     Stage(
         "score_propensity",
@@ -158,8 +175,9 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "monitor_drift",
-        "Evidently drift of the propensity features, the predictions and the recommendations against the "
-        "training day of the model version in use: reports under `reports/drift/ds=<ds>/`, "
+        "Evidently drift of the propensity features, the predictions and the recommendations against a "
+        "reference that is never ds (the days up to the training day of the model version in use, or up to the "
+        "day before ds): reports under `reports/drift/ds=<ds>/`, "
         "`monitoring.drift_columns`, `monitoring.drift_summary` and `channels.model_health`.",
         imported_when_called("ml.mlops.monitoring:monitor_drift"),
         ("score_recommendations", "score_propensity"),

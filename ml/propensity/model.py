@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
@@ -155,6 +155,17 @@ def deciles(scores: np.ndarray) -> np.ndarray:
     return result
 
 
+# Probabilities are clipped away from 0 and 1: one confident miss must not weigh infinitely.
+PROBABILITY_CLIP = 1e-6
+
+
+def log_loss_per_row(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """Each row's log loss, -[y log p + (1 - y) log(1 - p)] (its mean is sklearn's log_loss); >= 0."""
+    clipped = np.clip(np.asarray(probabilities, dtype=float), PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
+    labels = np.asarray(labels, dtype=float)
+    return -(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))
+
+
 def classification_metrics(labels: np.ndarray, scores: np.ndarray, probabilities: bool = True) -> dict[str, float]:
     """AUC, PR-AUC, top-decile lift and capture; Brier and log loss for probabilities."""
     base_rate = float(labels.mean())
@@ -168,7 +179,7 @@ def classification_metrics(labels: np.ndarray, scores: np.ndarray, probabilities
     }
     if probabilities:
         metrics["brier"] = float(brier_score_loss(labels, scores))
-        metrics["log_loss"] = float(log_loss(labels, np.clip(scores, 1e-6, 1 - 1e-6)))
+        metrics["log_loss"] = float(log_loss_per_row(labels, scores).mean())
         # A constant forecast of the base rate: the Brier score any useful model must beat.
         metrics["brier_base_rate"] = base_rate * (1 - base_rate)
     return metrics

@@ -8,13 +8,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-import mlflow
 import pandas as pd
-from mlflow import MlflowClient
 
 from ml.config import load_config
 from ml.constants import CUSTOMER_ID
-from ml.mlops.registry import serving_for
+from ml.mlops.lifecycle import readable_serving
 from ml.orchestration.shards import (
     Shard,
     ShardError,
@@ -28,7 +26,6 @@ from ml.orchestration.shards import (
     run_in_process,
     write_result,
 )
-from ml.paths import mlflow_tracking_uri
 from ml.propensity.dataset import scoring_customers, scoring_rows
 from ml.propensity.model import RFM_FALLBACK, deciles
 from ml.propensity.training import MODEL_NAME, load_bundle
@@ -57,8 +54,8 @@ def plan_scores(ds: str) -> list[dict[str, object]]:
     """Fix the model version for ds and split the customers known at ds into shards (ml.orchestration.shards);
     one dict of kwargs per shard for score_shard."""
     ds_date = dt.date.fromisoformat(ds)
-    mlflow.set_tracking_uri(mlflow_tracking_uri())
-    serving = serving_for(MlflowClient(), MODEL_NAME, ds_date)
+    # The version carries the RFM fallback too: its artifact is needed whichever of the two serves.
+    serving, alerts = readable_serving(MODEL_NAME, ds_date, load_bundle, artifact_always=True)
     version = serving.version
     if version is None:
         log.warning("ds=%s no propensity scores: %s", ds, serving.why)
@@ -66,6 +63,7 @@ def plan_scores(ds: str) -> list[dict[str, object]]:
         "model_version": str(version.version) if version is not None else None,
         "model_name": MODEL_NAME if serving.serves_model else RFM_FALLBACK,
         "why": serving.why,
+        "alerts": alerts,
     }
     customers = scoring_customers(ds_date)
     # Every customer's features of ds from the Feast offline store, read once here: the shards read
@@ -116,8 +114,9 @@ def merge_scores(ds: str, shards: int) -> dict[str, object]:
     )
     replace_partition(TABLE, DDL, ds_date, scored, order_by="customer_id")
     finish(STAGE, ds)
+    alerts = facts.get("alerts", [])
     if version is None:
-        return {"rows": 0, "reason": facts["why"]}
+        return {"rows": 0, "reason": facts["why"], "alerts": alerts}
     log.info(
         "ds=%s %s: %d customers scored with %s of %s v%s (%s) in %d shards, mean %.3f",
         ds,
@@ -136,6 +135,7 @@ def merge_scores(ds: str, shards: int) -> dict[str, object]:
         "model_version": version,
         "mean_score": float(scores.mean()),
         "shards": shards,
+        "alerts": alerts,
     }
 
 

@@ -11,7 +11,6 @@ registered as `propensity` through the path shared with the recommender (ml.mlop
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from pathlib import Path
 import matplotlib
 import mlflow
 import pandas as pd
-from mlflow import MlflowClient
 from sklearn.calibration import calibration_curve
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import brier_score_loss, precision_recall_curve, roc_curve
@@ -28,9 +26,18 @@ from threadpoolctl import threadpool_limits
 
 from ml.config import load_config
 from ml.constants import SEED
-from ml.mlops.lifecycle import register_and_gate, reused, skipped, trained, training_run
-from ml.mlops.registry import ChampionCheck, last_version_before
-from ml.mlops.tracking import BundledModel, frame_hash, git_commit
+from ml.mlops.lifecycle import (
+    FINGERPRINT,
+    register_and_gate,
+    reused,
+    skipped,
+    trained,
+    training_fingerprint,
+    training_run,
+    version_trained_as,
+)
+from ml.mlops.registry import ChampionCheck, PerCustomer
+from ml.mlops.tracking import BundledModel, frame_hash
 from ml.propensity.dataset import LABEL, training_set
 from ml.propensity.model import (
     OPENMP_THREADS,
@@ -40,6 +47,7 @@ from ml.propensity.model import (
     classification_metrics,
     deciles,
     fit,
+    log_loss_per_row,
     rfm_heuristic,
 )
 from ml.propensity.settings import PropensityConfig
@@ -97,10 +105,10 @@ def train_propensity(ds: str) -> dict[str, object]:
                 f" {config.horizon_days} days: land more history or raise propensity.training_window_days",
             )
     scoring_rows = data.at(plan.scoring)
-    fingerprint = training_fingerprint(config, data.rows)
+    fingerprint = training_fingerprint(frame_hash(data.rows), config.model_dump_json())
     with training_run(MODEL_NAME, ds, data.rows) as run:
-        mlflow.set_tag("training_fingerprint", fingerprint)
-        same = same_training_before(ds_date, fingerprint)
+        mlflow.set_tag(FINGERPRINT, fingerprint)
+        same = version_trained_as(MODEL_NAME, fingerprint, load_bundle)
         if same is not None:
             mlflow.log_params({"ds": ds, "validation_cutoff": str(plan.validation), "cutoffs": len(plan.all)})
             return reused(
@@ -176,6 +184,11 @@ def train_propensity(ds: str) -> dict[str, object]:
                 (RFM_FALLBACK, logged[f"baseline_{metric}"]),
                 champion_evaluator(validation, plan.validation, config, ds_date),
                 config.champion,
+                PerCustomer(
+                    "minus log loss",
+                    -log_loss_per_row(labels, probabilities),
+                    -log_loss_per_row(labels, fallback_on_validation),
+                ),
             )
     return trained(
         run,
@@ -185,21 +198,6 @@ def train_propensity(ds: str) -> dict[str, object]:
         brier=metrics["brier"],
         brier_base_rate=metrics["brier_base_rate"],
     )
-
-
-def training_fingerprint(config: PropensityConfig, rows: pd.DataFrame) -> str:
-    """What a fit's result depends on: the rows, the configuration and the code (the fits are seeded)."""
-    parts = (frame_hash(rows), config.model_dump_json(), git_commit())
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-
-
-def same_training_before(ds: dt.date, fingerprint: str):
-    """The last version before ds when it was trained exactly as tonight would train (else None)."""
-    client = MlflowClient()
-    last = last_version_before(client, MODEL_NAME, ds)
-    if last is None or client.get_run(last.run_id).data.tags.get("training_fingerprint") != fingerprint:
-        return None
-    return last
 
 
 def log_fit(role: str, model: PropensityModel, rows: pd.DataFrame) -> None:
@@ -273,7 +271,10 @@ def champion_evaluator(validation: pd.DataFrame, validation_cutoff: dt.date, con
     """Re-evaluate the champion's evaluation fit on these validation rows, when it has not seen them."""
 
     def evaluate(champion) -> ChampionCheck:
-        bundle = load_bundle(f"models:/{MODEL_NAME}/{champion.version}")
+        try:
+            bundle = load_bundle(f"models:/{MODEL_NAME}/{champion.version}")
+        except Exception as error:  # truncated, deleted or incompatible: the gate demotes it
+            return ChampionCheck(None, f"{type(error).__name__}: {error}", unreadable=True)
         if bundle.evaluation.trained_through > end_of(validation_cutoff):
             return ChampionCheck(
                 None,
@@ -282,8 +283,10 @@ def champion_evaluator(validation: pd.DataFrame, validation_cutoff: dt.date, con
                 trained_later=dt.date.fromisoformat(bundle.ds) > ds,
             )
         labels = validation[LABEL].to_numpy()
+        probabilities = bundle.evaluation.predict(validation)
         return ChampionCheck(
-            classification_metrics(labels, bundle.evaluation.predict(validation))[config.champion.metric]
+            classification_metrics(labels, probabilities)[config.champion.metric],
+            per_customer=-log_loss_per_row(labels, probabilities),
         )
 
     return evaluate

@@ -46,17 +46,23 @@ def recall_at_k(truth, recommended, k: int = DEFAULT_K) -> float:
     return float((hits.sum(axis=1) / n_true).mean()) if len(hits) else 0.0
 
 
-def ndcg_at_k(truth, recommended, k: int = DEFAULT_K) -> float:
-    """Normalized discounted cumulative gain with binary relevance (Järvelin & Kekäläinen 2002):
-    DCG = sum of 1 / log2(rank + 1) over hits, divided by the DCG of a perfect ranking of
-    min(relevant items, k); averaged over users; between 0 and 1."""
+def ndcg_per_user(truth, recommended, k: int = DEFAULT_K) -> np.ndarray:
+    """Normalized discounted cumulative gain of each user with any truth, binary relevance (Järvelin &
+    Kekäläinen 2002): DCG = sum of 1 / log2(rank + 1) over hits, divided by the DCG of a perfect ranking
+    of min(relevant items, k); each between 0 and 1, users in the order of `truth`'s rows."""
     hits, n_true = _hits(truth, recommended, k)
     if not len(hits):
-        return 0.0
+        return np.zeros(0)
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     dcg = (hits * discounts[: hits.shape[1]]).sum(axis=1)
     ideal = np.cumsum(discounts)[np.minimum(n_true, k) - 1]
-    return float((dcg / ideal).mean())
+    return dcg / ideal
+
+
+def ndcg_at_k(truth, recommended, k: int = DEFAULT_K) -> float:
+    """NDCG@k (ndcg_per_user) averaged over users with any truth; between 0 and 1."""
+    per_user = ndcg_per_user(truth, recommended, k)
+    return float(per_user.mean()) if len(per_user) else 0.0
 
 
 def map_at_k(truth, recommended, k: int = DEFAULT_K) -> float:

@@ -17,14 +17,12 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-import mlflow
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
 
 from ml.config import load_config
 from ml.constants import CUSTOMER_ID, ITEM_ID
-from ml.mlops.registry import serving_for
+from ml.mlops.lifecycle import readable_serving
 from ml.orchestration.shards import (
     Shard,
     collect,
@@ -37,7 +35,6 @@ from ml.orchestration.shards import (
     shared_inputs,
     write_result,
 )
-from ml.paths import mlflow_tracking_uri
 from ml.recommender.data import RecommenderInputs, View, read_inputs, serve_view, view_as_of
 from ml.recommender.interactions import end_of
 from ml.recommender.ranking import MISSING
@@ -73,13 +70,13 @@ class ScoringInputs:
     view: View
 
 
-def model_for(ds: dt.date) -> tuple[str | None, str]:
-    """(version, why) of the model that scores ds (ml.mlops.registry.serving_for); no version when the
-    popularity baseline serves (no version beats it, or none was trained by ds)."""
-    mlflow.set_tracking_uri(mlflow_tracking_uri())
-    serving = serving_for(MlflowClient(), MODEL_NAME, ds)
+def model_for(ds: dt.date) -> tuple[str | None, str, list[str]]:
+    """(version, why, alerts) of the model that scores ds (ml.mlops.registry.serving_for); no version
+    when the popularity baseline serves (no version beats it, none was trained by ds, or the serving
+    version's artifact cannot be loaded: it is demoted and the alert says so)."""
+    serving, alerts = readable_serving(MODEL_NAME, ds, load_bundle)
     version = serving.version if serving.serves_model else None
-    return (str(version.version) if version is not None else None), serving.why
+    return (str(version.version) if version is not None else None), serving.why, alerts
 
 
 def plan_recommendations(ds: str) -> list[dict[str, object]]:
@@ -88,8 +85,13 @@ def plan_recommendations(ds: str) -> list[dict[str, object]]:
     ds_date = dt.date.fromisoformat(ds)
     config = load_config()
     inputs = read_inputs(ds_date, config.recommender)
-    version, why = model_for(ds_date)
-    facts: dict[str, object] = {"model_version": version, "why": why, "empty_catalog": inputs.items.empty}
+    version, why, alerts = model_for(ds_date)
+    facts: dict[str, object] = {
+        "model_version": version,
+        "why": why,
+        "empty_catalog": inputs.items.empty,
+        "alerts": alerts,
+    }
     if inputs.items.empty:
         log.warning("ds=%s no recommendations: the catalog (staging.stg_items) is empty", ds)
     log.info("ds=%s scoring with %s (%s)", ds, f"{MODEL_NAME} v{version}" if version else "no model", why)
@@ -139,8 +141,9 @@ def merge_recommendations(ds: str, shards: int) -> dict[str, object]:
     rows = collect(STAGE, ds, shards)
     replace_partition(TABLE, DDL, ds_date, rows, order_by="customer_id, rank")
     finish(STAGE, ds)
+    alerts = facts.get("alerts", [])
     if facts["empty_catalog"]:
-        return {"rows": 0, "customers": len(customers), "reason": "empty catalog"}
+        return {"rows": 0, "customers": len(customers), "reason": "empty catalog", "alerts": alerts}
     per_customer = rows.groupby(CUSTOMER_ID).size().reindex(customers, fill_value=0)
     short = int((per_customer < k).sum())
     if short:
@@ -156,6 +159,7 @@ def merge_recommendations(ds: str, shards: int) -> dict[str, object]:
         "model_version": facts["model_version"],
         "shards": shards,
         **{f"rows_{name}": int(n) for name, n in counts.items()},
+        "alerts": alerts,
     }
 
 

@@ -36,14 +36,23 @@ from mlflow import MlflowClient
 
 from ml.config import load_config
 from ml.constants import CUSTOMER_ID, ITEM_ID
-from ml.mlops.lifecycle import register_and_gate, skipped, trained, training_run
-from ml.mlops.registry import ChampionCheck, last_version_before
+from ml.mlops.lifecycle import (
+    FINGERPRINT,
+    register_and_gate,
+    reused_without_run,
+    skipped,
+    trained,
+    training_fingerprint,
+    training_run,
+    version_trained_as,
+)
+from ml.mlops.registry import ChampionCheck, PerCustomer, last_version_before
 from ml.mlops.tracking import frame_hash
 from ml.recommender.baseline import top_k_excluding
 from ml.recommender.data import RecommenderInputs, View, read_inputs, serve_view, view_as_of
 from ml.recommender.ease import EaseRecommender, fit_ease
 from ml.recommender.interactions import end_of
-from ml.recommender.metrics import precision_at_k, ranking_metrics
+from ml.recommender.metrics import ndcg_per_user, precision_at_k, ranking_metrics
 from ml.recommender.model import HybridRecommender, continue_fit, fit
 from ml.recommender.pyfunc import RecommenderBundle, RecommenderModel
 from ml.recommender.serving import Audience, popularity_share
@@ -292,9 +301,17 @@ def exclusion_options(config: RecommenderConfig) -> tuple[bool, ...]:
 
 def served_ndcg(holdout: Holdout, recommender, inputs, config: RecommenderConfig, exclude_interacted: bool) -> float:
     """The primary metric of what customers would be served (model, then fallbacks) on `holdout`."""
+    return served_evaluation(holdout, recommender, inputs, config, exclude_interacted)[0]
+
+
+def served_evaluation(
+    holdout: Holdout, recommender, inputs, config: RecommenderConfig, exclude_interacted: bool
+) -> tuple[float, np.ndarray]:
+    """(primary metric, NDCG@k per holdout customer) of what customers would be served on `holdout`."""
     audience = holdout.view.audience(holdout.customer_ids, config.exclude_purchased, exclude_interacted)
     served = serve_view(recommender, holdout.view, audience, inputs, config)
-    return ranking_metrics(holdout.truth, served.items, len(inputs.item_ids), config.k)[config.champion.metric]
+    metric = ranking_metrics(holdout.truth, served.items, len(inputs.item_ids), config.k)[config.champion.metric]
+    return metric, ndcg_per_user(holdout.truth, served.items, config.k)
 
 
 def search(inputs, test: Holdout, config: RecommenderConfig) -> Choice:
@@ -433,7 +450,10 @@ def warm_start_source(plan: SearchPlan, choice: Choice, test: Holdout, full: Vie
             "full refit: the last_purchases holdout cannot judge a continued fit (the fit it would continue saw some of"
             " tonight's held-out purchases)"
         )
-    previous = load_bundle(f"models:/{MODEL_NAME}/{plan.version}")
+    try:
+        previous = load_bundle(f"models:/{MODEL_NAME}/{plan.version}")
+    except Exception as error:  # an unreadable artifact: the scoring plan demotes it if it serves
+        return None, f"full refit: v{plan.version}'s artifact cannot be loaded ({type(error).__name__}: {error})"
     ends = {"evaluation": (previous.evaluation, test.start), "scoring": (previous.scoring, full.data.trained_through)}
     for role, (fitted, end) in ends.items():
         if not isinstance(fitted, HybridRecommender) or fitted.settings != choice.settings:
@@ -561,7 +581,15 @@ def train_recommender(ds: str) -> dict[str, object]:
             " the model cannot be evaluated, so no version is registered",
         )
     full = view_as_of(inputs, end_of(ds_date), config)
+    # The search plan and the holdout follow ds: the same rows on another night may train another model.
+    fingerprint = training_fingerprint(frame_hash(full.data.weights), config.model_dump_json(), ds)
+    same = version_trained_as(MODEL_NAME, fingerprint, load_bundle)
+    if same is not None:
+        return reused_without_run(
+            MODEL_NAME, ds, str(same.version), "its rows, configuration and code are those of this version: a rerun"
+        )
     with training_run(MODEL_NAME, ds, full.data.weights) as run:
+        mlflow.set_tag(FINGERPRINT, fingerprint)
         mlflow.log_params(
             {
                 "ds": ds,
@@ -626,6 +654,11 @@ def train_recommender(ds: str) -> dict[str, object]:
                 ("popularity", headline[f"baseline_{metric}"]),
                 champion_evaluator(test, inputs, config, ds_date),
                 config.champion,
+                PerCustomer(
+                    f"NDCG@{config.k}",
+                    ndcg_per_user(test.truth, lists["served"], config.k),
+                    ndcg_per_user(test.truth, lists["baseline"], config.k),
+                ),
             )
     return trained(run, decision, **headline)
 
@@ -669,7 +702,10 @@ def champion_evaluator(test: Holdout, inputs: RecommenderInputs, config: Recomme
     """What the champion's evaluation fit serves on this run's holdout, when it has not seen it."""
 
     def evaluate(champion) -> ChampionCheck:
-        bundle = load_bundle(f"models:/{MODEL_NAME}/{champion.version}")
+        try:
+            bundle = load_bundle(f"models:/{MODEL_NAME}/{champion.version}")
+        except Exception as error:  # truncated, deleted or incompatible: the gate demotes it
+            return ChampionCheck(None, f"{type(error).__name__}: {error}", unreadable=True)
         if bundle.evaluation.trained_through > test.start:
             return ChampionCheck(
                 None,
@@ -678,7 +714,8 @@ def champion_evaluator(test: Holdout, inputs: RecommenderInputs, config: Recomme
                 trained_later=dt.date.fromisoformat(bundle.ds) > ds,
             )
         exclude_interacted = getattr(bundle, "exclude_interacted", False)
-        return ChampionCheck(served_ndcg(test, bundle.evaluation, inputs, config, exclude_interacted))
+        value, per_customer = served_evaluation(test, bundle.evaluation, inputs, config, exclude_interacted)
+        return ChampionCheck(value, per_customer=per_customer)
 
     return evaluate
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 
 import duckdb
@@ -14,7 +15,7 @@ from ml.paths import data_dir, mlflow_tracking_uri, reports_dir, warehouse_path
 from ml.constants import QUARANTINE_SCHEMA
 from ml.warehouse.contract import TABLES
 from ml.reports.kpi import report_path as kpi_report_path
-from ml.mlops.lifecycle import gate_line, latest_run
+from ml.mlops.lifecycle import evidence_line, gate_line, latest_run, unreadable_lines
 from ml.warehouse.engine import open_warehouse, warehouse_location
 
 METRIC_PERIODS = ("day", "rolling_30d")
@@ -118,7 +119,28 @@ def _audience_lines(ds: str) -> list[str]:
     summary = audience_summary(dt.date.fromisoformat(ds))
     if summary is None:
         return [f"Audiences for ds={ds}: none decided (see the decide_audiences log for why)"]
-    return summary_lines(summary)
+    return [*summary_lines(summary), *_empty_channel_lines(ds)]
+
+
+def _empty_channel_lines(ds: str) -> list[str]:
+    """The channels and audiences with no row tonight, and why (their manifests say)."""
+    empty_channels, reasons = [], {}
+    for manifest_path in sorted((data_dir() / "exports").glob(f"*/ds={ds}/manifest.json")):
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if "empty_reason" in manifest:
+            empty_channels.append(manifest["channel"])
+        for audience in manifest["audiences"]:
+            if "empty_reason" in audience:
+                reasons.setdefault(audience["audience"], {})[manifest["channel"]] = audience["empty_reason"]
+    if not reasons:
+        return []
+    lines = ["", f"Empty files for ds={ds} (valid, with their header), and why:"]
+    if empty_channels:
+        lines.append(f"  no row at all in: {', '.join(empty_channels)}")
+    for audience, by_channel in reasons.items():
+        distinct = sorted(set(by_channel.values()))
+        lines.append(f"  {audience} ({', '.join(by_channel)}): {'; '.join(distinct)}")
+    return lines
 
 
 def _landing_lines(ds: str, reconciliation: pd.DataFrame, reasons: pd.DataFrame) -> list[str]:
@@ -204,6 +226,9 @@ def _recommender_lines(ds: str, recommendations: pd.DataFrame) -> list[str]:
         )
         gate = gate_line("recommender", tags)
         lines.extend([f"  {gate}"] if gate else [])
+        evidence = evidence_line(run.data.metrics)
+        lines.extend([f"  {evidence}"] if evidence else [])
+    lines.extend(f"  {line}" for line in unreadable_lines("recommender"))
     return lines
 
 
@@ -228,11 +253,14 @@ def _propensity_lines(ds: str, scores: pd.DataFrame) -> list[str]:
         ])
         gate = gate_line("propensity", tags)
         lines.extend([f"  {gate}"] if gate else [])
+        evidence = evidence_line(run.data.metrics)
+        lines.extend([f"  {evidence}"] if evidence else [])
+    lines.extend(f"  {line}" for line in unreadable_lines("propensity"))
     return lines
 
 
 def _drift_lines(ds: str, drift: pd.DataFrame) -> list[str]:
-    lines = [f"Model health for ds={ds} (Evidently drift against the training day of the version in use):"]
+    lines = [f"Model health for ds={ds} (Evidently drift against the days up to the version's training day):"]
     if drift.empty:
         return [*lines, "  not checked (see the monitor_drift log for why)"]
     for row in drift.itertuples():

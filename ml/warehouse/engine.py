@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pandas as pd
 
-from ml.errors import ConfigError
+from ml.errors import ConfigError, PlatformError
 from ml.paths import warehouse_path
 from ml.warehouse.dialect import on_duckdb
 
@@ -38,6 +38,14 @@ def warehouse_engine() -> str:
     return engine
 
 
+# What DuckDB says of a file that is not (or no longer) a database: a retry cannot fix it.
+UNREADABLE_FILE = ("not a valid DuckDB database file", "Corrupt database file", "checksum")
+
+
+class WarehouseUnreadableError(PlatformError):
+    """The warehouse file exists but is not a readable DuckDB database."""
+
+
 def on_spark() -> bool:
     return warehouse_engine() == "spark"
 
@@ -56,7 +64,17 @@ def open_warehouse(path: Path | None = None, read_only: bool = False) -> duckdb.
         from ml.warehouse.spark import SparkWarehouse
 
         return SparkWarehouse()
-    connection = duckdb.connect(str(path or warehouse_path()), read_only=read_only)
+    location = path or warehouse_path()
+    try:
+        connection = duckdb.connect(str(location), read_only=read_only)
+    except duckdb.IOException as error:
+        if not any(sign in str(error) for sign in UNREADABLE_FILE):
+            raise  # a lock held by another process passes: the task's retry is right for it
+        raise WarehouseUnreadableError(
+            f"the warehouse file {location} cannot be read ({error}). Restore it from a backup "
+            "(docs/deploy.md, 'Back up and restore') or move it aside and rebuild with --full-refresh; "
+            "retrying will not help"
+        ) from error
     set_session(connection)
     return connection
 

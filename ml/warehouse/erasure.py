@@ -10,7 +10,11 @@ customers from the places outside the warehouse's dbt models:
 - published export folders and their staging leftovers (ml.activation.export);
 - the model bundles of older MLflow versions (`purge_model_artifacts`, a command: a bundle
   trained before a request still holds the id in its id maps; the next trained version does not,
-  since training reads staging, which has no erased rows).
+  since training reads staging, which has no erased rows);
+- the personal fields of raw.* and of the staging models that keep every landing row
+  (`stg_*__checked`, `stg_*__classified`): `scrub_personal_fields`, run by build_staging every night
+  after dbt. raw.* keeps each erased row (its ids, file and line: the lineage the reconciliations
+  count) with its email, city, birth year and free text emptied.
 
     python -m ml.warehouse.erasure report              # the requests a person must check
     python -m ml.warehouse.erasure purge-model-artifacts  # delete older bundles that hold erased ids
@@ -24,6 +28,8 @@ import logging
 import sys
 from dataclasses import dataclass
 
+from ml.constants import SOURCE_FILE
+from ml.warehouse.dialect import on_duckdb
 from ml.warehouse.engine import open_warehouse
 from ml.warehouse.partitions import existing_tables
 
@@ -96,6 +102,84 @@ def erasure_problems() -> list[ErasureProblem]:
 def log_erasure_problems(problems: list[ErasureProblem]) -> None:
     for problem in problems:
         log.warning("ERASURE NEEDS A PERSON: %s", problem.message)
+
+
+# Per landing table, the fields that say who a person is or what they wrote (the ids stay: lineage).
+PERSONAL_FIELDS = {"customers": ("email", "city", "birth_year"), "survey_responses": ("comment",)}
+ERASED = "trim(customer_id) in (select customer_id from audit.erased_customers)"
+
+
+def scrub_personal_fields() -> dict[str, int]:
+    """Empty the personal fields of erased customers' rows in raw.* and in the staging models that keep
+    every landing row (the parsed value and its landing text `raw_<field>`); returns rows scrubbed per
+    table. Idempotent: rows already empty are not counted again."""
+    scrubbed: dict[str, int] = {}
+    with open_warehouse() as connection:
+        if "erased_customers" not in existing_tables(connection, "audit"):
+            return scrubbed
+        for table, fields in PERSONAL_FIELDS.items():
+            places = [("raw", table, fields)]
+            for suffix in ("checked", "classified"):
+                model = f"stg_{table}__{suffix}"
+                if model in existing_tables(connection, "staging"):
+                    places.append(("staging", model, tuple(f"{p}{f}" for f in fields for p in ("", "raw_"))))
+            for schema, name, columns in places:
+                if name not in stored_tables(connection, schema):
+                    continue
+                present = [c for c in columns if c in connection_columns(connection, schema, name)]
+                count = _scrub(connection, f"{schema}.{name}", present)
+                if count:
+                    scrubbed[f"{schema}.{name}"] = count
+    if scrubbed:
+        log.info("erasure: personal fields emptied in %s", scrubbed)
+    return scrubbed
+
+
+def stored_tables(connection, schema: str) -> set[str]:
+    """The tables of `schema` that hold rows (a view holds none of its own: its tables are scrubbed)."""
+    if not on_duckdb(connection):
+        return existing_tables(connection, schema)
+    rows = connection.execute(
+        "select table_name from information_schema.tables where table_schema = ? and table_type = 'BASE TABLE'",
+        [schema],
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
+def connection_columns(connection, schema: str, table: str) -> list[str]:
+    if not on_duckdb(connection):
+        return connection.columns(schema, table)
+    rows = connection.execute(
+        "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
+def _scrub(connection, table: str, columns: list[str]) -> int:
+    """Null `columns` of the erased customers' rows of `table`; how many rows held something."""
+    if not columns:
+        return 0
+    holding = f"{ERASED} and ({' or '.join(f'{c} is not null' for c in columns)})"
+    (count,) = connection.execute(f"select count(*) from {table} where {holding}").fetchone()
+    if not count:
+        return 0
+    if on_duckdb(connection):
+        connection.execute(f"update {table} set {', '.join(f'{c} = null' for c in columns)} where {holding}")
+        return count
+    # Spark's parquet tables cannot update rows: the table (or the source files' partitions that hold
+    # such rows, for raw.*) is rewritten from a copy with the fields emptied.
+    all_columns = connection_columns(connection, *table.split("."))
+    emptied = ", ".join(f"case when {ERASED} then null else {c} end as {c}" if c in columns else c for c in all_columns)
+    work = f"{table}__scrub"
+    connection.execute(f"drop table if exists {work}")
+    partitioned = table.startswith("raw.")
+    where = f" where {SOURCE_FILE} in (select {SOURCE_FILE} from {table} where {holding})" if partitioned else ""
+    connection.execute(f"create table {work} using parquet as select {emptied} from {table}{where}")
+    overwrite = f"insert overwrite table {table}" + (f" partition ({SOURCE_FILE})" if partitioned else "")
+    connection.execute(f"{overwrite} select * from {work}")
+    connection.execute(f"drop table {work}")
+    return count
 
 
 def erased_customer_ids() -> list[str]:

@@ -52,6 +52,8 @@ from ml.errors import PlatformError
 from ml.warehouse.contract import CONTRACT, TableContract
 from ml.warehouse.dialect import on_duckdb
 from ml.warehouse.engine import open_warehouse
+from ml.warehouse.partitions import existing_tables
+from ml.warehouse.run_lock import exclusive_run
 
 log = logging.getLogger(__name__)
 
@@ -619,8 +621,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        loads = load_landing(args.landing or landing_dir(), args.warehouse or warehouse_path())
-    except LandingError as error:
+        with exclusive_run("python -m ml.warehouse.landing"):
+            loads = load_landing(args.landing or landing_dir(), args.warehouse or warehouse_path())
+    except PlatformError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for name, load in loads.items():
@@ -635,11 +638,73 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-def load_landing_files(ds: str) -> dict[str, int]:
-    """The load_landing stage: bring raw.* up to the landing files; returns the records read this
-    night per table (small: fits XCom)."""
+class StaleLandingError(LandingError):
+    """ds is further past the newest landed row than schedule.max_staleness_days allows."""
+
+
+def dated_columns() -> dict[str, str]:
+    """Each contract table's own timestamp (signup_at, ordered_at, ...): what dates its rows."""
+    return {
+        name: column
+        for name, contract in CONTRACT.items()
+        if (column := next((c for c in contract.required if c.endswith("_at")), None))
+    }
+
+
+def newest_landed_date(connection, ds: dt.date) -> dt.date | None:
+    """The latest date of any landed row dated on or before ds (rows dated after ds are not yet data:
+    staging quarantines them as later-dated); None when no row has a readable date."""
+    tables = existing_tables(connection, "raw")
+    parts = [
+        f"select max(try_cast(left({column}, 10) as date)) as newest from raw.{table} "
+        f"where try_cast(left({column}, 10) as date) <= date '{ds.isoformat()}'"
+        for table, column in dated_columns().items()
+        if table in tables
+    ]
+    if not parts:
+        return None
+    (newest,) = connection.execute(f"select max(newest) from ({' union all '.join(parts)}) as dated").fetchone()
+    return newest
+
+
+def staleness_problem(ds: dt.date, newest: dt.date | None, max_staleness_days: int) -> str | None:
+    """Why ds is too far past the data to publish audiences from it (None when it is not)."""
+    if newest is None:
+        return (
+            f"ds={ds}: no landed row is dated on or before {ds}, so there is nothing to build this night from. "
+            "Land the data, choose a later ds, or pass --allow-stale for a deliberate backfill"
+        )
+    days = (ds - newest).days
+    if days <= max_staleness_days:
+        return None
+    return (
+        f"ds={ds} is {days} days past the newest landed row ({newest}); audiences built on it would be stale. "
+        f"Land newer files, choose ds {newest} or later, raise schedule.max_staleness_days ({max_staleness_days}) "
+        "in config/personalization.yml, or pass --allow-stale for a deliberate backfill"
+    )
+
+
+def load_landing_files(ds: str, allow_stale: bool = False, max_staleness_days: int | None = None) -> dict[str, int]:
+    """The load_landing stage: bring raw.* up to the landing files, then refuse a ds too far past the
+    newest landed row (schedule.max_staleness_days) unless `allow_stale`; returns the records read this
+    night per table and the newest landed date (small: fits XCom)."""
     from ml.paths import landing_dir, warehouse_path
 
+    ds_date = dt.date.fromisoformat(ds)
+    if max_staleness_days is None:
+        from ml.config import load_config
+
+        max_staleness_days = load_config().schedule.max_staleness_days
     loads = load_landing(landing_dir(), warehouse_path())
     log.info("ds=%s landing records read: %s", ds, {name: load.rows for name, load in loads.items()})
-    return {name: load.rows for name, load in loads.items()}
+    with open_warehouse(warehouse_path(), read_only=True) as connection:
+        newest = newest_landed_date(connection, ds_date)
+    problem = staleness_problem(ds_date, newest, max_staleness_days)
+    if problem and not allow_stale:
+        raise StaleLandingError(problem)
+    if problem:
+        log.warning("--allow-stale: running all the same: %s", problem)
+    return {
+        **{name: load.rows for name, load in loads.items()},
+        "newest_landed_date": newest.isoformat() if newest else None,
+    }

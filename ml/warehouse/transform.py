@@ -90,14 +90,20 @@ LAYER_TESTS = ("--indirect-selection", "buildable")
 
 def build_staging(ds: str, full_refresh: bool = False) -> dict[str, int]:
     """The build_staging stage: dbt build of staging, quarantine, reconciliation and the erasure
-    ledger with their tests (a failure stops the run); then the erasure requests a person must look
-    at, as warnings."""
-    from ml.warehouse.erasure import erasure_problems, log_erasure_problems
+    ledger with their tests (a failure stops the run); then erased customers' personal fields are
+    emptied in raw.* and the row-keeping staging models, and the erasure requests a person must look
+    at are logged and sent as alerts."""
+    from ml.warehouse.erasure import erasure_problems, log_erasure_problems, scrub_personal_fields
 
     run_dbt("build", ds, "--selector", "staging", *LAYER_TESTS, *(["--full-refresh"] if full_refresh else []))
+    scrubbed = scrub_personal_fields()
     problems = erasure_problems()
     log_erasure_problems(problems)
-    return {"erasure_requests_to_check": len(problems)}
+    return {
+        "erasure_requests_to_check": len(problems),
+        "personal_fields_scrubbed": scrubbed,
+        "alerts": [f"erasure needs a person: {problem.message}" for problem in problems],
+    }
 
 
 def build_metrics(ds: str, full_refresh: bool = False) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from ml.config import load_config
+from ml.orchestration.dag_runs import local_password
 from ml.paths import REPO_ROOT, reports_dir
 from tests.conftest import END_DATE, pipeline_env
 from tests.integration.test_dag_file import EXPECTED_TASKS
@@ -187,7 +188,8 @@ def test_mlflow_shows_the_champion_and_metrics_beside_the_baseline(mlflow_ui):
     assert screenshot.stat().st_size > 10_000
 
 
-def test_a_finished_run_shows_every_task_in_success(airflow_ui):
+def test_a_finished_run_shows_every_task_in_success(airflow_ui, finished_run):
+    """Logged in with the password generated for this Airflow home (never a fixed one)."""
     from playwright.sync_api import expect, sync_playwright
 
     assert CHROMIUM.exists(), "Debian's chromium is missing: `make test` installs it (apt-get install chromium)"
@@ -198,7 +200,7 @@ def test_a_finished_run_shows_every_task_in_success(airflow_ui):
         try:
             page.goto(airflow_ui, wait_until="networkidle")
             page.fill("input[name=username]", "admin")
-            page.fill("input[name=password]", "admin")
+            page.fill("input[name=password]", local_password(finished_run / "airflow")[0])
             page.click("button:has-text('Sign in')")
             page.wait_for_url(lambda url: "/auth/login" not in url)
 

@@ -165,6 +165,42 @@ def test_no_quarantine_table_keeps_an_erased_customers_rows(erasure_nights):
     assert not quarantined_customers(data_dir) & erasure_nights["erased"]
 
 
+def landed_emails(data_dir, customer_ids: set[str]) -> set[str]:
+    """The emails the landing files hold for these customers, normalized as staging stores them."""
+    found: set[str] = set()
+    for path in (data_dir / "landing" / "customers").iterdir():
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
+        rows = frame[frame["customer_id"].astype(str).str.strip().isin(customer_ids)]
+        found |= {str(email).strip().lower() for email in rows["email"].dropna() if str(email).strip()}
+    return found
+
+
+def test_no_table_of_any_schema_holds_an_erased_customers_email(erasure_nights):
+    """raw.* and the row-keeping staging models keep the erased rows for lineage, with their
+    personal fields emptied; every text column of every table and view is read."""
+    data_dir, erased = erasure_nights["data_dir"], erasure_nights["erased"]
+    emails = landed_emails(data_dir, erased)
+    assert emails, "the erased customers had emails to forget"
+    columns = query(
+        data_dir,
+        "select table_schema, table_name, column_name from information_schema.columns "
+        "where data_type = 'VARCHAR' and table_schema not in ('information_schema', 'pg_catalog')",
+    )
+    assert {"raw", "staging", "marts", "quarantine", "channels"} <= set(columns["table_schema"])
+    found = []
+    for (schema, table), group in columns.groupby(["table_schema", "table_name"]):
+        matches = " or ".join(f'lower(trim("{column}")) in ?' for column in group["column_name"])
+        hits = query(
+            data_dir, f'select count(*) as n from "{schema}"."{table}" where {matches}', [list(emails)] * len(group)
+        )
+        if hits["n"].iloc[0]:
+            found.append(f"{schema}.{table}")
+    assert found == []
+    # The rows themselves stay in raw, for the reconciliations.
+    kept = query(data_dir, "select count(*) as n from raw.customers where trim(customer_id) in ?", [list(erased)])
+    assert kept["n"].iloc[0] >= len(erased)
+
+
 def test_the_online_store_and_the_new_model_forget_them(erasure_nights):
     data_dir, erased = erasure_nights["data_dir"], erasure_nights["erased"]
     assert online_features_known(data_dir, sorted(erased)) == [False, False]

@@ -107,7 +107,8 @@ def test_any_landed_value_leaves_the_night_finished_and_every_row_accounted_for(
         if rows:
             write(folder / f"zz_fuzz.{'parquet' if as_parquet else 'csv'}", CONTRACT[name].columns, rows, as_parquet)
         written[name] = len(rows)
-    result = run_pipeline(fuzz_dir, DS, models=False)
+    # Arbitrary landings may hold no row dated near ds: the freshness guard is not what is tested here.
+    result = run_pipeline(fuzz_dir, DS, False, "--allow-stale")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     reconciliation = query(fuzz_dir, "select * from audit.landing_reconciliation where ds = ?", [DS])
     assert reconciliation["is_reconciled"].all(), reconciliation.to_string()

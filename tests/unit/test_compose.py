@@ -31,7 +31,13 @@ ONE_SHOT = {"airflow-init"}
 SPARK_PROFILE = {"spark-master", "spark-worker"}
 # ${NAME}, ${NAME:-default}, ${NAME:?message}; $${NAME} is the container's own variable, not compose's.
 VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}")
-SECRETS = {"POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET"}
+SECRETS = {
+    "POSTGRES_PASSWORD",
+    "AIRFLOW_ADMIN_PASSWORD",
+    "AIRFLOW_FERNET_KEY",
+    "AIRFLOW_JWT_SECRET",
+    "MLFLOW_ADMIN_PASSWORD",
+}
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +135,19 @@ def test_the_spark_profile_is_a_cluster_the_tasks_share(compose):
             assert f"env_var('{name}'" in profile, (
                 f"{name} is set for the tasks but dbt_project/profiles.yml never reads it"
             )
+
+
+def test_every_ui_listens_on_this_host_only_and_mlflow_needs_a_login(compose):
+    """Published ports bind to PZ_BIND_ADDRESS, 127.0.0.1 unless set; MLflow runs its basic-auth app
+    (its bundles hold customer ids) and the tasks log in to it."""
+    published = {name: port for name, service in compose["services"].items() for port in service.get("ports", [])}
+    assert set(published) >= {"mlflow", "airflow-apiserver", "spark-master"}
+    for name, port in published.items():
+        assert str(port).startswith("${PZ_BIND_ADDRESS:-127.0.0.1}:"), f"{name} publishes {port} on every interface"
+    mlflow = compose["services"]["mlflow"]
+    assert "--app-name=basic-auth" in mlflow["command"]
+    ini = REPO_ROOT / mlflow["environment"]["MLFLOW_AUTH_CONFIG_PATH"].removeprefix("/opt/personalization/")
+    assert "authenticate_request_basic_auth" in ini.read_text() and "/mlflow-auth/" in ini.read_text()
+    assert "mlflow-auth:/mlflow-auth" in mlflow["volumes"]
+    environment = compose["x-airflow-common"]["environment"]
+    assert environment["MLFLOW_TRACKING_PASSWORD"].startswith("${MLFLOW_ADMIN_PASSWORD")

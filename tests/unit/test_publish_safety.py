@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from ml.activation.export import _csv_bytes, _swap_in, clean_leftovers, neutralize_formula
-from ml.orchestration.run_lock import RunLockedError, exclusive_run
 from ml.paths import REPO_ROOT
+from ml.warehouse.run_lock import RunLockedError, exclusive_run
 
 
 @pytest.mark.parametrize(
@@ -82,7 +82,7 @@ def test_a_second_run_fails_at_once_naming_the_run_that_holds_the_data_dir(tmp_p
         [
             sys.executable,
             "-c",
-            "import time; from ml.orchestration.run_lock import exclusive_run\n"
+            "import time; from ml.warehouse.run_lock import exclusive_run\n"
             "with exclusive_run('ml.orchestration.pipeline --ds 2026-10-31'):\n"
             "    print('held', flush=True); time.sleep(60)",
         ],

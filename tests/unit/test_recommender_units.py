@@ -250,8 +250,11 @@ class _Constant(mlflow.pyfunc.PythonModel):
 
 
 @pytest.fixture
-def registry(tmp_path):
-    """An empty tracking store and a way to register a trivial version of model `gated`, trained for a ds."""
+def registry(tmp_path, monkeypatch):
+    """An empty tracking store and a way to register a trivial version of model `gated`, trained for a ds.
+    MLflow exports the tracking URI to the environment: monkeypatch takes it back after the test, so
+    later tests in this process read their own data directory's store."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = mlflow.create_experiment("gate", artifact_location=(tmp_path / "artifacts").as_uri())
     client = MlflowClient()
