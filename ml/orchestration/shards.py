@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 from ml.constants import CUSTOMER_ID
 from ml.errors import PlatformError
 from ml.paths import data_dir
+from ml.warehouse.frames import text_frame
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def plan(
     directory = stage_dir(stage, ds)
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
-    customers = pd.DataFrame({CUSTOMER_ID: np.sort(customer_ids.astype(str).unique())})
+    customers = text_frame(CUSTOMER_ID, np.sort(customer_ids.astype(str).unique()))
     customers.to_parquet(directory / CUSTOMERS_FILE, index=False)
     (directory / PLAN_FILE).write_text(json.dumps({**facts, "customers": len(customers), "shards": shards}))
     with (directory / SHARED_FILE).open("wb") as handle:

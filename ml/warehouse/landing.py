@@ -697,7 +697,9 @@ def load_landing_files(ds: str, allow_stale: bool = False, max_staleness_days: i
         max_staleness_days = load_config().schedule.max_staleness_days
     loads = load_landing(landing_dir(), warehouse_path())
     log.info("ds=%s landing records read: %s", ds, {name: load.rows for name, load in loads.items()})
-    with open_warehouse(warehouse_path(), read_only=True) as connection:
+    # Read-write like every stage: in one process (dag.test, the pipeline) dbt-duckdb may hold the file
+    # open read-write, and DuckDB refuses a second connection with another configuration.
+    with open_warehouse(warehouse_path()) as connection:
         newest = newest_landed_date(connection, ds_date)
     problem = staleness_problem(ds_date, newest, max_staleness_days)
     if problem and not allow_stale:

@@ -48,6 +48,21 @@ def test_csv_files_carry_no_formula_but_numbers_keep_their_sign():
     assert "'=1+1@example.com" in text and ",-0.5," in text and "I1|I2" in text
 
 
+def test_the_formula_guard_covers_pandas_string_columns_too():
+    """pandas 3 makes `string` the default text dtype: the guard must not depend on `object`."""
+    frame = pd.DataFrame(
+        {
+            "ds": [dt.date(2026, 10, 31)] * 2,
+            "customer_id": pd.Series(["C1", "C2"], dtype="string"),
+            "content_id": pd.Series(['=HYPERLINK("https://example.invalid","x")', None], dtype="string"),
+            "score": [-0.5, 1.0],
+            "recommended_items": [["I1"], []],
+        }
+    )
+    text = _csv_bytes(frame).decode()
+    assert "'=HYPERLINK" in text and "\n=" not in text and ",-0.5," in text
+
+
 def test_a_folder_is_exchanged_whole_and_nothing_is_left_behind(tmp_path):
     final = tmp_path / "email" / "ds=2026-10-31"
     final.mkdir(parents=True)
@@ -103,3 +118,33 @@ def test_a_second_run_fails_at_once_naming_the_run_that_holds_the_data_dir(tmp_p
         holder.wait()
     with exclusive_run("after the holder was killed"):  # the kernel released the lock
         pass
+
+
+@pytest.mark.parametrize("command", [["ml.warehouse.landing"], ["ml.activation.export", "reload-tables"]])
+def test_the_loader_and_the_table_reload_wait_for_no_one_beside_a_running_night(tmp_path, command):
+    """Both write the warehouse: beside a running night they refuse at once, naming it."""
+    (tmp_path / "landing").mkdir()
+    env = {**os.environ, "PZ_DATA_DIR": str(tmp_path)}
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time; from ml.warehouse.run_lock import exclusive_run\n"
+            "with exclusive_run('ml.orchestration run --ds 2026-10-31'):\n"
+            "    print('held', flush=True); time.sleep(60)",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        refused = subprocess.run(
+            [sys.executable, "-m", *command], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert refused.returncode == 2, refused.stderr[-2000:]
+        assert "is in use by another run" in refused.stderr and "ml.orchestration run --ds 2026-10-31" in refused.stderr
+    finally:
+        holder.kill()
+        holder.wait()
