@@ -4,9 +4,10 @@ Against the baseline (popularity, the RFM heuristic), on the current holdout: a 
 ahead by the margin on the primary metric to serve at all. Against the current champion, re-evaluated
 on the same holdout, a challenger must be better by evidence, not by noise: a one-sided paired t-test
 on the per-customer score (NDCG@k of what each customer is served; minus the log loss of each
-customer's prediction) must reject "no better" at `alpha` (default 0.05) and the mean gain must reach
-the margin. A champion keeps serving while it is not significantly worse than the baseline (the same
-paired test, the other way round); when it is, it loses its alias. Otherwise a new version gets alias
+customer's prediction) must reject "no better" at `alpha` (default 0.025: the 95% interval of the
+mean gain lies above 0) and the mean gain must reach the margin. A champion keeps serving while it
+is not significantly worse than the baseline (the same paired test, the other way round); when it
+is, it loses its alias. Otherwise a new version gets alias
 `challenger`. When no version qualifies the baseline serves: the recommender's popularity
 fallbacks, the propensity model's calibrated RFM score (`strategy` and `model_name` say so). Every
 number, the tests' intervals, the decision and what serves are written on the version and its run
@@ -70,9 +71,11 @@ class PerCustomer:
 
 @dataclass(frozen=True)
 class PairedTest:
-    """Mean of `better - worse` per customer, its 95% interval, and the one-sided paired t-test's
-    p-value for "better is not ahead" (Student 1908; the paired t-test is valid for n in the hundreds
-    whatever the scores' shape, by the central limit theorem)."""
+    """Mean of `better - worse` per customer, its two-sided (1 - 2 alpha) interval (95% at the default
+    alpha 0.025), and the one-sided paired t-test's p-value for "better is not ahead" (Student 1908;
+    valid for n in the hundreds whatever the scores' shape, by the central limit theorem). The
+    interval lies above 0 exactly when the test rejects at alpha: the decision and the interval shown
+    never disagree."""
 
     mean: float
     low: float
@@ -87,7 +90,7 @@ class PairedTest:
         return f"{self.mean:+.4f} [{self.low:+.4f}, {self.high:+.4f}], p={self.p_value:.3g}, n={self.customers}"
 
 
-def paired_test(better: np.ndarray, worse: np.ndarray) -> PairedTest:
+def paired_test(better: np.ndarray, worse: np.ndarray, alpha: float = 0.025) -> PairedTest:
     """Is `better` ahead of `worse`, customer by customer? Identical scores give p = 1."""
     differences = np.asarray(better, dtype=float) - np.asarray(worse, dtype=float)
     n = len(differences)
@@ -96,7 +99,7 @@ def paired_test(better: np.ndarray, worse: np.ndarray) -> PairedTest:
     if n < 2 or spread == 0.0:
         return PairedTest(mean, mean, mean, 0.0 if mean > 0 and n > 1 else 1.0, n)
     error = spread / np.sqrt(n)
-    half_width = float(stats.t.ppf(0.975, n - 1) * error)
+    half_width = float(stats.t.ppf(1 - alpha, n - 1) * error)
     p_value = float(stats.t.sf(mean / error, n - 1))
     return PairedTest(mean, mean - half_width, mean + half_width, p_value, n)
 
@@ -276,9 +279,9 @@ def gate(
         numbers += f" and champion v{champion.version} {check.value:.4f}"
         paired = per_customer is not None and check.per_customer is not None
         if paired and len(check.per_customer) == len(per_customer.challenger) == len(per_customer.baseline):
-            versus_champion = paired_test(per_customer.challenger, check.per_customer)
-            champion_versus_baseline = paired_test(check.per_customer, per_customer.baseline)
-            baseline_ahead = paired_test(per_customer.baseline, check.per_customer)
+            versus_champion = paired_test(per_customer.challenger, check.per_customer, config.alpha)
+            champion_versus_baseline = paired_test(check.per_customer, per_customer.baseline, config.alpha)
+            baseline_ahead = paired_test(per_customer.baseline, check.per_customer, config.alpha)
             better_than_champion = versus_champion.ahead(config.alpha) and versus_champion.mean >= margin
             champion_qualifies = not baseline_ahead.ahead(config.alpha)
             evidence = (

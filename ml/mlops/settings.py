@@ -20,11 +20,12 @@ class ChampionGateConfig(StrictSettings):
         "the champion must reach it too.",
     )
     alpha: float = Field(
-        0.05,
+        0.025,
         gt=0,
         lt=0.5,
         description="Error rate of the one-sided paired t-tests on per-customer scores: a challenger replaces the "
-        "champion only when better at this level; a champion serves until significantly worse than the baseline.",
+        "champion only when better at this level (its 1 - 2 alpha interval above 0: 95% at 0.025); a champion "
+        "serves until significantly worse than the baseline.",
     )
 
 

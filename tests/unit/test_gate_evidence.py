@@ -31,7 +31,7 @@ from ml.recommender.metrics import ndcg_at_k, ndcg_per_user
 from tests.unit.test_recommender_units import registry  # noqa: F401  (the fixture)
 
 DS = dt.date(2026, 10, 31)
-CONFIG = ChampionGateConfig(metric="ndcg_at_10", margin=0.002, alpha=0.05)
+CONFIG = ChampionGateConfig(metric="ndcg_at_10", margin=0.002)  # alpha 0.025: a 95% interval above 0
 
 
 def noisy(rng, mean: float, n: int = 1_000) -> np.ndarray:
@@ -39,12 +39,18 @@ def noisy(rng, mean: float, n: int = 1_000) -> np.ndarray:
     return rng.normal(mean, 0.25, n)
 
 
-def test_the_paired_test_matches_scipy_and_its_interval_covers_the_mean():
+def test_the_paired_test_matches_scipy_and_its_interval_agrees_with_its_decision():
     rng = np.random.default_rng(0)
     better, worse = noisy(rng, 0.21), noisy(rng, 0.20)
     test = paired_test(better, worse)
     assert test.p_value == pytest.approx(stats.ttest_rel(better, worse, alternative="greater").pvalue)
     assert test.low < test.mean < test.high and test.customers == 1_000
+    low, high = stats.ttest_rel(better, worse).confidence_interval(0.95)
+    assert (test.low, test.high) == (pytest.approx(low), pytest.approx(high))  # 95% at alpha 0.025
+    for seed in range(30):  # the interval is above 0 exactly when the test rejects
+        rng = np.random.default_rng(seed)
+        drawn = paired_test(noisy(rng, 0.2) + 0.02, noisy(rng, 0.2))
+        assert drawn.ahead(0.025) == (drawn.low > 0)
     assert paired_test(better, better).p_value == 1.0  # no difference at all is no evidence
 
 
@@ -53,10 +59,10 @@ def test_the_paired_test_holds_its_error_rate_under_no_difference():
     rng = np.random.default_rng(1)
     shared = noisy(rng, 0.2, 400)
     calls = sum(
-        paired_test(shared + rng.normal(0, 0.05, 400), shared + rng.normal(0, 0.05, 400)).ahead(0.05)
-        for _ in range(1_000)
+        paired_test(shared + rng.normal(0, 0.05, 400), shared + rng.normal(0, 0.05, 400)).ahead(0.025)
+        for _ in range(2_000)
     )
-    assert 30 <= calls <= 70  # 5% of 1,000, within sampling error
+    assert 32 <= calls <= 68  # 2.5% of 2,000 is 50, within three standard errors
 
 
 def test_per_user_ndcg_averages_to_ndcg_and_log_loss_to_sklearns():
@@ -94,7 +100,7 @@ def test_a_challenger_ahead_by_noise_does_not_replace_the_champion(registry):  #
     )
     assert not second.promoted and second.serving_version == "1"
     assert "not significantly better than champion v1" in second.reason
-    assert second.versus_champion.p_value >= 0.05 and second.versus_champion.low < 0 < second.versus_champion.high
+    assert second.versus_champion.p_value >= 0.025 and second.versus_champion.low < 0 < second.versus_champion.high
     metrics = second.metrics()
     assert metrics["gate_vs_champion_ci_low"] < metrics["gate_vs_champion_delta"] < metrics["gate_vs_champion_ci_high"]
     # Clearly better, customer by customer: it replaces the champion; the alias history is on both versions.
