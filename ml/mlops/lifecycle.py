@@ -45,18 +45,27 @@ def training_fingerprint(*parts: str) -> str:
     return hashlib.sha256("\n".join((*parts, git_commit())).encode()).hexdigest()[:16]
 
 
-def version_trained_as(model_name: str, fingerprint: str, load: Callable[[str], object] | None = None):
-    """The registered version trained exactly as tonight would train (same rows, configuration and
-    code), or None. A rerun of a ds, or a night with nothing new, reuses it: no new registration, no
-    alias moved. With `load`, its artifact is loaded first: one that cannot be is demoted (tag
-    artifact_error) and not reused, so tonight trains a version that can serve."""
-    mlflow.set_tracking_uri(mlflow_tracking_uri())
+def version_trained_as(model_name: str, fingerprint: str, ds: dt.date, load: Callable[[str], object] | None = None):
+    """The registered version trained for ds or earlier exactly as tonight would train (same rows,
+    configuration and code), or None. A rerun of a ds, or a night with nothing new, reuses it: no new
+    registration, no alias moved. A version trained for a later ds is never reused: it may not serve
+    an earlier one (ml.mlops.registry.serving_for), so a backfill behind it trains its own. With
+    `load`, its artifact is loaded first: one that cannot be is demoted (tag artifact_error) and not
+    reused, so tonight trains a version that can serve."""
+    use_experiment(model_name)  # a copied data directory's store points at its own artifacts first
     client = MlflowClient()
     try:
         versions = client.search_model_versions(f"name = '{model_name}'")
     except mlflow.exceptions.MlflowException:
         return None
-    same = [v for v in versions if v.tags.get(FINGERPRINT) == fingerprint and usable(v)]
+    same = [
+        v
+        for v in versions
+        if v.tags.get(FINGERPRINT) == fingerprint
+        and usable(v)
+        and "ds" in v.tags
+        and dt.date.fromisoformat(v.tags["ds"]) <= ds
+    ]
     if not same:
         return None
     newest = max(same, key=lambda v: int(v.version))
@@ -155,7 +164,7 @@ def readable_serving(
     here: a version whose artifact cannot be loaded is demoted (tag artifact_error, no champion alias)
     and the choice made again, down to the baseline. Returns the serving and one alert per demotion.
     `artifact_always`: the version's artifact is needed even when its baseline serves (it carries it)."""
-    mlflow.set_tracking_uri(mlflow_tracking_uri())
+    use_experiment(model_name)  # a copied data directory's store points at its own artifacts first
     client = MlflowClient()
     alerts: list[str] = []
     while True:

@@ -203,15 +203,18 @@ def _inputs(ds: dt.date, reference_days: int) -> list[DriftInput]:
             first = reference_ds - dt.timedelta(days=reference_days - 1)
 
             def snapshot(start: dt.date, end: dt.date) -> pd.DataFrame:
+                # Ordered: the reference is sampled, and the same rows in the same order give the same
+                # sample on every run and on both engines.
                 return connection.execute(
                     f"select {', '.join(features)} from marts.customer_features_daily "
-                    "where feature_date between ? and ?",
+                    "where feature_date between ? and ? order by feature_date, customer_id",
                     [start, end],
                 ).df()
 
             def scores(start: dt.date, end: dt.date) -> pd.DataFrame:
                 return connection.execute(
-                    "select score from marts.customer_scores where ds between ? and ?", [start, end]
+                    "select score from marts.customer_scores where ds between ? and ? order by ds, customer_id",
+                    [start, end],
                 ).df()
 
             current_features, current_scores = snapshot(ds, ds), scores(ds, ds)
@@ -241,7 +244,7 @@ def _inputs(ds: dt.date, reference_days: int) -> list[DriftInput]:
                 return connection.execute(
                     "select r.item_id, coalesce(i.category, 'unknown') as category "
                     "from marts.customer_recommendations as r left join staging.stg_items as i using (item_id) "
-                    "where r.ds between ? and ?",
+                    "where r.ds between ? and ? order by r.ds, r.customer_id, r.rank",
                     [start, end],
                 ).df()
 

@@ -108,7 +108,7 @@ def train_propensity(ds: str) -> dict[str, object]:
     fingerprint = training_fingerprint(frame_hash(data.rows), config.model_dump_json())
     with training_run(MODEL_NAME, ds, data.rows) as run:
         mlflow.set_tag(FINGERPRINT, fingerprint)
-        same = version_trained_as(MODEL_NAME, fingerprint, load_bundle)
+        same = version_trained_as(MODEL_NAME, fingerprint, ds_date, load_bundle)
         if same is not None:
             mlflow.log_params({"ds": ds, "validation_cutoff": str(plan.validation), "cutoffs": len(plan.all)})
             return reused(

@@ -583,7 +583,7 @@ def train_recommender(ds: str) -> dict[str, object]:
     full = view_as_of(inputs, end_of(ds_date), config)
     # The search plan and the holdout follow ds: the same rows on another night may train another model.
     fingerprint = training_fingerprint(frame_hash(full.data.weights), config.model_dump_json(), ds)
-    same = version_trained_as(MODEL_NAME, fingerprint, load_bundle)
+    same = version_trained_as(MODEL_NAME, fingerprint, ds_date, load_bundle)
     if same is not None:
         return reused_without_run(
             MODEL_NAME, ds, str(same.version), "its rows, configuration and code are those of this version: a rerun"

@@ -169,7 +169,12 @@ def landed_emails(data_dir, customer_ids: set[str]) -> set[str]:
     """The emails the landing files hold for these customers, normalized as staging stores them."""
     found: set[str] = set()
     for path in (data_dir / "landing" / "customers").iterdir():
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
+        # The resend CSVs carry injected bad rows, some not UTF-8: those bytes are replaced, not fatal.
+        frame = (
+            pd.read_parquet(path)
+            if path.suffix == ".parquet"
+            else pd.read_csv(path, dtype=str, encoding_errors="replace", on_bad_lines="skip")
+        )
         rows = frame[frame["customer_id"].astype(str).str.strip().isin(customer_ids)]
         found |= {str(email).strip().lower() for email in rows["email"].dropna() if str(email).strip()}
     return found

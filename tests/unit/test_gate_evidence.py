@@ -215,5 +215,7 @@ def test_a_training_equal_to_a_registered_one_reuses_it(registry):  # noqa: F811
     client, register = registry
     gate(client, "gated", register(), 0.2, ("popularity", 0.1), lambda c: ChampionCheck(0.2), CONFIG)
     client.set_model_version_tag("gated", "1", FINGERPRINT, "abc")
-    assert str(version_trained_as("gated", "abc").version) == "1"
-    assert version_trained_as("gated", "another") is None
+    assert str(version_trained_as("gated", "abc", DS).version) == "1"
+    assert version_trained_as("gated", "another", DS) is None
+    # A version trained for a later ds never serves an earlier one: a backfill behind it trains its own.
+    assert version_trained_as("gated", "abc", DS - dt.timedelta(days=1)) is None

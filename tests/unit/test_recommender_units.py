@@ -255,6 +255,7 @@ def registry(tmp_path, monkeypatch):
     MLflow exports the tracking URI to the environment: monkeypatch takes it back after the test, so
     later tests in this process read their own data directory's store."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("PZ_DATA_DIR", str(tmp_path))  # experiments the code under test creates go here
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = mlflow.create_experiment("gate", artifact_location=(tmp_path / "artifacts").as_uri())
     client = MlflowClient()
