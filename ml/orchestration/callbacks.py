@@ -85,8 +85,10 @@ def notify_night_failed(context) -> None:
     from ml.orchestration.notifications import send
 
     dag_run = context.get("dag_run")
+    interval_start = getattr(dag_run, "data_interval_start", None)  # ds, when the context does not carry it
+    ds = context.get("ds") or (interval_start.date().isoformat() if interval_start else None)
     message = night_failure_message(
-        getattr(dag_run, "dag_id", "?"), context.get("ds"), getattr(dag_run, "run_id", None), context.get("reason")
+        getattr(dag_run, "dag_id", "?"), ds, getattr(dag_run, "run_id", None), context.get("reason")
     )
     try:
         settings = load_config().notifications

@@ -97,7 +97,7 @@ def test_a_missing_landing_folder_fails_at_once_named_and_notified(tmp_path, not
     assert seconds < FAST_SECONDS, f"{seconds:.0f} s: was it retried?"
     assert "try=2" not in result.stderr
     texts = [message["text"] for message in receiver.messages]
-    assert len(texts) == 1 and "FAILED at load_landing" in texts[0] and "does not exist" in texts[0]
+    assert len(texts) == 1 and texts[0] == line.removeprefix("error: ").rsplit(" (", 1)[0], texts
 
 
 def test_a_corrupted_warehouse_fails_at_once_naming_the_file(small_landing, tmp_path, notifying_config, receiver):
