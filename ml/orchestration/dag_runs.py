@@ -47,14 +47,17 @@ def airflow_home() -> Path:
 def local_password(home: Path) -> tuple[str, bool]:
     """(the local admin's password, whether it was generated just now). A passwords file written by an
     older version held the fixed password admin: it is replaced by a generated one."""
+    home.mkdir(parents=True, exist_ok=True)
     passwords = home / PASSWORDS_FILE
     if passwords.exists():
         known = json.loads(passwords.read_text() or "{}").get(LOCAL_USER)
         if known and known != "admin":
             return known, False
     password = secrets.token_urlsafe(12)
-    passwords.write_text(json.dumps({LOCAL_USER: password}))
-    passwords.chmod(0o600)
+    passwords.unlink(missing_ok=True)
+    # Created readable by its owner only, never for a moment by anyone else.
+    with os.fdopen(os.open(passwords, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+        handle.write(json.dumps({LOCAL_USER: password}))
     return password, True
 
 
@@ -173,14 +176,12 @@ def main(argv: list[str] | None = None) -> int:
             end = config.demo.end_date
             dates = dates_between(end - dt.timedelta(days=config.schedule.demo_days - 1), end)
         elif arguments.command in ("standalone", "airflow"):
+            # Before setup, which writes the passwords file: a password made now is shown this once.
+            password, generated = local_password(airflow_home())
             setup()
             if arguments.command == "standalone":
-                password, _ = local_password(airflow_home())
-                print(
-                    f"Airflow UI: http://127.0.0.1:8080  login: {LOCAL_USER} / {password}  "
-                    f"(kept in {airflow_home() / PASSWORDS_FILE})",
-                    flush=True,
-                )
+                shown = password if generated else f"the password in {airflow_home() / PASSWORDS_FILE}"
+                print(f"Airflow UI: http://127.0.0.1:8080  login: {LOCAL_USER} / {shown}", flush=True)
             airflow = str(Path(sys.executable).parent / "airflow")
             extra = ["standalone"] if arguments.command == "standalone" else arguments.airflow_arguments
             os.execve(airflow, [airflow, *extra], airflow_env())
