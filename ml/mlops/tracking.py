@@ -11,6 +11,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 
 from ml.paths import REPO_ROOT, data_dir, mlflow_tracking_uri
@@ -94,8 +95,10 @@ def git_commit() -> str:
 
 
 def frame_hash(frame: pd.DataFrame) -> str:
-    """sha256 of a frame's rows in order (pandas' stable per-row hash): same data, same hash."""
-    row_hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    """sha256 of a frame's rows whatever their order (pandas' stable per-row hash, sorted): same data,
+    same hash. A read without an order may return the same rows in another order on a rerun, and the
+    registry's reuse of a version (ml.mlops.lifecycle.version_trained_as) must still recognise them."""
+    row_hashes = np.sort(pd.util.hash_pandas_object(frame, index=False).to_numpy())
     return hashlib.sha256(row_hashes.tobytes()).hexdigest()
 
 
