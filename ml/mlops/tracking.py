@@ -94,11 +94,19 @@ def git_commit() -> str:
     return head.stdout.strip() + ("-dirty" if dirty else "")
 
 
+# Floats are hashed to this many decimals: a sum the engine takes in parallel differs in its last bits
+# from run to run (measured: the recommender's interaction weights of the same night, read twice).
+HASH_DECIMALS = 9
+
+
 def frame_hash(frame: pd.DataFrame) -> str:
-    """sha256 of a frame's rows whatever their order (pandas' stable per-row hash, sorted): same data,
-    same hash. A read without an order may return the same rows in another order on a rerun, and the
-    registry's reuse of a version (ml.mlops.lifecycle.version_trained_as) must still recognise them."""
-    row_hashes = np.sort(pd.util.hash_pandas_object(frame, index=False).to_numpy())
+    """sha256 of a frame's rows whatever their order (pandas' stable per-row hash, sorted), floats to
+    HASH_DECIMALS decimals: same data, same hash. A rerun reads the same rows, maybe in another order
+    and with other last bits in its sums, and the registry's reuse of a version
+    (ml.mlops.lifecycle.version_trained_as) must still recognise them."""
+    floats = frame.select_dtypes("floating").columns
+    rounded = frame.assign(**{column: frame[column].round(HASH_DECIMALS) for column in floats})
+    row_hashes = np.sort(pd.util.hash_pandas_object(rounded, index=False).to_numpy())
     return hashlib.sha256(row_hashes.tobytes()).hexdigest()
 
 
