@@ -28,6 +28,7 @@ from ml.mlops.registry import (
     mark_interrupted,
     mark_unreadable,
     serving_for,
+    unreadable_fix,
     usable,
 )
 from ml.mlops.settings import ChampionGateConfig
@@ -69,13 +70,19 @@ def version_trained_as(model_name: str, fingerprint: str, ds: dt.date, load: Cal
     if not same:
         return None
     newest = max(same, key=lambda v: int(v.version))
-    if load is not None:
-        try:
-            load(f"models:/{model_name}/{newest.version}")
-        except Exception as error:  # truncated, deleted or incompatible: train anew tonight
-            mark_unreadable(client, model_name, str(newest.version), error, newest.tags.get("ds", ""))
-            return None
+    if load is not None and demoted_unless_loads(client, model_name, newest, load, newest.tags.get("ds", "")):
+        return None  # tonight trains a version that can serve
     return newest
+
+
+def demoted_unless_loads(client, model_name: str, version, load: Callable[[str], object], ds: str) -> str | None:
+    """Load the version's artifact; when it cannot be loaded (truncated, deleted, written by code that
+    no longer reads it), demote the version and return the line that says so (None when it loads)."""
+    try:
+        load(f"models:/{model_name}/{version.version}")
+    except Exception as error:
+        return mark_unreadable(client, model_name, str(version.version), error, ds)
+    return None
 
 
 def skipped(model_name: str, ds: str, reason: str) -> dict[str, object]:
@@ -171,12 +178,10 @@ def readable_serving(
         serving = serving_for(client, model_name, ds)
         if serving.version is None or not (serving.serves_model or artifact_always):
             return serving, alerts
-        try:
-            load(f"models:/{model_name}/{serving.version.version}")
-        except Exception as error:  # truncated, deleted or written by incompatible code
-            alerts.append(mark_unreadable(client, model_name, str(serving.version.version), error, ds.isoformat()))
-            continue
-        return serving, alerts
+        demoted = demoted_unless_loads(client, model_name, serving.version, load, ds.isoformat())
+        if demoted is None:
+            return serving, alerts
+        alerts.append(demoted)
 
 
 def latest_run(model_name: str, ds: str):
@@ -200,9 +205,8 @@ def unreadable_lines(model_name: str) -> list[str]:
     except mlflow.exceptions.MlflowException:
         return []
     return [
-        f"{model_name} v{v.version} DEMOTED, its artifact cannot be loaded ({v.tags[ARTIFACT_ERROR]}); it never "
-        f"serves again. Restore $PZ_DATA_DIR/mlartifacts from a backup, or retrain: python -m "
-        f"ml.orchestration.pipeline --ds <ds> --stage train_{model_name}"
+        f"{model_name} v{v.version} DEMOTED, its artifact cannot be loaded ({v.tags[ARTIFACT_ERROR]}); "
+        + unreadable_fix(model_name, "<ds>")
         for v in sorted(versions, key=lambda v: int(v.version))
         if ARTIFACT_ERROR in v.tags
     ]

@@ -194,12 +194,19 @@ def mark_unreadable(client: MlflowClient, model_name: str, version: str, error: 
     if champion is not None and str(champion.version) == str(version):
         drop_alias(client, model_name, CHAMPION, version, ds)
     message = (
-        f"{model_name} v{version}'s artifact cannot be loaded ({cause}): the version is demoted (tag {ARTIFACT_ERROR}) "
-        f"and never serves again. Restore the artifact store ($PZ_DATA_DIR/mlartifacts) from a backup, or let "
-        f"tonight's training replace it: python -m ml.orchestration.pipeline --ds {ds} --stage train_{model_name}"
+        f"{model_name} v{version}'s artifact cannot be loaded ({cause}): the version is demoted (tag "
+        f"{ARTIFACT_ERROR}); " + unreadable_fix(model_name, ds)
     )
     log.error(message)
     return message
+
+
+def unreadable_fix(model_name: str, ds: str) -> str:
+    """What to do about a version demoted for an unreadable artifact (the alert and the summary say it)."""
+    return (
+        "it never serves again. Restore the artifact store ($PZ_DATA_DIR/mlartifacts) from a backup, or let "
+        f"tonight's training replace it: python -m ml.orchestration.pipeline --ds {ds} --stage train_{model_name}"
+    )
 
 
 def mark_interrupted(client: MlflowClient, model_name: str) -> list[str]:

@@ -9,6 +9,7 @@ the only record. A notifier that cannot deliver logs why and never fails the nig
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
@@ -68,17 +69,11 @@ def notifiers(settings: NotificationsConfig, message: str) -> list[BaseNotifier]
             SmtpNotifier(
                 to=settings.email_to,
                 subject=f"[personalization] {subject}",
-                html_content=f"<pre>{_escape(message)}</pre>",
+                html_content=f"<pre>{html.escape(message)}</pre>",
                 smtp_conn_id=settings.smtp_conn_id,
             )
         )
     return found
-
-
-def _escape(text: str) -> str:
-    from html import escape
-
-    return escape(text)
 
 
 def send(settings: NotificationsConfig, message: str, context: Mapping | None = None) -> int:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from ml.constants import SOURCE_FILE
 from ml.warehouse.dialect import on_duckdb
 from ml.warehouse.engine import open_warehouse
-from ml.warehouse.partitions import existing_tables
+from ml.warehouse.partitions import existing_tables, table_columns
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def scrub_personal_fields() -> dict[str, int]:
             for schema, name, columns in places:
                 if name not in stored_tables(connection, schema):
                     continue
-                present = [c for c in columns if c in connection_columns(connection, schema, name)]
+                present = [c for c in columns if c in table_columns(connection, schema, name)]
                 count = _scrub(connection, f"{schema}.{name}", present)
                 if count:
                     scrubbed[f"{schema}.{name}"] = count
@@ -146,16 +146,6 @@ def stored_tables(connection, schema: str) -> set[str]:
     return {name for (name,) in rows}
 
 
-def connection_columns(connection, schema: str, table: str) -> list[str]:
-    if not on_duckdb(connection):
-        return connection.columns(schema, table)
-    rows = connection.execute(
-        "select column_name from information_schema.columns where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchall()
-    return [name for (name,) in rows]
-
-
 def _scrub(connection, table: str, columns: list[str]) -> int:
     """Null `columns` of the erased customers' rows of `table`; how many rows held something."""
     if not columns:
@@ -169,7 +159,7 @@ def _scrub(connection, table: str, columns: list[str]) -> int:
         return count
     # Spark's parquet tables cannot update rows: the table (or the source files' partitions that hold
     # such rows, for raw.*) is rewritten from a copy with the fields emptied.
-    all_columns = connection_columns(connection, *table.split("."))
+    all_columns = table_columns(connection, *table.split("."))
     emptied = ", ".join(f"case when {ERASED} then null else {c} end as {c}" if c in columns else c for c in all_columns)
     work = f"{table}__scrub"
     connection.execute(f"drop table if exists {work}")

@@ -30,6 +30,18 @@ def existing_tables(connection, schema: str) -> set[str]:
     return {name for (name,) in rows}
 
 
+def table_columns(connection, schema: str, table: str) -> list[str]:
+    """The columns of `schema.table`, in the table's order, on either engine."""
+    if not on_duckdb(connection):
+        return connection.columns(schema, table)
+    rows = connection.execute(
+        "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+        "order by ordinal_position",
+        [schema, table],
+    ).fetchall()
+    return [name for (name,) in rows]
+
+
 def spark_statement(connection, statement: str) -> str | None:
     """A DDL statement of ours in Spark's form: a parquet table partitioned by ds when it has one;
     `add column if not exists` as ADD COLUMNS when the column is missing (None when it is there)."""
