@@ -34,23 +34,23 @@ $(VENV)/.installed: requirements.txt Makefile
 venv: $(VENV)/.installed  ## create or update .venv with the pinned requirements
 
 data: venv  ## generate the demo landing data (config/personalization.yml, section demo)
-	$(PYTHON) -m ml.synthetic
+	$(PYTHON) -m ml synthetic
 
 # PZ_WAREHOUSE_ENGINE=spark puts the whole night on a local Spark session (Java from Debian).
 run: venv $(if $(filter spark,$(PZ_WAREHOUSE_ENGINE)),system)  ## run the nightly DAG for one logical date, in-process: make run DS=YYYY-MM-DD
-	$(PYTHON) -m ml.orchestration run --ds $(DS) --summary
+	$(PYTHON) -m ml run --ds $(DS) --summary
 
 backfill: venv  ## run the DAG for a range, in order, in-process: make backfill START=... END=...
-	$(PYTHON) -m ml.orchestration backfill --start $(START) --end $(END) --summary
+	$(PYTHON) -m ml backfill --start $(START) --end $(END) --summary
 
 spark: venv system  ## the nightly DAG for one logical date with the warehouse on Spark: make spark DS=YYYY-MM-DD
-	PZ_WAREHOUSE_ENGINE=spark $(PYTHON) -m ml.orchestration run --ds $(DS) --summary
+	PZ_WAREHOUSE_ENGINE=spark $(PYTHON) -m ml run --ds $(DS) --summary
 
 demo: data  ## set up, generate the demo data, run the DAG for its last days, print what was produced
-	$(PYTHON) -m ml.orchestration demo --summary
+	$(PYTHON) -m ml demo --summary
 
 airflow: venv  ## airflow standalone on http://localhost:8080, login admin / admin (local use only)
-	$(PYTHON) -m ml.orchestration standalone
+	$(PYTHON) -m ml standalone
 
 mlflow: venv  ## the MLflow UI on the platform's tracking store, http://localhost:5000
 	$(VENV)/bin/mlflow ui --port 5000 --backend-store-uri "$$($(PYTHON) -c 'from ml.paths import mlflow_tracking_uri; print(mlflow_tracking_uri())')"
@@ -93,8 +93,9 @@ test-integration: venv  ## unit and integration tests (dbt-built warehouses, the
 outputs: venv  ## fingerprint what a demo produced (tables, export files, manifests): make outputs OUT=file.json
 	$(PYTHON) tools/demo_outputs.py record $(PZ_DATA_DIR) $(OUT)
 
-lint: venv  ## ruff and sqlfluff
+lint: venv  ## ruff, the layer contracts (import-linter) and sqlfluff
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	cd dbt_project && ../$(VENV)/bin/sqlfluff lint models
 
 bench: venv  ## benchmarks (about 20 minutes): writes bench/results.md

@@ -60,7 +60,7 @@ def child(size: int) -> None:
 
     from ml.activation.decisions import decide
     from ml.activation.export import build_channel_rows
-    from ml.config import load_config
+    from ml.orchestration.config import load_config
 
     activation = load_config().activation
     ds = dt.date(2026, 10, 31)

@@ -35,7 +35,7 @@ def run_engine(landing, customers: int, days: int, engine: str, workers: int) ->
         env["PZ_SPARK_DRIVER_MEMORY"] = SPARK_DRIVER_MEMORY
     previous = (END - dt.timedelta(days=1)).isoformat()
     result: dict[str, object] = {"stages": {}}
-    result["previous night"] = run_stage([sys.executable, "-m", "ml.orchestration.pipeline", "--ds", previous], env)
+    result["previous night"] = run_stage([sys.executable, "-m", "ml", "pipeline", "--ds", previous], env)
     print(f"{engine}: previous night {result['previous night'][0]:8.1f} s", flush=True)
     time_stages(END.isoformat(), env, workers, False, result["stages"], lambda: None, label=engine)
     return result
@@ -83,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     landing = WORK / f"engines_c{args.customers}_d{args.days}_landing"
     if not landing.exists():
-        generate = [sys.executable, "-m", "ml.synthetic", "--customers", str(args.customers)]
+        generate = [sys.executable, "-m", "ml", "synthetic", "--customers", str(args.customers)]
         generate += ["--days", str(args.days), "--end-date", END.isoformat(), "--out", str(landing)]
         run_stage(generate, stores_env(WORK / "engines_generate"))
     # Each engine's figures are kept as soon as it finishes: an engine measured before is not run

@@ -35,7 +35,8 @@ def main() -> None:
         generate = [
             sys.executable,
             "-m",
-            "ml.synthetic",
+            "ml",
+            "synthetic",
             "--customers",
             str(customers),
             "--days",
@@ -43,8 +44,8 @@ def main() -> None:
             "--bad-rows",
             str(args.bad_rows),
         ]
-        load = [sys.executable, "-m", "ml.warehouse.landing"]
-        build = [sys.executable, "-c", f"from ml.warehouse.transform import run_dbt; run_dbt('build', '{DS}')"]
+        load = [sys.executable, "-m", "ml", "landing"]
+        build = [sys.executable, "-m", "ml", "dbt", "build", "--ds", DS]
         timings = {}
         for stage, command in (("generate", generate), ("load landing", load), ("dbt build", build)):
             timings[stage] = run_stage(command, env)

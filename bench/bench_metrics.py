@@ -23,8 +23,7 @@ TARGET_RATIO = 0.20
 
 
 def dbt_command(ds: str, *extra: str) -> list[str]:
-    arguments = ", ".join(repr(a) for a in extra)
-    return [sys.executable, "-c", f"from ml.warehouse.transform import run_dbt; run_dbt('build', '{ds}', {arguments})"]
+    return [sys.executable, "-m", "ml", "dbt", "build", "--ds", ds, *extra]
 
 
 INCREMENTAL_FACTS = {"fct_cx_responses_daily", "fct_customer_events_daily"}
@@ -71,7 +70,8 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "ml.synthetic",
+                "ml",
+                "synthetic",
                 "--customers",
                 str(args.customers),
                 "--days",
@@ -80,9 +80,9 @@ def main() -> None:
                 new_day,
             ],
         ),
-        ("load landing", [sys.executable, "-m", "ml.warehouse.landing"]),
+        ("load landing", [sys.executable, "-m", "ml", "landing"]),
         ("dbt build, full refresh", dbt_command(previous, "--full-refresh")),
-        ("load landing, nothing new", [sys.executable, "-m", "ml.warehouse.landing"]),
+        ("load landing, nothing new", [sys.executable, "-m", "ml", "landing"]),
         ("dbt build, incremental new day", dbt_command(new_day)),
         ("metrics layer, full refresh", dbt_command(new_day, *metrics_layer, "--full-refresh")),
         ("metrics layer, incremental", dbt_command(new_day, *metrics_layer)),

@@ -35,7 +35,7 @@ def run_history(customers: int, days: int, workers: int, first_night_memory_limi
     shutil.rmtree(data_dir, ignore_errors=True)
     env = stores_env(data_dir)
     ds, previous = END.isoformat(), (END - dt.timedelta(days=1)).isoformat()
-    generate = [sys.executable, "-m", "ml.synthetic", "--customers", str(customers), "--days", str(days)]
+    generate = [sys.executable, "-m", "ml", "synthetic", "--customers", str(customers), "--days", str(days)]
     generate += ["--end-date", ds, "--out", str(data_dir / "landing")]
     result: dict[str, object] = {"customers": customers, "days": days, "stages": {}}
     result["generate"] = run_stage(generate, env)
@@ -46,7 +46,7 @@ def run_history(customers: int, days: int, workers: int, first_night_memory_limi
         time_stages(previous, first_env, workers, False, result["previous stages"], lambda: None, label="search night")
         result["previous night"] = [sum(v[0] for v in result["previous stages"].values()), 0.0]
     else:
-        command = [sys.executable, "-m", "ml.orchestration.pipeline", "--ds", previous]
+        command = [sys.executable, "-m", "ml", "pipeline", "--ds", previous]
         result["previous night"] = run_stage(command, env)
     print(f"{days:>4} days: previous night {result['previous night'][0]:8.1f} s", flush=True)
     time_stages(ds, env, workers, False, result["stages"], lambda: None, label=f"{days:>4} days")

@@ -27,7 +27,7 @@ import time
 from common import REPO, WORK, check_exit, machine, run_stage, start_process, stores_env, write_section
 
 sys.path.insert(0, str(REPO))
-from ml.config import load_config
+from ml.orchestration.config import load_config
 from ml.orchestration.stages import STAGES as REGISTRY
 
 END = dt.date(2026, 10, 31)
@@ -69,7 +69,7 @@ def run_size(customers: int, days: int, workers: int, keep: bool, compare_worker
     env = stores_env(data_dir)
     ds = END.isoformat()
     shards = load_config().scoring.shards
-    generate = [sys.executable, "-m", "ml.synthetic", "--customers", str(customers), "--days", str(days)]
+    generate = [sys.executable, "-m", "ml", "synthetic", "--customers", str(customers), "--days", str(days)]
     generate += ["--end-date", ds, "--out", str(data_dir / "landing")]
     result: dict[str, object] = {
         "duckdb_memory_limit": os.environ.get("PZ_DUCKDB_MEMORY_LIMIT", "8GB"),

@@ -39,7 +39,7 @@ print(json.dumps({{"p50": statistics.median(times), "p95": times[int(0.95 * len(
 
 
 def main() -> None:
-    from ml.config import load_config
+    from ml.orchestration.config import load_config
 
     config = load_config()
     demo = config.demo
@@ -48,7 +48,7 @@ def main() -> None:
     timings = {}
     for stage in ("build_feature_store", "train_propensity", "score_propensity"):
         timings[stage] = run_stage(
-            [python, "-c", f"from ml.orchestration.stages import stage; stage({stage!r}).run('{ds}')"], env
+            [python, "-c", f"from ml.orchestration.stages import run_stage; run_stage({stage!r}, '{ds}')"], env
         )
 
     import subprocess

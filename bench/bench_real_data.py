@@ -153,7 +153,7 @@ def bench_recommender(data: MovieLens, work: Path) -> tuple[pd.DataFrame, dict[s
     from mlflow import MlflowClient
 
     from ml.orchestration.pipeline import run
-    from ml.orchestration.stages import stage
+    from ml.orchestration.stages import run_stage
 
     landed, held = per_user_split(data.ratings)
     ds = landed["rated_at"].max().date().isoformat()
@@ -161,9 +161,9 @@ def bench_recommender(data: MovieLens, work: Path) -> tuple[pd.DataFrame, dict[s
     write_landing(MovieLens(landed, data.movies, data.users), work / "recommender" / "landing")
     run(ds, models=False)
     started = time.perf_counter()
-    trained = stage("train_recommender").run(ds)
+    trained = run_stage("train_recommender", ds)
     training_seconds = time.perf_counter() - started
-    stage("score_recommendations").run(ds)
+    run_stage("score_recommendations", ds)
 
     items = pd.Index(sorted(data.movies["movie_id"]))
     truth_rows = held[held["rating"] >= PURCHASE_MIN_RATING]
@@ -248,7 +248,7 @@ def propensity_dates(data: MovieLens, count: int) -> list[dt.date]:
 
 def bench_propensity(data: MovieLens, work: Path, count: int) -> tuple[pd.DataFrame, dict[str, object]]:
     from ml.orchestration.pipeline import run
-    from ml.orchestration.stages import stage
+    from ml.orchestration.stages import run_stage
     from ml.propensity.model import classification_metrics
 
     pooled, seconds, decisions = [], 0.0, []
@@ -257,12 +257,12 @@ def bench_propensity(data: MovieLens, work: Path, count: int) -> tuple[pd.DataFr
         known = data.until(ds)
         write_landing(known, work / f"propensity-{ds}" / "landing")
         run(ds.isoformat(), models=False)
-        stage("build_feature_store").run(ds.isoformat())
+        run_stage("build_feature_store", ds.isoformat())
         started = time.perf_counter()
-        trained = stage("train_propensity").run(ds.isoformat())
+        trained = run_stage("train_propensity", ds.isoformat())
         seconds += time.perf_counter() - started
         decisions.append(f"{ds}: {trained.get('reason')}")
-        stage("score_propensity").run(ds.isoformat())
+        run_stage("score_propensity", ds.isoformat())
         with duckdb.connect(str(warehouse_path())) as connection:
             scores = connection.execute(
                 "select customer_id, score, model_name from marts.customer_scores where ds = ?", [ds]

@@ -34,14 +34,14 @@ TARGET_SECONDS, TARGET_SPEEDUP, TARGET_LIFT = 20.0, 20.0, 1.5
 
 
 def quality() -> tuple[list[str], dict[str, float]]:
-    from ml.config import load_config
+    from ml.orchestration.config import load_config
 
     config = load_config()
     demo = config.demo
     data_dir, env, ds = demo_warehouse("recommender_demo")
     python = sys.executable
     seconds, gigabytes = run_stage(
-        [python, "-c", f"from ml.orchestration.stages import stage; stage('train_recommender').run('{ds}')"], env
+        [python, "-c", f"from ml.orchestration.stages import run_stage; run_stage('train_recommender', '{ds}')"], env
     )
     import mlflow
     from mlflow import MlflowClient

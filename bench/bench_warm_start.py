@@ -151,9 +151,9 @@ def seed_spread(night: Night, test, choice, config) -> list[float]:
 
 def demo_nights(count: int):
     """The demo warehouse; nights end FUTURE_DAYS before its end date, so each has a future."""
-    from ml.config import load_config
+    from ml.dates import end_of
+    from ml.orchestration.config import load_config
     from ml.recommender.data import read_inputs, view_as_of
-    from ml.recommender.interactions import end_of
     from ml.recommender.training import make_holdout
 
     _, env, ds = demo_warehouse("warm_start_demo")
@@ -189,10 +189,10 @@ def movielens_nights(path: Path, count: int):
     """MovieLens landed as the real-data bench lands it; nights MOVIELENS_NIGHT_DAYS apart up to its
     last landed day; the future is every user's never-landed last 20% of ratings (4 or more)."""
     from bench.bench_real_data import per_user_split, use_data_dir
-    from ml.config import load_config
+    from ml.dates import end_of
+    from ml.orchestration.config import load_config
     from ml.orchestration.pipeline import run
     from ml.recommender.data import read_inputs, view_as_of
-    from ml.recommender.interactions import end_of
     from ml.recommender.training import make_holdout
     from ml.warehouse.movielens import (
         CUSTOMER_PREFIX,

@@ -127,7 +127,7 @@ def demo_warehouse(name: str) -> tuple[Path, dict[str, str], str]:
     import sys
 
     sys.path.insert(0, str(REPO))
-    from ml.config import load_config
+    from ml.orchestration.config import load_config
 
     demo = load_config().demo
     data_dir = WORK / name
@@ -139,7 +139,8 @@ def demo_warehouse(name: str) -> tuple[Path, dict[str, str], str]:
         [
             sys.executable,
             "-m",
-            "ml.synthetic",
+            "ml",
+            "synthetic",
             "--customers",
             str(demo.customers),
             "--days",
@@ -151,5 +152,5 @@ def demo_warehouse(name: str) -> tuple[Path, dict[str, str], str]:
         ],
         env,
     )
-    run_stage([sys.executable, "-m", "ml.orchestration.pipeline", "--ds", ds, "--warehouse-only"], env)
+    run_stage([sys.executable, "-m", "ml", "pipeline", "--ds", ds, "--warehouse-only"], env)
     return data_dir, env, ds

@@ -12,9 +12,17 @@ import datetime as dt
 from airflow.sdk import Param, dag, get_current_context, task, task_group
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from ml.config import load_config
 from ml.orchestration.callbacks import log_task_failure, notify_night_failed, run_in_task
-from ml.orchestration.stages import RUN_OPTIONS, STAGES, Stage, dag_documentation
+from ml.orchestration.config import load_config
+from ml.orchestration.stages import (
+    RUN_OPTIONS,
+    STAGES,
+    Stage,
+    dag_documentation,
+    merge_shards,
+    plan_shards,
+    score_one_shard,
+)
 
 # Read when Airflow parses this file: a small local file, no database or network at parse time.
 SCHEDULE = load_config().schedule
@@ -50,22 +58,21 @@ def stage_task(stage: Stage):
 def sharded_stage_task(stage: Stage):
     """A task group: `plan` and `merge` hold the stage's pool; `score_shard` is mapped over the plan's
     shards and opens only the plan's files, so the shards run side by side on every free worker slot."""
-    sharding = stage.shards
 
     @task_group(group_id=stage.name, tooltip=stage.summary)
     def sharded() -> None:
         @task(task_id="plan", pool=stage.pool, execution_timeout=timeout(stage))
         def plan(ds: str | None = None) -> list[dict[str, object]]:
-            return run_in_task(stage.name, sharding.plan, ds)
+            return run_in_task(stage.name, plan_shards, ds, stage)
 
         @task(task_id="score_shard", map_index_template="{{ shard_label }}", execution_timeout=timeout(stage))
         def score_shard(shard: int, shards: int, ds: str | None = None) -> dict[str, object]:
             get_current_context()["shard_label"] = f"shard {shard + 1} of {shards}"  # type: ignore[typeddict-unknown-key]
-            return run_in_task(stage.name, sharding.score_shard, ds, shard, shards)
+            return run_in_task(stage.name, score_one_shard, ds, stage, shard, shards)
 
         @task(task_id="merge", pool=stage.pool, execution_timeout=timeout(stage))
         def merge(shard_results, ds: str | None = None) -> dict[str, object]:
-            return run_in_task(stage.name, sharding.merge, ds, len(shard_results))
+            return run_in_task(stage.name, merge_shards, ds, stage, len(shard_results))
 
         merge(score_shard.expand_kwargs(plan()))
 

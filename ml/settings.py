@@ -1,4 +1,4 @@
-"""The base of every settings section: each package owns its section, ml.config combines them."""
+"""The base of every settings section: each package owns its section, ml.orchestration.config combines them."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Shared fixtures: small generated landing data sets and warehouses built from them.
 
-Warehouses are built by the real CLI in a subprocess (`python -m ml.orchestration.pipeline`), so each test data
+Warehouses are built by the real CLI in a subprocess (`python -m ml pipeline`), so each test data
 set has its own PZ_DATA_DIR and dbt's in-process connection cache never mixes two warehouses.
 """
 
@@ -81,9 +81,9 @@ def run_python(data_dir: Path, code: str, *arguments: str, timeout: int = 600) -
 
 
 def orchestrate(data_dir: Path, *arguments: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m ml.orchestration arguments...` on data_dir (env_extra overrides the environment)."""
+    """Run `python -m ml arguments...` on data_dir (env_extra overrides the environment)."""
     return subprocess.run(
-        [sys.executable, "-m", "ml.orchestration", *arguments],
+        [sys.executable, "-m", "ml", *arguments],
         cwd=REPO_ROOT,
         env={**pipeline_env(data_dir), **(env_extra or {})},
         capture_output=True,

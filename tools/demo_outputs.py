@@ -11,7 +11,7 @@ Some values differ between two runs of the same code on the same data, by their 
 timestamps, MLflow run ids, durations. They are named below, column by column, with the reason, and
 left out of the row hashes. Doubles are compared to 10 significant digits (DuckDB's parallel sums
 add in a varying order, so the last bits differ between two runs of the same code) and paths under
-the data directory relative to it; everything else must be equal.
+the data directory (and PZ_REPORTS_DIR) relative to it; everything else must be equal.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -54,6 +55,9 @@ def _normalized(column: str, data_type: str, data_dir: Path) -> str:
         text = f"format('{{:.10g}}', cast({quoted} as double))"
     elif data_type == "VARCHAR":
         text = f"replace({quoted}, '{data_dir}', '$PZ_DATA_DIR')"
+        reports = os.environ.get("PZ_REPORTS_DIR")
+        if reports:  # report paths (drift reports) relative to the reports directory, as data paths are
+            text = f"replace({text}, '{Path(reports).resolve()}', '$PZ_REPORTS_DIR')"
     else:
         text = f"cast({quoted} as varchar)"
     return f"coalesce({text}, '<null>')"

@@ -12,7 +12,7 @@ old folder or the new one, whole; the next publish deletes the leftovers (which 
 Published files are what was sent: an earlier day's folder is rewritten only to remove customers of
 the erasure ledger (from the files themselves, not from the tables), and publishing stops when the
 channel tables and the published files disagree about an earlier day (a warehouse restored from an
-older backup), saying how to reload the tables from the files (`python -m ml.activation.export
+older backup), saying how to reload the tables from the files (`python -m ml exports
 reload-tables`).
 
 CSV cells that a spreadsheet would run as a formula (a leading =, +, -, @, tab or carriage return)
@@ -21,7 +21,6 @@ are prefixed with a single quote (the OWASP rule); the parquet files keep the va
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import datetime as dt
 import hashlib
@@ -29,7 +28,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,10 +49,10 @@ from ml.activation.population import (
 )
 from ml.activation.settings import CONTROL, ActivationConfig, Tactic
 from ml.activation.store import ASSIGNMENTS, read_assignments, read_funnel
-from ml.config import PlatformConfig, load_config
 from ml.constants import CUSTOMER_ID
-from ml.errors import PlatformError, report_errors
+from ml.errors import PlatformError
 from ml.mlops.monitoring import assert_exports_allowed
+from ml.mlops.settings import MonitoringConfig
 from ml.paths import data_dir
 from ml.warehouse.engine import open_warehouse
 from ml.warehouse.frames import typed_frame
@@ -127,9 +125,8 @@ def _tactic_fields(tactic: Tactic, customer_id: str, customer: pd.Series, recomm
     return {"tactic": tactic.kind, "offer_code": tactic.offer_code, "content_id": content, "recommended_items": items}
 
 
-def channel_rows(config: PlatformConfig, ds: dt.date) -> dict[str, pd.DataFrame]:
+def channel_rows(activation: ActivationConfig, ds: dt.date) -> dict[str, pd.DataFrame]:
     """The day's rows per channel, from the stored assignments of ds."""
-    activation = config.activation
     assignments = read_assignments(ds)
     treated_ids = assignments.loc[assignments["experiment_group"] != CONTROL, CUSTOMER_ID].unique().tolist()
     k = max([t.k or 0 for a in activation.audiences.values() for t in a.tactics()], default=0)
@@ -275,10 +272,6 @@ def _describe(path: Path, rows: int) -> dict[str, object]:
     return {"path": path.name, "rows": rows, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def config_sha256(config: PlatformConfig) -> str:
-    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()
-
-
 _RENAME_EXCHANGE = 2  # linux/fs.h
 _AT_FDCWD = -100
 
@@ -376,13 +369,13 @@ def _write_manifest(folder: Path, manifest: dict) -> None:
 def write_channel_files(
     channel: str,
     frame: pd.DataFrame,
-    config: PlatformConfig,
+    activation: ActivationConfig,
+    config_sha256: str,
     ds: dt.date,
     assignments: pd.DataFrame,
     model_versions: dict[str, str | None],
     funnel: pd.DataFrame,
 ) -> dict[str, object]:
-    activation = config.activation
     final = exports_dir() / channel / f"ds={ds}"
     staged = _staging_folder(final)
     columns = channel_columns(activation, channel)
@@ -420,7 +413,7 @@ def write_channel_files(
         ),
         "audiences": audiences,
         "model_versions": model_versions,
-        "config_sha256": config_sha256(config),
+        "config_sha256": config_sha256,
         "assignment_salt": activation.salt,
         "checks": ["consent", "erasure", "holdout", "one_decision", "same_recommendations"],
     }
@@ -555,7 +548,7 @@ def check_tables_match_files(activation: ActivationConfig, today: dt.date) -> No
             f"ds={today}: nothing published, the channel tables disagree with the files already published "
             f"({'; '.join(disagreements[:5])}{' ...' if len(disagreements) > 5 else ''}). The files are what was "
             "sent and are kept as they are. If the warehouse was restored from a backup, reload the tables from the "
-            "files: python -m ml.activation.export reload-tables; then rerun this ds."
+            "files: python -m ml exports reload-tables; then rerun this ds."
         )
 
 
@@ -574,67 +567,51 @@ def reload_tables_from_files(activation: ActivationConfig) -> dict[str, int]:
     return reloaded
 
 
-def publish_channels(ds: str) -> dict[str, object]:
-    """Check the day's channel rows, then replace the channel tables' ds partitions and the files."""
-    ds_date = dt.date.fromisoformat(ds)
-    assert_exports_allowed(ds_date)  # drift under block_exports: nothing of today is published
-    config = load_config()
-    activation = config.activation
+def publish_channels(
+    ds: dt.date, activation: ActivationConfig, monitoring: MonitoringConfig, config_sha256: str
+) -> dict[str, object]:
+    """Check the day's channel rows, then replace the channel tables' ds partitions and the files.
+    `config_sha256` identifies the whole configuration the night ran with (in every manifest)."""
+    assert_exports_allowed(ds, monitoring)  # drift under block_exports: nothing of today is published
     clean_leftovers(exports_dir())
     erased_rows = purge_erased_from_exports(activation)
     purge_erased_from_tables(activation)
-    check_tables_match_files(activation, ds_date)
-    frames = channel_rows(config, ds_date)
-    failed = [check for check in check_rows(frames, activation, ds_date) if check.violations]
+    check_tables_match_files(activation, ds)
+    frames = channel_rows(activation, ds)
+    failed = [check for check in check_rows(frames, activation, ds) if check.violations]
     if failed:
         details = "; ".join(f"{c.name}: {c.violations} rows (e.g. {', '.join(c.examples)})" for c in failed)
         raise PublishCheckError(f"ds={ds}: nothing published, channel rows break the rules: {details}")
-    assignments = read_assignments(ds_date)
-    model_versions = read_model_versions(ds_date)
-    funnel = read_funnel(ds_date)
+    assignments = read_assignments(ds)
+    model_versions = read_model_versions(ds)
+    funnel = read_funnel(ds)
     manifests = {}
     for channel, frame in frames.items():
         replace_partition(
-            channel_table(channel), channel_ddl(activation, channel), ds_date, frame, order_by="audience, customer_id"
+            channel_table(channel), channel_ddl(activation, channel), ds, frame, order_by="audience, customer_id"
         )
-        manifests[channel] = write_channel_files(channel, frame, config, ds_date, assignments, model_versions, funnel)
+        manifests[channel] = write_channel_files(
+            channel, frame, activation, config_sha256, ds, assignments, model_versions, funnel
+        )
     log.info("ds=%s published %s", ds, {channel: m["rows"] for channel, m in manifests.items()})
-    from ml.reports.audiences import write_report
-
-    report = write_report(ds_date)
     empty = {channel: m["empty_reason"] for channel, m in manifests.items() if "empty_reason" in m}
     if empty:
         log.info("ds=%s channels with no row tonight (valid, empty files written): %s", ds, empty)
     return {
-        "report": str(report),
         "erased_rows_removed_from_earlier_files": erased_rows,
         **{f"rows_{channel}": m["rows"] for channel, m in manifests.items()},
         "empty_channels": empty,
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Channel exports: repairs after a restore.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("reload-tables", help="reload the channel tables from the published files")
-    commands.add_parser("clean", help="delete or restore the leftovers of an interrupted publish")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    def body() -> int:
-        activation = load_config().activation
-        # Both commands write what a night writes: never beside a running night (the run lock).
-        with exclusive_run(f"python -m ml.activation.export {args.command}"):
-            if args.command == "clean":
-                for line in clean_leftovers(exports_dir()) or ["nothing to clean"]:
-                    print(line)
-                return 0
-            for channel, days in reload_tables_from_files(activation).items():
-                print(f"{channel_table(channel)}: {days} published day(s) reloaded from {exports_dir() / channel}")
-        return 0
-
-    return report_errors(body)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def repair(command: str, activation: ActivationConfig) -> list[str]:
+    """`clean` (delete or restore the leftovers of an interrupted publish) or `reload-tables` (reload the
+    channel tables from the published files, after a restore); the lines to print. Both write what a
+    night writes: never beside a running night (the run lock)."""
+    with exclusive_run(f"python -m ml exports {command}"):
+        if command == "clean":
+            return clean_leftovers(exports_dir()) or ["nothing to clean"]
+        return [
+            f"{channel_table(channel)}: {days} published day(s) reloaded from {exports_dir() / channel}"
+            for channel, days in reload_tables_from_files(activation).items()
+        ]

@@ -22,6 +22,7 @@ from ml.activation.decisions import in_global_holdout
 from ml.activation.money import COMPLETED_ORDERS_SQL, offer_costs, profit, register_economics
 from ml.activation.sequential import Looks, compare_looks
 from ml.activation.settings import ActivationConfig
+from ml.warehouse.declared import ddl
 from ml.warehouse.dialect import sql_type, unnested
 from ml.warehouse.engine import open_warehouse
 from ml.warehouse.partitions import existing_tables, replace_partition
@@ -30,20 +31,7 @@ log = logging.getLogger(__name__)
 
 PROGRAM = "marts.fct_program_readout"
 SIGNIFICANCE_LEVEL = 0.05
-PROGRAM_DDL = f"""
-create schema if not exists marts;
-create table if not exists {PROGRAM} (
-    ds date not null, window_start date not null, window_end date not null, currency varchar not null,
-    holdout_percent double not null, holdout_customers bigint not null, personalized_customers bigint not null,
-    holdout_revenue_per_customer double, personalized_revenue_per_customer double,
-    incremental_revenue_per_customer double, incremental_revenue_ci_lower double, incremental_revenue_ci_upper double,
-    holdout_profit_per_customer double, personalized_profit_per_customer double,
-    incremental_profit_per_customer double, incremental_profit_ci_lower double, incremental_profit_ci_upper double,
-    fixed_horizon_profit_ci_lower double, fixed_horizon_profit_ci_upper double,
-    incremental_profit double, cost_per_personalized_customer double, roi double,
-    variance_reduction double, significance_level double not null, conclusion varchar not null
-)
-"""
+PROGRAM_DDL = ddl(PROGRAM)  # declared in dbt_project/models/outputs/_python_outputs.yml
 
 
 def program_outcomes(ds: dt.date, activation: ActivationConfig) -> pd.DataFrame:

@@ -28,7 +28,7 @@ from ml.activation.money import COMPLETED_ORDERS_SQL, offer_costs, profit, regis
 from ml.activation.program import write_program_readout
 from ml.activation.sequential import Comparison, Looks, compare_looks
 from ml.activation.settings import CONTROL, ActivationConfig
-from ml.config import load_config
+from ml.warehouse.declared import column_names, ddl
 from ml.warehouse.dialect import unnested
 from ml.warehouse.engine import open_warehouse
 from ml.warehouse.partitions import ensure_table, existing_tables, replace_partition
@@ -40,54 +40,13 @@ STATUS = "activation.audience_status"
 AUDIT = "experiments.audit_log"
 UNVERSIONED = "unversioned"  # assignments written before versions were recorded
 
-RESULTS_DDL = f"""
-create schema if not exists marts;
-create table if not exists {RESULTS} (
-    ds date not null, audience varchar not null, experiment_version varchar not null,
-    version_number integer not null, arm varchar not null, baseline varchar not null,
-    goal_metric varchar not null, window_days integer not null,
-    first_assigned date, last_assigned date, looks integer not null,
-    baseline_customers bigint not null, arm_customers bigint not null,
-    baseline_conversions bigint not null, arm_conversions bigint not null,
-    baseline_value double, arm_value double, effect double, relative_effect double,
-    ci_lower double, ci_upper double, p_value double,
-    fixed_horizon_ci_lower double, fixed_horizon_ci_upper double, fixed_horizon_p_value double,
-    variance_reduction double, significance_level double not null, comparisons integer not null,
-    is_significant boolean not null, significant_since date,
-    baseline_revenue_per_customer double, arm_revenue_per_customer double,
-    incremental_revenue_per_customer double, incremental_revenue_ci_lower double,
-    incremental_revenue_ci_upper double, incremental_revenue double,
-    incremental_profit_per_customer double, incremental_profit_ci_lower double,
-    incremental_profit_ci_upper double, incremental_profit double,
-    cost_per_arm_customer double, arm_cost double, roi double, roi_ci_lower double, roi_ci_upper double,
-    hypothesis varchar, null_hypothesis varchar, conclusion varchar not null
-)
-"""
-RESULT_COLUMNS = [
-    line.split()[0]
-    for chunk in RESULTS_DDL.split(f"{RESULTS} (")[1].rsplit(")", 1)[0].split(",")
-    for line in [chunk.strip()]
-    if line
-]
-STATUS_DDL = f"""
-create schema if not exists activation;
-create table if not exists {STATUS} (
-    ds date not null, audience varchar not null, status varchar not null, reason varchar,
-    experiment_version varchar, base_version varchar, shipped_arm varchar
-);
-alter table {STATUS} add column if not exists experiment_version varchar;
-alter table {STATUS} add column if not exists base_version varchar;
-alter table {STATUS} add column if not exists shipped_arm varchar
-"""
-STATUS_COLUMNS = ["ds", "audience", "status", "reason", "experiment_version", "base_version", "shipped_arm"]
-AUDIT_DDL = f"""
-create schema if not exists experiments;
-create table if not exists {AUDIT} (
-    ds date not null, audience varchar not null, action varchar not null, experiment_version varchar,
-    arm varchar, evidence varchar not null
-)
-"""
-AUDIT_COLUMNS = ["ds", "audience", "action", "experiment_version", "arm", "evidence"]
+# The tables' columns are declared in dbt_project/models/outputs/_python_outputs.yml.
+RESULTS_DDL = ddl(RESULTS)
+RESULT_COLUMNS = column_names(RESULTS)
+STATUS_DDL = ddl(STATUS)
+STATUS_COLUMNS = column_names(STATUS)
+AUDIT_DDL = ddl(AUDIT)
+AUDIT_COLUMNS = column_names(AUDIT)
 # One row per exposed customer and version: what `readout` reads.
 EXPOSURE_COLUMNS = [
     "audience",
@@ -531,19 +490,17 @@ def previous_status(ds: dt.date) -> pd.DataFrame:
     return _status_rows("ds < ? qualify ds = max(ds) over (partition by audience)", ds)
 
 
-def read_experiments(ds: str) -> dict[str, object]:
+def read_experiments(ds: dt.date, activation: ActivationConfig) -> dict[str, object]:
     """Replace the ds partitions of marts.fct_experiment_results, activation.audience_status,
     experiments.audit_log and marts.fct_program_readout."""
-    ds_date = dt.date.fromisoformat(ds)
-    activation = load_config().activation
-    results = readout(exposures(ds_date, activation), activation, ds_date)
-    status, audit = feedback(results, activation, ds_date, previous_status(ds_date))
+    results = readout(exposures(ds, activation), activation, ds)
+    status, audit = feedback(results, activation, ds, previous_status(ds))
     replace_partition(
-        RESULTS, RESULTS_DDL, ds_date, results, order_by="audience, version_number, arm, baseline", purge_erased=False
+        RESULTS, RESULTS_DDL, ds, results, order_by="audience, version_number, arm, baseline", purge_erased=False
     )
-    replace_partition(STATUS, STATUS_DDL, ds_date, status, order_by="audience", purge_erased=False)
-    replace_partition(AUDIT, AUDIT_DDL, ds_date, audit, order_by="audience, action", purge_erased=False)
-    program = write_program_readout(ds_date, activation)
+    replace_partition(STATUS, STATUS_DDL, ds, status, order_by="audience", purge_erased=False)
+    replace_partition(AUDIT, AUDIT_DDL, ds, audit, order_by="audience, action", purge_erased=False)
+    program = write_program_readout(ds, activation)
     for row in audit.itertuples():
         log.warning("ds=%s audience %s %s: %s", ds, row.audience, row.action.replace("_", " "), row.evidence)
     read = results[results["looks"] > 0] if not results.empty else results

@@ -13,7 +13,7 @@ from ml.activation.decisions import DecisionSet, decide, why_empty
 from ml.activation.population import read_contact_history, read_population
 from ml.activation.readout import read_feedback
 from ml.activation.settings import ActivationConfig
-from ml.config import load_config
+from ml.warehouse.declared import ddl
 from ml.warehouse.engine import open_warehouse
 from ml.warehouse.partitions import ensure_table, existing_tables, replace_partition, replace_table
 
@@ -24,59 +24,11 @@ ASSIGNMENTS = "experiments.assignments"
 VERSIONS = "experiments.versions"
 FUNNEL = "activation.audience_funnel"
 
-DECISIONS_DDL = f"""
-create schema if not exists activation;
-create table if not exists {DECISIONS} (
-    ds date not null,
-    customer_id varchar not null,
-    decision varchar not null,        -- audience or default_experience
-    audience varchar,
-    experiment_group varchar,
-    channels varchar[],
-    reason varchar not null           -- decided, too_little_data or no_audience
-)
-"""
-ASSIGNMENTS_DDL = f"""
-create schema if not exists experiments;
-create table if not exists {ASSIGNMENTS} (
-    ds date not null,
-    audience varchar not null,
-    customer_id varchar not null,
-    experiment_group varchar not null, -- control (the holdout, never exported) or the arm
-    bucket double not null,            -- sha256(salt|audience|customer) in [0, 1): stable across days
-    salt varchar not null,
-    channels varchar[] not null,       -- where the customer is (treated) or would have been (control) reached
-    experiment_version varchar,        -- experiments.versions: readouts never pool versions
-    offer_code varchar                 -- the arm's offer (its cost is in activation.economics.offers)
-);
-alter table {ASSIGNMENTS} add column if not exists experiment_version varchar;
-alter table {ASSIGNMENTS} add column if not exists offer_code varchar
-"""
-VERSIONS_DDL = f"""
-create schema if not exists experiments;
-create table if not exists {VERSIONS} (
-    audience varchar not null,
-    experiment_version varchar not null, -- sha256 of the definition (first 12 hex digits)
-    goal_metric varchar not null,
-    window_days integer not null,
-    definition json not null,            -- salt, arms with weights and tactics, holdout, goal, revision
-    first_ds date,                       -- the first and last nights it was configured
-    last_ds date,
-    primary key (audience, experiment_version)
-);
-alter table {VERSIONS} add column if not exists first_ds date;
-alter table {VERSIONS} add column if not exists last_ds date
-"""
-FUNNEL_DDL = f"""
-create schema if not exists activation;
-create table if not exists {FUNNEL} (
-    ds date not null,
-    audience varchar not null,
-    step_order integer not null,
-    step varchar not null,
-    customers bigint not null
-)
-"""
+# The tables' columns are declared in dbt_project/models/outputs/_python_outputs.yml.
+DECISIONS_DDL = ddl(DECISIONS)
+ASSIGNMENTS_DDL = ddl(ASSIGNMENTS)
+VERSIONS_DDL = ddl(VERSIONS)
+FUNNEL_DDL = ddl(FUNNEL)
 
 
 def write_versions(activation: ActivationConfig, shipped: dict[str, str], ds: dt.date) -> None:
@@ -114,18 +66,16 @@ def write_decisions(ds: dt.date, result: DecisionSet, salts: dict[str, str]) -> 
     )
 
 
-def decide_audiences(ds: str) -> dict[str, object]:
+def decide_audiences(ds: dt.date, activation: ActivationConfig) -> dict[str, object]:
     """The day's decision for every customer (one audience or the default experience), the holdout
     and arm assignments, and the funnel of every audience; replaces the ds partitions."""
-    ds_date = dt.date.fromisoformat(ds)
-    activation = load_config().activation
-    population = read_population(ds_date)
-    history = read_contact_history(ds_date, activation)
-    paused, shipped = read_feedback(ds_date, activation)  # set by read_experiments for this ds
-    result = decide(population, history, activation, ds_date, frozenset(paused), shipped)
+    population = read_population(ds)
+    history = read_contact_history(ds, activation)
+    paused, shipped = read_feedback(ds, activation)  # set by read_experiments for this ds
+    result = decide(population, history, activation, ds, frozenset(paused), shipped)
     salts = {name: audience.salt or activation.salt for name, audience in activation.audiences.items()}
-    write_versions(activation, shipped, ds_date)
-    write_decisions(ds_date, result, salts)
+    write_versions(activation, shipped, ds)
+    write_decisions(ds, result, salts)
     groups = result.assignments.groupby(["audience", "experiment_group"]).size()
     log.info(
         "ds=%s decisions for %d customers: %d in audiences, groups %s",

@@ -218,11 +218,11 @@ def categorical_features() -> list[str]:
 ONLINE_WRITE_BATCH_ROWS = 100_000
 
 
-def materialize(ds: str) -> None:
+def materialize(ds: dt.date) -> None:
     """Load the latest snapshot of every customer as of the end of ds into the online store: the
     snapshot of ds itself, which holds every customer known at ds (marts.customer_features_daily)."""
     feature_store = store()
-    for batch in _snapshot_batches(dt.date.fromisoformat(ds)):
+    for batch in _snapshot_batches(ds):
         feature_store.write_to_online_store(FEATURE_VIEW, batch.to_pandas())
 
 
@@ -281,7 +281,7 @@ def purge_online_store(customer_ids: list[str]) -> int:
     return deleted
 
 
-def build_feature_store(ds: str) -> dict[str, int]:
+def build_feature_store(ds: dt.date) -> dict[str, int]:
     """The nightly stage: on DuckDB export the snapshots (erased customers are already out of them:
     the dbt mart purges them from every date; on Spark the offline store reads the table), feast
     apply, materialize ds into the online store, and delete erased customers' rows that an earlier

@@ -33,11 +33,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ml.config import load_config
 from ml.errors import PlatformError
 from ml.mlops.registry import version_for
-from ml.mlops.settings import DriftCheckConfig
+from ml.mlops.settings import DriftCheckConfig, MonitoringConfig
 from ml.paths import mlflow_tracking_uri, reports_dir
+from ml.warehouse.declared import ddl
 from ml.warehouse.engine import open_warehouse
 from ml.warehouse.partitions import replace_partition
 
@@ -48,24 +48,10 @@ SUMMARY_TABLE = "monitoring.drift_summary"
 HEALTH_TABLE = "channels.model_health"
 COVERAGE = "catalog_coverage"
 
-COLUMNS_DDL = f"""
-create schema if not exists monitoring;
-create table if not exists {COLUMNS_TABLE} (
-    ds date not null, model_name varchar not null, check_name varchar not null, column_name varchar not null,
-    method varchar not null, threshold double not null, drift_score double, drifted boolean not null,
-    reference_ds date not null
-)
-"""
-SUMMARY_COLUMNS = """
-    ds date not null, model_name varchar not null, check_name varchar not null, model_version varchar,
-    reference_ds date, columns_checked integer not null, share_drifted_columns double,
-    dataset_drift boolean not null, report_path varchar
-"""
-SUMMARY_DDL = f"create schema if not exists monitoring; create table if not exists {SUMMARY_TABLE} ({SUMMARY_COLUMNS})"
-HEALTH_DDL = (
-    f"create schema if not exists channels; create table if not exists {HEALTH_TABLE} ({SUMMARY_COLUMNS}, "
-    "status varchar not null, action varchar not null)"
-)
+# The tables' columns are declared in dbt_project/models/outputs/_python_outputs.yml.
+COLUMNS_DDL = ddl(COLUMNS_TABLE)
+SUMMARY_DDL = ddl(SUMMARY_TABLE)
+HEALTH_DDL = ddl(HEALTH_TABLE)
 
 
 class ExportsBlockedError(PlatformError, RuntimeError):
@@ -274,20 +260,18 @@ def report_folder(ds: dt.date):
     return reports_dir() / "drift" / f"ds={ds}"
 
 
-def monitor_drift(ds: str) -> dict[str, object]:
+def monitor_drift(ds: dt.date, monitoring: MonitoringConfig) -> dict[str, object]:
     """Run the three drift checks for ds; replace the ds partitions of the monitoring tables and
     channels.model_health; write the reports. Returns the checks that found dataset drift."""
-    ds_date = dt.date.fromisoformat(ds)
-    monitoring = load_config().monitoring
     checks = {
         "features": monitoring.features,
         "predictions": monitoring.predictions,
         "recommendations": monitoring.recommendations,
     }
-    folder = report_folder(ds_date)
+    folder = report_folder(ds)
     folder.mkdir(parents=True, exist_ok=True)
     column_rows, summary_rows = [], []
-    for found in _inputs(ds_date, monitoring.reference_days):
+    for found in _inputs(ds, monitoring.reference_days):
         if found.current.empty or found.reference.empty:
             log.warning(
                 "ds=%s %s %s: no rows for ds or for the reference %s; not checked",
@@ -330,12 +314,12 @@ def monitor_drift(ds: str) -> dict[str, object]:
         share = float(columns["drifted"].mean())
         column_rows.append(
             columns.assign(
-                ds=ds_date, model_name=found.model_name, check_name=found.check_name, reference_ds=found.reference_ds
+                ds=ds, model_name=found.model_name, check_name=found.check_name, reference_ds=found.reference_ds
             )
         )
         summary_rows.append(
             {
-                "ds": ds_date,
+                "ds": ds,
                 "model_name": found.model_name,
                 "check_name": found.check_name,
                 "model_version": found.model_version,
@@ -350,14 +334,12 @@ def monitor_drift(ds: str) -> dict[str, object]:
     replace_partition(
         COLUMNS_TABLE,
         COLUMNS_DDL,
-        ds_date,
+        ds,
         pd.concat(column_rows, ignore_index=True) if column_rows else pd.DataFrame(),
         order_by="model_name, check_name, column_name",
         purge_erased=False,
     )
-    replace_partition(
-        SUMMARY_TABLE, SUMMARY_DDL, ds_date, summary, order_by="model_name, check_name", purge_erased=False
-    )
+    replace_partition(SUMMARY_TABLE, SUMMARY_DDL, ds, summary, order_by="model_name, check_name", purge_erased=False)
     health = summary.copy()
     if not health.empty:
         health["status"] = health["dataset_drift"].map({True: "drift", False: "ok"})
@@ -365,7 +347,7 @@ def monitor_drift(ds: str) -> dict[str, object]:
         health["action"] = [
             ("exports_blocked" if blocked else "warned") if drift else "none" for drift in health["dataset_drift"]
         ]
-    replace_partition(HEALTH_TABLE, HEALTH_DDL, ds_date, health, order_by="model_name, check_name", purge_erased=False)
+    replace_partition(HEALTH_TABLE, HEALTH_DDL, ds, health, order_by="model_name, check_name", purge_erased=False)
     drifted = summary[summary["dataset_drift"]] if not summary.empty else summary
     for row in drifted.itertuples():
         log.warning(
@@ -380,9 +362,9 @@ def monitor_drift(ds: str) -> dict[str, object]:
     return {"checks": len(summary), "drifted": [f"{r.model_name}/{r.check_name}" for r in drifted.itertuples()]}
 
 
-def assert_exports_allowed(ds: dt.date) -> None:
+def assert_exports_allowed(ds: dt.date, monitoring: MonitoringConfig) -> None:
     """Under `block_exports`, refuse to publish a day with dataset drift (yesterday's files stay)."""
-    if load_config().monitoring.on_dataset_drift != "block_exports":
+    if monitoring.on_dataset_drift != "block_exports":
         return
     with open_warehouse() as connection:
         exists = connection.execute(

@@ -205,7 +205,7 @@ def unreadable_fix(model_name: str, ds: str) -> str:
     """What to do about a version demoted for an unreadable artifact (the alert and the summary say it)."""
     return (
         "it never serves again. Restore the artifact store ($PZ_DATA_DIR/mlartifacts) from a backup, or let "
-        f"tonight's training replace it: python -m ml.orchestration.pipeline --ds {ds} --stage train_{model_name}"
+        f"tonight's training replace it: python -m ml pipeline --ds {ds} --stage train_{model_name}"
     )
 
 

@@ -2,7 +2,7 @@
 
 A failed task writes one log line and one record (task, cause, time) to
 `$AIRFLOW_HOME/failures/<run_id>.jsonl`; when the night then fails, one notification names the first
-task that failed and its cause, and `python -m ml.orchestration run` ends on that same line instead of
+task that failed and its cause, and `python -m ml run` ends on that same line instead of
 the list of tasks that never ran.
 """
 
@@ -15,6 +15,7 @@ import os
 import re
 from pathlib import Path
 
+from ml.dates import as_ds
 from ml.errors import PlatformError
 
 log = logging.getLogger("personalization.failures")
@@ -81,7 +82,7 @@ def night_failure_message(dag_id: str, ds: str | None, run_id: str | None, reaso
 
 def notify_night_failed(context) -> None:
     """The DAG's failure callback: one notification per failed night."""
-    from ml.config import load_config
+    from ml.orchestration.config import load_config
     from ml.orchestration.notifications import send
 
     dag_run = context.get("dag_run")
@@ -98,23 +99,23 @@ def notify_night_failed(context) -> None:
     send(settings, message, context)
 
 
-def run_in_task(stage_name: str, function, *arguments, **keywords):
-    """Run a stage's function inside an Airflow task. An error a retry cannot fix (a PlatformError:
-    configuration, missing or corrupted input, a refused ds) fails the task at once, without the
-    retry; any other error keeps it. A result's `alerts` (a gate that keeps the baseline, an erasure
-    that needs a person) are sent through the configured notifiers."""
+def run_in_task(stage_name: str, function, ds: str, *arguments, **keywords):
+    """Run a stage's function inside an Airflow task: `function(ds, config, *arguments, **keywords)`,
+    with ds parsed from the task's template and the configuration loaded here. An error a retry cannot
+    fix (a PlatformError: configuration, missing or corrupted input, a refused ds) fails the task at
+    once, without the retry; any other error keeps it. A result's `alerts` (a gate that keeps the
+    baseline, an erasure that needs a person) are sent through the configured notifiers."""
     from airflow.sdk.exceptions import AirflowFailException
 
+    from ml.orchestration.config import load_config
+    from ml.orchestration.notifications import send
+
     try:
-        result = function(*arguments, **keywords)
+        config = load_config()
+        result = function(as_ds(ds), config, *arguments, **keywords)
     except PlatformError as error:
         raise AirflowFailException(cause_of(error)) from error
     alerts = result.get("alerts") if isinstance(result, dict) else None
-    if alerts:
-        from ml.config import load_config
-        from ml.orchestration.notifications import send
-
-        settings = load_config().notifications
-        for alert in alerts:
-            send(settings, f"{stage_name} ds={arguments[0] if arguments else '?'}: {alert}")
+    for alert in alerts or []:
+        send(config.notifications, f"{stage_name} ds={ds}: {alert}")
     return result

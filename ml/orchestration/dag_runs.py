@@ -1,6 +1,6 @@
 """Run the nightly DAG in-process for one date or a range (the embedded default, no scheduler).
 
-`python -m ml.orchestration run --ds 2026-10-31` and `backfill --start ... --end ...` call
+`python -m ml run --ds 2026-10-31` and `backfill --start ... --end ...` call
 Airflow's `dag.test()` per date, in order, on a SQLite metadata database under
 `$PZ_DATA_DIR/airflow` (or `$AIRFLOW_HOME`). `setup` migrates that database and creates the
 1-slot `warehouse` pool that every task writing the warehouse uses (DuckDB allows one writer).
@@ -18,9 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ml.config import load_config
 from ml.errors import PlatformError
 from ml.orchestration.callbacks import night_failure_message
+from ml.orchestration.config import load_config
 from ml.orchestration.settings import WAREHOUSE_POOL, warehouse_pool_slots
 from ml.orchestration.stages import RUN_OPTIONS
 from ml.paths import REPO_ROOT, data_dir
@@ -106,9 +106,8 @@ def dates_between(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=offset) for offset in range((end - start).days + 1)]
 
 
-def check_dates(dates: list[dt.date]) -> None:
+def check_dates(dates: list[dt.date], start_date: dt.date) -> None:
     """A date before start_date would 'succeed' with zero tasks in Airflow: refuse it instead."""
-    start_date = load_config().schedule.start_date
     early = [d.isoformat() for d in dates if d < start_date]
     if early:
         raise OrchestrationError(
@@ -118,12 +117,12 @@ def check_dates(dates: list[dt.date]) -> None:
         )
 
 
-def run_dates(dates: list[dt.date], allow_stale: bool = False) -> None:
+def run_dates(dates: list[dt.date], start_date: dt.date, allow_stale: bool = False) -> None:
     """Run the nightly DAG for each date, in the order given, in this process. A failed night ends
     the run with one line: its first failing task and that task's cause."""
     if not dates:
         return
-    check_dates(dates)
+    check_dates(dates, start_date)
     os.environ.update(airflow_env())  # before Airflow is imported: it reads its config at import
     from airflow.dag_processing.dagbag import DagBag
 
@@ -187,22 +186,18 @@ def main(argv: list[str] | None = None) -> int:
             os.execve(airflow, [airflow, *extra], airflow_env())
         else:
             dates = []
-        check_dates(dates)  # before the slow setup: a wrong date fails at once
+        check_dates(dates, config.schedule.start_date)  # before the slow setup: a wrong date fails at once
         described = f"ml.orchestration {arguments.command} " + (
             f"ds {dates[0]}" + (f" to {dates[-1]}" if len(dates) > 1 else "") if dates else "setup"
         )
         with exclusive_run(described):
             setup()
-            run_dates(dates, allow_stale=getattr(arguments, "allow_stale", False))
+            run_dates(dates, config.schedule.start_date, allow_stale=getattr(arguments, "allow_stale", False))
         if dates and getattr(arguments, "summary", False):
             from ml.reports.summary import print_summary
 
-            print_summary(dates[-1].isoformat())
+            print_summary(dates[-1], config.activation)
     except PlatformError as error:  # every error a user can act on: one line, exit 2
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

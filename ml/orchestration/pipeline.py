@@ -1,6 +1,6 @@
 """Run the nightly stages for one logical date without Airflow, in the registry's order.
 
-Usage: python -m ml.orchestration.pipeline --ds 2026-10-31 [--warehouse-only] [--stage NAME ...] [--through NAME ...]
+Usage: python -m ml pipeline --ds 2026-10-31 [--warehouse-only] [--stage NAME ...] [--through NAME ...]
 """
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import sys
 
-from ml.config import load_config
+from ml.dates import as_ds
 from ml.errors import report_errors
-from ml.orchestration.stages import RUN_OPTIONS, STAGES, Stage, UnknownStageError, stage, stages_through
+from ml.orchestration.config import PlatformConfig, load_config
+from ml.orchestration.stages import RUN_OPTIONS, STAGES, Stage, UnknownStageError, run_stage, stage, stages_through
 from ml.warehouse.run_lock import exclusive_run
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,12 @@ LAST_WAREHOUSE_STAGE = "build_metrics"
 
 
 def run(
-    ds: str, full_refresh: bool = False, models: bool = True, only: list[str] | None = None, allow_stale: bool = False
+    ds: dt.date,
+    config: PlatformConfig,
+    full_refresh: bool = False,
+    models: bool = True,
+    only: list[str] | None = None,
+    allow_stale: bool = False,
 ) -> None:
     """Run the stages for `ds` in order: every stage reads data up to the end of `ds` only.
 
@@ -32,7 +37,6 @@ def run(
     `allow_stale` runs a ds far past the newest landed row (schedule.max_staleness_days).
     """
     options = {"allow_stale": allow_stale}
-    dt.date.fromisoformat(ds)
     selected: tuple[Stage, ...] = (
         tuple(stage(name) for name in only) if only else STAGES if models else stages_through(LAST_WAREHOUSE_STAGE)
     )
@@ -41,7 +45,7 @@ def run(
         keywords = {name: options[name] for name in current.options}
         if current.rebuilds_history:
             keywords["full_refresh"] = full_refresh
-        current.run(ds, **keywords)
+        run_stage(current, ds, config, **keywords)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,9 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-refresh", action="store_true", help="rebuild incremental tables from all history")
     parser.add_argument("--warehouse-only", action="store_true", help="load landing and dbt build; no models")
     parser.add_argument("--allow-stale", action="store_true", help=RUN_OPTIONS["allow_stale"])
-    parser.add_argument(
-        "--stage", action="append", help="run only this stage (repeatable; see python -m ml.orchestration.stages)"
-    )
+    parser.add_argument("--stage", action="append", help="run only this stage (repeatable; see python -m ml stages)")
     parser.add_argument(
         "--through",
         action="append",
@@ -71,10 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def body() -> int:
-        ds = args.ds or load_config().demo.end_date.isoformat()
+        config = load_config()
+        ds = as_ds(args.ds) if args.ds else config.demo.end_date
         with exclusive_run(f"ml.orchestration.pipeline --ds {ds}"):
             run(
                 ds,
+                config,
                 full_refresh=args.full_refresh,
                 models=not args.warehouse_only,
                 only=args.stage,
@@ -83,11 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.summary:
             from ml.reports.summary import print_summary
 
-            print_summary(ds)
+            print_summary(ds, config.activation)
         return 0
 
     return report_errors(body)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,59 +2,39 @@
 the pool it holds, and whether it is sharded.
 
 The Airflow DAG (dags/nightly_personalization.py), the in-process pipeline (ml.orchestration.pipeline)
-and the stage table of docs/architecture.md (`python -m ml.orchestration.stages`) all read STAGES.
+and the stage table of docs/architecture.md (`python -m ml stages`) all read STAGES.
 Each stage reads data up to the end of `ds` only and replaces what it writes for `ds`, so any date
 can be rerun or backfilled.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from ml.dates import as_ds
 from ml.errors import PlatformError
+from ml.orchestration import entries
 from ml.orchestration.settings import WAREHOUSE_POOL
 
-
-def imported_when_called(target: str) -> Callable[..., object]:
-    """The function `module:name`, imported at its first call. A task imports only its own stage's
-    libraries: importing every stage's (MLflow, Feast, Evidently, LightFM, scikit-learn) cost each
-    task process and each parse of the DAG file about 7 s."""
-    module_name, _, name = target.partition(":")
-
-    def resolve() -> Callable[..., object]:
-        return getattr(importlib.import_module(module_name), name)
-
-    def call(*args, **kwargs):
-        return resolve()(*args, **kwargs)
-
-    call.__name__ = call.__qualname__ = name
-    call.__doc__ = f"{target}, imported when called."
-    call.resolve = resolve  # the function itself (its signature, for the registry's tests)
-    return call
-
-
-@dataclass(frozen=True)
-class Shards:
-    """A stage split over customer shards (ml.orchestration.shards): `plan` opens the warehouse and
-    returns one kwargs dict per shard, `score_shard` runs once per shard beside the others, and
-    `merge` writes the ds partition from every shard's output."""
-
-    plan: Callable[[str], list[dict[str, object]]]
-    score_shard: Callable[[str, int, int], dict[str, object]]
-    merge: Callable[[str, int], dict[str, object]]
+if TYPE_CHECKING:
+    from ml.mlops.sharding import ShardedScoring
+    from ml.orchestration.config import PlatformConfig
 
 
 @dataclass(frozen=True)
 class Stage:
     name: str
     summary: str  # one paragraph for the DAG's docs and docs/architecture.md
-    run: Callable[..., object]  # the whole stage for one ds, in one process
+    # The whole stage for one ds, in one process: run(ds, config, **options) (ml.orchestration.entries).
+    run: Callable[..., object] | None = None
     upstream: tuple[str, ...] = ()
     pool: str | None = WAREHOUSE_POOL
-    shards: Shards | None = None
+    # A sharded stage: its scoring (ml.mlops.sharding.ShardedScoring) made from the configuration; the
+    # DAG maps its shards over workers, run_stage runs them in turn.
+    shards: Callable[[PlatformConfig], ShardedScoring] | None = None
     rebuilds_history: bool = False  # a dbt stage: `--full-refresh` rebuilds incremental tables
     # Airflow fails a try that runs longer (execution_timeout): a hung engine fails the night, named.
     timeout_minutes: int = 60
@@ -62,7 +42,7 @@ class Stage:
     options: tuple[str, ...] = ()
 
 
-# Run options a night can be given (`python -m ml.orchestration run --allow-stale`, or the DAG's params).
+# Run options a night can be given (`python -m ml run --allow-stale`, or the DAG's params).
 RUN_OPTIONS = {
     "allow_stale": "run although ds is more than schedule.max_staleness_days past the newest landed row "
     "(a deliberate backfill)",
@@ -74,7 +54,7 @@ STAGES: tuple[Stage, ...] = (
         "load_landing",
         "Copies the landing files that arrived (or changed) since the last load into `raw.*` (text, with "
         "file and row lineage; ledger `raw.landing_files`); a broken file fails here with its name and line.",
-        imported_when_called("ml.warehouse.landing:load_landing_files"),
+        entries.load_landing,
         timeout_minutes=30,
         options=("allow_stale",),
     ),
@@ -84,7 +64,7 @@ STAGES: tuple[Stage, ...] = (
         "rows are parsed once, every row gets its status for `ds` and only changed statuses are written; "
         "bad rows go to quarantine with a reason, counts that do not reconcile (per table and per file) fail "
         "the run; erasure requests a person must check are logged as warnings.",
-        imported_when_called("ml.warehouse.transform:build_staging"),
+        entries.build_staging,
         ("load_landing",),
         rebuilds_history=True,
         timeout_minutes=90,
@@ -93,7 +73,7 @@ STAGES: tuple[Stage, ...] = (
         "build_metrics",
         "`dbt build` of the metric marts (CSAT, CES, NPS, retention, customer 360, features) with their "
         "tests and unit tests; daily facts replace `ds` and a short lookback.",
-        imported_when_called("ml.warehouse.transform:build_metrics"),
+        entries.build_metrics,
         ("build_staging",),
         rebuilds_history=True,
         timeout_minutes=90,
@@ -104,7 +84,7 @@ STAGES: tuple[Stage, ...] = (
         "fits), evaluates the model beside the popularity baseline on the holdout, logs and registers it in "
         "MLflow (`recommender`); it becomes `champion` only if it beats the baseline and the current champion "
         "by the margin.",
-        imported_when_called("ml.recommender.training:train_recommender"),
+        entries.train_recommender,
         ("build_metrics",),
         timeout_minutes=180,  # the weekly search at a million customers
     ),
@@ -114,13 +94,8 @@ STAGES: tuple[Stage, ...] = (
         "champion, popular items for customers with too little history: `plan` reads the warehouse once "
         "and splits the customers into `scoring.shards` shards, `score_shard` is mapped over them (no "
         "pool: more workers, a faster night), `merge` writes the partition.",
-        imported_when_called("ml.recommender.scoring:score_recommendations"),
-        ("train_recommender",),
-        shards=Shards(
-            imported_when_called("ml.recommender.scoring:plan_recommendations"),
-            imported_when_called("ml.recommender.scoring:score_recommendation_shard"),
-            imported_when_called("ml.recommender.scoring:merge_recommendations"),
-        ),
+        upstream=("train_recommender",),
+        shards=entries.recommendation_scoring,
     ),
     Stage(
         "build_feature_store",
@@ -128,7 +103,7 @@ STAGES: tuple[Stage, ...] = (
         "repository's source, one file per snapshot date (only the dates whose rows changed are written; on "
         "Spark Feast's Spark offline store reads the table itself and nothing is exported), applies the Feast "
         "definitions and materializes `ds` into the online store.",
-        imported_when_called("ml.mlops.feature_store:build_feature_store"),
+        entries.build_feature_store,
         ("build_metrics",),
     ),
     Stage(
@@ -137,7 +112,7 @@ STAGES: tuple[Stage, ...] = (
         "the window's dates are read), fits calibrated gradient "
         "boosting, validates it out of time beside an RFM heuristic, registers `propensity` and passes it "
         "through the same champion gate (nothing when the rows are the last version's).",
-        imported_when_called("ml.propensity.training:train_propensity"),
+        entries.train_propensity,
         ("build_feature_store",),
         timeout_minutes=120,
     ),
@@ -146,13 +121,8 @@ STAGES: tuple[Stage, ...] = (
         "A calibrated purchase probability and its decile for every customer into `marts.customer_scores`: "
         "the same plan (which reads every customer's features of `ds` from the Feast offline store once), "
         "mapped shards (each reads its slice of the plan's features) and merge (deciles over all shards).",
-        imported_when_called("ml.propensity.scoring:score_customers"),
-        ("train_propensity",),
-        shards=Shards(
-            imported_when_called("ml.propensity.scoring:plan_scores"),
-            imported_when_called("ml.propensity.scoring:score_shard"),
-            imported_when_called("ml.propensity.scoring:merge_scores"),
-        ),
+        upstream=("train_propensity",),
+        shards=entries.propensity_scoring,
     ),
     Stage(
         "read_experiments",
@@ -161,7 +131,7 @@ STAGES: tuple[Stage, ...] = (
         "(`marts.fct_experiment_results`), and everyone against the global holdout "
         "(`marts.fct_program_readout`); pauses harm and optionally ships winners "
         "(`activation.audience_status`, `experiments.audit_log`).",
-        imported_when_called("ml.activation.readout:read_experiments"),
+        entries.read_experiments,
         ("build_metrics",),
     ),
     Stage(
@@ -170,7 +140,7 @@ STAGES: tuple[Stage, ...] = (
         "those they qualify for and can be reached in (consent, frequency caps, suppressions), or the "
         "default experience; holdout and arm assignments into `experiments.assignments`, each audience's "
         "funnel into `activation.audience_funnel`.",
-        imported_when_called("ml.activation.store:decide_audiences"),
+        entries.decide_audiences,
         ("score_recommendations", "score_propensity", "read_experiments"),
     ),
     Stage(
@@ -179,7 +149,7 @@ STAGES: tuple[Stage, ...] = (
         "reference that is never ds (the days up to the training day of the model version in use, or up to the "
         "day before ds): reports under `reports/drift/ds=<ds>/`, "
         "`monitoring.drift_columns`, `monitoring.drift_summary` and `channels.model_health`.",
-        imported_when_called("ml.mlops.monitoring:monitor_drift"),
+        entries.monitor_drift,
         ("score_recommendations", "score_propensity"),
     ),
     Stage(
@@ -189,7 +159,7 @@ STAGES: tuple[Stage, ...] = (
         "`exports/<channel>/ds=<ds>/<audience>.csv|parquet` with `manifest.json`, and the marketer summary "
         "under `reports/audiences/`. With `monitoring.on_dataset_drift: block_exports`, dataset drift "
         "stops it before anything is published.",
-        imported_when_called("ml.activation.export:publish_channels"),
+        entries.publish_channels,
         ("decide_audiences", "monitor_drift"),
     ),
     Stage(
@@ -197,14 +167,14 @@ STAGES: tuple[Stage, ...] = (
         "`dbt build` of what the Python stages wrote for `ds`: the tests of their tables (declared as dbt "
         "sources: unique keys, accepted values, not null) and the report models (`rpt_*`) on them; a "
         "failing test stops the night here, before the KPI report.",
-        imported_when_called("ml.warehouse.transform:check_outputs"),
+        entries.check_outputs,
         ("publish_channels",),
     ),
     Stage(
         "build_kpi_report",
         "The marketer KPI report `reports/kpi/kpi_<ds>.html`: the program readout, CX trends with "
         "intervals, retention curves, churn by NPS answer, audiences, experiment readouts, drift.",
-        imported_when_called("ml.reports.kpi:build_kpi_report"),
+        entries.build_kpi_report,
         ("check_outputs",),
     ),
 )
@@ -233,6 +203,40 @@ def stages_through(*last: str) -> tuple[Stage, ...]:
     return tuple(s for s in STAGES if s.name in needed)
 
 
+def run_stage(current: Stage | str, ds: dt.date | str, config: PlatformConfig | None = None, **options) -> object:
+    """Run one stage (or its name) for ds in this process: ds is parsed and the configuration loaded
+    here, once, and handed down (the pipeline, tests and benchmarks; the DAG's tasks go through
+    ml.orchestration.callbacks.run_in_task). A sharded stage runs its shards in turn."""
+    from ml.orchestration.config import load_config
+
+    current = stage(current) if isinstance(current, str) else current
+    config = config if config is not None else load_config()
+    day = as_ds(ds)
+    if current.shards is not None:
+        from ml.mlops.sharding import run_in_process
+
+        return run_in_process(current.shards(config), day)
+    return current.run(day, config, **options)
+
+
+def plan_shards(ds: dt.date, config: PlatformConfig, current: Stage) -> list[dict[str, object]]:
+    """The sharded stage's plan for ds: one small dict of kwargs per shard (Airflow maps over them)."""
+    return [shard.as_kwargs() for shard in current.shards(config).plan(ds)]
+
+
+def score_one_shard(ds: dt.date, config: PlatformConfig, current: Stage, shard: int, shards: int) -> dict[str, object]:
+    """One shard of the sharded stage, from its plan's files."""
+    from ml.mlops.sharding import Shard
+
+    scoring = current.shards(config)
+    return scoring.score_shard(Shard(scoring.stage, ds, shard, shards))
+
+
+def merge_shards(ds: dt.date, config: PlatformConfig, current: Stage, shards: int) -> dict[str, object]:
+    """The sharded stage's merge of its `shards` shards."""
+    return current.shards(config).merge(ds, shards)
+
+
 def markdown_table() -> str:
     """The stage table of docs/architecture.md (a test keeps the two equal)."""
     rows = ["| # | stage | waits for | pool | sharded | what it does |", "|---|---|---|---|---|---|"]
@@ -247,7 +251,3 @@ def markdown_table() -> str:
 def dag_documentation() -> str:
     """The numbered stage list that opens the DAG's documentation in the Airflow UI."""
     return "\n".join(f"{number}. **{s.name}**: {s.summary}" for number, s in enumerate(STAGES, start=1))
-
-
-if __name__ == "__main__":
-    sys.stdout.write(markdown_table() + "\n")

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ml.constants import CUSTOMER_ID, FEATURE_GRID_ANCHOR
+from ml.dates import end_of
 from ml.mlops.feature_store import TIMESTAMP, snapshot_features
 from ml.propensity.settings import PropensityConfig
-from ml.recommender.interactions import end_of
 from ml.warehouse.engine import open_warehouse
 
 log = logging.getLogger(__name__)

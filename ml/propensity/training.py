@@ -24,8 +24,8 @@ from sklearn.inspection import permutation_importance
 from sklearn.metrics import brier_score_loss, precision_recall_curve, roc_curve
 from threadpoolctl import threadpool_limits
 
-from ml.config import load_config
 from ml.constants import SEED
+from ml.dates import end_of
 from ml.mlops.lifecycle import (
     FINGERPRINT,
     register_and_gate,
@@ -51,7 +51,6 @@ from ml.propensity.model import (
     rfm_heuristic,
 )
 from ml.propensity.settings import PropensityConfig
-from ml.recommender.interactions import end_of
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -85,35 +84,34 @@ def load_bundle(model_uri: str) -> PropensityBundle:
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().bundle
 
 
-def train_propensity(ds: str) -> dict[str, object]:
+def train_propensity(ds: dt.date, config: PropensityConfig) -> dict[str, object]:
     """Train, validate, register and gate the propensity model for ds; a small summary (XCom)."""
-    ds_date = dt.date.fromisoformat(ds)
-    config = load_config().propensity
-    data = training_set(ds_date, config)
+    ds_text = ds.isoformat()  # MLflow's tags, params and run names hold the date as text
+    data = training_set(ds, config)
     plan = data.plan
     problem = plan.problem(config)
     if problem:
-        return skipped(MODEL_NAME, ds, problem)
+        return skipped(MODEL_NAME, ds_text, problem)
     validation, learn = data.at([plan.validation]), data.at(plan.evaluation)
     for name, rows, cutoffs in (("validation", validation, [plan.validation]), ("training", learn, plan.evaluation)):
         if rows.empty or rows[LABEL].nunique() < 2:
             return skipped(
                 MODEL_NAME,
-                ds,
+                ds_text,
                 f"the {name} rows (cutoffs {', '.join(map(str, cutoffs))}: {len(rows)} rows,"
                 f" {int(rows[LABEL].sum()) if len(rows) else 0} buyers) need both buyers and non-buyers within"
                 f" {config.horizon_days} days: land more history or raise propensity.training_window_days",
             )
     scoring_rows = data.at(plan.scoring)
     fingerprint = training_fingerprint(frame_hash(data.rows), config.model_dump_json())
-    with training_run(MODEL_NAME, ds, data.rows) as run:
+    with training_run(MODEL_NAME, ds_text, data.rows) as run:
         mlflow.set_tag(FINGERPRINT, fingerprint)
-        same = version_trained_as(MODEL_NAME, fingerprint, ds_date, load_bundle)
+        same = version_trained_as(MODEL_NAME, fingerprint, ds, load_bundle)
         if same is not None:
-            mlflow.log_params({"ds": ds, "validation_cutoff": str(plan.validation), "cutoffs": len(plan.all)})
+            mlflow.log_params({"ds": ds_text, "validation_cutoff": str(plan.validation), "cutoffs": len(plan.all)})
             return reused(
                 MODEL_NAME,
-                ds,
+                ds_text,
                 same.version,
                 f"its training rows, configuration and code are those of v{same.version} (ds {same.tags['ds']}), so"
                 f" a retrain would learn the same model; the rows change when a cutoff's {config.horizon_days}-day"
@@ -121,7 +119,7 @@ def train_propensity(ds: str) -> dict[str, object]:
             )
         mlflow.log_params(
             {
-                "ds": ds,
+                "ds": ds_text,
                 "horizon_days": config.horizon_days,
                 "training_window_days": config.training_window_days,
                 "cutoff_every_days": config.cutoff_every_days,
@@ -142,7 +140,8 @@ def train_propensity(ds: str) -> dict[str, object]:
             }
         )
         mlflow.log_input(
-            mlflow.data.from_pandas(data.rows, name=f"propensity_rows_through_{ds}", targets=LABEL), context="training"
+            mlflow.data.from_pandas(data.rows, name=f"propensity_rows_through_{ds_text}", targets=LABEL),
+            context="training",
         )
 
         evaluation_fit = fit(learn, config, end_of(plan.validation))
@@ -161,28 +160,28 @@ def train_propensity(ds: str) -> dict[str, object]:
         mlflow.log_metrics(logged)
         log_fit("evaluation", evaluation_fit, learn)
 
-        scoring_fit = fit(scoring_rows, config, end_of(ds_date))
+        scoring_fit = fit(scoring_rows, config, end_of(ds))
         log_fit("scoring", scoring_fit, scoring_rows)
         with tempfile.TemporaryDirectory() as scratch:
             scratch = Path(scratch)
             write_evaluation_artifacts(scratch, validation, labels, probabilities, heuristic, evaluation_fit)
             mlflow.log_artifacts(str(scratch), artifact_path="evaluation")
             bundle = PropensityBundle(
-                scoring_fit, evaluation_fit, ds, config.horizon_days, RfmFallback.fit(scoring_rows)
+                scoring_fit, evaluation_fit, ds_text, config.horizon_days, RfmFallback.fit(scoring_rows)
             )
             example = validation[scoring_fit.categorical + scoring_fit.numeric].head(3).copy()
             example[scoring_fit.numeric] = example[scoring_fit.numeric].astype(float)
             metric = config.champion.metric
             decision = register_and_gate(
                 MODEL_NAME,
-                ds,
+                ds_text,
                 PropensityPyfunc(),
                 bundle,
                 example,
                 ["scikit-learn", "mlflow", "pandas", "numpy", "pydantic", "pyyaml", "feast"],
                 metrics[metric],
                 (RFM_FALLBACK, logged[f"baseline_{metric}"]),
-                champion_evaluator(validation, plan.validation, config, ds_date),
+                champion_evaluator(validation, plan.validation, config, ds),
                 config.champion,
                 PerCustomer(
                     "minus log loss",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ml.constants import CUSTOMER_ID, ITEM_ID
+from ml.dates import end_of
 from ml.recommender.settings import INTERACTION_KINDS, RecommenderConfig
 from ml.warehouse.engine import read_frame
 
@@ -30,11 +31,6 @@ select customer_id, item_id, occurred_at, event_type as kind, 1.0 as quantity
 from staging.stg_events
 where event_type in ('add_to_cart', 'product_view') and item_id is not null and occurred_at < $ds_end
 """
-
-
-def end_of(ds: dt.date) -> dt.datetime:
-    """The exclusive end of the day ds, as the naive UTC timestamps of the warehouse."""
-    return dt.datetime.combine(ds + dt.timedelta(days=1), dt.time())
 
 
 def load_interactions(connection, ds: dt.date) -> pd.DataFrame:

@@ -34,8 +34,8 @@ import pandas as pd
 import scipy.sparse as sp
 from mlflow import MlflowClient
 
-from ml.config import load_config
 from ml.constants import CUSTOMER_ID, ITEM_ID
+from ml.dates import end_of
 from ml.mlops.lifecycle import (
     FINGERPRINT,
     register_and_gate,
@@ -51,7 +51,6 @@ from ml.mlops.tracking import frame_hash
 from ml.recommender.baseline import top_k_excluding
 from ml.recommender.data import RecommenderInputs, View, read_inputs, serve_view, view_as_of
 from ml.recommender.ease import EaseRecommender, fit_ease
-from ml.recommender.interactions import end_of
 from ml.recommender.metrics import ndcg_per_user, precision_at_k, ranking_metrics
 from ml.recommender.model import HybridRecommender, continue_fit, fit
 from ml.recommender.pyfunc import RecommenderBundle, RecommenderModel
@@ -563,36 +562,38 @@ def log_fit(role: str, recommender: Recommender, view: View, seconds: float) -> 
         mlflow.set_tag("training_data_sha256", frame_hash(view.data.weights))
 
 
-def train_recommender(ds: str) -> dict[str, object]:
+def train_recommender(ds: dt.date, config: RecommenderConfig) -> dict[str, object]:
     """Train, evaluate, register and gate the recommender for ds; returns a small summary (XCom)."""
-    ds_date = dt.date.fromisoformat(ds)
-    config = load_config().recommender
-    inputs = read_inputs(ds_date, config)
+    ds_text = ds.isoformat()  # MLflow's tags, params and run names hold the date as text
+    inputs = read_inputs(ds, config)
     if inputs.items.empty:
-        return skipped(MODEL_NAME, ds, "the catalog (staging.stg_items) is empty: nothing to recommend")
+        return skipped(MODEL_NAME, ds_text, "the catalog (staging.stg_items) is empty: nothing to recommend")
     if not inputs.interactions[ITEM_ID].isin(inputs.item_ids).any():
-        return skipped(MODEL_NAME, ds, "no purchases, cart adds or product views of catalog items up to ds")
-    test = make_holdout(inputs, end_of(ds_date), config)
+        return skipped(MODEL_NAME, ds_text, "no purchases, cart adds or product views of catalog items up to ds")
+    test = make_holdout(inputs, end_of(ds), config)
     if test.is_empty or test.view.data.weights.empty:
         return skipped(
             MODEL_NAME,
-            ds,
-            f"no purchases in the holdout ({test.start:%Y-%m-%d}..{ds}) or nothing before it:"
+            ds_text,
+            f"no purchases in the holdout ({test.start:%Y-%m-%d}..{ds_text}) or nothing before it:"
             " the model cannot be evaluated, so no version is registered",
         )
-    full = view_as_of(inputs, end_of(ds_date), config)
+    full = view_as_of(inputs, end_of(ds), config)
     # The search plan and the holdout follow ds: the same rows on another night may train another model.
-    fingerprint = training_fingerprint(frame_hash(full.data.weights), config.model_dump_json(), ds)
-    same = version_trained_as(MODEL_NAME, fingerprint, ds_date, load_bundle)
+    fingerprint = training_fingerprint(frame_hash(full.data.weights), config.model_dump_json(), ds_text)
+    same = version_trained_as(MODEL_NAME, fingerprint, ds, load_bundle)
     if same is not None:
         return reused_without_run(
-            MODEL_NAME, ds, str(same.version), "its rows, configuration and code are those of this version: a rerun"
+            MODEL_NAME,
+            ds_text,
+            str(same.version),
+            "its rows, configuration and code are those of this version: a rerun",
         )
-    with training_run(MODEL_NAME, ds, full.data.weights) as run:
+    with training_run(MODEL_NAME, ds_text, full.data.weights) as run:
         mlflow.set_tag(FINGERPRINT, fingerprint)
         mlflow.log_params(
             {
-                "ds": ds,
+                "ds": ds_text,
                 "k": config.k,
                 "holdout_days": config.holdout_days,
                 "holdout": test.kind,
@@ -606,13 +607,13 @@ def train_recommender(ds: str) -> dict[str, object]:
             }
         )
         mlflow.log_input(
-            mlflow.data.from_pandas(full.data.weights, name=f"interactions_through_{ds}"), context="training"
+            mlflow.data.from_pandas(full.data.weights, name=f"interactions_through_{ds_text}"), context="training"
         )
-        plan = plan_search(ds_date, config)
-        log.info("recommender ds=%s: %s", ds, plan.reason)
+        plan = plan_search(ds, config)
+        log.info("recommender ds=%s: %s", ds_text, plan.reason)
         mlflow.set_tag("search_plan", plan.reason)
         if plan.reuse is None:
-            choice, searched_on = search(inputs, test, config), ds_date
+            choice, searched_on = search(inputs, test, config), ds
         else:
             choice, searched_on = plan.reuse, plan.searched_on
             mlflow.log_param("exclude_interacted_chosen", choice.exclude_interacted)
@@ -641,18 +642,18 @@ def train_recommender(ds: str) -> dict[str, object]:
             )
             mlflow.log_artifacts(str(scratch), artifact_path="evaluation")
             mlflow.log_table(table, artifact_file="evaluation/metrics_by_segment.json")  # browsable in the UI
-            bundle = make_bundle(config, ds, inputs, full, scoring_fit, evaluation_fit, choice.exclude_interacted)
+            bundle = make_bundle(config, ds_text, inputs, full, scoring_fit, evaluation_fit, choice.exclude_interacted)
             metric = config.champion.metric
             decision = register_and_gate(
                 MODEL_NAME,
-                ds,
+                ds_text,
                 RecommenderModel(),
                 bundle,
                 inputs.customers[[CUSTOMER_ID, *config.user_features]].head(3).astype(str),
                 ["rectools-lightfm", "mlflow", "pandas", "numpy", "scipy", "pydantic", "pyyaml"],
                 headline[f"served_{metric}"],
                 ("popularity", headline[f"baseline_{metric}"]),
-                champion_evaluator(test, inputs, config, ds_date),
+                champion_evaluator(test, inputs, config, ds),
                 config.champion,
                 PerCustomer(
                     f"NDCG@{config.k}",

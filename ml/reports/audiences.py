@@ -9,18 +9,16 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
 from ml.activation.decisions import funnel_step_position
 from ml.activation.population import channel_table, read_model_versions
-from ml.warehouse.partitions import existing_tables
-from ml.activation.settings import CONTROL
+from ml.activation.settings import CONTROL, ActivationConfig
 from ml.activation.store import ASSIGNMENTS, DECISIONS, FUNNEL
-from ml.config import load_config
-from ml.paths import reports_dir, warehouse_path
+from ml.paths import reports_dir
 from ml.reports.html import frame_table, page
 from ml.warehouse.engine import open_warehouse
+from ml.warehouse.partitions import existing_tables
 
 MATURITY_LEVELS = ("demographic", "behavioral", "predictive")
 ACTIONS_DAYS = 30  # the audit trail shown: the last 30 days
@@ -72,8 +70,7 @@ class AudienceSummary:
     currency: str
 
 
-def audience_summary(ds: dt.date) -> AudienceSummary | None:
-    activation = load_config().activation
+def audience_summary(ds: dt.date, activation: ActivationConfig) -> AudienceSummary | None:
     with open_warehouse() as connection:
         if "decisions" not in existing_tables(connection, "activation"):
             return None
@@ -375,8 +372,9 @@ def report_path(ds: dt.date) -> Path:
     return reports_dir() / "audiences" / f"audiences_{ds}.html"
 
 
-def write_report(ds: dt.date) -> Path | None:
-    summary = audience_summary(ds)
+def write_report(ds: dt.date, activation: ActivationConfig) -> Path | None:
+    """The marketer's audience summary of ds (reports/audiences/); None when no audience was decided."""
+    summary = audience_summary(ds, activation)
     if summary is None:
         return None
     path = report_path(ds)

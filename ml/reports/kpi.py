@@ -17,16 +17,15 @@ import io
 import logging
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
-from ml.warehouse.partitions import existing_tables
+from ml.activation.settings import ActivationConfig
+from ml.paths import reports_dir
 from ml.reports.audiences import ACTIONS_DAYS, program_lines, readout_line
-from ml.config import load_config
-from ml.paths import reports_dir, warehouse_path
 from ml.reports.html import page
 from ml.warehouse.engine import open_warehouse
+from ml.warehouse.partitions import existing_tables
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +104,7 @@ def profit_chart(results: pd.DataFrame, currency: str) -> str:
     return _png(figure)
 
 
-def kpi_report_html(ds: dt.date) -> str:
+def kpi_report_html(ds: dt.date, currency: str) -> str:
     with open_warehouse() as connection:
         trends = _query(
             connection,
@@ -158,7 +157,6 @@ def kpi_report_html(ds: dt.date) -> str:
             "channels",
             "model_health",
         )
-    currency = load_config().activation.economics.currency
     sections = [f"<h1>Customer KPIs for {ds}</h1>"]
     sections.append("<h2>What personalization earned</h2>")
     sections.append("<p>" + "<br>".join(html.escape(line) for line in program_lines(program)) + "</p>")
@@ -222,12 +220,12 @@ def report_path(ds: dt.date) -> Path:
     return reports_dir() / "kpi" / f"kpi_{ds}.html"
 
 
-def build_kpi_report(ds: str) -> dict[str, object]:
-    ds_date = dt.date.fromisoformat(ds)
-    path = report_path(ds_date)
+def build_kpi_report(ds: dt.date, activation: ActivationConfig) -> dict[str, object]:
+    """The build_kpi_report stage: reports/kpi/kpi_<ds>.html, written whole or not at all."""
+    path = report_path(ds)
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_suffix(".html.tmp")
-    staged.write_text(kpi_report_html(ds_date), encoding="utf-8")
+    staged.write_text(kpi_report_html(ds, activation.economics.currency), encoding="utf-8")
     staged.replace(path)
     log.info("ds=%s KPI report %s (%d KB)", ds, path, path.stat().st_size // 1024)
     return {"report": str(path)}

@@ -6,17 +6,17 @@ import datetime as dt
 import json
 from collections import defaultdict
 
-import duckdb
 import pandas as pd
 
-from ml.reports.audiences import audience_summary, report_path, summary_lines
-from ml.warehouse.partitions import existing_tables
-from ml.paths import data_dir, mlflow_tracking_uri, reports_dir, warehouse_path
+from ml.activation.settings import ActivationConfig
 from ml.constants import QUARANTINE_SCHEMA
-from ml.warehouse.contract import TABLES
-from ml.reports.kpi import report_path as kpi_report_path
 from ml.mlops.lifecycle import evidence_line, gate_line, latest_run, unreadable_lines
+from ml.paths import data_dir, mlflow_tracking_uri, reports_dir
+from ml.reports.audiences import audience_summary, report_path, summary_lines
+from ml.reports.kpi import report_path as kpi_report_path
+from ml.warehouse.contract import TABLES
 from ml.warehouse.engine import open_warehouse, warehouse_location
+from ml.warehouse.partitions import existing_tables
 
 METRIC_PERIODS = ("day", "rolling_30d")
 
@@ -25,7 +25,8 @@ def _read(connection, sql: str, parameters: list) -> pd.DataFrame:
     return connection.execute(sql, parameters).df()
 
 
-def summary_text(ds: str) -> str:
+def summary_text(ds: dt.date, activation: ActivationConfig) -> str:
+    """What a night produced, as text: landing, quarantine, metrics, models, audiences and where each output is."""
     quarantine_union = " union all ".join(
         f"select table_name, reason_code from {QUARANTINE_SCHEMA}.{table} where ds = $1" for table in TABLES
     )
@@ -103,26 +104,26 @@ def summary_text(ds: str) -> str:
             "  audiences       activation.decisions, activation.audience_funnel, experiments.assignments,",
             "                  channels.<channel>; files and manifests under",
             f"                  {data_dir() / 'exports'}/<channel>/ds={ds}/",
-            f"                  marketer summary {report_path(dt.date.fromisoformat(ds))}",
+            f"                  marketer summary {report_path(ds)}",
             "  experiments     marts.fct_experiment_results, marts.fct_program_readout (global holdout),",
             "                  experiments.versions, experiments.audit_log, activation.audience_status",
             "  drift           monitoring.drift_summary, monitoring.drift_columns, channels.model_health;",
             f"                  Evidently reports under {reports_dir() / 'drift' / f'ds={ds}'}",
-            f"  KPI report      {kpi_report_path(dt.date.fromisoformat(ds))}",
+            f"  KPI report      {kpi_report_path(ds)}",
             "",
-            *_audience_lines(ds),
+            *_audience_lines(ds, activation),
         ]
     )
 
 
-def _audience_lines(ds: str) -> list[str]:
-    summary = audience_summary(dt.date.fromisoformat(ds))
+def _audience_lines(ds: dt.date, activation: ActivationConfig) -> list[str]:
+    summary = audience_summary(ds, activation)
     if summary is None:
         return [f"Audiences for ds={ds}: none decided (see the decide_audiences log for why)"]
     return [*summary_lines(summary), *_empty_channel_lines(ds)]
 
 
-def _empty_channel_lines(ds: str) -> list[str]:
+def _empty_channel_lines(ds: dt.date) -> list[str]:
     """The channels and audiences with no row tonight, and why (their manifests say)."""
     empty_channels, reasons = [], {}
     for manifest_path in sorted((data_dir() / "exports").glob(f"*/ds={ds}/manifest.json")):
@@ -143,7 +144,7 @@ def _empty_channel_lines(ds: str) -> list[str]:
     return lines
 
 
-def _landing_lines(ds: str, reconciliation: pd.DataFrame, reasons: pd.DataFrame) -> list[str]:
+def _landing_lines(ds: dt.date, reconciliation: pd.DataFrame, reasons: pd.DataFrame) -> list[str]:
     lines = [
         f"Landing for ds={ds}",
         "",
@@ -177,10 +178,10 @@ def _metric_cell(metrics: pd.DataFrame, metric: str, period_type: str) -> str:
     return f"{_format_metric(metric, r.value)}{interval} n={int(r.responses):,}"
 
 
-def _metrics_lines(ds: str, metrics: pd.DataFrame, retention: pd.DataFrame, churn: pd.DataFrame) -> list[str]:
+def _metrics_lines(ds: dt.date, metrics: pd.DataFrame, retention: pd.DataFrame, churn: pd.DataFrame) -> list[str]:
     lines = [
         f"Customer metrics as of {ds} (all customers and touchpoints, 95% intervals):",
-        f"  {'':<6}{'on ' + ds:<32}{'rolling 30 days'}",
+        f"  {'':<6}{f'on {ds}':<32}{'rolling 30 days'}",
     ]
     for metric in ("nps", "csat", "ces"):
         day, rolling = (_metric_cell(metrics, metric, period) for period in METRIC_PERIODS)
@@ -204,7 +205,7 @@ def _metrics_lines(ds: str, metrics: pd.DataFrame, retention: pd.DataFrame, chur
     return lines
 
 
-def _recommender_lines(ds: str, recommendations: pd.DataFrame) -> list[str]:
+def _recommender_lines(ds: dt.date, recommendations: pd.DataFrame) -> list[str]:
     lines = [f"Recommendations for ds={ds} (marts.customer_recommendations):"]
     if recommendations.empty:
         return [*lines, "  none written (see the train_recommender log for why)"]
@@ -232,7 +233,7 @@ def _recommender_lines(ds: str, recommendations: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _propensity_lines(ds: str, scores: pd.DataFrame) -> list[str]:
+def _propensity_lines(ds: dt.date, scores: pd.DataFrame) -> list[str]:
     lines = [f"Propensity to buy for ds={ds} (marts.customer_scores):"]
     if scores.empty:
         return [*lines, "  none written (see the train_propensity and score_propensity logs for why)"]
@@ -259,7 +260,7 @@ def _propensity_lines(ds: str, scores: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _drift_lines(ds: str, drift: pd.DataFrame) -> list[str]:
+def _drift_lines(ds: dt.date, drift: pd.DataFrame) -> list[str]:
     lines = [f"Model health for ds={ds} (Evidently drift against the days up to the version's training day):"]
     if drift.empty:
         return [*lines, "  not checked (see the monitor_drift log for why)"]
@@ -272,5 +273,5 @@ def _drift_lines(ds: str, drift: pd.DataFrame) -> list[str]:
     return lines
 
 
-def print_summary(ds: str) -> None:
-    print(summary_text(ds))
+def print_summary(ds: dt.date, activation: ActivationConfig) -> None:
+    print(summary_text(ds, activation))

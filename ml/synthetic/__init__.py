@@ -19,5 +19,5 @@ can check that each one is caught.
 Modules: behaviour (every rate and coefficient), settings, catalog, population, simulation,
 tables, corruption (bad rows and the landing files), generate (the entry points).
 
-Usage: python -m ml.synthetic --customers 5000 --days 180 --bad-rows 0.005 --out data/landing
+Usage: python -m ml synthetic --customers 5000 --days 180 --bad-rows 0.005 --out data/landing
 """

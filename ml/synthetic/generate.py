@@ -1,8 +1,7 @@
-"""The entry points: generate a data set into a landing directory (`python -m ml.synthetic`)."""
+"""The entry points: generate a data set into a landing directory (`python -m ml synthetic`)."""
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
@@ -17,7 +16,7 @@ from ml.synthetic.behaviour import CATEGORIES
 from ml.synthetic.catalog import make_catalog
 from ml.synthetic.corruption import write_landing
 from ml.synthetic.population import make_population
-from ml.synthetic.settings import GeneratorSettings, PlantedLift
+from ml.synthetic.settings import GeneratorSettings
 from ml.synthetic.simulation import simulate
 from ml.synthetic.tables import build_tables
 
@@ -83,39 +82,3 @@ def generate(settings: GeneratorSettings, out: Path) -> dict[str, int]:
     counts = {name: table.num_rows for name, table in tables.items()}
     log.info("generated %s in %.1f s (%d bad rows injected)", counts, time.perf_counter() - started, len(ledger))
     return counts
-
-
-def main(argv: list[str] | None = None) -> None:
-    from ml.config import load_config
-    from ml.paths import landing_dir
-
-    config = load_config()
-    demo = config.demo
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--customers", type=int, default=demo.customers)
-    parser.add_argument("--days", type=int, default=demo.days)
-    parser.add_argument(
-        "--end-date", type=dt.date.fromisoformat, default=demo.end_date, help="last day of data (YYYY-MM-DD)"
-    )
-    parser.add_argument(
-        "--bad-rows",
-        type=float,
-        default=demo.bad_row_rate,
-        help="rate of injected bad rows per table and class (0 for clean data)",
-    )
-    parser.add_argument("--seed", type=int, default=demo.seed)
-    parser.add_argument("--out", type=Path, default=None, help="landing folder (default $PZ_DATA_DIR/landing)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = GeneratorSettings(
-        args.customers, args.days, args.end_date, args.bad_rows, args.seed, PlantedLift.from_config(config)
-    )
-    out = (args.out or landing_dir()).resolve()
-    counts = generate(settings, out)
-    for name, count in counts.items():
-        print(f"{name:>18}: {count:>10,} rows")
-    print(f"landing files written to {out}; ground truth and bad-row ledger in {out.parent / 'synthetic_truth'}")
-
-
-if __name__ == "__main__":
-    main()

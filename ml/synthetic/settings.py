@@ -16,7 +16,7 @@ from ml.constants import DEMO_BAD_ROW_RATE, DEMO_CUSTOMERS, DEMO_DAYS, SEED
 from ml.synthetic.behaviour import CONSENT_CHANNELS, DEMO_END
 
 if TYPE_CHECKING:
-    from ml.config import PlatformConfig
+    from ml.synthetic.demo_settings import DemoConfig
 
 
 @dataclass(frozen=True)
@@ -32,17 +32,18 @@ class PlantedLift:
     activation: ActivationConfig = field(repr=False)
 
     @classmethod
-    def from_config(cls, config: PlatformConfig) -> PlantedLift | None:
-        planted = config.demo.planted_lift
+    def from_config(cls, demo: DemoConfig, activation: ActivationConfig) -> PlantedLift | None:
+        """The effect `demo.planted_lift` plants in one of `activation`'s audiences (None: no effect)."""
+        planted = demo.planted_lift
         if planted is None:
             return None
-        kind = config.activation.audiences[planted.audience].moment.kind
+        kind = activation.audiences[planted.audience].moment.kind
         if kind != "browse_abandoned":
             raise ValueError(
                 f"demo.planted_lift.audience: {planted.audience!r} has moment {kind!r}; the generator "
                 "plants effects for the browse_abandoned moment only"
             )
-        return cls(planted.audience, dict(planted.arms), planted.days, config.activation)
+        return cls(planted.audience, dict(planted.arms), planted.days, activation)
 
     def response_rates(self, customer_ids: list[str], consent_granted: np.ndarray) -> np.ndarray:
         """Per customer: the chance of coming back to buy after qualifying (0 in control, in the global

@@ -8,24 +8,22 @@ customers from the places outside the warehouse's dbt models:
 - the Feast online store (`ml.mlops.feature_store.purge_online_store`, run by build_feature_store every
   night);
 - published export folders and their staging leftovers (ml.activation.export);
-- the model bundles of older MLflow versions (`purge_model_artifacts`, a command: a bundle
-  trained before a request still holds the id in its id maps; the next trained version does not,
-  since training reads staging, which has no erased rows);
+- the model bundles of older MLflow versions (`ml.mlops.erasure.purge_model_artifacts`, a command: a
+  bundle trained before a request still holds the id in its id maps; the next trained version does
+  not, since training reads staging, which has no erased rows);
 - the personal fields of raw.* and of the staging models that keep every landing row
   (`stg_*__checked`, `stg_*__classified`): `scrub_personal_fields`, run by build_staging every night
   after dbt. raw.* keeps each erased row (its ids, file and line: the lineage the reconciliations
   count) with its email, city, birth year and free text emptied.
 
-    python -m ml.warehouse.erasure report              # the requests a person must check
-    python -m ml.warehouse.erasure purge-model-artifacts  # delete older bundles that hold erased ids
+    python -m ml erasure report                 # the requests a person must check
+    python -m ml erasure purge-model-artifacts  # delete older bundles that hold erased ids
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
-import sys
 from dataclasses import dataclass
 
 from ml.constants import SOURCE_FILE
@@ -181,80 +179,3 @@ def erased_customer_ids() -> list[str]:
             customer_id
             for (customer_id,) in connection.execute("select customer_id from audit.erased_customers").fetchall()
         ]
-
-
-def purge_model_artifacts(dry_run: bool = False) -> list[str]:
-    """Delete the artifacts of every registered model version whose bundle holds an erased id,
-    except a version an alias points at (it is serving: the next night's version, trained without
-    the erased rows, replaces it, and this command run again then removes it). The versions stay
-    in the registry, with their metrics, marked by the tag `erasure_purged`. Returns what was done."""
-    import shutil
-    from pathlib import Path
-    from urllib.parse import urlparse
-
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    from ml.paths import mlflow_tracking_uri
-
-    erased = set(erased_customer_ids())
-    mlflow.set_tracking_uri(mlflow_tracking_uri())
-    client = MlflowClient()
-    done = []
-    for registered in client.search_registered_models():
-        aliased = {str(version) for version in registered.aliases.values()}
-        for version in client.search_model_versions(f"name = '{registered.name}'"):
-            if version.tags.get("erasure_purged"):
-                continue
-            held = _erased_ids_in_bundle(registered.name, version.version, erased)
-            if not held:
-                continue
-            label = f"{registered.name} v{version.version}: {len(held)} erased id(s)"
-            if str(version.version) in aliased:
-                done.append(f"{label}, kept while it serves (alias); rerun after the next night promotes another")
-                continue
-            if not dry_run:
-                run = client.get_run(version.run_id)
-                artifacts = Path(urlparse(run.info.artifact_uri).path)
-                shutil.rmtree(artifacts, ignore_errors=True)
-                client.set_model_version_tag(registered.name, version.version, "erasure_purged", "artifacts deleted")
-            done.append(f"{label}, artifacts {'would be ' if dry_run else ''}deleted")
-    return done
-
-
-def _erased_ids_in_bundle(model_name: str, version: str, erased: set[str]) -> set[str]:
-    """The erased ids a version's bundle knows (the recommender's user id map; the propensity
-    model keeps no customer ids). A version whose artifacts are gone holds nothing."""
-    if model_name != "recommender" or not erased:
-        return set()
-    from ml.recommender.training import load_bundle
-
-    try:
-        bundle = load_bundle(f"models:/{model_name}/{version}")
-    except (OSError, FileNotFoundError) as error:
-        log.info("%s v%s: no bundle to read (%s)", model_name, version, error)
-        return set()
-    return erased & set(bundle.known_customer_ids())
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Erasure: requests to check, and purges outside dbt.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("report", help="list the erasure requests a person must check")
-    purge = commands.add_parser("purge-model-artifacts", help="delete older model bundles that hold erased ids")
-    purge.add_argument("--dry-run", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "report":
-        problems = erasure_problems()
-        for problem in problems:
-            print(f"{problem.kind:<17} {problem.message}")
-        print(f"{len(problems)} erasure request(s) to check")
-        return 0
-    for line in purge_model_artifacts(dry_run=args.dry_run):
-        print(line)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

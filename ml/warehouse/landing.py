@@ -32,14 +32,12 @@ The warehouse therefore always holds what the landing folder holds, and a night 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import datetime as dt
 import gzip
 import hashlib
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,7 +51,6 @@ from ml.warehouse.contract import CONTRACT, TableContract
 from ml.warehouse.dialect import on_duckdb
 from ml.warehouse.engine import open_warehouse
 from ml.warehouse.partitions import existing_tables
-from ml.warehouse.run_lock import exclusive_run
 
 log = logging.getLogger(__name__)
 
@@ -612,32 +609,6 @@ def load_landing(landing: Path, warehouse: Path) -> dict[str, TableLoad]:
             return {name: load_table(raw, landing, contract) for name, contract in CONTRACT.items()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ml.paths import landing_dir, warehouse_path
-
-    parser = argparse.ArgumentParser(description="Load landing files into the warehouse's raw schema.")
-    parser.add_argument("--landing", type=Path, default=None)
-    parser.add_argument("--warehouse", type=Path, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        with exclusive_run("python -m ml.warehouse.landing"):
-            loads = load_landing(args.landing or landing_dir(), args.warehouse or warehouse_path())
-    except PlatformError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    for name, load in loads.items():
-        print(
-            f"raw.{name:<18} {load.rows:>10,} records read  {load.unreadable_records:>6,} unreadable  "
-            f"{load.rows_held:>10,} held"
-        )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 class StaleLandingError(LandingError):
     """ds is further past the newest landed row than schedule.max_staleness_days allows."""
 
@@ -684,24 +655,19 @@ def staleness_problem(ds: dt.date, newest: dt.date | None, max_staleness_days: i
     )
 
 
-def load_landing_files(ds: str, allow_stale: bool = False, max_staleness_days: int | None = None) -> dict[str, int]:
+def load_landing_files(ds: dt.date, max_staleness_days: int, allow_stale: bool = False) -> dict[str, int]:
     """The load_landing stage: bring raw.* up to the landing files, then refuse a ds too far past the
     newest landed row (schedule.max_staleness_days) unless `allow_stale`; returns the records read this
     night per table and the newest landed date (small: fits XCom)."""
     from ml.paths import landing_dir, warehouse_path
 
-    ds_date = dt.date.fromisoformat(ds)
-    if max_staleness_days is None:
-        from ml.config import load_config
-
-        max_staleness_days = load_config().schedule.max_staleness_days
     loads = load_landing(landing_dir(), warehouse_path())
     log.info("ds=%s landing records read: %s", ds, {name: load.rows for name, load in loads.items()})
     # Read-write like every stage: in one process (dag.test, the pipeline) dbt-duckdb may hold the file
     # open read-write, and DuckDB refuses a second connection with another configuration.
     with open_warehouse(warehouse_path()) as connection:
-        newest = newest_landed_date(connection, ds_date)
-    problem = staleness_problem(ds_date, newest, max_staleness_days)
+        newest = newest_landed_date(connection, ds)
+    problem = staleness_problem(ds, newest, max_staleness_days)
     if problem and not allow_stale:
         raise StaleLandingError(problem)
     if problem:

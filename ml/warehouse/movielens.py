@@ -18,13 +18,12 @@ How a rating becomes landing rows (docs/recommender.md, "Real data"):
   MovieLens has no e-mail addresses, consents, surveys or prices: those tables stay empty.
 
 Usage:
-    python -m ml.warehouse.movielens ../shared/datasets/ml-latest-small --out "$PZ_DATA_DIR/landing" \
+    python -m ml movielens ../shared/datasets/ml-latest-small --out "$PZ_DATA_DIR/landing" \
         [--until 2018-01-01]
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 import shutil
@@ -196,22 +195,3 @@ def write_landing(data: MovieLens, out: Path, purchase_min_rating: float = PURCH
         frame.to_csv(out / table / f"movielens_{table}.csv", index=False)
         counts[table] = len(frame)
     return counts
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", type=Path, help="a MovieLens release folder (read in place)")
-    parser.add_argument("--out", type=Path, required=True, help="the landing folder to replace")
-    parser.add_argument("--until", type=dt.date.fromisoformat, help="land only ratings up to the end of this day")
-    parser.add_argument("--purchase-min-rating", type=float, default=PURCHASE_MIN_RATING)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    data = read_movielens(args.folder)
-    if args.until:
-        data = data.until(args.until)
-    counts = write_landing(data, args.out, args.purchase_min_rating)
-    log.info("landed %s under %s", counts, args.out)
-
-
-if __name__ == "__main__":
-    main()

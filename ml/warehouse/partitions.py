@@ -42,17 +42,17 @@ def table_columns(connection, schema: str, table: str) -> list[str]:
     return [name for (name,) in rows]
 
 
-def spark_statement(connection, statement: str) -> str | None:
+def spark_statement(statement: str, columns_of) -> str | None:
     """A DDL statement of ours in Spark's form: a parquet table partitioned by ds when it has one;
-    `add column if not exists` as ADD COLUMNS when the column is missing (None when it is there)."""
+    `add column if not exists` as ADD COLUMNS when the column is missing (None when it is there).
+    `columns_of(table)` gives a table's columns as they are now."""
     statement = re.sub(r"--[^\n]*", "", statement).strip()
     for pattern in DUCKDB_ONLY:
         statement = pattern.sub("", statement)
     added = ADD_COLUMN.match(statement)
     if added:
         table, column, column_type = added.groups()
-        schema, name = table.split(".")
-        if column in connection.columns(schema, name):
+        if column in columns_of(table):
             return None
         return f"alter table {table} add columns ({column} {spark_type(column_type.strip())})"
     created = CREATE_TABLE.match(statement)
@@ -67,11 +67,19 @@ def spark_statement(connection, statement: str) -> str | None:
 
 def ensure_table(connection, ddl: str) -> None:
     """Run a table's DDL (create if missing, then any `add column if not exists` for older warehouses)."""
+    known: dict[str, list[str]] = {}  # on Spark, a table's columns are read once, not once per column
+
+    def columns_of(table: str) -> list[str]:
+        if table not in known:
+            schema, name = table.split(".")
+            known[table] = list(connection.columns(schema, name))
+        return known[table]
+
     for statement in ddl.split(";"):
         if not statement.strip():
             continue
         if not on_duckdb(connection):
-            statement = spark_statement(connection, statement)
+            statement = spark_statement(statement, columns_of)
             if statement is None:
                 continue
         connection.execute(statement)

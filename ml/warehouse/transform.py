@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
+import datetime as dt
 import json
 import logging
-import sys
+from collections.abc import Mapping
 
-from ml.config import load_config
 from ml.constants import FEATURE_GRID_ANCHOR
 from ml.errors import PlatformError
 from ml.paths import data_dir, dbt_project_dir
@@ -21,14 +20,13 @@ class DbtBuildError(PlatformError, RuntimeError):
     """dbt failed: a model did not build or a data test failed; the message lists which."""
 
 
-def dbt_vars(ds: str) -> dict:
-    """The dbt vars for a run: the logical date, the metrics settings and the feature snapshot grid."""
-    config = load_config()
+def dbt_vars(ds: dt.date, config_vars: Mapping[str, object]) -> dict:
+    """The dbt vars for a run: the logical date, the settings the orchestrator passes in
+    (ml.orchestration.config.PlatformConfig.dbt_vars: the metrics settings and the feature snapshot grid) and the
+    project's own fixed values."""
     return {
-        "ds": ds,
-        **config.metrics.model_dump(),
-        "feature_snapshot_days": config.propensity.feature_snapshot_days,
-        "feature_snapshot_every_days": config.propensity.cutoff_every_days,
+        "ds": ds.isoformat(),
+        **config_vars,
         "feature_grid_anchor": FEATURE_GRID_ANCHOR.isoformat(),
         "checks_version": staging_checks_version(),
     }
@@ -41,7 +39,9 @@ def dbt_vars(ds: str) -> dict:
 DBT_TARGETS = ENGINES
 
 
-def dbt_args(command: str, ds: str, *extra: str, target: str | None = None) -> list[str]:
+def dbt_args(
+    command: str, ds: dt.date, config_vars: Mapping[str, object], *extra: str, target: str | None = None
+) -> list[str]:
     target = target or warehouse_engine()
     if target not in DBT_TARGETS:
         raise DbtBuildError(f"{target!r} is not a target of dbt_project/profiles.yml: use one of {DBT_TARGETS}.")
@@ -60,18 +60,20 @@ def dbt_args(command: str, ds: str, *extra: str, target: str | None = None) -> l
         "--log-path",
         str(dbt_dir / "logs"),
         "--vars",
-        json.dumps(dbt_vars(ds)),
+        json.dumps(dbt_vars(ds, config_vars)),
         *extra,
     ]
 
 
-def run_dbt(command: str, ds: str, *extra: str, target: str | None = None) -> None:
+def run_dbt(
+    command: str, ds: dt.date, config_vars: Mapping[str, object], *extra: str, target: str | None = None
+) -> None:
     """Invoke dbt (build, run, test, docs generate) for `ds` on `target` (the warehouse's engine
     unless given); raise DbtBuildError on any failure."""
     from dbt.cli.main import dbtRunner
 
     data_dir().mkdir(parents=True, exist_ok=True)
-    result = dbtRunner().invoke(dbt_args(command, ds, *extra, target=target))
+    result = dbtRunner().invoke(dbt_args(command, ds, config_vars, *extra, target=target))
     if result.success:
         return
     failures = []
@@ -88,14 +90,16 @@ def run_dbt(command: str, ds: str, *extra: str, target: str | None = None) -> No
 LAYER_TESTS = ("--indirect-selection", "buildable")
 
 
-def build_staging(ds: str, full_refresh: bool = False) -> dict[str, int]:
+def build_staging(ds: dt.date, config_vars: Mapping[str, object], full_refresh: bool = False) -> dict[str, int]:
     """The build_staging stage: dbt build of staging, quarantine, reconciliation and the erasure
     ledger with their tests (a failure stops the run); then erased customers' personal fields are
     emptied in raw.* and the row-keeping staging models, and the erasure requests a person must look
     at are logged and sent as alerts."""
     from ml.warehouse.erasure import erasure_problems, log_erasure_problems, scrub_personal_fields
 
-    run_dbt("build", ds, "--selector", "staging", *LAYER_TESTS, *(["--full-refresh"] if full_refresh else []))
+    run_dbt(
+        "build", ds, config_vars, "--selector", "staging", *LAYER_TESTS, *(["--full-refresh"] if full_refresh else [])
+    )
     scrubbed = scrub_personal_fields()
     problems = erasure_problems()
     log_erasure_problems(problems)
@@ -106,62 +110,29 @@ def build_staging(ds: str, full_refresh: bool = False) -> dict[str, int]:
     }
 
 
-def build_metrics(ds: str, full_refresh: bool = False) -> None:
+def build_metrics(ds: dt.date, config_vars: Mapping[str, object], full_refresh: bool = False) -> None:
     """The build_metrics stage: dbt build of the metric marts, with their tests and unit tests."""
-    run_dbt("build", ds, "--selector", "metrics", *LAYER_TESTS, *(["--full-refresh"] if full_refresh else []))
+    run_dbt(
+        "build", ds, config_vars, "--selector", "metrics", *LAYER_TESTS, *(["--full-refresh"] if full_refresh else [])
+    )
 
 
-OUTPUT_SOURCES = "models/outputs/_python_outputs.yml"
-
-
-def declared_outputs() -> list[tuple[str, str, str]]:
-    """(dbt source, schema, table) of every table the Python stages write, as dbt declares them."""
-    import yaml
-
-    declared = yaml.safe_load((dbt_project_dir() / OUTPUT_SOURCES).read_text(encoding="utf-8"))
-    return [
-        (source["name"], source["schema"], table["name"])
-        for source in declared["sources"]
-        for table in source["tables"]
-    ]
-
-
-def check_outputs(ds: str) -> dict[str, object]:
+def check_outputs(ds: dt.date, config_vars: Mapping[str, object]) -> dict[str, object]:
     """The check_outputs stage: the tests of the tables the Python stages wrote for ds (declared as dbt
     sources in dbt_project/models/outputs) and the report models built on them (rpt_*). A declared
     table that no stage wrote (a channel not configured, a stage that has not run) is left out and named."""
+    from ml.warehouse.declared import declared_tables
     from ml.warehouse.engine import open_warehouse
     from ml.warehouse.partitions import existing_tables
 
     with open_warehouse() as connection:
         missing = [
-            f"{source}.{table}"
-            for source, schema, table in declared_outputs()
-            if table not in existing_tables(connection, schema)
+            f"{table.source}.{table.name}"
+            for table in declared_tables().values()
+            if table.name not in existing_tables(connection, table.schema)
         ]
     if missing:
         log.info("ds=%s check_outputs: not written, not tested: %s", ds, ", ".join(missing))
     excluded = [argument for name in missing for argument in ("--exclude", f"source:{name}+")]
-    run_dbt("build", ds, "--selector", "outputs", *LAYER_TESTS, *excluded)
+    run_dbt("build", ds, config_vars, "--selector", "outputs", *LAYER_TESTS, *excluded)
     return {"tables_not_written": missing}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run dbt for a logical date on one of the project's targets.")
-    parser.add_argument("command", choices=["build", "run", "test"], help="the dbt command")
-    parser.add_argument("--ds", required=True, help="the logical date, YYYY-MM-DD")
-    parser.add_argument(
-        "--target", choices=DBT_TARGETS, default=None, help="dbt's target (default: PZ_WAREHOUSE_ENGINE, else duckdb)"
-    )
-    args, extra = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        run_dbt(args.command, args.ds, *extra, target=args.target)
-    except DbtBuildError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ml.config import load_config
+from ml.orchestration.config import load_config
 from ml.orchestration.dag_runs import local_password
 from ml.paths import REPO_ROOT, reports_dir
 from tests.conftest import END_DATE, pipeline_env
@@ -74,7 +74,7 @@ def finished_run(small_landing, tmp_path_factory):
     shutil.copytree(small_landing / "landing", data_dir / "landing")
     env = pipeline_env(data_dir)
     run = subprocess.run(
-        [sys.executable, "-m", "ml.orchestration", "run", "--ds", END_DATE.isoformat()],
+        [sys.executable, "-m", "ml", "run", "--ds", END_DATE.isoformat()],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -92,7 +92,7 @@ def airflow_ui(finished_run):
     port = free_port()
     log = (data_dir / "standalone.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "ml.orchestration", "standalone"],
+        [sys.executable, "-m", "ml", "standalone"],
         cwd=REPO_ROOT,
         env={**env, "AIRFLOW__API__PORT": str(port)},
         stdout=log,
@@ -236,7 +236,7 @@ def test_a_finished_run_shows_every_task_in_success(airflow_ui, finished_run):
 def test_the_marketer_summary_renders_the_maturity_curve_and_every_audience(finished_run):
     from playwright.sync_api import expect, sync_playwright
 
-    from ml.config import load_config
+    from ml.orchestration.config import load_config
 
     report = finished_run / "reports" / "audiences" / f"audiences_{END_DATE}.html"
     screenshot = reports_dir() / "audience_summary.png"

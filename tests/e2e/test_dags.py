@@ -1,6 +1,6 @@
 """The nightly DAG: it imports cleanly, reruns and backfills safely, and fails loudly.
 
-DAG runs go through the real CLI (`python -m ml.orchestration`, Airflow's dag.test on SQLite) in
+DAG runs go through the real CLI (`python -m ml`, Airflow's dag.test on SQLite) in
 subprocesses, each with its own PZ_DATA_DIR and Airflow home.
 """
 

@@ -27,6 +27,9 @@ NIGHT_1 = (END_DATE - pd.Timedelta(days=1)).isoformat()
 NIGHT_2 = END_DATE.isoformat()
 NOBODY = "C9999999X"
 
+# `python -m ml <command>` in the data directory's environment.
+CLI = "import sys; from ml.orchestration.cli import main; sys.exit(main([{}]))"
+
 
 def exported_customers(data_dir, ds: str | None = None) -> set[str]:
     """Every customer id in every published file (CSV and parquet) of every channel, or of one ds."""
@@ -230,7 +233,10 @@ def test_the_online_store_and_the_new_model_forget_them(erasure_nights):
 
 def test_older_model_bundles_are_purged_by_the_command(erasure_nights):
     data_dir = erasure_nights["data_dir"]
-    result = run_python(data_dir, "from ml.warehouse.erasure import main; main(['purge-model-artifacts'])")
+    result = run_python(
+        data_dir,
+        CLI.format("'erasure', 'purge-model-artifacts'"),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"recommender v{erasure_nights['version_before']}" in result.stdout
     with sqlite3.connect(data_dir / "mlflow.db") as connection:
@@ -261,8 +267,8 @@ def test_a_copy_of_the_data_directory_never_touches_the_original(erasure_nights,
     # Feast's registry (its infrastructure objects name the online store's file).
     ran_in_copy = run_python(
         copy,
-        "from ml.orchestration.stages import stage; "
-        f"stage('train_recommender').run('{NIGHT_2}'); stage('build_feature_store').run('{NIGHT_2}')",
+        "from ml.orchestration.stages import run_stage; "
+        f"run_stage('train_recommender', '{NIGHT_2}'); run_stage('build_feature_store', '{NIGHT_2}')",
     )
     assert ran_in_copy.returncode == 0, ran_in_copy.stderr[-3000:]
     assert sorted(p.name for p in (original / "mlartifacts" / "recommender").iterdir()) == artifacts_before
@@ -272,7 +278,7 @@ def test_a_copy_of_the_data_directory_never_touches_the_original(erasure_nights,
     # The original goes on: its online store was not dropped by the copy's feast apply (the stage
     # that failed every night after a copy ran).
     ran_in_original = run_python(
-        original, f"from ml.orchestration.stages import stage; stage('build_feature_store').run('{NIGHT_2}')"
+        original, f"from ml.orchestration.stages import run_stage; run_stage('build_feature_store', '{NIGHT_2}')"
     )
     assert ran_in_original.returncode == 0, ran_in_original.stderr[-3000:]
     assert online_store_keys(original) > 0
@@ -283,7 +289,7 @@ def test_a_missing_online_table_is_rebuilt_by_the_next_night(erasure_nights):
     with sqlite3.connect(data_dir / "feature_store" / "online_store.db") as connection:
         connection.execute("drop table personalization_customer_features")
     result = run_python(
-        data_dir, f"from ml.orchestration.stages import stage; stage('build_feature_store').run('{NIGHT_2}')"
+        data_dir, f"from ml.orchestration.stages import run_stage; run_stage('build_feature_store', '{NIGHT_2}')"
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert online_store_keys(data_dir) > 0
@@ -303,18 +309,18 @@ def test_publishing_stops_when_the_tables_lost_a_published_day(erasure_nights):
     )
     assert result.returncode == 0, result.stderr
     stopped = run_python(
-        data_dir, f"from ml.orchestration.stages import stage; stage('publish_channels').run('{NIGHT_2}')"
+        data_dir, f"from ml.orchestration.stages import run_stage; run_stage('publish_channels', '{NIGHT_2}')"
     )
     assert stopped.returncode != 0
     assert "reload-tables" in stopped.stderr and f"ds={NIGHT_1}" in stopped.stderr
     assert {p: p.read_bytes() for p in (data_dir / "exports").rglob("*") if p.is_file()} == digests_before
-    repaired = run_python(data_dir, "from ml.activation.export import main; main(['reload-tables'])")
+    repaired = run_python(data_dir, CLI.format("'exports', 'reload-tables'"))
     assert repaired.returncode == 0, repaired.stderr[-3000:]
     pd.testing.assert_frame_equal(
         query(data_dir, "select * from channels.email where ds = ? order by all", [NIGHT_1]), rows_before
     )
     published = run_python(
-        data_dir, f"from ml.orchestration.stages import stage; stage('publish_channels').run('{NIGHT_2}')"
+        data_dir, f"from ml.orchestration.stages import run_stage; run_stage('publish_channels', '{NIGHT_2}')"
     )
     assert published.returncode == 0, published.stderr[-3000:]
     assert {p: p.read_bytes() for p in (data_dir / "exports").rglob("*") if p.is_file()} == digests_before

@@ -39,7 +39,7 @@ SCHEMAS = ("raw", "staging", "quarantine", "audit", "marts", "activation", "expe
 
 
 def stage_command(stage: str) -> list[str]:
-    return [sys.executable, "-c", f"from ml.orchestration.stages import stage; stage({stage!r}).run('{DS}')"]
+    return [sys.executable, "-c", f"from ml.orchestration.stages import run_stage; run_stage({stage!r}, '{DS}')"]
 
 
 def tables(data_dir) -> dict[str, pd.DataFrame]:

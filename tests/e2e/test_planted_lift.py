@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from ml.activation.settings import CONTROL
-from ml.config import load_config
+from ml.orchestration.config import load_config
 from ml.synthetic.generate import generate
 from ml.synthetic.settings import GeneratorSettings, PlantedLift
 from tests.conftest import query, run_pipeline, run_python
@@ -29,8 +29,8 @@ NIGHTS = 7  # the last 7 days: the 2-day windows of the first five have ended by
 def run_stages(data_dir: Path, ds: str, *stages: str) -> None:
     """Run registry stages for ds in a subprocess (its own dbt and DuckDB state, like the DAG)."""
     script = (
-        "import sys\nfrom ml.orchestration.stages import stage\n"
-        "for name in sys.argv[2:]:\n    stage(name).run(sys.argv[1])"
+        "import sys\nfrom ml.orchestration.stages import run_stage\n"
+        "for name in sys.argv[2:]:\n    run_stage(name, sys.argv[1])"
     )
     result = run_python(data_dir, script, ds, *stages)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -50,7 +50,7 @@ def planted_warehouse(tmp_path_factory) -> Path:
         end_date=END_DATE,
         bad_row_rate=0,
         seed=3,
-        planted_lift=PlantedLift.from_config(config),
+        planted_lift=PlantedLift.from_config(config.demo, config.activation),
     )
     generate(settings, data_dir / "landing")
     for offset in reversed(range(NIGHTS)):

@@ -52,7 +52,7 @@ METRIC_TOLERANCE = 1e-6
 
 def run_night(data_dir: Path, engine: str, ds: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "ml.orchestration.pipeline", "--ds", ds, *NIGHTS[ds]],
+        [sys.executable, "-m", "ml", "pipeline", "--ds", ds, *NIGHTS[ds]],
         cwd=REPO_ROOT,
         env={**pipeline_env(data_dir), "PZ_WAREHOUSE_ENGINE": engine, **SMALL_SPARK},
         capture_output=True,

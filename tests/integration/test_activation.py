@@ -14,12 +14,12 @@ from ml.activation.export import (
     PublishCheckError,
     channel_rows,
     check_rows,
-    publish_channels,
     purge_erased_from_exports,
 )
 from ml.activation.settings import CONTROL
-from ml.activation.store import ASSIGNMENTS, decide_audiences
-from ml.config import load_config
+from ml.activation.store import ASSIGNMENTS
+from ml.orchestration.config import load_config
+from ml.orchestration.stages import run_stage
 from tests.conftest import END_DATE, export_digests, query
 
 DS = END_DATE.isoformat()
@@ -123,8 +123,8 @@ def test_rerunning_the_day_gives_byte_identical_files_and_the_same_tables(wareho
     before = export_digests(warehouse_env)
     tables = ["experiments.assignments", "activation.decisions", "activation.audience_funnel"]
     contents = {t: query(warehouse_env, f"select * from {t} order by all") for t in tables}
-    decide_audiences(DS)
-    publish_channels(DS)
+    run_stage("decide_audiences", DS)
+    run_stage("publish_channels", DS)
     assert export_digests(warehouse_env) == before
     for table in tables:
         pd.testing.assert_frame_equal(query(warehouse_env, f"select * from {table} order by all"), contents[table])
@@ -132,7 +132,7 @@ def test_rerunning_the_day_gives_byte_identical_files_and_the_same_tables(wareho
 
 def test_a_row_without_consent_erased_or_in_a_control_group_stops_publishing(warehouse_env):
     config = load_config()
-    frames = channel_rows(config, END_DATE)
+    frames = channel_rows(config.activation, END_DATE)
     assert not [check for check in check_rows(frames, config.activation, END_DATE) if check.violations]
 
     customers = query(warehouse_env, "select * from marts.customer_360 where ds = ?", [END_DATE])
@@ -170,7 +170,7 @@ def test_a_row_without_consent_erased_or_in_a_control_group_stops_publishing(war
         )
     try:
         with pytest.raises(PublishCheckError, match="nothing published"):
-            publish_channels(DS)
+            run_stage("publish_channels", DS)
         assert export_digests(warehouse_env) == before
         pd.testing.assert_frame_equal(query(warehouse_env, "select * from channels.email order by all"), table)
     finally:  # restore the consent, then decide and publish again: the original files come back
@@ -179,8 +179,8 @@ def test_a_row_without_consent_erased_or_in_a_control_group_stops_publishing(war
                 "update marts.customer_360 set has_consent_email = true where ds = ? and customer_id = ?",
                 [END_DATE, frames["email"]["customer_id"].iloc[-1]],
             )
-        decide_audiences(DS)
-        publish_channels(DS)
+        run_stage("decide_audiences", DS)
+        run_stage("publish_channels", DS)
     assert export_digests(warehouse_env) == before
 
 
@@ -216,5 +216,5 @@ def test_erasure_reaches_files_published_before_the_request(warehouse_env):
         assert {p: d for p, d in export_digests(warehouse_env).items() if p in untouched} == untouched
         assert purge_erased_from_exports(ACTIVATION, [customer]) == 0  # nothing left to do: files are left alone
     finally:
-        publish_channels(DS)  # the customer is not really erased: publishing restores the day
+        run_stage("publish_channels", DS)  # the customer is not really erased: publishing restores the day
     assert export_digests(warehouse_env) == before

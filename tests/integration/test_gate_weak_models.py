@@ -37,7 +37,9 @@ def weak_night(tmp_path_factory):
         assert result.returncode == 0, result.stderr[-3000:]
         summary = run_python(
             data_dir,
-            "import sys; from ml.reports.summary import summary_text; print(summary_text(sys.argv[1]))",
+            "import sys, datetime; from ml.orchestration.config import load_config; "
+            "from ml.reports.summary import summary_text; "
+            "print(summary_text(datetime.date.fromisoformat(sys.argv[1]), load_config().activation))",
             str(END_DATE),
         )
     assert summary.returncode == 0, summary.stderr[-3000:]

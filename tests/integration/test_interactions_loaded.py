@@ -8,8 +8,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ml.config import load_config
-from ml.recommender.interactions import decayed_weights, end_of, load_interactions
+from ml.dates import end_of
+from ml.orchestration.config import load_config
+from ml.recommender.interactions import decayed_weights, load_interactions
 from tests.conftest import END_DATE
 
 

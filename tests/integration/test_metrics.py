@@ -186,7 +186,8 @@ def test_docs_generate_and_public_columns_are_described(built_warehouse):
     command = [
         sys.executable,
         "-c",
-        f"from ml.warehouse.transform import run_dbt; run_dbt('docs generate', '{END_DATE}')",
+        "from ml.orchestration.config import load_config; from ml.warehouse.transform import run_dbt; "
+        f"run_dbt('docs generate', __import__('datetime').date.fromisoformat('{END_DATE}'), load_config().dbt_vars())",
     ]
     result = subprocess.run(
         command, cwd=REPO_ROOT, env=pipeline_env(built_warehouse), capture_output=True, text=True, timeout=600

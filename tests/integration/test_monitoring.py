@@ -14,10 +14,10 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from ml.activation.export import publish_channels
-from ml.mlops.monitoring import ExportsBlockedError, drift_columns, monitor_drift
+from ml.mlops.monitoring import ExportsBlockedError, drift_columns
 from ml.mlops.registry import version_for
 from ml.mlops.settings import DriftCheckConfig
+from ml.orchestration.stages import run_stage
 from ml.paths import REPO_ROOT
 from tests.conftest import END_DATE, export_digests, query
 
@@ -119,19 +119,19 @@ def test_dataset_drift_under_block_exports_keeps_earlier_exports_and_says_why(bu
         )
     client.set_model_version_tag("propensity", version.version, "ds", day_before.isoformat())
     try:
-        assert "propensity/predictions" in monitor_drift(DS)["drifted"]
+        assert "propensity/predictions" in run_stage("monitor_drift", DS)["drifted"]
         health = query(built_warehouse, "select * from channels.model_health where ds = ?", [END_DATE])
         assert "exports_blocked" in set(health["action"])
         with pytest.raises(ExportsBlockedError, match=r"block_exports.*propensity predictions"):
-            publish_channels(DS)
+            run_stage("publish_channels", DS)
         assert export_digests(built_warehouse) == before
     finally:
         client.set_model_version_tag("propensity", version.version, "ds", DS)
         with duckdb.connect(warehouse) as connection:
             connection.execute("delete from marts.customer_scores where ds = ?", [day_before])
         monkeypatch.delenv("PZ_CONFIG")
-        assert monitor_drift(DS)["drifted"] == []
-    publish_channels(DS)
+        assert run_stage("monitor_drift", DS)["drifted"] == []
+    run_stage("publish_channels", DS)
     assert export_digests(built_warehouse) == before
 
 
@@ -161,15 +161,15 @@ def test_a_planted_shift_fires_drift_and_an_unshifted_night_does_not(built_wareh
 
     try:
         yesterday("score", "item_id")
-        assert monitor_drift(DS)["drifted"] == []
+        assert run_stage("monitor_drift", DS)["drifted"] == []
         summary = query(built_warehouse, "select * from monitoring.drift_summary where ds = ?", [END_DATE])
         assert set(summary["check_name"]) == {"features", "predictions", "recommendations"}
         assert (pd.to_datetime(summary["reference_ds"]).dt.date == day_before).all()
         yesterday("score / 8", "(select min(item_id) from staging.stg_items)")
-        drifted = monitor_drift(DS)["drifted"]
+        drifted = run_stage("monitor_drift", DS)["drifted"]
         assert "propensity/predictions" in drifted and "recommender/recommendations" in drifted
     finally:
         with duckdb.connect(warehouse) as connection:
             connection.execute("delete from marts.customer_scores where ds = ?", [day_before])
             connection.execute("delete from marts.customer_recommendations where ds = ?", [day_before])
-        monitor_drift(DS)
+        run_stage("monitor_drift", DS)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import duckdb
 
-from ml.warehouse.landing import load_landing_files
+from ml.orchestration.stages import run_stage
 from ml.warehouse.movielens import read_movielens, write_landing
-from ml.warehouse.transform import build_staging
 from tests.unit.test_movielens import write_csv_release
 
 
@@ -15,9 +14,9 @@ def test_a_landed_slice_goes_through_staging_with_nothing_quarantined(tmp_path, 
     monkeypatch.setenv("PZ_REPORTS_DIR", str(tmp_path / "reports"))
     counts = write_landing(read_movielens(write_csv_release(tmp_path / "release")), tmp_path / "landing")
     ds = "2017-07-14"  # the day of the last rating
-    loads = load_landing_files(ds)
+    loads = run_stage("load_landing", ds)
     assert {table: loads[table] for table in counts} == counts
-    build_staging(ds)
+    run_stage("build_staging", ds)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as connection:  # as dbt-duckdb opened it here
         reconciliation = connection.execute(
             "select table_name, rows_read, rows_accepted,"

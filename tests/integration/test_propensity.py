@@ -154,7 +154,7 @@ print(json.dumps({"again": again, "after_delete": after_delete, "differ": [row[0
 # The code the sample tests run first: the night's whole training set, uncapped.
 WHOLE_TRAINING_SET = f"""
 import datetime as dt, json
-from ml.config import load_config
+from ml.orchestration.config import load_config
 from ml.propensity.dataset import training_set
 config = load_config().propensity
 ds = dt.date.fromisoformat("{END_DATE}")
@@ -283,7 +283,7 @@ def test_a_night_with_the_same_training_rows_keeps_the_last_version_instead_of_r
         f"""
 import datetime as dt, json, mlflow
 from mlflow import MlflowClient
-from ml.config import load_config
+from ml.orchestration.config import load_config
 from ml.mlops.lifecycle import gate_line
 from ml.paths import mlflow_tracking_uri
 from ml.propensity.dataset import plan_cutoffs
@@ -298,7 +298,7 @@ same_plan = next(
 mlflow.set_tracking_uri(mlflow_tracking_uri())
 client = MlflowClient()
 versions = len(client.search_model_versions("name = 'propensity'"))
-summary = train_propensity(same_plan.isoformat())
+summary = train_propensity(same_plan, config)
 run = client.search_runs(
     [client.get_experiment_by_name("propensity").experiment_id], f"tags.ds = '{{same_plan}}'"
 )[0]

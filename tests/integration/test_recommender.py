@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from ml.config import load_config
+from ml.orchestration.config import load_config
 from tests.conftest import END_DATE, query, run_python
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("warehouse")]

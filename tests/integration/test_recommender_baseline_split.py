@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from ml.config import load_config
+from ml.orchestration.config import load_config
 from ml.recommender.baseline import item_popularity, top_k_excluding
 from ml.recommender.interactions import decayed_weights, load_interactions, temporal_split
 from ml.recommender.metrics import ndcg_at_k

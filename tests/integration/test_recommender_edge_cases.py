@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
 
-from ml.config import load_config
+from ml.orchestration.config import load_config
 from ml.synthetic.generate import generate
 from ml.synthetic.settings import GeneratorSettings
 from tests.conftest import END_DATE, query, run_pipeline

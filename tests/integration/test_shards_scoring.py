@@ -18,9 +18,9 @@ DS = "2026-10-31"
 RESCORE = """
 import json, os, sys
 os.environ["PZ_CONFIG"] = sys.argv[1]
-from ml.orchestration.stages import stage
+from ml.orchestration.stages import run_stage
 ds = sys.argv[2]
-results = {"recommendations": stage("score_recommendations").run(ds), "scores": stage("score_propensity").run(ds)}
+results = {"recommendations": run_stage("score_recommendations", ds), "scores": run_stage("score_propensity", ds)}
 print(json.dumps(results))
 """
 

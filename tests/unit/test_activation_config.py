@@ -8,8 +8,8 @@ import yaml
 
 from ml.activation.columns import segment_columns
 from ml.activation.segments import SegmentError, compile_segment
-from ml.config import load_config
 from ml.errors import ConfigError
+from ml.orchestration.config import load_config
 from ml.paths import REPO_ROOT
 
 SHIPPED = yaml.safe_load((REPO_ROOT / "config" / "personalization.yml").read_text())

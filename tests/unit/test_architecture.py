@@ -60,7 +60,7 @@ def test_the_paths_module_imports_nothing_from_the_package():
 
 
 def test_each_package_owns_its_settings_and_config_only_combines_them():
-    config = imported_modules(MODULES["ml.config"])
+    config = imported_modules(MODULES["ml.orchestration.config"])
     assert {
         "ml.synthetic.demo_settings",
         "ml.warehouse.settings",
@@ -70,7 +70,7 @@ def test_each_package_owns_its_settings_and_config_only_combines_them():
         "ml.activation.settings",
         "ml.mlops.settings",
     } <= config
-    source = MODULES["ml.config"].read_text(encoding="utf-8")
+    source = MODULES["ml.orchestration.config"].read_text(encoding="utf-8")
     assert source.count("class ") == 1  # PlatformConfig: the sections live in their packages
 
 

@@ -92,7 +92,7 @@ def test_airflow_services_wait_for_their_dependencies(compose):
             assert waits["postgres"]["condition"] == "service_healthy", name
             assert waits["redis"]["condition"] == "service_healthy", name
     init = " ".join(compose["services"]["airflow-init"]["command"])
-    assert "ml.orchestration setup" in init  # db migrate and the `warehouse` pool, in one place
+    assert "python -m ml setup" in init  # db migrate and the `warehouse` pool, in one place
     assert WAREHOUSE_POOL == "warehouse"
 
 

@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from ml.config import load_config
 from ml.errors import ConfigError
+from ml.orchestration.config import load_config
 from ml.paths import REPO_ROOT
 
 
@@ -59,7 +59,7 @@ def test_the_generator_plants_only_the_browse_abandoned_moment(tmp_path):
     path = tmp_path / "personalization.yml"
     path.write_text(yaml.safe_dump(settings))
     with pytest.raises(ValueError, match="browse_abandoned moment only"):
-        PlantedLift.from_config(load_config(path))
+        (lambda config: PlantedLift.from_config(config.demo, config.activation))(load_config(path))
 
 
 def test_a_window_too_short_for_the_horizon_is_refused_naming_the_keys_and_the_smallest_value(tmp_path):

@@ -7,8 +7,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from ml.config import load_config
 from ml.errors import ConfigError
+from ml.orchestration.config import load_config
 from ml.recommender.interactions import decayed_weights, temporal_split
 from ml.recommender.settings import RecommenderConfig
 

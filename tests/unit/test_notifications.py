@@ -5,6 +5,7 @@ the night, and a PlatformError fails its task without a retry while other errors
 from __future__ import annotations
 
 import asyncore
+import datetime as dt
 import json
 import threading
 import time
@@ -93,13 +94,14 @@ def test_nothing_configured_logs_only_and_a_dead_receiver_never_fails_the_night(
 
 
 def test_a_platform_error_fails_the_task_at_once_and_another_error_keeps_the_retry():
-    def refused(ds):
+    def refused(ds, config):
+        assert isinstance(ds, dt.date) and config.schedule.cron  # parsed and loaded by the orchestrator
         raise ConfigError(f"ds={ds}: key 'schedule.cron' is wrong")
 
     with pytest.raises(AirflowFailException, match=r"ConfigError: ds=2026-10-31: key 'schedule.cron'"):
         run_in_task("load_landing", refused, "2026-10-31")
 
-    def flaky(ds):
+    def flaky(ds, config):
         raise OSError("Could not set lock on file")
 
     with pytest.raises(OSError):

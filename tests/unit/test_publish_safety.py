@@ -120,7 +120,7 @@ def test_a_second_run_fails_at_once_naming_the_run_that_holds_the_data_dir(tmp_p
         pass
 
 
-@pytest.mark.parametrize("command", [["ml.warehouse.landing"], ["ml.activation.export", "reload-tables"]])
+@pytest.mark.parametrize("command", [["landing"], ["exports", "reload-tables"]])
 def test_the_loader_and_the_table_reload_wait_for_no_one_beside_a_running_night(tmp_path, command):
     """Both write the warehouse: beside a running night they refuse at once, naming it."""
     (tmp_path / "landing").mkdir()
@@ -141,7 +141,7 @@ def test_the_loader_and_the_table_reload_wait_for_no_one_beside_a_running_night(
     try:
         assert holder.stdout.readline().strip() == "held"
         refused = subprocess.run(
-            [sys.executable, "-m", *command], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-m", "ml", *command], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
         )
         assert refused.returncode == 2, refused.stderr[-2000:]
         assert "is in use by another run" in refused.stderr and "ml.orchestration run --ds 2026-10-31" in refused.stderr

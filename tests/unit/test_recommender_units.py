@@ -17,10 +17,10 @@ from hypothesis.extra.numpy import arrays
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from ml.config import load_config
 from ml.errors import ConfigError
 from ml.mlops.registry import CHALLENGER, CHAMPION, ChampionCheck, gate, serving_for
 from ml.mlops.settings import ChampionGateConfig
+from ml.orchestration.config import load_config
 from ml.recommender.data import RecommenderInputs
 from ml.recommender.ease import fit_ease
 from ml.recommender.features import FeatureEncoder, activity_band, item_feature_pairs, price_band_edges

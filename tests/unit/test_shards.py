@@ -1,8 +1,9 @@
-"""Sharded scoring (ml.orchestration.shards): the slices cover every customer once, a merge refuses missing or
+"""Sharded scoring (ml.mlops.sharding): the slices cover every customer once, a merge refuses missing or
 foreign shards, and the scoring stages write the same tables whatever the shard count."""
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 
 import pandas as pd
@@ -10,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml.orchestration import shards as sharding
+from ml.mlops import sharding
 
-DS = "2026-10-31"
+DS = dt.date(2026, 10, 31)
 
 
 @settings(max_examples=60, deadline=None)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 
 import pytest
 
 from ml.errors import PlatformError
+from ml.orchestration.config import load_config
 from ml.orchestration.pipeline import LAST_WAREHOUSE_STAGE, main
 from ml.orchestration.settings import WAREHOUSE_POOL
-from ml.orchestration.stages import STAGES, markdown_table, stage, stages_through
+from ml.orchestration.stages import STAGES, markdown_table, run_stage, stage, stages_through
 from ml.paths import REPO_ROOT
 
 
@@ -21,23 +23,35 @@ def test_names_are_unique_and_every_stage_comes_after_the_stages_it_waits_for():
         seen.append(current.name)
 
 
-def test_every_stage_is_a_function_of_ds_with_a_summary():
-    """Each stage names its function by module and name (imported when a task calls it): every name
-    resolves, and takes ds first."""
+def test_every_stage_is_a_function_of_ds_and_the_configuration_with_a_summary():
+    """The registry holds the stage functions themselves (ml.orchestration.entries): each takes ds and
+    the configuration first; a sharded stage makes its scoring from the configuration, and that scoring
+    has the three steps of ml.mlops.sharding.ShardedScoring."""
+    config = load_config()
     for current in STAGES:
-        parameters = list(inspect.signature(current.run.resolve()).parameters)
-        assert parameters[0] == "ds", current.name
         assert current.summary.endswith("."), current.name
+        assert (current.run is None) == (current.shards is not None), current.name
+        if current.shards is not None:
+            scoring = current.shards(config)
+            assert isinstance(scoring.stage, str)
+            for step, first in (("plan", ["ds"]), ("score_shard", ["shard"]), ("merge", ["ds", "shards"])):
+                assert list(inspect.signature(getattr(scoring, step)).parameters)[: len(first)] == first
+            continue
+        parameters = list(inspect.signature(current.run).parameters)
+        assert parameters[:2] == ["ds", "config"], current.name
+        assert set(current.options) <= set(parameters), current.name
         if current.rebuilds_history:
             assert "full_refresh" in parameters, current.name
-        if current.shards:
-            assert list(inspect.signature(current.shards.score_shard.resolve()).parameters)[:3] == [
-                "ds",
-                "shard",
-                "shards",
-            ]
-            for step in (current.shards.plan, current.shards.merge):
-                assert next(iter(inspect.signature(step.resolve()).parameters)) == "ds"
+
+
+def test_a_stage_entry_gets_ds_as_a_date_and_the_section_it_needs(monkeypatch):
+    """run_stage parses ds and loads the configuration once; the entry hands the stage its section."""
+    import ml.activation.store as store
+
+    seen = {}
+    monkeypatch.setattr(store, "decide_audiences", lambda ds, activation: seen.update(ds=ds, activation=activation))
+    run_stage("decide_audiences", "2026-10-31")
+    assert seen["ds"] == dt.date(2026, 10, 31) and seen["activation"] == load_config().activation
 
 
 def test_only_the_shards_run_outside_the_warehouse_pool():
@@ -74,5 +88,5 @@ def test_an_unknown_stage_is_an_error_that_lists_the_stages():
 
 
 def test_the_architecture_doc_shows_the_registry_as_it_is():
-    """docs/architecture.md holds `python -m ml.orchestration.stages`'s table: regenerate it when a stage changes."""
+    """docs/architecture.md holds `python -m ml stages`'s table: regenerate it when a stage changes."""
     assert markdown_table() in (REPO_ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")

@@ -1,6 +1,7 @@
 """Customer shards for the nightly scoring stages, so that more workers give a faster night.
 
-A scoring stage runs in three steps (Airflow dynamic task mapping in dags/, a loop in ml.orchestration.pipeline):
+A scoring stage implements `ShardedScoring` (the recommender's and the propensity model's scoring
+both do) and runs in three steps (Airflow dynamic task mapping in dags/, `run_in_process` elsewhere):
 
 1. **plan** (in the `warehouse` pool): read once what every shard needs from the warehouse (shared
    inputs, and per-customer input rows that each shard reads only its slice of), decide the model
@@ -21,13 +22,14 @@ one night can never disagree with each other, and the result does not depend on 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import pickle
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -58,7 +60,7 @@ class Shard:
     """One mapped task's share of a stage's night (the kwargs Airflow expands over)."""
 
     stage: str
-    ds: str
+    ds: dt.date
     shard: int
     shards: int
 
@@ -70,7 +72,21 @@ class Shard:
         return {"shard": self.shard, "shards": self.shards}
 
 
-def stage_dir(stage: str, ds: str) -> Path:
+class ShardedScoring(Protocol):
+    """A scoring stage split over customer shards. `plan` reads the warehouse once and saves what the
+    shards need (`plan` below); `score_shard` scores one slice from those files alone; `merge` checks
+    every shard's rows (`collect`), writes the ds partition and removes the files (`finish`)."""
+
+    stage: str
+
+    def plan(self, ds: dt.date) -> list[Shard]: ...
+
+    def score_shard(self, shard: Shard) -> dict[str, object]: ...
+
+    def merge(self, ds: dt.date, shards: int) -> dict[str, object]: ...
+
+
+def stage_dir(stage: str, ds: dt.date) -> Path:
     return data_dir() / "shards" / stage / f"ds={ds}"
 
 
@@ -80,7 +96,7 @@ def result_path(shard: Shard) -> Path:
 
 def plan(
     stage: str,
-    ds: str,
+    ds: dt.date,
     customer_ids: pd.Series,
     shards: int,
     facts: dict[str, object],
@@ -108,18 +124,18 @@ def plan(
     return [Shard(stage, ds, number, shards) for number in range(shards)]
 
 
-def _plan_file(stage: str, ds: str, name: str) -> Path:
+def _plan_file(stage: str, ds: dt.date, name: str) -> Path:
     path = stage_dir(stage, ds) / name
     if not path.exists():
         raise ShardError(f"{stage} ds={ds}: {path} is missing; rerun the stage's plan task for ds={ds} first")
     return path
 
 
-def planned_customers(stage: str, ds: str) -> pd.Series:
+def planned_customers(stage: str, ds: dt.date) -> pd.Series:
     return pd.read_parquet(_plan_file(stage, ds, CUSTOMERS_FILE))[CUSTOMER_ID]
 
 
-def plan_facts(stage: str, ds: str) -> dict[str, object]:
+def plan_facts(stage: str, ds: dt.date) -> dict[str, object]:
     return json.loads(_plan_file(stage, ds, PLAN_FILE).read_text())
 
 
@@ -162,7 +178,7 @@ def write_result(shard: Shard, rows: pd.DataFrame) -> dict[str, object]:
     return {"shard": shard.shard, "shards": shard.shards, "rows": len(rows), "customers": customers}
 
 
-def collect(stage: str, ds: str, shards: int) -> pd.DataFrame:
+def collect(stage: str, ds: dt.date, shards: int) -> pd.DataFrame:
     """Every shard's rows, after checking that none is missing and that each wrote only customers of
     its own slice (so no customer is scored twice, and none outside the plan)."""
     missing = [
@@ -185,20 +201,15 @@ def collect(stage: str, ds: str, shards: int) -> pd.DataFrame:
     return rows
 
 
-def run_in_process(
-    ds: str,
-    plan_stage: Callable[[str], list[dict[str, object]]],
-    score_shard: Callable[..., dict[str, object]],
-    merge: Callable[[str, int], dict[str, object]],
-) -> dict[str, object]:
-    """A whole sharded stage in this process: plan, every shard in turn, merge (ml.orchestration.pipeline and
-    tests; the DAG maps the shards over workers instead)."""
-    planned = plan_stage(ds)
-    for kwargs in planned:
-        score_shard(ds, **kwargs)
-    return merge(ds, len(planned))
+def run_in_process(scoring: ShardedScoring, ds: dt.date) -> dict[str, object]:
+    """A whole sharded stage in this process: plan, every shard in turn, merge (the in-process pipeline
+    and tests; the DAG maps the shards over workers instead)."""
+    planned = scoring.plan(ds)
+    for shard in planned:
+        scoring.score_shard(shard)
+    return scoring.merge(ds, len(planned))
 
 
-def finish(stage: str, ds: str) -> None:
+def finish(stage: str, ds: dt.date) -> None:
     """Remove the stage's working files for ds once the merge has committed."""
     shutil.rmtree(stage_dir(stage, ds), ignore_errors=True)

@@ -8,6 +8,7 @@ YAML file (config/personalization.yml, or PZ_CONFIG).
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import yaml
@@ -37,6 +38,19 @@ class PlatformConfig(StrictSettings):
     monitoring: MonitoringConfig = MonitoringConfig()
     scoring: ScoringConfig = ScoringConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+
+    def dbt_vars(self) -> dict[str, object]:
+        """The dbt vars that come from configuration (ml.warehouse.transform adds ds and the fixed ones):
+        the metrics settings and the propensity model's feature snapshot grid."""
+        return {
+            **self.metrics.model_dump(),
+            "feature_snapshot_days": self.propensity.feature_snapshot_days,
+            "feature_snapshot_every_days": self.propensity.cutoff_every_days,
+        }
+
+    def sha256(self) -> str:
+        """A digest of the whole configuration a night ran with (in every export manifest)."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
 
     @model_validator(mode="after")
     def _recommendations_within_k(self) -> PlatformConfig:
