@@ -53,7 +53,8 @@ def run_pipeline(data_dir: Path, ds: str, models: bool = True, *options: str) ->
         [
             sys.executable,
             "-m",
-            "ml.orchestration.pipeline",
+            "ml",
+            "pipeline",
             "--ds",
             ds,
             *([] if models else ["--warehouse-only"]),

@@ -139,7 +139,7 @@ def readout(exposures: pd.DataFrame, activation: ActivationConfig, ds: dt.date) 
     """The readout table of ds from one row per exposed customer and version (EXPOSURE_COLUMNS; a
     customer whose window has not ended by ds is left out). Pure: no warehouse, no clock, so a
     notebook can replay any night from exported exposures."""
-    economics, sequential = activation.economics, activation.sequential
+    economics = activation.economics
     frame = with_defaults(exposures, activation)
     frame = frame[frame["ready_on"] <= pd.Timestamp(ds)].copy()
     frame["cost"] = frame["contact_cost"].astype(float) + offer_costs(
@@ -151,93 +151,117 @@ def readout(exposures: pd.DataFrame, activation: ActivationConfig, ds: dt.date) 
         audience = activation.audiences.get(name)
         if audience is None:
             continue  # an audience no longer configured: its history stays in earlier partitions
-        goal_metric = mine["goal_metric"].iloc[0]
-        look_dates = np.unique(mine["ready_on"].to_numpy())
-        comparisons = _comparisons(sorted(mine["experiment_group"].unique()), [arm.name for arm in audience.arms()])
-        alpha = audience.significance_level / max(len(comparisons), 1)
-
-        def compared(arm: str, baseline: str, outcome: str, covariate: str, _mine=mine, _alpha=alpha) -> Comparison:
-            return compare_looks(
-                _group_looks(_mine, arm, outcome, covariate),
-                _group_looks(_mine, baseline, outcome, covariate),
-                _alpha,
-                sequential.planned_customers,
-                sequential.min_outcomes_per_group,
-            )
-
-        for arm, baseline in comparisons:
-            treated, base = mine[mine["experiment_group"] == arm], mine[mine["experiment_group"] == baseline]
-            goal_outcome = "revenue" if goal_metric == "revenue" else "converted"
-            goal = compared(arm, baseline, goal_outcome, "pre_revenue" if goal_metric == "revenue" else "pre_goal")
-            revenue = compared(arm, baseline, "revenue", "pre_revenue")
-            gain = compared(arm, baseline, "profit", "pre_revenue")
-            arm_cost = float(treated["cost"].sum())
-            cost_per_customer = arm_cost / len(treated) if len(treated) else None
-            # ROI = incremental profit / what the arm cost, per arm customer; the cost is what was
-            # spent (observed), so the interval is the profit interval scaled by it.
-            roi = {"roi": None, "roi_ci_lower": None, "roi_ci_upper": None}
-            if baseline == CONTROL and cost_per_customer and gain.effect is not None:
-                roi = {
-                    "roi": gain.effect / cost_per_customer,
-                    "roi_ci_lower": gain.ci_lower / cost_per_customer,
-                    "roi_ci_upper": gain.ci_upper / cost_per_customer,
-                }
-            significant = goal.p_value is not None and goal.p_value <= alpha
-            rows.append(
-                {
-                    "ds": ds,
-                    "audience": name,
-                    "experiment_version": version,
-                    "version_number": int(mine["version_number"].iloc[0]),
-                    "arm": arm,
-                    "baseline": baseline,
-                    "goal_metric": goal_metric,
-                    "window_days": int(mine["window_days"].iloc[0]),
-                    "first_assigned": _as_date(mine["assigned_on"].min()),
-                    "last_assigned": _as_date(mine["assigned_on"].max()),
-                    "looks": goal.looks,
-                    "baseline_customers": len(base),
-                    "arm_customers": len(treated),
-                    "baseline_conversions": int(base["converted"].sum()),
-                    "arm_conversions": int(treated["converted"].sum()),
-                    "baseline_value": goal.baseline_mean,
-                    "arm_value": goal.arm_mean,
-                    "effect": goal.effect,
-                    "relative_effect": goal.effect / goal.baseline_mean
-                    if goal.effect is not None and goal.baseline_mean
-                    else None,
-                    "ci_lower": goal.ci_lower,
-                    "ci_upper": goal.ci_upper,
-                    "p_value": goal.p_value,
-                    "fixed_horizon_ci_lower": goal.fixed_horizon_ci_lower,
-                    "fixed_horizon_ci_upper": goal.fixed_horizon_ci_upper,
-                    "fixed_horizon_p_value": goal.fixed_horizon_p_value,
-                    "variance_reduction": goal.variance_reduction,
-                    "significance_level": audience.significance_level,
-                    "comparisons": len(comparisons),
-                    "is_significant": bool(significant),
-                    "significant_since": _as_date(look_dates[goal.significant_since])
-                    if goal.significant_since is not None
-                    else None,
-                    "baseline_revenue_per_customer": revenue.baseline_mean,
-                    "arm_revenue_per_customer": revenue.arm_mean,
-                    "incremental_revenue_per_customer": revenue.effect,
-                    "incremental_revenue_ci_lower": revenue.ci_lower,
-                    "incremental_revenue_ci_upper": revenue.ci_upper,
-                    "incremental_revenue": revenue.effect * len(treated) if revenue.effect is not None else None,
-                    "incremental_profit_per_customer": gain.effect,
-                    "incremental_profit_ci_lower": gain.ci_lower,
-                    "incremental_profit_ci_upper": gain.ci_upper,
-                    "incremental_profit": gain.effect * len(treated) if gain.effect is not None else None,
-                    "cost_per_arm_customer": cost_per_customer,
-                    "arm_cost": arm_cost,
-                    **roi,
-                    "hypothesis": audience.hypothesis,
-                    "null_hypothesis": audience.null_hypothesis,
-                    "conclusion": _conclusion(arm, baseline, goal, significant, activation),
-                }
-            )
+        rows.extend(_version_rows(ds, name, version, mine, audience, activation))
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def _version_rows(
+    ds: dt.date, name: str, version: str, mine: pd.DataFrame, audience, activation: ActivationConfig
+) -> list[dict]:
+    """The readout rows of one audience's experiment version: each arm against control and the others."""
+    sequential = activation.sequential
+    goal_metric = mine["goal_metric"].iloc[0]
+    look_dates = np.unique(mine["ready_on"].to_numpy())
+    comparisons = _comparisons(sorted(mine["experiment_group"].unique()), [arm.name for arm in audience.arms()])
+    alpha = audience.significance_level / max(len(comparisons), 1)
+
+    def compared(arm: str, baseline: str, outcome: str, covariate: str) -> Comparison:
+        return compare_looks(
+            _group_looks(mine, arm, outcome, covariate),
+            _group_looks(mine, baseline, outcome, covariate),
+            alpha,
+            sequential.planned_customers,
+            sequential.min_outcomes_per_group,
+        )
+
+    rows = []
+    for arm, baseline in comparisons:
+        treated, base = mine[mine["experiment_group"] == arm], mine[mine["experiment_group"] == baseline]
+        goal_outcome = "revenue" if goal_metric == "revenue" else "converted"
+        goal = compared(arm, baseline, goal_outcome, "pre_revenue" if goal_metric == "revenue" else "pre_goal")
+        significant = goal.p_value is not None and goal.p_value <= alpha
+        rows.append(
+            {
+                "ds": ds,
+                "audience": name,
+                "experiment_version": version,
+                "version_number": int(mine["version_number"].iloc[0]),
+                "arm": arm,
+                "baseline": baseline,
+                "goal_metric": goal_metric,
+                "window_days": int(mine["window_days"].iloc[0]),
+                "first_assigned": _as_date(mine["assigned_on"].min()),
+                "last_assigned": _as_date(mine["assigned_on"].max()),
+                **_goal_fields(goal, treated, base, look_dates),
+                "significance_level": audience.significance_level,
+                "comparisons": len(comparisons),
+                "is_significant": bool(significant),
+                **_money_fields(
+                    compared(arm, baseline, "revenue", "pre_revenue"),
+                    compared(arm, baseline, "profit", "pre_revenue"),
+                    treated,
+                    baseline,
+                ),
+                "hypothesis": audience.hypothesis,
+                "null_hypothesis": audience.null_hypothesis,
+                "conclusion": _conclusion(arm, baseline, goal, significant, activation),
+            }
+        )
+    return rows
+
+
+def _goal_fields(goal: Comparison, treated: pd.DataFrame, base: pd.DataFrame, look_dates: np.ndarray) -> dict:
+    """The goal's comparison: counts, means, the always-valid and fixed-horizon figures."""
+    since = goal.significant_since
+    return {
+        "looks": goal.looks,
+        "baseline_customers": len(base),
+        "arm_customers": len(treated),
+        "baseline_conversions": int(base["converted"].sum()),
+        "arm_conversions": int(treated["converted"].sum()),
+        "baseline_value": goal.baseline_mean,
+        "arm_value": goal.arm_mean,
+        "effect": goal.effect,
+        "relative_effect": goal.effect / goal.baseline_mean if goal.effect is not None and goal.baseline_mean else None,
+        "ci_lower": goal.ci_lower,
+        "ci_upper": goal.ci_upper,
+        "p_value": goal.p_value,
+        "fixed_horizon_ci_lower": goal.fixed_horizon_ci_lower,
+        "fixed_horizon_ci_upper": goal.fixed_horizon_ci_upper,
+        "fixed_horizon_p_value": goal.fixed_horizon_p_value,
+        "variance_reduction": goal.variance_reduction,
+        "significant_since": _as_date(look_dates[since]) if since is not None else None,
+    }
+
+
+def _money_fields(revenue: Comparison, gain: Comparison, treated: pd.DataFrame, baseline: str) -> dict:
+    """Incremental revenue and profit per arm customer and in all, what the arm cost, and its ROI."""
+    arm_cost = float(treated["cost"].sum())
+    cost_per_customer = arm_cost / len(treated) if len(treated) else None
+    # ROI = incremental profit / what the arm cost, per arm customer; the cost is what was
+    # spent (observed), so the interval is the profit interval scaled by it.
+    roi = {"roi": None, "roi_ci_lower": None, "roi_ci_upper": None}
+    if baseline == CONTROL and cost_per_customer and gain.effect is not None:
+        roi = {
+            "roi": gain.effect / cost_per_customer,
+            "roi_ci_lower": gain.ci_lower / cost_per_customer,
+            "roi_ci_upper": gain.ci_upper / cost_per_customer,
+        }
+    return {
+        "baseline_revenue_per_customer": revenue.baseline_mean,
+        "arm_revenue_per_customer": revenue.arm_mean,
+        "incremental_revenue_per_customer": revenue.effect,
+        "incremental_revenue_ci_lower": revenue.ci_lower,
+        "incremental_revenue_ci_upper": revenue.ci_upper,
+        "incremental_revenue": revenue.effect * len(treated) if revenue.effect is not None else None,
+        "incremental_profit_per_customer": gain.effect,
+        "incremental_profit_ci_lower": gain.ci_lower,
+        "incremental_profit_ci_upper": gain.ci_upper,
+        "incremental_profit": gain.effect * len(treated) if gain.effect is not None else None,
+        "cost_per_arm_customer": cost_per_customer,
+        "arm_cost": arm_cost,
+        **roi,
+    }
 
 
 def _conclusion(arm: str, baseline: str, goal: Comparison, significant: bool, activation: ActivationConfig) -> str:
@@ -248,6 +272,103 @@ def _conclusion(arm: str, baseline: str, goal: Comparison, significant: bool, ac
         return "no evidence of a difference yet (keep running)"
     direction = "better" if goal.effect > 0 else "worse"
     return f"{arm} is {direction} than {baseline} (always-valid)"
+
+
+# One row per exposed customer and experiment version whose goal window ended by the end of $ds: the
+# outcome in the window, the same before it (for CUPED), and what contacting them cost.
+EXPOSURES_SQL = """
+with versions as (
+    {recorded_versions}
+    select audience, '{unversioned}', goal_metric, window_days from current_goals
+),
+assignments as (
+    select *, coalesce(experiment_version, '{unversioned}') as version
+    from experiments.assignments where ds < $ds
+),
+first_assignments as (
+    select audience, version as experiment_version, customer_id, min(ds) as assigned_on,
+        min_by(experiment_group, ds) as experiment_group, min_by(offer_code, ds) as offer_code
+    from assignments
+    group by all
+),
+started as (
+    select audience, experiment_version, min(assigned_on) as started_on
+    from first_assignments group by audience, experiment_version
+),
+numbered as (
+    select audience, experiment_version,
+        row_number() over (partition by audience order by started_on, experiment_version) as version_number
+    from started
+),
+exposed as (
+    select f.*, n.version_number, v.goal_metric, v.window_days,
+        f.assigned_on + v.window_days as ready_on,
+        cast(f.assigned_on + 1 as timestamp) as window_start,
+        cast(f.assigned_on + 1 + v.window_days as timestamp) as window_end,
+        cast(f.assigned_on + 1 - $pre_days as timestamp) as pre_start
+    from first_assignments as f
+    inner join versions as v using (audience, experiment_version)
+    inner join numbered as n using (audience, experiment_version)
+    where f.assigned_on + v.window_days <= $ds
+),
+orders as (
+    select customer_id, ordered_at, total_amount from ({completed_orders})
+    where ordered_at < cast($ds + 1 as timestamp)
+),
+activity as (
+    select customer_id, ordered_at as happened_at from orders
+    union all
+    select customer_id, occurred_at from staging.stg_events where occurred_at < cast($ds + 1 as timestamp)
+),
+outcomes as (
+    select e.audience, e.experiment_version, e.customer_id,
+        count(o.customer_id) filter (where o.ordered_at >= e.window_start) as orders,
+        coalesce(sum(o.total_amount) filter (where o.ordered_at >= e.window_start), 0) as revenue,
+        count(o.customer_id) filter (where o.ordered_at < e.window_start) as pre_orders,
+        coalesce(sum(o.total_amount) filter (where o.ordered_at < e.window_start), 0) as pre_revenue
+    from exposed as e
+    left join orders as o
+        on o.customer_id = e.customer_id and o.ordered_at >= e.pre_start and o.ordered_at < e.window_end
+    group by all
+),
+engaged as (
+    select e.audience, e.experiment_version, e.customer_id,
+        count(distinct case when a.happened_at >= e.window_start then cast(a.happened_at as date) end)
+            as active_days,
+        count(distinct case when a.happened_at < e.window_start then cast(a.happened_at as date) end)
+            as pre_active_days
+    from exposed as e
+    inner join activity as a
+        on a.customer_id = e.customer_id and a.happened_at >= e.pre_start and a.happened_at < e.window_end
+    where e.goal_metric = 'engagement'
+    group by all
+),
+contacts as (
+    -- Treated customers' contacts in their goal window (control rows are never sent).
+    select e.audience, e.experiment_version, e.customer_id, sum(c.cost) as contact_cost
+    from exposed as e
+    inner join assignments as a
+        on a.audience = e.audience and a.version = e.experiment_version
+        and a.customer_id = e.customer_id and a.ds >= e.assigned_on and a.ds < e.ready_on
+        and a.experiment_group <> '{control}'
+    cross join lateral {channels_unnested} as contacted
+    inner join contact_costs as c on c.channel = contacted.channel
+    group by all
+)
+select e.audience, e.experiment_version, e.version_number, e.customer_id, e.experiment_group,
+    e.assigned_on, e.ready_on, e.goal_metric, e.window_days,
+    case when e.goal_metric = 'engagement' then coalesce(g.active_days, 0) > 0 else w.orders > 0 end
+        as converted,
+    w.revenue, w.orders,
+    case when e.goal_metric = 'engagement' then coalesce(g.pre_active_days, 0) else w.pre_orders end
+        as pre_goal,
+    w.pre_revenue, coalesce(c.contact_cost, 0) as contact_cost, e.offer_code
+from exposed as e
+inner join outcomes as w using (audience, experiment_version, customer_id)
+left join engaged as g using (audience, experiment_version, customer_id)
+left join contacts as c using (audience, experiment_version, customer_id)
+order by e.audience, e.experiment_version, e.customer_id
+"""
 
 
 def exposures(ds: dt.date, activation: ActivationConfig) -> pd.DataFrame:
@@ -272,100 +393,15 @@ def exposures(ds: dt.date, activation: ActivationConfig) -> pd.DataFrame:
             if "versions" in tables
             else ""
         )
+        query = EXPOSURES_SQL.format(
+            recorded_versions=recorded,
+            unversioned=UNVERSIONED,
+            completed_orders=COMPLETED_ORDERS_SQL,
+            control=CONTROL,
+            channels_unnested=unnested(connection, "a.channels", "channel"),
+        )
         return connection.execute(
-            f"""
-            with versions as (
-                {recorded}
-                select audience, '{UNVERSIONED}', goal_metric, window_days from current_goals
-            ),
-            assignments as (
-                select *, coalesce(experiment_version, '{UNVERSIONED}') as version
-                from experiments.assignments where ds < $ds
-            ),
-            first_assignments as (
-                select audience, version as experiment_version, customer_id, min(ds) as assigned_on,
-                    min_by(experiment_group, ds) as experiment_group, min_by(offer_code, ds) as offer_code
-                from assignments
-                group by all
-            ),
-            started as (
-                select audience, experiment_version, min(assigned_on) as started_on
-                from first_assignments group by audience, experiment_version
-            ),
-            numbered as (
-                select audience, experiment_version,
-                    row_number() over (partition by audience order by started_on, experiment_version) as version_number
-                from started
-            ),
-            exposed as (
-                select f.*, n.version_number, v.goal_metric, v.window_days,
-                    f.assigned_on + v.window_days as ready_on,
-                    cast(f.assigned_on + 1 as timestamp) as window_start,
-                    cast(f.assigned_on + 1 + v.window_days as timestamp) as window_end,
-                    cast(f.assigned_on + 1 - $pre_days as timestamp) as pre_start
-                from first_assignments as f
-                inner join versions as v using (audience, experiment_version)
-                inner join numbered as n using (audience, experiment_version)
-                where f.assigned_on + v.window_days <= $ds
-            ),
-            orders as (
-                select customer_id, ordered_at, total_amount from ({COMPLETED_ORDERS_SQL})
-                where ordered_at < cast($ds + 1 as timestamp)
-            ),
-            activity as (
-                select customer_id, ordered_at as happened_at from orders
-                union all
-                select customer_id, occurred_at from staging.stg_events where occurred_at < cast($ds + 1 as timestamp)
-            ),
-            outcomes as (
-                select e.audience, e.experiment_version, e.customer_id,
-                    count(o.customer_id) filter (where o.ordered_at >= e.window_start) as orders,
-                    coalesce(sum(o.total_amount) filter (where o.ordered_at >= e.window_start), 0) as revenue,
-                    count(o.customer_id) filter (where o.ordered_at < e.window_start) as pre_orders,
-                    coalesce(sum(o.total_amount) filter (where o.ordered_at < e.window_start), 0) as pre_revenue
-                from exposed as e
-                left join orders as o
-                    on o.customer_id = e.customer_id and o.ordered_at >= e.pre_start and o.ordered_at < e.window_end
-                group by all
-            ),
-            engaged as (
-                select e.audience, e.experiment_version, e.customer_id,
-                    count(distinct case when a.happened_at >= e.window_start then cast(a.happened_at as date) end)
-                        as active_days,
-                    count(distinct case when a.happened_at < e.window_start then cast(a.happened_at as date) end)
-                        as pre_active_days
-                from exposed as e
-                inner join activity as a
-                    on a.customer_id = e.customer_id and a.happened_at >= e.pre_start and a.happened_at < e.window_end
-                where e.goal_metric = 'engagement'
-                group by all
-            ),
-            contacts as (
-                -- Treated customers' contacts in their goal window (control rows are never sent).
-                select e.audience, e.experiment_version, e.customer_id, sum(c.cost) as contact_cost
-                from exposed as e
-                inner join assignments as a
-                    on a.audience = e.audience and a.version = e.experiment_version
-                    and a.customer_id = e.customer_id and a.ds >= e.assigned_on and a.ds < e.ready_on
-                    and a.experiment_group <> '{CONTROL}'
-                cross join lateral {unnested(connection, "a.channels", "channel")} as contacted
-                inner join contact_costs as c on c.channel = contacted.channel
-                group by all
-            )
-            select e.audience, e.experiment_version, e.version_number, e.customer_id, e.experiment_group,
-                e.assigned_on, e.ready_on, e.goal_metric, e.window_days,
-                case when e.goal_metric = 'engagement' then coalesce(g.active_days, 0) > 0 else w.orders > 0 end
-                    as converted,
-                w.revenue, w.orders,
-                case when e.goal_metric = 'engagement' then coalesce(g.pre_active_days, 0) else w.pre_orders end
-                    as pre_goal,
-                w.pre_revenue, coalesce(c.contact_cost, 0) as contact_cost, e.offer_code
-            from exposed as e
-            inner join outcomes as w using (audience, experiment_version, customer_id)
-            left join engaged as g using (audience, experiment_version, customer_id)
-            left join contacts as c using (audience, experiment_version, customer_id)
-            order by e.audience, e.experiment_version, e.customer_id
-            """,
+            query,
             {"ds": ds, "pre_days": activation.sequential.pre_period_days},
         ).df()
 
