@@ -151,6 +151,18 @@ def _channels(audience: Audience, reachable: dict[str, pd.Series]) -> list[list[
     return [channels[:1] for channels in found] if audience.send_to == "first" else found
 
 
+@dataclass(frozen=True)
+class _Reach:
+    """Who can be reached tonight, per customer of the population (aligned on its index)."""
+
+    held_out: pd.Series
+    erased: pd.Series
+    too_little_data: pd.Series
+    suppressions: dict[str, pd.Series]
+    channel_capped: dict[str, pd.Series]
+    consent: dict[str, pd.Series]
+
+
 def decide(
     population: pd.DataFrame,
     history: pd.DataFrame,
@@ -162,47 +174,29 @@ def decide(
     """`paused`: audiences the feedback loop paused; `shipped`: audience -> the winning arm it ships."""
     shipped = shipped or {}
     population = population.reset_index(drop=True)
-    erased = population["is_erased"].fillna(False).astype(bool)
-    held_out = pd.Series(in_global_holdout(population[CUSTOMER_ID], activation.global_holdout), index=population.index)
-    too_little_data = population["frequency"].fillna(0) < activation.predictive_min_orders
-    suppressions = {name: _matches(population, rule) for name, rule in activation.suppressions.items()}
-    channel_capped = {
-        channel: _capped(population, history[history["channel"] == channel], settings.frequency_cap, ds)
-        for channel, settings in activation.channels.items()
-    }
-    consent = {
-        channel: population[consent_column(activation.consent_of(channel))].fillna(False).astype(bool)
-        for channel in activation.channels
-    }
+    reach = _Reach(
+        held_out=pd.Series(
+            in_global_holdout(population[CUSTOMER_ID], activation.global_holdout), index=population.index
+        ),
+        erased=population["is_erased"].fillna(False).astype(bool),
+        too_little_data=population["frequency"].fillna(0) < activation.predictive_min_orders,
+        suppressions={name: _matches(population, rule) for name, rule in activation.suppressions.items()},
+        channel_capped={
+            channel: _capped(population, history[history["channel"] == channel], settings.frequency_cap, ds)
+            for channel, settings in activation.channels.items()
+        },
+        consent={
+            channel: population[consent_column(activation.consent_of(channel))].fillna(False).astype(bool)
+            for channel in activation.channels
+        },
+    )
     funnel_rows: list[tuple[str, str, int]] = []
     candidates = []
     for name, audience in activation.audiences.items():
-        steps: list[tuple[str, pd.Series]] = [("global_holdout", held_out)]
-        steps.append(("paused", pd.Series(name in paused, index=population.index)))
-        steps.append(("erased", erased))
-        if audience.is_predictive:
-            steps.append(("too_little_data", too_little_data))
-        steps += [(f"suppressed_{rule}", suppressions[rule]) for rule in audience.suppress]
-        steps.append(("no_consent", ~np.logical_or.reduce([consent[c] for c in audience.channels])))
-        reachable = {c: consent[c] & ~channel_capped[c] for c in audience.channels}
         audience_capped = _capped(population, history[history["audience"] == name], audience.frequency_cap, ds)
-        steps.append(("frequency_capped", ~np.logical_or.reduce(list(reachable.values())) | audience_capped))
-
-        remaining = _matches(population, audience.where())
-        funnel_rows.append((name, "qualified", int(remaining.sum())))
-        for step, excluded in steps:
-            funnel_rows.append((name, step, int((remaining & excluded).sum())))
-            remaining &= ~excluded
-        selected = _select(population, remaining, audience)
-        funnel_rows.append((name, "not_selected", int((remaining & ~selected).sum())))
-        chosen = population.loc[selected, [CUSTOMER_ID, "score"]].copy()
-        chosen["audience"] = name
-        chosen["priority"] = audience.priority
-        # Among audiences of equal priority, the customer goes where the model rates them best.
-        score = pd.to_numeric(chosen["score"], errors="coerce").fillna(-1.0)
-        chosen["rank_score"] = 1 - score if audience.selection and audience.selection.order == "lowest" else score
-        chosen["channels"] = _channels(audience, {c: reachable[c][selected] for c in audience.channels})
+        chosen, rows = _candidates(population, name, audience, reach, audience_capped, name in paused)
         candidates.append(chosen)
+        funnel_rows += rows
 
     columns = [CUSTOMER_ID, "audience", "priority", "rank_score", "channels"]
     found = [c[columns] for c in candidates if not c.empty]
@@ -210,8 +204,62 @@ def decide(
     pool = pool.sort_values(["priority", "rank_score", "audience", CUSTOMER_ID], ascending=[True, False, True, True])
     winners = pool.drop_duplicates(CUSTOMER_ID, keep="first")
     losers = pool.drop(winners.index).groupby("audience").size()
+    assigned, rows = _assign(winners, losers, activation, shipped)
+    funnel_rows += rows
 
-    assignments = []
+    erased = reach.erased
+    decisions = population.loc[~erased, [CUSTOMER_ID]].merge(
+        assigned[[CUSTOMER_ID, "audience", "experiment_group", "channels"]], on=CUSTOMER_ID, how="left"
+    )
+    decisions["decision"] = np.where(decisions["audience"].notna(), AUDIENCE_DECISION, DEFAULT_EXPERIENCE)
+    decisions["reason"] = np.select(
+        [decisions["audience"].notna(), reach.held_out[~erased].to_numpy(), reach.too_little_data[~erased].to_numpy()],
+        ["decided", "global_holdout", "too_little_data"],
+        "no_audience",
+    )
+    funnel = pd.DataFrame(funnel_rows, columns=["audience", "step", "customers"])
+    funnel.insert(1, "step_order", funnel.groupby("audience").cumcount() + 1)
+    return DecisionSet(decisions=decisions.reset_index(drop=True), assignments=assigned, funnel=funnel)
+
+
+def _candidates(
+    population: pd.DataFrame, name: str, audience, reach: _Reach, audience_capped: pd.Series, paused: bool
+) -> tuple[pd.DataFrame, list[tuple[str, str, int]]]:
+    """The customers one audience would take (before priorities), and its funnel up to there: each
+    step removes the customers it excludes from those still remaining."""
+    steps: list[tuple[str, pd.Series]] = [("global_holdout", reach.held_out)]
+    steps.append(("paused", pd.Series(paused, index=population.index)))
+    steps.append(("erased", reach.erased))
+    if audience.is_predictive:
+        steps.append(("too_little_data", reach.too_little_data))
+    steps += [(f"suppressed_{rule}", reach.suppressions[rule]) for rule in audience.suppress]
+    steps.append(("no_consent", ~np.logical_or.reduce([reach.consent[c] for c in audience.channels])))
+    reachable = {c: reach.consent[c] & ~reach.channel_capped[c] for c in audience.channels}
+    steps.append(("frequency_capped", ~np.logical_or.reduce(list(reachable.values())) | audience_capped))
+
+    remaining = _matches(population, audience.where())
+    funnel_rows = [(name, "qualified", int(remaining.sum()))]
+    for step, excluded in steps:
+        funnel_rows.append((name, step, int((remaining & excluded).sum())))
+        remaining &= ~excluded
+    selected = _select(population, remaining, audience)
+    funnel_rows.append((name, "not_selected", int((remaining & ~selected).sum())))
+    chosen = population.loc[selected, [CUSTOMER_ID, "score"]].copy()
+    chosen["audience"] = name
+    chosen["priority"] = audience.priority
+    # Among audiences of equal priority, the customer goes where the model rates them best.
+    score = pd.to_numeric(chosen["score"], errors="coerce").fillna(-1.0)
+    chosen["rank_score"] = 1 - score if audience.selection and audience.selection.order == "lowest" else score
+    chosen["channels"] = _channels(audience, {c: reachable[c][selected] for c in audience.channels})
+    return chosen, funnel_rows
+
+
+def _assign(
+    winners: pd.DataFrame, losers: pd.Series, activation: ActivationConfig, shipped: Mapping[str, str]
+) -> tuple[pd.DataFrame, list[tuple[str, str, int]]]:
+    """Each audience's customers into its holdout and arms (by their stable bucket), with the rest of
+    its funnel: lost to a higher priority, decided, and per group."""
+    assignments, funnel_rows = [], []
     for name, audience in activation.audiences.items():
         won = winners[winners["audience"] == name].sort_values(CUSTOMER_ID)
         buckets = assignment_buckets(won[CUSTOMER_ID], name, audience.salt or activation.salt)
@@ -243,19 +291,7 @@ def decide(
         if assignments
         else pd.DataFrame(columns=assignment_columns)
     )
-
-    decisions = population.loc[~erased, [CUSTOMER_ID]].merge(
-        assigned[[CUSTOMER_ID, "audience", "experiment_group", "channels"]], on=CUSTOMER_ID, how="left"
-    )
-    decisions["decision"] = np.where(decisions["audience"].notna(), AUDIENCE_DECISION, DEFAULT_EXPERIENCE)
-    decisions["reason"] = np.select(
-        [decisions["audience"].notna(), held_out[~erased].to_numpy(), too_little_data[~erased].to_numpy()],
-        ["decided", "global_holdout", "too_little_data"],
-        "no_audience",
-    )
-    funnel = pd.DataFrame(funnel_rows, columns=["audience", "step", "customers"])
-    funnel.insert(1, "step_order", funnel.groupby("audience").cumcount() + 1)
-    return DecisionSet(decisions=decisions.reset_index(drop=True), assignments=assigned, funnel=funnel)
+    return assigned, funnel_rows
 
 
 def why_empty(funnel: pd.DataFrame, audience: str, group: str | None = None) -> str | None:

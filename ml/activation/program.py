@@ -34,6 +34,60 @@ SIGNIFICANCE_LEVEL = 0.05
 PROGRAM_DDL = ddl(PROGRAM)  # declared in dbt_project/models/outputs/_python_outputs.yml
 
 
+# Per customer of customer_360 at $ds: revenue and orders in the readout window, revenue before it,
+# and what contacting them cost.
+PROGRAM_CUSTOMERS_SQL = """
+with treated as ({assignments}),
+orders as (
+    select customer_id, ordered_at, cast(ordered_at as date) as order_date, total_amount
+    from ({completed_orders})
+    where ordered_at < cast($ds + 1 as timestamp) and ordered_at >= cast($start - $days as timestamp)
+),
+revenue as (
+    select customer_id,
+        sum(total_amount) filter (where order_date >= $start) as revenue,
+        count(*) filter (where order_date >= $start) as orders,
+        sum(total_amount) filter (where order_date < $start) as pre_revenue
+    from orders group by customer_id
+),
+contacts as (
+    select t.customer_id, sum(c.cost) as contact_cost
+    from treated as t cross join lateral {channels_unnested} as contacted
+    inner join contact_costs as c on c.channel = contacted.channel
+    group by t.customer_id
+)
+select c.customer_id, coalesce(r.revenue, 0) as revenue, coalesce(r.orders, 0) as orders,
+    coalesce(r.pre_revenue, 0) as pre_revenue, coalesce(k.contact_cost, 0) as contact_cost
+from marts.customer_360 as c
+left join revenue as r using (customer_id)
+left join contacts as k using (customer_id)
+where c.ds = $ds
+order by c.customer_id
+"""
+# An offer applies to the orders its treated customer placed within the audience's goal window.
+OFFERED_ORDERS_SQL = """
+with treated as ({assignments}),
+offer_windows as (
+    select t.customer_id, t.offer_code, t.ds as assigned_on, w.window_days
+    from treated as t inner join goal_windows as w using (audience)
+    where t.offer_code is not null
+),
+offered_orders as (
+    select o.customer_id, o.order_id, o.total_amount, min_by(w.offer_code, w.assigned_on) as offer_code
+    from ({completed_orders}) as o
+    inner join offer_windows as w
+        on w.customer_id = o.customer_id
+        and o.ordered_at >= cast(w.assigned_on + 1 as timestamp)
+        and o.ordered_at < cast(w.assigned_on + 1 + w.window_days as timestamp)
+    where o.ordered_at >= cast($start as timestamp)
+        and o.ordered_at < cast($ds + 1 as timestamp)
+    group by all
+)
+select customer_id, offer_code, sum(total_amount) as revenue, count(*) as orders
+from offered_orders group by all order by all
+"""
+
+
 def program_outcomes(ds: dt.date, activation: ActivationConfig) -> pd.DataFrame:
     """Per customer of customer_360 at ds: revenue, orders and costs in the window, revenue before it."""
     days = activation.global_holdout.readout_days
@@ -57,61 +111,22 @@ def program_outcomes(ds: dt.date, activation: ActivationConfig) -> pd.DataFrame:
             "offer_code where false"
         )
         customers = connection.execute(
-            f"""
-            with treated as ({assignments}),
-            orders as (
-                select customer_id, ordered_at, cast(ordered_at as date) as order_date, total_amount
-                from ({COMPLETED_ORDERS_SQL})
-                where ordered_at < cast($ds + 1 as timestamp) and ordered_at >= cast($start - $days as timestamp)
+            PROGRAM_CUSTOMERS_SQL.format(
+                assignments=assignments,
+                completed_orders=COMPLETED_ORDERS_SQL,
+                channels_unnested=unnested(connection, "t.channels", "channel"),
             ),
-            revenue as (
-                select customer_id,
-                    sum(total_amount) filter (where order_date >= $start) as revenue,
-                    count(*) filter (where order_date >= $start) as orders,
-                    sum(total_amount) filter (where order_date < $start) as pre_revenue
-                from orders group by customer_id
-            ),
-            contacts as (
-                select t.customer_id, sum(c.cost) as contact_cost
-                from treated as t cross join lateral {unnested(connection, "t.channels", "channel")} as contacted
-                inner join contact_costs as c on c.channel = contacted.channel
-                group by t.customer_id
-            )
-            select c.customer_id, coalesce(r.revenue, 0) as revenue, coalesce(r.orders, 0) as orders,
-                coalesce(r.pre_revenue, 0) as pre_revenue, coalesce(k.contact_cost, 0) as contact_cost
-            from marts.customer_360 as c
-            left join revenue as r using (customer_id)
-            left join contacts as k using (customer_id)
-            where c.ds = $ds
-            order by c.customer_id
-            """,
             {"ds": ds, "start": window_start, "days": days},
         ).df()
-        # An offer applies to the orders its treated customer placed within the audience's goal window.
         offered = connection.execute(
-            f"""
-            with treated as ({assignments}),
-            offer_windows as (
-                select t.customer_id, t.offer_code, t.ds as assigned_on, w.window_days
-                from treated as t inner join goal_windows as w using (audience)
-                where t.offer_code is not null
-            ),
-            offered_orders as (
-                select o.customer_id, o.order_id, o.total_amount, min_by(w.offer_code, w.assigned_on) as offer_code
-                from ({COMPLETED_ORDERS_SQL}) as o
-                inner join offer_windows as w
-                    on w.customer_id = o.customer_id
-                    and o.ordered_at >= cast(w.assigned_on + 1 as timestamp)
-                    and o.ordered_at < cast(w.assigned_on + 1 + w.window_days as timestamp)
-                where o.ordered_at >= cast($start as timestamp)
-                    and o.ordered_at < cast($ds + 1 as timestamp)
-                group by all
-            )
-            select customer_id, offer_code, sum(total_amount) as revenue, count(*) as orders
-            from offered_orders group by all order by all
-            """,
+            OFFERED_ORDERS_SQL.format(assignments=assignments, completed_orders=COMPLETED_ORDERS_SQL),
             {"ds": ds, "start": window_start},
         ).df()
+    return with_costs(customers, offered, activation)
+
+
+def with_costs(customers: pd.DataFrame, offered: pd.DataFrame, activation: ActivationConfig) -> pd.DataFrame:
+    """Each customer's cost (contacts and the offers their orders used), profit, and holdout membership."""
     offered["offer_cost"] = offer_costs(
         offered["offer_code"], offered["revenue"], offered["orders"], activation.economics
     )

@@ -270,6 +270,8 @@ def monitor_drift(ds: dt.date, monitoring: MonitoringConfig) -> dict[str, object
     }
     folder = report_folder(ds)
     folder.mkdir(parents=True, exist_ok=True)
+    with open_warehouse() as connection:
+        catalog = connection.execute("select count(*) from staging.stg_items where is_active").fetchone()[0]
     column_rows, summary_rows = [], []
     for found in _inputs(ds, monitoring.reference_days):
         if found.current.empty or found.reference.empty:
@@ -284,53 +286,72 @@ def monitor_drift(ds: dt.date, monitoring: MonitoringConfig) -> dict[str, object
         settings = checks[found.check_name]
         columns, snapshot = drift_columns(found.reference, found.current, found.numerical, found.categorical, settings)
         if found.check_name == "recommendations":
-            with open_warehouse() as connection:
-                catalog = connection.execute("select count(*) from staging.stg_items where is_active").fetchone()[0]
-            today, before = catalog_coverage(found.current, catalog), catalog_coverage(found.reference, catalog)
-            change = abs(today - before) / before if before else 0.0
-            columns = pd.concat(
-                [
-                    columns,
-                    pd.DataFrame(
-                        [
-                            {
-                                "column_name": COVERAGE,
-                                "method": "relative_change",
-                                "threshold": monitoring.coverage_change_threshold,
-                                "drift_score": change,
-                                "drifted": change > monitoring.coverage_change_threshold,
-                            }
-                        ]
-                    ),
-                ],
-                ignore_index=True,
-            )
-        name = f"{found.model_name}_{found.check_name}"
-        report_path = None
-        if snapshot is not None:
-            report_path = str(folder / f"{name}.html")
-            snapshot.save_html(report_path)
-            (folder / f"{name}.json").write_text(json.dumps(snapshot.dict(), default=str, indent=1), encoding="utf-8")
-        share = float(columns["drifted"].mean())
+            columns = with_coverage(columns, found, catalog, monitoring.coverage_change_threshold)
+        report_path = _save_report(snapshot, folder, f"{found.model_name}_{found.check_name}")
         column_rows.append(
             columns.assign(
                 ds=ds, model_name=found.model_name, check_name=found.check_name, reference_ds=found.reference_ds
             )
         )
-        summary_rows.append(
-            {
-                "ds": ds,
-                "model_name": found.model_name,
-                "check_name": found.check_name,
-                "model_version": found.model_version,
-                "reference_ds": found.reference_ds,
-                "columns_checked": len(columns),
-                "share_drifted_columns": share,
-                "dataset_drift": share >= settings.drift_share,
-                "report_path": report_path,
-            }
-        )
+        summary_rows.append(_summary_row(ds, found, columns, settings, report_path))
     summary = pd.DataFrame(summary_rows)
+    _write_checks(ds, column_rows, summary, monitoring)
+    drifted = summary[summary["dataset_drift"]] if not summary.empty else summary
+    for row in drifted.itertuples():
+        log.warning(
+            "ds=%s dataset drift in %s %s: %.0f%% of columns drifted (report %s); policy %s",
+            ds,
+            row.model_name,
+            row.check_name,
+            100 * row.share_drifted_columns,
+            row.report_path,
+            monitoring.on_dataset_drift,
+        )
+    return {"checks": len(summary), "drifted": [f"{r.model_name}/{r.check_name}" for r in drifted.itertuples()]}
+
+
+def with_coverage(columns: pd.DataFrame, found: DriftInput, catalog_size: int, threshold: float) -> pd.DataFrame:
+    """The recommendation check's columns and one more: the relative change of catalog coverage."""
+    today, before = catalog_coverage(found.current, catalog_size), catalog_coverage(found.reference, catalog_size)
+    change = abs(today - before) / before if before else 0.0
+    coverage = {
+        "column_name": COVERAGE,
+        "method": "relative_change",
+        "threshold": threshold,
+        "drift_score": change,
+        "drifted": change > threshold,
+    }
+    return pd.concat([columns, pd.DataFrame([coverage])], ignore_index=True)
+
+
+def _save_report(snapshot, folder, name: str) -> str | None:
+    """The Evidently report as HTML (and its JSON beside it); its path, or None when there is none."""
+    if snapshot is None:
+        return None
+    report_path = str(folder / f"{name}.html")
+    snapshot.save_html(report_path)
+    (folder / f"{name}.json").write_text(json.dumps(snapshot.dict(), default=str, indent=1), encoding="utf-8")
+    return report_path
+
+
+def _summary_row(ds: dt.date, found: DriftInput, columns: pd.DataFrame, settings, report_path: str | None) -> dict:
+    share = float(columns["drifted"].mean())
+    return {
+        "ds": ds,
+        "model_name": found.model_name,
+        "check_name": found.check_name,
+        "model_version": found.model_version,
+        "reference_ds": found.reference_ds,
+        "columns_checked": len(columns),
+        "share_drifted_columns": share,
+        "dataset_drift": share >= settings.drift_share,
+        "report_path": report_path,
+    }
+
+
+def _write_checks(ds: dt.date, column_rows: list, summary: pd.DataFrame, monitoring: MonitoringConfig) -> None:
+    """The ds partitions of monitoring.drift_columns, monitoring.drift_summary and channels.model_health
+    (the summary with its status and what the policy did)."""
     replace_partition(
         COLUMNS_TABLE,
         COLUMNS_DDL,
@@ -348,18 +369,6 @@ def monitor_drift(ds: dt.date, monitoring: MonitoringConfig) -> dict[str, object
             ("exports_blocked" if blocked else "warned") if drift else "none" for drift in health["dataset_drift"]
         ]
     replace_partition(HEALTH_TABLE, HEALTH_DDL, ds, health, order_by="model_name, check_name", purge_erased=False)
-    drifted = summary[summary["dataset_drift"]] if not summary.empty else summary
-    for row in drifted.itertuples():
-        log.warning(
-            "ds=%s dataset drift in %s %s: %.0f%% of columns drifted (report %s); policy %s",
-            ds,
-            row.model_name,
-            row.check_name,
-            100 * row.share_drifted_columns,
-            row.report_path,
-            monitoring.on_dataset_drift,
-        )
-    return {"checks": len(summary), "drifted": [f"{r.model_name}/{r.check_name}" for r in drifted.itertuples()]}
 
 
 def assert_exports_allowed(ds: dt.date, monitoring: MonitoringConfig) -> None:

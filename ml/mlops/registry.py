@@ -284,23 +284,9 @@ def gate(
         serving = this if promoted else str(champion.version)
     else:
         numbers += f" and champion v{champion.version} {check.value:.4f}"
-        paired = per_customer is not None and check.per_customer is not None
-        if paired and len(check.per_customer) == len(per_customer.challenger) == len(per_customer.baseline):
-            versus_champion = paired_test(per_customer.challenger, check.per_customer, config.alpha)
-            champion_versus_baseline = paired_test(check.per_customer, per_customer.baseline, config.alpha)
-            baseline_ahead = paired_test(per_customer.baseline, check.per_customer, config.alpha)
-            better_than_champion = versus_champion.ahead(config.alpha) and versus_champion.mean >= margin
-            champion_qualifies = not baseline_ahead.ahead(config.alpha)
-            evidence = (
-                f"; paired {per_customer.name} challenger - champion {versus_champion.line()}"
-                f", champion - {baseline_name} {champion_versus_baseline.line()}, alpha {config.alpha}"
-            )
-            falls_behind = f"champion v{champion.version} is significantly worse than the {baseline_name} baseline"
-        else:  # a champion evaluated without per-customer scores (an older version): the margin decides
-            better_than_champion = _beats(challenger_value, check.value, margin)
-            champion_qualifies = _beats(check.value, baseline_value, margin)
-            evidence = ""
-            falls_behind = f"champion v{champion.version} no longer beats the baseline"
+        verdict = _versus_champion(champion, check, challenger_value, baseline, config, per_customer)
+        better_than_champion, champion_qualifies, evidence, falls_behind = verdict[:4]
+        versus_champion, champion_versus_baseline = verdict[4:]
         promoted = beats_baseline and (better_than_champion or not champion_qualifies)
         reason = f"{numbers}, margin {margin}{evidence}"
         if beats_baseline and not promoted:
@@ -326,15 +312,64 @@ def gate(
         versus_champion=versus_champion,
         champion_versus_baseline=champion_versus_baseline,
     )
-    if demote_champion:
-        drop_alias(client, model_name, CHAMPION, str(champion.version), ds)
-        client.set_model_version_tag(model_name, champion.version, "gate_demoted_by", this)
-    set_alias(client, model_name, CHAMPION if promoted else CHALLENGER, this, ds)
+    _record(client, decision, version, champion if demote_champion else None, ds)
+    return decision
+
+
+def _versus_champion(
+    champion: ModelVersion,
+    check: ChampionCheck,
+    challenger_value: float,
+    baseline: tuple[str, float],
+    config: ChampionGateConfig,
+    per_customer: PerCustomer | None,
+) -> tuple[bool, bool, str, str, PairedTest | None, PairedTest | None]:
+    """Against a comparable champion: (better than the champion, the champion still qualifies against
+    the baseline, the evidence line, why the champion falls behind, and the two paired tests). With
+    per-customer scores of all three on the same holdout, one-sided paired t-tests decide; without them
+    (a champion from an older release), the margin does."""
+    baseline_name, baseline_value = baseline
+    paired = per_customer is not None and check.per_customer is not None
+    if paired and len(check.per_customer) == len(per_customer.challenger) == len(per_customer.baseline):
+        versus_champion = paired_test(per_customer.challenger, check.per_customer, config.alpha)
+        champion_versus_baseline = paired_test(check.per_customer, per_customer.baseline, config.alpha)
+        baseline_ahead = paired_test(per_customer.baseline, check.per_customer, config.alpha)
+        evidence = (
+            f"; paired {per_customer.name} challenger - champion {versus_champion.line()}"
+            f", champion - {baseline_name} {champion_versus_baseline.line()}, alpha {config.alpha}"
+        )
+        return (
+            versus_champion.ahead(config.alpha) and versus_champion.mean >= config.margin,
+            not baseline_ahead.ahead(config.alpha),
+            evidence,
+            f"champion v{champion.version} is significantly worse than the {baseline_name} baseline",
+            versus_champion,
+            champion_versus_baseline,
+        )
+    return (
+        _beats(challenger_value, check.value, config.margin),
+        _beats(check.value, baseline_value, config.margin),
+        "",
+        f"champion v{champion.version} no longer beats the baseline",
+        None,
+        None,
+    )
+
+
+def _record(
+    client: MlflowClient, decision: GateDecision, version: ModelVersion, demoted: ModelVersion | None, ds: str
+) -> None:
+    """Move the aliases as decided (a `demoted` champion loses its alias) and write the decision on the
+    version and its run."""
+    model_name, this = decision.model_name, decision.version
+    if demoted is not None:
+        drop_alias(client, model_name, CHAMPION, str(demoted.version), ds)
+        client.set_model_version_tag(model_name, demoted.version, "gate_demoted_by", this)
+    set_alias(client, model_name, CHAMPION if decision.promoted else CHALLENGER, this, ds)
     for key, value in decision.tags().items():
         client.set_model_version_tag(model_name, version.version, key, value)
         client.set_tag(version.run_id, key, value)
-    log.info("%s v%s %s; %s", model_name, this, CHAMPION if promoted else CHALLENGER, decision.summary)
-    return decision
+    log.info("%s v%s %s; %s", model_name, this, CHAMPION if decision.promoted else CHALLENGER, decision.summary)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import matplotlib
 import mlflow
+import numpy as np
 import pandas as pd
 from sklearn.calibration import calibration_curve
 from sklearn.inspection import permutation_importance
@@ -93,15 +94,9 @@ def train_propensity(ds: dt.date, config: PropensityConfig) -> dict[str, object]
     if problem:
         return skipped(MODEL_NAME, ds_text, problem)
     validation, learn = data.at([plan.validation]), data.at(plan.evaluation)
-    for name, rows, cutoffs in (("validation", validation, [plan.validation]), ("training", learn, plan.evaluation)):
-        if rows.empty or rows[LABEL].nunique() < 2:
-            return skipped(
-                MODEL_NAME,
-                ds_text,
-                f"the {name} rows (cutoffs {', '.join(map(str, cutoffs))}: {len(rows)} rows,"
-                f" {int(rows[LABEL].sum()) if len(rows) else 0} buyers) need both buyers and non-buyers within"
-                f" {config.horizon_days} days: land more history or raise propensity.training_window_days",
-            )
+    problem = one_class_problem(validation, learn, plan, config)
+    if problem:
+        return skipped(MODEL_NAME, ds_text, problem)
     scoring_rows = data.at(plan.scoring)
     fingerprint = training_fingerprint(frame_hash(data.rows), config.model_dump_json())
     with training_run(MODEL_NAME, ds_text, data.rows) as run:
@@ -117,46 +112,14 @@ def train_propensity(ds: dt.date, config: PropensityConfig) -> dict[str, object]
                 f" a retrain would learn the same model; the rows change when a cutoff's {config.horizon_days}-day"
                 " labels complete or the window drops its oldest cutoff",
             )
-        mlflow.log_params(
-            {
-                "ds": ds_text,
-                "horizon_days": config.horizon_days,
-                "training_window_days": config.training_window_days,
-                "cutoff_every_days": config.cutoff_every_days,
-                "calibration": config.calibration,
-                **{f"model_{key}": value for key, value in config.model.model_dump().items()},
-                "cutoffs": len(plan.all),
-                "first_cutoff": str(plan.all[0]),
-                "validation_cutoff": str(plan.validation),
-                "evaluation_cutoffs": len(plan.evaluation),
-                "scoring_cutoffs": len(plan.scoring),
-                "training_rows": len(learn),
-                "validation_rows": len(validation),
-                "all_rows": len(data.rows),
-                "training_customers": data.customers,
-                "customers_available": data.customers_available,
-                "training_max_customers": config.training_max_customers,
-                "training_max_rows": config.training_max_rows,
-            }
-        )
-        mlflow.log_input(
-            mlflow.data.from_pandas(data.rows, name=f"propensity_rows_through_{ds_text}", targets=LABEL),
-            context="training",
-        )
+        _log_inputs(ds_text, config, data, learn, validation)
 
         evaluation_fit = fit(learn, config, end_of(plan.validation))
         labels = validation[LABEL].to_numpy()
         probabilities = evaluation_fit.predict(validation)
         heuristic = rfm_heuristic(validation)
-        metrics = classification_metrics(labels, probabilities)
-        baseline = classification_metrics(labels, heuristic, probabilities=False)
         fallback_on_validation = RfmFallback.fit(learn).predict(validation)
-        logged = {
-            **metrics,
-            **{f"baseline_{name}": value for name, value in baseline.items()},
-            "baseline_brier": float(brier_score_loss(labels, fallback_on_validation)),
-        }
-        logged["roc_auc_gain_over_baseline"] = metrics["roc_auc"] - baseline["roc_auc"]
+        metrics, baseline, logged = validation_metrics(labels, probabilities, heuristic, fallback_on_validation)
         mlflow.log_metrics(logged)
         log_fit("evaluation", evaluation_fit, learn)
 
@@ -197,6 +160,65 @@ def train_propensity(ds: dt.date, config: PropensityConfig) -> dict[str, object]
         brier=metrics["brier"],
         brier_base_rate=metrics["brier_base_rate"],
     )
+
+
+def one_class_problem(validation: pd.DataFrame, learn: pd.DataFrame, plan, config: PropensityConfig) -> str | None:
+    """Why the validation or training rows cannot train a classifier (one class only), or None."""
+    for name, rows, cutoffs in (("validation", validation, [plan.validation]), ("training", learn, plan.evaluation)):
+        if rows.empty or rows[LABEL].nunique() < 2:
+            return (
+                f"the {name} rows (cutoffs {', '.join(map(str, cutoffs))}: {len(rows)} rows,"
+                f" {int(rows[LABEL].sum()) if len(rows) else 0} buyers) need both buyers and non-buyers within"
+                f" {config.horizon_days} days: land more history or raise propensity.training_window_days"
+            )
+    return None
+
+
+def _log_inputs(ds_text: str, config: PropensityConfig, data, learn: pd.DataFrame, validation: pd.DataFrame) -> None:
+    """The run's parameters (settings, cutoffs, rows) and its training data set."""
+    plan = data.plan
+    mlflow.log_params(
+        {
+            "ds": ds_text,
+            "horizon_days": config.horizon_days,
+            "training_window_days": config.training_window_days,
+            "cutoff_every_days": config.cutoff_every_days,
+            "calibration": config.calibration,
+            **{f"model_{key}": value for key, value in config.model.model_dump().items()},
+            "cutoffs": len(plan.all),
+            "first_cutoff": str(plan.all[0]),
+            "validation_cutoff": str(plan.validation),
+            "evaluation_cutoffs": len(plan.evaluation),
+            "scoring_cutoffs": len(plan.scoring),
+            "training_rows": len(learn),
+            "validation_rows": len(validation),
+            "all_rows": len(data.rows),
+            "training_customers": data.customers,
+            "customers_available": data.customers_available,
+            "training_max_customers": config.training_max_customers,
+            "training_max_rows": config.training_max_rows,
+        }
+    )
+    mlflow.log_input(
+        mlflow.data.from_pandas(data.rows, name=f"propensity_rows_through_{ds_text}", targets=LABEL),
+        context="training",
+    )
+
+
+def validation_metrics(
+    labels: np.ndarray, probabilities: np.ndarray, heuristic: np.ndarray, fallback: np.ndarray
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """The model's metrics on the validation cutoff, the RFM heuristic's, and both as logged (with the
+    calibrated fallback's Brier score and the ROC AUC gain over the heuristic)."""
+    metrics = classification_metrics(labels, probabilities)
+    baseline = classification_metrics(labels, heuristic, probabilities=False)
+    logged = {
+        **metrics,
+        **{f"baseline_{name}": value for name, value in baseline.items()},
+        "baseline_brier": float(brier_score_loss(labels, fallback)),
+    }
+    logged["roc_auc_gain_over_baseline"] = metrics["roc_auc"] - baseline["roc_auc"]
+    return metrics, baseline, logged
 
 
 def log_fit(role: str, model: PropensityModel, rows: pd.DataFrame) -> None:

@@ -591,36 +591,9 @@ def train_recommender(ds: dt.date, config: RecommenderConfig) -> dict[str, objec
         )
     with training_run(MODEL_NAME, ds_text, full.data.weights) as run:
         mlflow.set_tag(FINGERPRINT, fingerprint)
-        mlflow.log_params(
-            {
-                "ds": ds_text,
-                "k": config.k,
-                "holdout_days": config.holdout_days,
-                "holdout": test.kind,
-                "half_life_days": config.half_life_days,
-                "exclude_purchased": config.exclude_purchased,
-                "user_features": ",".join(config.user_features),
-                "fallback_segment": config.fallback_segment,
-                **{f"weight_{kind}": weight for kind, weight in config.interaction_weights.items()},
-                **{f"rows_{name}": count for name, count in inputs.counts().items()},
-                "holdout_customers": len(test.customer_ids),
-            }
-        )
-        mlflow.log_input(
-            mlflow.data.from_pandas(full.data.weights, name=f"interactions_through_{ds_text}"), context="training"
-        )
+        _log_inputs(ds_text, config, inputs, test, full)
         plan = plan_search(ds, config)
-        log.info("recommender ds=%s: %s", ds_text, plan.reason)
-        mlflow.set_tag("search_plan", plan.reason)
-        if plan.reuse is None:
-            choice, searched_on = search(inputs, test, config), ds
-        else:
-            choice, searched_on = plan.reuse, plan.searched_on
-            mlflow.log_param("exclude_interacted_chosen", choice.exclude_interacted)
-        mlflow.log_params({"search_ds": searched_on.isoformat(), "search_fingerprint": config.search_fingerprint()})
-        settings, epochs = choice.settings, choice.epochs
-        mlflow.log_params({f"model_{key}": value for key, value in _settings_params(settings).items()})
-        mlflow.log_param("epochs", epochs)
+        choice = _choose(plan, inputs, test, config, ds)
         test = dataclasses.replace(
             test, audience=test.view.audience(test.customer_ids, config.exclude_purchased, choice.exclude_interacted)
         )
@@ -634,34 +607,76 @@ def train_recommender(ds: dt.date, config: RecommenderConfig) -> dict[str, objec
         headline = log_holdout_metrics(table, config)
 
         log_fit("scoring", scoring_fit, full, scoring_seconds)
-        with tempfile.TemporaryDirectory() as scratch:
-            scratch = Path(scratch)
-            table.to_csv(scratch / "metrics_by_segment.csv", index=False)
-            precision_by_k_plot(test, lists, config.k, scratch / "precision_at_k.png").to_csv(
-                scratch / "precision_at_k.csv"
-            )
-            mlflow.log_artifacts(str(scratch), artifact_path="evaluation")
-            mlflow.log_table(table, artifact_file="evaluation/metrics_by_segment.json")  # browsable in the UI
-            bundle = make_bundle(config, ds_text, inputs, full, scoring_fit, evaluation_fit, choice.exclude_interacted)
-            metric = config.champion.metric
-            decision = register_and_gate(
-                MODEL_NAME,
-                ds_text,
-                RecommenderModel(),
-                bundle,
-                inputs.customers[[CUSTOMER_ID, *config.user_features]].head(3).astype(str),
-                ["rectools-lightfm", "mlflow", "pandas", "numpy", "scipy", "pydantic", "pyyaml"],
-                headline[f"served_{metric}"],
-                ("popularity", headline[f"baseline_{metric}"]),
-                champion_evaluator(test, inputs, config, ds),
-                config.champion,
-                PerCustomer(
-                    f"NDCG@{config.k}",
-                    ndcg_per_user(test.truth, lists["served"], config.k),
-                    ndcg_per_user(test.truth, lists["baseline"], config.k),
-                ),
-            )
+        log_evaluation(table, test, lists, config)
+        bundle = make_bundle(config, ds_text, inputs, full, scoring_fit, evaluation_fit, choice.exclude_interacted)
+        metric = config.champion.metric
+        decision = register_and_gate(
+            MODEL_NAME,
+            ds_text,
+            RecommenderModel(),
+            bundle,
+            inputs.customers[[CUSTOMER_ID, *config.user_features]].head(3).astype(str),
+            ["rectools-lightfm", "mlflow", "pandas", "numpy", "scipy", "pydantic", "pyyaml"],
+            headline[f"served_{metric}"],
+            ("popularity", headline[f"baseline_{metric}"]),
+            champion_evaluator(test, inputs, config, ds),
+            config.champion,
+            PerCustomer(
+                f"NDCG@{config.k}",
+                ndcg_per_user(test.truth, lists["served"], config.k),
+                ndcg_per_user(test.truth, lists["baseline"], config.k),
+            ),
+        )
     return trained(run, decision, **headline)
+
+
+def _log_inputs(ds_text: str, config: RecommenderConfig, inputs: RecommenderInputs, test: Holdout, full: View) -> None:
+    """The run's parameters (the settings, the rows read, the holdout) and its training data set."""
+    mlflow.log_params(
+        {
+            "ds": ds_text,
+            "k": config.k,
+            "holdout_days": config.holdout_days,
+            "holdout": test.kind,
+            "half_life_days": config.half_life_days,
+            "exclude_purchased": config.exclude_purchased,
+            "user_features": ",".join(config.user_features),
+            "fallback_segment": config.fallback_segment,
+            **{f"weight_{kind}": weight for kind, weight in config.interaction_weights.items()},
+            **{f"rows_{name}": count for name, count in inputs.counts().items()},
+            "holdout_customers": len(test.customer_ids),
+        }
+    )
+    mlflow.log_input(
+        mlflow.data.from_pandas(full.data.weights, name=f"interactions_through_{ds_text}"), context="training"
+    )
+
+
+def _choose(plan: SearchPlan, inputs: RecommenderInputs, test: Holdout, config: RecommenderConfig, ds: dt.date):
+    """Tonight's settings: searched (the weekly search) or the last search's choice, logged either way."""
+    log.info("recommender ds=%s: %s", ds, plan.reason)
+    mlflow.set_tag("search_plan", plan.reason)
+    if plan.reuse is None:
+        choice, searched_on = search(inputs, test, config), ds
+    else:
+        choice, searched_on = plan.reuse, plan.searched_on
+        mlflow.log_param("exclude_interacted_chosen", choice.exclude_interacted)
+    mlflow.log_params({"search_ds": searched_on.isoformat(), "search_fingerprint": config.search_fingerprint()})
+    mlflow.log_params({f"model_{key}": value for key, value in _settings_params(choice.settings).items()})
+    mlflow.log_param("epochs", choice.epochs)
+    return choice
+
+
+def log_evaluation(table: pd.DataFrame, test: Holdout, lists: dict[str, np.ndarray], config: RecommenderConfig) -> None:
+    """The holdout's metrics by segment (CSV and a table the MLflow UI shows) and precision@k (plot, CSV)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        table.to_csv(scratch / "metrics_by_segment.csv", index=False)
+        precision_by_k_plot(test, lists, config.k, scratch / "precision_at_k.png").to_csv(
+            scratch / "precision_at_k.csv"
+        )
+        mlflow.log_artifacts(str(scratch), artifact_path="evaluation")
+        mlflow.log_table(table, artifact_file="evaluation/metrics_by_segment.json")  # browsable in the UI
 
 
 def log_holdout_metrics(table: pd.DataFrame, config: RecommenderConfig) -> dict[str, float]:

@@ -70,7 +70,29 @@ class AudienceSummary:
     currency: str
 
 
+@dataclass(frozen=True)
+class _Night:
+    """What the warehouse holds of one night's audiences, as read for the summary."""
+
+    decisions: pd.DataFrame
+    assignments: pd.DataFrame
+    funnel: pd.DataFrame
+    readouts: pd.DataFrame
+    program: pd.DataFrame
+    actions: pd.DataFrame
+    versions: pd.DataFrame
+    status: dict[str, str]
+    exported: pd.DataFrame
+    model_versions: dict[str, str | None]
+
+
 def audience_summary(ds: dt.date, activation: ActivationConfig) -> AudienceSummary | None:
+    """The marketer's summary of ds's audiences (None when no audience was decided for ds)."""
+    night = _read_night(ds, activation)
+    return None if night is None else summarize(ds, night, activation)
+
+
+def _read_night(ds: dt.date, activation: ActivationConfig) -> _Night | None:
     with open_warehouse() as connection:
         if "decisions" not in existing_tables(connection, "activation"):
             return None
@@ -134,6 +156,13 @@ def audience_summary(ds: dt.date, activation: ActivationConfig) -> AudienceSumma
             or [pd.DataFrame(columns=["audience", "customer_id", "score", "channel"])],
             ignore_index=True,
         )
+    model_versions = read_model_versions(ds)
+    return _Night(decisions, assignments, funnel, readouts, program, actions, versions, status, exported, model_versions)
+
+
+def summarize(ds: dt.date, night: _Night, activation: ActivationConfig) -> AudienceSummary:
+    """The summary's tables from what the night wrote (pure: no warehouse)."""
+    decisions, assignments, exported = night.decisions, night.assignments, night.exported
     audiences = activation.audiences
     level_of = {name: audience.maturity for name, audience in audiences.items()}
     population = len(decisions)
@@ -158,36 +187,8 @@ def audience_summary(ds: dt.date, activation: ActivationConfig) -> AudienceSumma
     groups = assignments.groupby(["audience", "experiment_group"]).size()
     by_channel["holdout"] = [int(groups.get((name, CONTROL), 0)) for name in audiences]
     by_channel.insert(0, "maturity", [level_of[name] for name in audiences])
-    current = versions.set_index(["audience", "experiment_version"])
-    tonight = assignments.drop_duplicates("audience").set_index("audience")["experiment_version"].to_dict()
-
-    def version_label(name: str) -> str:
-        key = (name, tonight.get(name))
-        if key not in current.index:
-            return "not assigned tonight"
-        found = current.loc[key]
-        return f"v{found['version_number']} ({key[1]}) since {found['since']:%Y-%m-%d}"
-
-    experiments = pd.DataFrame(
-        [
-            {
-                "audience": name,
-                "version": version_label(name),
-                "priority": audience.priority,
-                "status": status.get(name, "active"),
-                "goal": audience.goal.description or f"{audience.goal.metric} within {audience.goal.window_days} days",
-                "hypothesis": audience.hypothesis,
-                "null_hypothesis": audience.null_hypothesis,
-                "alpha": f"{audience.significance_level:g}",
-                "holdout": f"{audience.holdout_percent:g}%",
-                "groups": ", ".join(
-                    f"{group} {int(groups.get((name, group), 0))}"
-                    for group in [CONTROL, *(arm.name for arm in audience.arms())]
-                ),
-            }
-            for name, audience in audiences.items()
-        ]
-    )
+    experiments = _experiments_table(night, groups, activation)
+    funnel = night.funnel
     steps = sorted(funnel["step"].unique(), key=lambda step: (funnel_step_position(step), step))
     funnel_table = (
         funnel.pivot_table(index="step", columns="audience", values="customers", aggfunc="sum")
@@ -212,12 +213,47 @@ def audience_summary(ds: dt.date, activation: ActivationConfig) -> AudienceSumma
         experiments=experiments,
         funnel=funnel_table,
         scores=scores,
-        model_versions=read_model_versions(ds),
-        readouts=readouts,
-        status=status,
-        program=program,
-        actions=actions,
+        model_versions=night.model_versions,
+        readouts=night.readouts,
+        status=night.status,
+        program=night.program,
+        actions=night.actions,
         currency=activation.economics.currency,
+    )
+
+
+def _experiments_table(night: _Night, groups: pd.Series, activation: ActivationConfig) -> pd.DataFrame:
+    """One row per audience: its experiment version, priority, status, goal, hypotheses and groups."""
+    audiences, status = activation.audiences, night.status
+    current = night.versions.set_index(["audience", "experiment_version"])
+    tonight = night.assignments.drop_duplicates("audience").set_index("audience")["experiment_version"].to_dict()
+
+    def version_label(name: str) -> str:
+        key = (name, tonight.get(name))
+        if key not in current.index:
+            return "not assigned tonight"
+        found = current.loc[key]
+        return f"v{found['version_number']} ({key[1]}) since {found['since']:%Y-%m-%d}"
+
+    return pd.DataFrame(
+        [
+            {
+                "audience": name,
+                "version": version_label(name),
+                "priority": audience.priority,
+                "status": status.get(name, "active"),
+                "goal": audience.goal.description or f"{audience.goal.metric} within {audience.goal.window_days} days",
+                "hypothesis": audience.hypothesis,
+                "null_hypothesis": audience.null_hypothesis,
+                "alpha": f"{audience.significance_level:g}",
+                "holdout": f"{audience.holdout_percent:g}%",
+                "groups": ", ".join(
+                    f"{group} {int(groups.get((name, group), 0))}"
+                    for group in [CONTROL, *(arm.name for arm in audience.arms())]
+                ),
+            }
+            for name, audience in audiences.items()
+        ]
     )
 
 

@@ -168,16 +168,7 @@ def kpi_report_html(ds: dt.date, currency: str) -> str:
     sections.append("<h2>Audiences</h2>")
     sections.append(audience_chart(groups) if not groups.empty else "<p>No audience decided on this day.</p>")
     sections.append("<h2>Experiments</h2>")
-    if results.empty:
-        sections.append("<p>No comparison has enough finished goal windows yet.</p>")
-    else:
-        against_control = results[
-            (results["baseline"] == "control") & results["incremental_profit_per_customer"].notna()
-        ]
-        if not against_control.empty:
-            sections.append(profit_chart(against_control, currency))
-        lines = "".join(f"<li>{html.escape(readout_line(row, currency))}</li>" for row in results.itertuples())
-        sections.append(f"<ul>{lines}</ul>")
+    sections.append(experiments_section(results, currency))
     sections.append(f"<h2>Automated actions (last {ACTIONS_DAYS} days)</h2>")
     if actions.empty:
         sections.append("<p>None: no audience paused, resumed or shipped a winner.</p>")
@@ -186,22 +177,36 @@ def kpi_report_html(ds: dt.date, currency: str) -> str:
     sections.append("<h2>Models in use</h2>")
     sections.append(models_in_use(ds))
     sections.append("<h2>Model health (drift)</h2>")
-    if health.empty:
-        sections.append("<p>Not checked on this day.</p>")
-    else:
-        rows = "".join(
-            f"<tr><td>{html.escape(r.model_name)}</td><td>{html.escape(r.check_name)}</td>"
-            f"<td class='{'drift' if r.status == 'drift' else 'ok'}'>{r.status}</td>"
-            f"<td>{r.share_drifted_columns:.0%} of {r.columns_checked}</td><td>{r.reference_ds:%Y-%m-%d}</td>"
-            f"<td>{r.action}</td><td>{html.escape(Path(r.report_path).name) if r.report_path else ''}</td></tr>"
-            for r in health.itertuples()
-        )
-        sections.append(
-            "<table><tr><th>model</th><th>check</th><th>status</th><th>drifted columns</th><th>reference</th>"
-            f"<th>action</th><th>report</th></tr>{rows}</table>"
-        )
+    sections.append(health_section(health))
     body = "\n".join(sections)
     return page(f"KPIs {ds}", body)
+
+
+def experiments_section(results: pd.DataFrame, currency: str) -> str:
+    """The readouts with finished goal windows: incremental profit against control, then one line each."""
+    if results.empty:
+        return "<p>No comparison has enough finished goal windows yet.</p>"
+    against_control = results[(results["baseline"] == "control") & results["incremental_profit_per_customer"].notna()]
+    chart = profit_chart(against_control, currency) if not against_control.empty else ""
+    lines = "".join(f"<li>{html.escape(readout_line(row, currency))}</li>" for row in results.itertuples())
+    return "\n".join(part for part in (chart, f"<ul>{lines}</ul>") if part)
+
+
+def health_section(health: pd.DataFrame) -> str:
+    """One row per model and drift check of the day: status, share drifted, reference, action, report."""
+    if health.empty:
+        return "<p>Not checked on this day.</p>"
+    rows = "".join(
+        f"<tr><td>{html.escape(r.model_name)}</td><td>{html.escape(r.check_name)}</td>"
+        f"<td class='{'drift' if r.status == 'drift' else 'ok'}'>{r.status}</td>"
+        f"<td>{r.share_drifted_columns:.0%} of {r.columns_checked}</td><td>{r.reference_ds:%Y-%m-%d}</td>"
+        f"<td>{r.action}</td><td>{html.escape(Path(r.report_path).name) if r.report_path else ''}</td></tr>"
+        for r in health.itertuples()
+    )
+    return (
+        "<table><tr><th>model</th><th>check</th><th>status</th><th>drifted columns</th><th>reference</th>"
+        f"<th>action</th><th>report</th></tr>{rows}</table>"
+    )
 
 
 def models_in_use(ds: dt.date) -> str:

@@ -89,6 +89,16 @@ def summary_text(ds: dt.date, activation: ActivationConfig) -> str:
             "",
             *_drift_lines(ds, drift),
             "",
+            *_where_to_look(ds),
+            "",
+            *_audience_lines(ds, activation),
+        ]
+    )
+
+
+def _where_to_look(ds: dt.date) -> list[str]:
+    """Where each of the night's outputs is: tables, files, reports."""
+    return [
             "Where to look:",
             f"  warehouse       {warehouse_location()}",
             "                  schemas raw, staging, quarantine, audit, intermediate, marts",
@@ -110,10 +120,7 @@ def summary_text(ds: dt.date, activation: ActivationConfig) -> str:
             "  drift           monitoring.drift_summary, monitoring.drift_columns, channels.model_health;",
             f"                  Evidently reports under {reports_dir() / 'drift' / f'ds={ds}'}",
             f"  KPI report      {kpi_report_path(ds)}",
-            "",
-            *_audience_lines(ds, activation),
-        ]
-    )
+    ]
 
 
 def _audience_lines(ds: dt.date, activation: ActivationConfig) -> list[str]:

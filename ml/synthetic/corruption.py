@@ -171,34 +171,10 @@ def write_landing(
         if "customer_id" in bulk_text and table_name != "erasure_requests":
             bulk_text = bulk_text[~bulk_text["customer_id"].isin(erased_customers)]
         n_bad = int(np.ceil(settings.bad_row_rate * n_rows))
-        bad_frames = []
-        for bad_class, corruption in CORRUPTIONS[table_name].items():
-            picked = rng.choice(len(bulk_text), size=min(n_bad, len(bulk_text)), replace=False)
-            rows = bulk_text.iloc[picked].copy()
-            rows["__source_row"] = rows.index + 1  # bulk row number (1-based) of the template
-            rows["__class"] = bad_class
-            rows["__encoding"] = "utf-8"
-            rows["__extra"] = ""
-            if bad_class == "broken_encoding":
-                column = ENCODING_COLUMN[table_name]
-                rows[column] = "Zürich café"
-                rows["__encoding"] = "latin-1"
-            elif bad_class == "malformed_row":
-                rows["__extra"] = "unexpected field"
-            elif bad_class == "future_timestamp":
-                future = end_seconds + rng.integers(1, 30, len(rows)) * SECONDS_PER_DAY
-                rows[corruption[0]] = pd.to_datetime(future, unit="s").strftime("%Y-%m-%dT%H:%M:%SZ")
-            elif corruption is not None:
-                rows[corruption[0]] = corruption[1]
-            if bad_class != "duplicate_key":
-                # A bad row gets a key of its own, so it is not mistaken for a re-sent version.
-                # Only tables with an id of their own; the others' keys are references.
-                own_key = contract.key[0]
-                if table_name in TABLES_WITH_OWN_ID:
-                    suffix = pd.Series(np.arange(len(rows)), index=rows.index).astype(str)
-                    keyed = rows[own_key] != ""
-                    rows.loc[keyed, own_key] = rows.loc[keyed, own_key] + f"-{bad_class}-" + suffix[keyed]
-            bad_frames.append(rows)
+        bad_frames = [
+            _bad_rows(table_name, bad_class, corruption, bulk_text, n_bad, end_seconds, rng)
+            for bad_class, corruption in CORRUPTIONS[table_name].items()
+        ]
         bad = pd.concat(bad_frames, ignore_index=True)
         if bad.empty:
             continue
@@ -206,25 +182,61 @@ def write_landing(
         resend_file = RESEND_FILE.format(table=table_name)
         clean = _to_text(table.take(pa.array(moved)))
         _write_resend_csv(folder / resend_file, contract.columns, clean, bad)
-        resend_rows = np.arange(len(bad)) + len(clean) + 1
-        is_duplicate = (bad["__class"] == "duplicate_key").to_numpy()
-        status = bad["__class"].map(lambda c: BAD_ROW_CLASSES[c][0])
-        reason = bad["__class"].map(lambda c: BAD_ROW_CLASSES[c][1])
-        ledgers.append(
-            pd.DataFrame(
-                {
-                    "table_name": table_name,
-                    "bad_class": bad["__class"].to_numpy(),
-                    # A re-sent duplicate supersedes the bulk row: the bulk row is the one set aside.
-                    "source_file": np.where(is_duplicate, bulk_file, resend_file),
-                    "source_row": np.where(is_duplicate, bad["__source_row"].to_numpy(), resend_rows),
-                    "row_key": bad[list(contract.key)].astype(str).agg("|".join, axis=1).to_numpy(),
-                    "expected_status": status.to_numpy(),
-                    "expected_reason": reason.to_numpy(),
-                }
-            )
-        )
+        ledgers.append(_ledger(table_name, contract, bad, len(clean), bulk_file, resend_file))
     return pd.concat(ledgers, ignore_index=True) if ledgers else pd.DataFrame()
+
+
+def _bad_rows(
+    table_name: str, bad_class: str, corruption, bulk_text: pd.DataFrame, n_bad: int, end_seconds: int, rng
+) -> pd.DataFrame:
+    """`n_bad` copies of bulk template rows, each broken the way `bad_class` says."""
+    contract = CONTRACT[table_name]
+    picked = rng.choice(len(bulk_text), size=min(n_bad, len(bulk_text)), replace=False)
+    rows = bulk_text.iloc[picked].copy()
+    rows["__source_row"] = rows.index + 1  # bulk row number (1-based) of the template
+    rows["__class"] = bad_class
+    rows["__encoding"] = "utf-8"
+    rows["__extra"] = ""
+    if bad_class == "broken_encoding":
+        column = ENCODING_COLUMN[table_name]
+        rows[column] = "Zürich café"
+        rows["__encoding"] = "latin-1"
+    elif bad_class == "malformed_row":
+        rows["__extra"] = "unexpected field"
+    elif bad_class == "future_timestamp":
+        future = end_seconds + rng.integers(1, 30, len(rows)) * SECONDS_PER_DAY
+        rows[corruption[0]] = pd.to_datetime(future, unit="s").strftime("%Y-%m-%dT%H:%M:%SZ")
+    elif corruption is not None:
+        rows[corruption[0]] = corruption[1]
+    if bad_class != "duplicate_key":
+        # A bad row gets a key of its own, so it is not mistaken for a re-sent version.
+        # Only tables with an id of their own; the others' keys are references.
+        own_key = contract.key[0]
+        if table_name in TABLES_WITH_OWN_ID:
+            suffix = pd.Series(np.arange(len(rows)), index=rows.index).astype(str)
+            keyed = rows[own_key] != ""
+            rows.loc[keyed, own_key] = rows.loc[keyed, own_key] + f"-{bad_class}-" + suffix[keyed]
+    return rows
+
+
+def _ledger(table_name: str, contract, bad: pd.DataFrame, clean_rows: int, bulk_file: str, resend_file: str):
+    """The ledger of the rows injected into one table: where each is and what staging must make of it."""
+    resend_rows = np.arange(len(bad)) + clean_rows + 1
+    is_duplicate = (bad["__class"] == "duplicate_key").to_numpy()
+    status = bad["__class"].map(lambda c: BAD_ROW_CLASSES[c][0])
+    reason = bad["__class"].map(lambda c: BAD_ROW_CLASSES[c][1])
+    return pd.DataFrame(
+        {
+            "table_name": table_name,
+            "bad_class": bad["__class"].to_numpy(),
+            # A re-sent duplicate supersedes the bulk row: the bulk row is the one set aside.
+            "source_file": np.where(is_duplicate, bulk_file, resend_file),
+            "source_row": np.where(is_duplicate, bad["__source_row"].to_numpy(), resend_rows),
+            "row_key": bad[list(contract.key)].astype(str).agg("|".join, axis=1).to_numpy(),
+            "expected_status": status.to_numpy(),
+            "expected_reason": reason.to_numpy(),
+        }
+    )
 
 
 def _write_parquet_without(table: pa.Table, kept: np.ndarray, path: Path, slice_rows: int = 2_000_000) -> None:

@@ -124,24 +124,7 @@ def simulate(
 ) -> Simulation:
     n = settings.customers
     days = settings.days
-    state = _SimulationState(
-        events=_Columns(customer=np.int32, seconds=np.int64, type=np.int8, item=np.int32, channel=np.int8),
-        # planted: 0 not planted, 1 a planted buyer who would have bought anyway, 2 an order only the
-        # planted effect caused (the truth the revenue readout must cover)
-        orders=_Columns(
-            customer=np.int32, seconds=np.int64, status=np.int8, channel=np.int8, order_number=np.int64, planted=np.int8
-        ),
-        order_items=_Columns(order_number=np.int64, item=np.int32, quantity=np.int64, unit_price=np.float64),
-        surveys=_Columns(
-            customer=np.int32, seconds=np.int64, type=np.int8, score=np.int64, touchpoint=np.int8, order_number=np.int64
-        ),
-        last_order_day=np.full(n, -10_000),
-        last_view_day=np.full(n, -10_000),
-        last_cart_day=np.full(n, -10_000),
-        order_count=np.zeros(n, dtype=np.int32),
-        effort_sum=np.zeros(n),
-        effort_count=np.zeros(n),
-    )
+    state = _new_state(n)
     churn_day = np.full(n, -1)
     latest_nps_category = np.zeros(n, dtype=np.int8)  # 0 none, 1 detractor, 2 passive, 3 promoter
     next_nps_day = population.signup_day + NPS_FIRST_SURVEY_DAY
@@ -169,17 +152,7 @@ def simulate(
         gone = erased & (day >= erasure_day)
         active = signed_up & (churn_day < 0) & ~gone
 
-        # Churn hazard: dissatisfied customers and NPS detractors leave faster.
-        hazard = (
-            CHURN_DAILY_HAZARD
-            * np.exp(CHURN_SATISFACTION_SLOPE * population.satisfaction)
-            * np.where(
-                latest_nps_category == 1,
-                CHURN_FACTOR_DETRACTOR,
-                np.where(latest_nps_category == 3, CHURN_FACTOR_PROMOTER, 1.0),
-            )
-        )
-        churning = active & (rng.random(n) < hazard)
+        churning = active & (rng.random(n) < churn_hazard(population.satisfaction, latest_nps_category))
         churn_day[churning] = day
         active &= ~churning
 
@@ -211,35 +184,9 @@ def simulate(
         # Support contacts not tied to an order, then the periodic relationship (NPS) survey.
         contacts = np.flatnonzero(active & (rng.random(n) < SUPPORT_CONTACT_DAILY_RATE))
         _simulate_support(day_start, contacts, population, rng, state)
-        due = np.flatnonzero(signed_up & ~gone & (next_nps_day == day))
-        next_nps_day[due] += NPS_SURVEY_INTERVAL_DAYS
-        respondents = due[rng.random(len(due)) < NPS_RESPONSE_RATE]
-        if len(respondents):
-            effort = np.where(
-                state.effort_count[respondents] > 0,
-                state.effort_sum[respondents] / np.maximum(state.effort_count[respondents], 1),
-                5.0,
-            )
-            recency = np.where(
-                state.last_order_day[respondents] >= 0, np.exp(-(day - state.last_order_day[respondents]) / 45), 0.0
-            )
-            latent = (
-                NPS_INTERCEPT
-                + NPS_SATISFACTION * population.satisfaction[respondents]
-                + NPS_EFFORT * (effort - 5.0)
-                + NPS_RECENCY * recency
-                + rng.normal(0, NPS_NOISE, len(respondents))
-            )
-            score = np.clip(np.round(latent), 0, 10).astype(int)
-            latest_nps_category[respondents] = np.where(score >= 9, 3, np.where(score >= 7, 2, 1))
-            state.surveys.add(
-                customer=respondents,
-                seconds=day_start + rng.integers(8 * 3600, 22 * 3600, len(respondents)),
-                type=np.full(len(respondents), 2),
-                score=score,
-                touchpoint=np.full(len(respondents), RELATIONSHIP),
-                order_number=np.full(len(respondents), -1),
-            )
+        _simulate_nps_survey(
+            day, day_start, signed_up & ~gone, next_nps_day, latest_nps_category, population, rng, state
+        )
 
     erasure_day_final = population.signup_day + (days - population.signup_day) * erasure_delay
     erasure_seconds[erased] = (settings.start_epoch + erasure_day_final[erased] * SECONDS_PER_DAY).astype(np.int64)
@@ -254,12 +201,130 @@ def simulate(
     )
 
 
+def churn_hazard(satisfaction: np.ndarray, latest_nps_category: np.ndarray) -> np.ndarray:
+    """Each customer's daily churn probability: dissatisfied customers and NPS detractors leave faster."""
+    return (
+        CHURN_DAILY_HAZARD
+        * np.exp(CHURN_SATISFACTION_SLOPE * satisfaction)
+        * np.where(
+            latest_nps_category == 1,
+            CHURN_FACTOR_DETRACTOR,
+            np.where(latest_nps_category == 3, CHURN_FACTOR_PROMOTER, 1.0),
+        )
+    )
+
+
+def _new_state(n: int) -> _SimulationState:
+    """Empty event, order and survey columns, and each customer's running state."""
+    return _SimulationState(
+        events=_Columns(customer=np.int32, seconds=np.int64, type=np.int8, item=np.int32, channel=np.int8),
+        # planted: 0 not planted, 1 a planted buyer who would have bought anyway, 2 an order only the
+        # planted effect caused (the truth the revenue readout must cover)
+        orders=_Columns(
+            customer=np.int32, seconds=np.int64, status=np.int8, channel=np.int8, order_number=np.int64, planted=np.int8
+        ),
+        order_items=_Columns(order_number=np.int64, item=np.int32, quantity=np.int64, unit_price=np.float64),
+        surveys=_Columns(
+            customer=np.int32, seconds=np.int64, type=np.int8, score=np.int64, touchpoint=np.int8, order_number=np.int64
+        ),
+        last_order_day=np.full(n, -10_000),
+        last_view_day=np.full(n, -10_000),
+        last_cart_day=np.full(n, -10_000),
+        order_count=np.zeros(n, dtype=np.int32),
+        effort_sum=np.zeros(n),
+        effort_count=np.zeros(n),
+    )
+
+
+def _simulate_nps_survey(
+    day: int,
+    day_start: int,
+    reachable: np.ndarray,
+    next_nps_day: np.ndarray,
+    latest_nps_category: np.ndarray,
+    population: Population,
+    rng: np.random.Generator,
+    state: _SimulationState,
+) -> None:
+    """The periodic relationship (NPS) survey of the customers due today; their answer sets their
+    latest NPS category (which changes their churn hazard). Updates the arrays in place."""
+    due = np.flatnonzero(reachable & (next_nps_day == day))
+    next_nps_day[due] += NPS_SURVEY_INTERVAL_DAYS
+    respondents = due[rng.random(len(due)) < NPS_RESPONSE_RATE]
+    if len(respondents):
+        effort = np.where(
+            state.effort_count[respondents] > 0,
+            state.effort_sum[respondents] / np.maximum(state.effort_count[respondents], 1),
+            5.0,
+        )
+        recency = np.where(
+            state.last_order_day[respondents] >= 0, np.exp(-(day - state.last_order_day[respondents]) / 45), 0.0
+        )
+        latent = (
+            NPS_INTERCEPT
+            + NPS_SATISFACTION * population.satisfaction[respondents]
+            + NPS_EFFORT * (effort - 5.0)
+            + NPS_RECENCY * recency
+            + rng.normal(0, NPS_NOISE, len(respondents))
+        )
+        score = np.clip(np.round(latent), 0, 10).astype(int)
+        latest_nps_category[respondents] = np.where(score >= 9, 3, np.where(score >= 7, 2, 1))
+        state.surveys.add(
+            customer=respondents,
+            seconds=day_start + rng.integers(8 * 3600, 22 * 3600, len(respondents)),
+            type=np.full(len(respondents), 2),
+            score=score,
+            touchpoint=np.full(len(respondents), RELATIONSHIP),
+            order_number=np.full(len(respondents), -1),
+        )
+
+
 def _simulate_sessions(
     day, day_start, visitors, session_counts, active, population, catalog, rng, state, planted_buyers
 ):
     """One day's sessions: opening events, product views and carts, then at most one order each
     (always one for the `planted_buyers` who respond to a planted message, unless they never buy).
     Returns a per-customer mask of today's buyers."""
+    start = _session_events(day, day_start, visitors, session_counts, population, catalog, rng, state)
+    # Purchase: one chance per customer per day, in their first session.
+    first_session = np.r_[0, np.cumsum(session_counts)[:-1]]
+    buyer_pool = visitors
+    days_since = day - state.last_order_day[buyer_pool]
+    has_ordered = state.order_count[buyer_pool] > 0
+    recency_effect = np.where(has_ordered, PURCHASE_RECENCY * np.exp(-days_since / PURCHASE_RECENCY_DAYS), 0.0)
+    logit = (
+        PURCHASE_INTERCEPT
+        + PURCHASE_ENGAGEMENT * np.log(population.engagement[buyer_pool] / 0.1)
+        + recency_effect
+        + PURCHASE_FREQUENCY * np.log1p(state.order_count[buyer_pool])
+        + PURCHASE_SATISFACTION * population.satisfaction[buyer_pool]
+        + PURCHASE_SESSIONS * np.minimum(session_counts, 3)
+    )
+    natural = rng.random(len(buyer_pool)) < _sigmoid(logit)
+    buys = (natural | planted_buyers[buyer_pool]) & active[buyer_pool]
+    buys &= ~population.is_browser_only[buyer_pool]
+    buying = np.flatnonzero(buys)
+    bought = np.zeros(len(active), dtype=bool)
+    if not len(buying):
+        return bought
+    buyer = buyer_pool[buying]
+    order_seconds = start[first_session[buying]] + rng.integers(300, 2400, len(buying))
+    n_orders = len(buyer)
+    order_number = state.orders_so_far + np.arange(n_orders)
+    state.orders_so_far += n_orders
+    state.last_order_day[buyer] = day
+    state.last_cart_day[buyer] = day  # the order's lines are added to the cart first
+    bought[buyer] = True
+    state.order_count[buyer] += 1
+
+    _order_lines(buyer, order_number, order_seconds, population, catalog, rng, state)
+    _order_outcomes(buyer, natural[buying], planted_buyers[buyer], order_seconds, order_number, population, rng, state)
+    return bought
+
+
+def _session_events(day, day_start, visitors, session_counts, population, catalog, rng, state) -> np.ndarray:
+    """Each session's opening events, searches, product views (the customer's preferences 85% of the time)
+    and abandoned cart adds; returns each session's start (seconds)."""
     n_sessions = int(session_counts.sum())
     customer = np.repeat(visitors, session_counts)
     start = day_start + rng.integers(6 * 3600, 23 * 3600, n_sessions)
@@ -319,37 +384,12 @@ def _simulate_sessions(
         channel=channel[view_session][carting],
     )
 
-    # Purchase: one chance per customer per day, in their first session.
-    first_session = np.r_[0, np.cumsum(session_counts)[:-1]]
-    buyer_pool = visitors
-    days_since = day - state.last_order_day[buyer_pool]
-    has_ordered = state.order_count[buyer_pool] > 0
-    recency_effect = np.where(has_ordered, PURCHASE_RECENCY * np.exp(-days_since / PURCHASE_RECENCY_DAYS), 0.0)
-    logit = (
-        PURCHASE_INTERCEPT
-        + PURCHASE_ENGAGEMENT * np.log(population.engagement[buyer_pool] / 0.1)
-        + recency_effect
-        + PURCHASE_FREQUENCY * np.log1p(state.order_count[buyer_pool])
-        + PURCHASE_SATISFACTION * population.satisfaction[buyer_pool]
-        + PURCHASE_SESSIONS * np.minimum(session_counts, 3)
-    )
-    natural = rng.random(len(buyer_pool)) < _sigmoid(logit)
-    buys = (natural | planted_buyers[buyer_pool]) & active[buyer_pool]
-    buys &= ~population.is_browser_only[buyer_pool]
-    buying = np.flatnonzero(buys)
-    bought = np.zeros(len(active), dtype=bool)
-    if not len(buying):
-        return bought
-    buyer = buyer_pool[buying]
-    order_seconds = start[first_session[buying]] + rng.integers(300, 2400, len(buying))
-    n_orders = len(buyer)
-    order_number = state.orders_so_far + np.arange(n_orders)
-    state.orders_so_far += n_orders
-    state.last_order_day[buyer] = day
-    state.last_cart_day[buyer] = day  # the order's lines are added to the cart first
-    bought[buyer] = True
-    state.order_count[buyer] += 1
+    return start
 
+
+def _order_lines(buyer, order_number, order_seconds, population, catalog, rng, state) -> None:
+    """The items of today's orders (one line per item), each added to the cart just before the order."""
+    n_orders = len(buyer)
     items_per_order = 1 + rng.poisson(EXTRA_ITEMS_PER_ORDER, n_orders)
     line_order = np.repeat(np.arange(n_orders), items_per_order)
     line_customer = buyer[line_order]
@@ -377,12 +417,17 @@ def _simulate_sessions(
         channel=line_channel,
     )
 
+
+def _order_outcomes(buyer, natural, planted, order_seconds, order_number, population, rng, state) -> None:
+    """Today's orders with their status (cancelled, refunded), channel and planted flag, then the
+    delivery CSAT survey and the support contacts they cause."""
+    n_orders = len(buyer)
     satisfaction = population.satisfaction[buyer]
     status_draw = rng.random(n_orders)
     refund_rate = REFUND_RATE + REFUND_RATE_DISSATISFIED * (satisfaction < -1)
     status = np.where(status_draw < CANCEL_RATE, 1, np.where(status_draw < CANCEL_RATE + refund_rate, 2, 0))
     order_channel = np.where(rng.random(n_orders) < 0.06, 2, np.where(population.device[buyer] < 2, 1, 0))
-    planted = np.where(planted_buyers[buyer], np.where(natural[buying], 1, 2), 0)
+    planted = np.where(planted, np.where(natural, 1, 2), 0)
     state.orders.add(
         customer=buyer,
         seconds=order_seconds,
@@ -416,7 +461,6 @@ def _simulate_sessions(
     _simulate_support(
         order_seconds[contacting] + SECONDS_PER_DAY, buyer[contacting], population, rng, state, order_number[contacting]
     )
-    return bought
 
 
 def _simulate_support(seconds, customers, population, rng, state, order_number=None):

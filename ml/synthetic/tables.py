@@ -32,7 +32,31 @@ def build_tables(
 ) -> dict[str, pa.Table]:
     customer_ids = population.table["customer_id"]
     item_ids = catalog.table["item_id"]
+    events = _events_table(sim, population, customer_ids, item_ids)
+    order_ids, orders, order_items = _order_tables(sim, population, customer_ids, item_ids)
+    surveys = _survey_table(settings, sim, customer_ids, order_ids)
+    consents = _consent_table(settings, population, rng)
+    erased = np.flatnonzero(sim.erasure_seconds >= 0)
+    erasure_requests = pa.table(
+        {
+            "customer_id": pc.take(customer_ids, pa.array(erased)),
+            "requested_at": _timestamps(sim.erasure_seconds[erased]),
+        }
+    )
+    return {
+        "customers": population.table,
+        "items": catalog.table,
+        "orders": orders,
+        "order_items": order_items,
+        "events": events,
+        "survey_responses": surveys,
+        "consents": consents,
+        "erasure_requests": erasure_requests,
+    }
 
+
+def _events_table(sim: Simulation, population: Population, customer_ids, item_ids) -> pa.Table:
+    """The events in time order (the simulation's columns are freed as they are read)."""
     ev = sim.events
     event_order = np.lexsort((ev["customer"], ev["seconds"]))
     for name in list(ev):  # reorder column by column, so only one extra copy exists at a time
@@ -54,7 +78,11 @@ def build_tables(
         }
     )
     sim.events.clear()
+    return events
 
+
+def _order_tables(sim: Simulation, population: Population, customer_ids, item_ids):
+    """(order ids, orders, order items): totals are the sum of each order's lines."""
     od = sim.orders
     n_orders = len(od["customer"])
     order_ids = _ids("O", np.arange(1, n_orders + 1), 8)
@@ -80,7 +108,11 @@ def build_tables(
             "unit_price": pa.array(lines["unit_price"]),
         }
     )
+    return order_ids, orders, order_items
 
+
+def _survey_table(settings: GeneratorSettings, sim: Simulation, customer_ids, order_ids) -> pa.Table:
+    """The survey responses in time order, up to the end of the export window."""
     sv = sim.surveys
     survey_order = np.argsort(sv["seconds"], kind="stable")
     sv = {k: v[survey_order] for k, v in sv.items()}
@@ -106,25 +138,7 @@ def build_tables(
             "comment": pc.if_else(pa.array(comments != ""), pa.array(comments), pa.scalar(None, pa.string())),
         }
     )
-
-    consents = _consent_table(settings, population, rng)
-    erased = np.flatnonzero(sim.erasure_seconds >= 0)
-    erasure_requests = pa.table(
-        {
-            "customer_id": pc.take(customer_ids, pa.array(erased)),
-            "requested_at": _timestamps(sim.erasure_seconds[erased]),
-        }
-    )
-    return {
-        "customers": population.table,
-        "items": catalog.table,
-        "orders": orders,
-        "order_items": order_items,
-        "events": events,
-        "survey_responses": surveys,
-        "consents": consents,
-        "erasure_requests": erasure_requests,
-    }
+    return surveys
 
 
 def _consent_table(settings, population, rng) -> pa.Table:

@@ -108,3 +108,18 @@ def test_only_the_engine_module_opens_the_warehouse():
     opened = {name: warehouse_opening_calls(path) for name, path in MODULES.items()}
     assert opened["ml.warehouse.engine"], "the engine module should open the warehouse file"
     assert {name: lines for name, lines in opened.items() if lines and name != "ml.warehouse.engine"} == {}
+
+
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_of_the_package_is_longer_than_80_lines():
+    """A stage reads, computes and writes in functions of its own (STYLE, and issue 40's rule)."""
+    long = [
+        f"{path.relative_to(REPO_ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert long == []
