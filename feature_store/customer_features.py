@@ -4,17 +4,18 @@ Source: `marts.customer_features_daily`, one row per customer and feature date, 
 that date (`feature_timestamp`). On DuckDB (the embedded default) the pipeline exports it to parquet
 files, one per date, that Feast's DuckDB offline store reads (ml.mlops.feature_store); on Spark
 (`PZ_WAREHOUSE_ENGINE=spark`) Feast's Spark offline store reads the warehouse table itself.
-Every field is typed and described here; this list is what the propensity model reads.
+Every field is typed and described here; the `propensity` feature service is what the propensity
+model reads.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from feast import Entity, FeatureView, Field, FileSource, ValueType
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Float64, Int64, String
 
-from ml.mlops.feature_store import SNAPSHOTS_TABLE, snapshots_glob
+from ml.mlops.feature_store import PROPENSITY_SERVICE, SNAPSHOTS_TABLE, snapshots_glob
 from ml.warehouse.engine import on_spark
 from ml.warehouse.project import dbt_project_vars
 
@@ -101,4 +102,14 @@ customer_features = FeatureView(
     online=True,
     description="Behavior, engagement, satisfaction and profile of a customer as of a date (for propensity).",
     tags={"owner": "personalization", "built_by": "dbt marts.customer_features_daily"},
+)
+
+# The propensity model's feature contract: what it trains on (the training set's point-in-time rows)
+# and what it is scored with online, by name. A model that needs other features gets a service of its
+# own; the recommender reads its user features from marts.customer_360, not from Feast.
+propensity = FeatureService(
+    name=PROPENSITY_SERVICE,
+    features=[customer_features],
+    description="The features the propensity model (ml.propensity) trains and scores on.",
+    tags={"model": "propensity", "owner": "personalization"},
 )

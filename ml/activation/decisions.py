@@ -2,7 +2,7 @@
 which audience wins, and which experiment group the winner is in.
 
 `decide` is a pure function of the population, the contact history and the configuration (the
-property tests in tests/unit/test_activation_properties.py drive it with generated populations). For
+property tests in tests/unit/activation/test_decisions_and_exports.py drive it with generated populations). For
 each audience, in order, customers leave at the first step that excludes them, so the funnel
 reconciles: qualified = sum of the exclusions + decided.
 

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 REPO_DIR = REPO_ROOT / "feature_store"
 FEATURE_VIEW = "customer_features"
+PROPENSITY_SERVICE = "propensity"  # the propensity model's feature service (feature_store/customer_features.py)
 SNAPSHOTS_TABLE = "marts.customer_features_daily"
 TIMESTAMP = "event_timestamp"  # Feast's name for the as-of time of an entity row
 SCHEMA_FILE = "feature_schema.json"  # the view's feature names and types as registered (see _schema)
@@ -149,9 +150,17 @@ def feast_apply() -> None:
     registry_path().unlink(missing_ok=True)
     _store.cache_clear()
     _schema.cache_clear()
+    _feature_service.cache_clear()
     definitions = _definitions()
     with _session_settings_kept():  # on Spark, apply reads the source table's columns
-        store().apply([definitions.customer, definitions.customer_features_source, definitions.customer_features])
+        store().apply(
+            [
+                definitions.customer,
+                definitions.customer_features_source,
+                definitions.customer_features,
+                definitions.propensity,
+            ]
+        )
     features, categorical = _registered_schema()
     copy = store_dir() / SCHEMA_FILE
     partial = copy.with_name(copy.name + ".partial")
@@ -201,6 +210,16 @@ def _registered_schema() -> tuple[tuple[str, ...], tuple[str, ...]]:
 
     features = store().get_feature_view(FEATURE_VIEW).features
     return tuple(f.name for f in features), tuple(f.name for f in features if f.dtype == String)
+
+
+def feature_service():
+    """The propensity model's FeatureService as registered (read from the registry once per apply)."""
+    return _feature_service(str(data_dir()), warehouse_engine())
+
+
+@lru_cache(maxsize=4)
+def _feature_service(data_directory: str, engine: str):
+    return _store(data_directory, engine).get_feature_service(PROPENSITY_SERVICE)
 
 
 def feature_references() -> list[str]:
@@ -317,7 +336,7 @@ def online_features(customer_ids: list[str]) -> pd.DataFrame:
         >>> online_features(["C0000001"]).loc[0, "recency_days"]
     """
     response = store().get_online_features(
-        features=feature_references(), entity_rows=[{CUSTOMER_ID: customer_id} for customer_id in customer_ids]
+        features=feature_service(), entity_rows=[{CUSTOMER_ID: customer_id} for customer_id in customer_ids]
     )
     frame = pd.DataFrame(response.to_dict())
     numeric = [column for column in frame.columns if column != CUSTOMER_ID and column not in categorical_features()]
@@ -416,7 +435,7 @@ def historical_features(entity_rows: pd.DataFrame) -> pd.DataFrame:
     frame = entity_rows.copy()
     frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True).astype("datetime64[us, UTC]")
     with _session_settings_kept():
-        return store().get_historical_features(entity_df=frame, features=feature_references()).to_df()
+        return store().get_historical_features(entity_df=frame, features=feature_service()).to_df()
 
 
 @contextmanager

@@ -23,7 +23,7 @@ import pytest
 from ml.orchestration.config import load_config
 from ml.orchestration.dag_runs import local_password
 from ml.paths import REPO_ROOT, reports_dir
-from tests.conftest import END_DATE, pipeline_env
+from tests.helpers import END_DATE, pipeline_env
 from tests.integration.test_dag_file import EXPECTED_TASKS
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]

@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from ml.mlops.registry import serving_for
 from ml.synthetic.generate import generate
 from ml.synthetic.settings import GeneratorSettings
-from tests.conftest import query, run_pipeline
+from tests.helpers import query, run_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("broken_models")]
 

@@ -16,7 +16,7 @@ import yaml
 from mlflow import MlflowClient
 
 from ml.paths import REPO_ROOT
-from tests.conftest import END_DATE, export_digests, fresh_data_dir, orchestrate
+from tests.helpers import END_DATE, export_digests, fresh_data_dir, orchestrate
 
 pytestmark = pytest.mark.xdist_group("airflow")
 

@@ -21,7 +21,7 @@ from ml.paths import REPO_ROOT
 from ml.synthetic.generate import generate
 from ml.synthetic.settings import GeneratorSettings
 from ml.warehouse.movielens import read_movielens, write_landing
-from tests.conftest import query, run_pipeline
+from tests.helpers import query, run_pipeline
 
 # No xdist group: each landing is its own data directory, so the nights spread over both workers.
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ import pytest
 from mlflow import MlflowClient
 
 from ml.warehouse.contract import TABLES
-from tests.conftest import END_DATE, fresh_data_dir, query, run_pipeline, run_python
+from tests.helpers import END_DATE, fresh_data_dir, query, run_pipeline, run_python
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("erasure")]
 

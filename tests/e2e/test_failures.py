@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from ml.paths import REPO_ROOT
-from tests.conftest import END_DATE, orchestrate, run_pipeline
+from tests.helpers import END_DATE, orchestrate, run_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("failures")]
 

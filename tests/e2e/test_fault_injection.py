@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from ml.paths import REPO_ROOT
-from tests.conftest import END_DATE, export_digests, pipeline_env, query
+from tests.helpers import END_DATE, export_digests, pipeline_env, query
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("faults")]
 

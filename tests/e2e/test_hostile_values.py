@@ -17,8 +17,8 @@ from playwright.sync_api import sync_playwright
 from ml.synthetic.generate import generate
 from ml.synthetic.settings import GeneratorSettings
 from ml.warehouse.contract import CONTRACT
-from tests.conftest import run_pipeline
 from tests.e2e.test_airflow_ui import CHROMIUM, CHROMIUM_ARGS
+from tests.helpers import run_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
 

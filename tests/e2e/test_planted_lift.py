@@ -17,7 +17,7 @@ from ml.activation.settings import CONTROL
 from ml.orchestration.config import load_config
 from ml.synthetic.generate import generate
 from ml.synthetic.settings import GeneratorSettings, PlantedLift
-from tests.conftest import query, run_pipeline, run_python
+from tests.helpers import query, run_pipeline, run_python
 
 # One worker builds the planted warehouse once for the module's tests.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("planted")]

@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from ml.paths import REPO_ROOT
-from tests.conftest import END_DATE, fresh_data_dir, orchestrate, pipeline_env
 from tests.e2e.test_dags import DAG_ID
+from tests.helpers import END_DATE, fresh_data_dir, orchestrate, pipeline_env
 
 STAGES = ("score_propensity", "score_recommendations")
 

@@ -30,7 +30,7 @@ import pytest
 from mlflow import MlflowClient
 
 from ml.paths import REPO_ROOT
-from tests.conftest import END_DATE, export_digests, fresh_data_dir, pipeline_env
+from tests.helpers import END_DATE, export_digests, fresh_data_dir, pipeline_env
 
 pytestmark = pytest.mark.xdist_group("spark")
 

@@ -20,7 +20,7 @@ from ml.activation.settings import CONTROL
 from ml.activation.store import ASSIGNMENTS
 from ml.orchestration.config import load_config
 from ml.orchestration.stages import run_stage
-from tests.conftest import END_DATE, export_digests, query
+from tests.helpers import END_DATE, export_digests, query
 
 DS = END_DATE.isoformat()
 ACTIVATION = load_config().activation

@@ -12,7 +12,7 @@ import pytest
 
 from ml.synthetic.generate import generate
 from ml.synthetic.settings import GeneratorSettings
-from tests.conftest import END_DATE, query, run_pipeline
+from tests.helpers import END_DATE, query, run_pipeline
 from tools.demo_outputs import compare, record
 
 FIRST, SECOND = (END_DATE - dt.timedelta(days=1)).isoformat(), END_DATE.isoformat()

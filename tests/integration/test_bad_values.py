@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ml.warehouse.landing import MAX_VALUE_CHARS, load_landing
-from tests.conftest import END_DATE, fresh_data_dir, query, run_pipeline
+from tests.helpers import END_DATE, fresh_data_dir, query, run_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("warehouse")]
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from ml.paths import REPO_ROOT
-from tests.conftest import orchestrate
+from tests.helpers import orchestrate
 
 pytestmark = pytest.mark.xdist_group("airflow")
 

@@ -11,7 +11,7 @@ from mlflow.exceptions import MlflowException
 from ml.paths import REPO_ROOT
 from ml.synthetic.generate import generate
 from ml.synthetic.settings import GeneratorSettings
-from tests.conftest import END_DATE, query, run_pipeline, run_python
+from tests.helpers import END_DATE, query, run_pipeline, run_python
 
 WEAK = GeneratorSettings(customers=400, days=100, end_date=END_DATE, bad_row_rate=0.0, seed=17)
 pytestmark = pytest.mark.xdist_group("weak_models")

@@ -11,7 +11,7 @@ import pytest
 from ml.dates import end_of
 from ml.orchestration.config import load_config
 from ml.recommender.interactions import decayed_weights, load_interactions
-from tests.conftest import END_DATE
+from tests.helpers import END_DATE
 
 
 @pytest.mark.slow

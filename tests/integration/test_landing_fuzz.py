@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ml.warehouse.contract import CONTRACT
-from tests.conftest import END_DATE, query, run_pipeline
+from tests.helpers import END_DATE, query, run_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fuzz")]
 

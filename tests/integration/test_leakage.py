@@ -14,7 +14,7 @@ import pytest
 from ml.synthetic.corruption import TIMESTAMP_COLUMNS
 from ml.synthetic.generate import generate
 from ml.synthetic.settings import GeneratorSettings
-from tests.conftest import END_DATE, query, run_pipeline
+from tests.helpers import END_DATE, query, run_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("leakage")]
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import END_DATE, pipeline_env, query, run_pipeline
+from tests.helpers import END_DATE, pipeline_env, query, run_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("warehouse")]
 

@@ -19,7 +19,7 @@ from ml.mlops.registry import version_for
 from ml.mlops.settings import DriftCheckConfig
 from ml.orchestration.stages import run_stage
 from ml.paths import REPO_ROOT
-from tests.conftest import END_DATE, export_digests, query
+from tests.helpers import END_DATE, export_digests, query
 
 DS = END_DATE.isoformat()
 

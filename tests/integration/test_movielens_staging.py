@@ -6,7 +6,7 @@ import duckdb
 
 from ml.orchestration.stages import run_stage
 from ml.warehouse.movielens import read_movielens, write_landing
-from tests.unit.test_movielens import write_csv_release
+from tests.unit.warehouse.test_movielens import write_csv_release
 
 
 def test_a_landed_slice_goes_through_staging_with_nothing_quarantined(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import END_DATE, query, run_python
+from tests.helpers import END_DATE, query, run_python
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("warehouse")]
 
@@ -44,6 +44,24 @@ def test_snapshots_count_only_what_was_known_by_the_end_of_their_date(built_ware
     dates = [d.date() for d in pd.to_datetime(query(built_warehouse, GRID_DATES)["feature_date"])]
     assert dates[-1] == END_DATE and {d.isoweekday() for d in dates[:-1]} == {7}
     assert {(b - a).days for a, b in itertools.pairwise(dates[:-1])} == {7} and (dates[-1] - dates[-2]).days == 6
+
+
+def test_the_propensity_model_reads_its_features_through_its_feature_service(built_warehouse):
+    """The registry holds the `propensity` FeatureService: every feature of the view, which is what the
+    model's training rows and online lookups carry."""
+    found = in_process(
+        built_warehouse,
+        """
+import json
+from ml.mlops.feature_store import feature_references, feature_service
+service = feature_service()
+print(json.dumps({"name": service.name, "tags": service.tags,
+                  "features": [f"{p.name}:{f.name}" for p in service.feature_view_projections for f in p.features],
+                  "view": feature_references()}))
+""",
+    )
+    assert found["name"] == "propensity" and found["tags"]["model"] == "propensity"
+    assert found["features"] == found["view"] and len(found["view"]) > 20
 
 
 def test_online_lookup_returns_the_latest_snapshot_and_history_is_point_in_time(built_warehouse):

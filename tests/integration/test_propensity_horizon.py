@@ -15,7 +15,7 @@ from ml.propensity.dataset import plan_cutoffs
 from ml.propensity.settings import PropensityConfig
 from ml.synthetic.generate import generate
 from ml.synthetic.settings import GeneratorSettings
-from tests.conftest import END_DATE, query, run_pipeline
+from tests.helpers import END_DATE, query, run_pipeline
 
 DS = END_DATE
 LONG = GeneratorSettings(customers=500, days=300, end_date=END_DATE, bad_row_rate=0.0, seed=13)

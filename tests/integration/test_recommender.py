@@ -11,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from ml.orchestration.config import load_config
-from tests.conftest import END_DATE, query, run_python
+from tests.helpers import END_DATE, query, run_python
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("warehouse")]
 

@@ -14,7 +14,7 @@ from ml.orchestration.config import load_config
 from ml.recommender.baseline import item_popularity, top_k_excluding
 from ml.recommender.interactions import decayed_weights, load_interactions, temporal_split
 from ml.recommender.metrics import ndcg_at_k
-from tests.conftest import END_DATE
+from tests.helpers import END_DATE
 
 
 @pytest.mark.slow

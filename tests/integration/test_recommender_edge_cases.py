@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from ml.orchestration.config import load_config
 from ml.synthetic.generate import generate
 from ml.synthetic.settings import GeneratorSettings
-from tests.conftest import END_DATE, query, run_pipeline
+from tests.helpers import END_DATE, query, run_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("edge")]
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from ml.paths import REPO_ROOT
-from tests.conftest import END_DATE, query, run_python
+from tests.helpers import END_DATE, query, run_python
 
 DS = "2026-10-31"
 

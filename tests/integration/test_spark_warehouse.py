@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from ml.warehouse.engine import open_warehouse
-from tests.conftest import run_python
+from tests.helpers import run_python
 
 pytestmark = pytest.mark.xdist_group("spark")
 

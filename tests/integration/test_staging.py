@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ml.warehouse.contract import CONTRACT
-from tests.conftest import END_DATE, query, run_pipeline
+from tests.helpers import END_DATE, query, run_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("warehouse")]
 

@@ -26,7 +26,7 @@ from ml.activation.sequential import (
     mixture_rho_squared,
 )
 from ml.activation.settings import CONTROL
-from tests.unit.test_activation_properties import ACTIVATION
+from tests.unit.activation.test_decisions_and_exports import ACTIVATION
 
 DS = dt.date(2026, 10, 31)
 ALPHA = 0.05

@@ -28,7 +28,7 @@ from ml.mlops.registry import (
 from ml.mlops.settings import ChampionGateConfig
 from ml.propensity.model import log_loss_per_row
 from ml.recommender.metrics import ndcg_at_k, ndcg_per_user
-from tests.unit.test_recommender_units import registry  # noqa: F401  (the fixture)
+from tests.unit.recommender.test_training import registry  # noqa: F401  (the fixture)
 
 DS = dt.date(2026, 10, 31)
 CONFIG = ChampionGateConfig(metric="ndcg_at_10", margin=0.002)  # alpha 0.025: a 95% interval above 0
