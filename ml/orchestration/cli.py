@@ -13,7 +13,7 @@ error a user can act on the same way: `error: <message>` on stderr, exit status 
     python -m ml movielens FOLDER --out LANDING       # a MovieLens release as landing files
     python -m ml landing [--landing DIR]              # landing files into raw.* (no dbt)
     python -m ml dbt build|run|test --ds ... [args]   # dbt for one date, with the platform's vars
-    python -m ml erasure report|purge-model-artifacts # erasure requests to check; purge old bundles
+    python -m ml erasure report|list|purge|purge-model-artifacts  # erasure: to check, purges, run them
     python -m ml exports clean|reload-tables          # repairs of the channel files and tables
 """
 
@@ -122,10 +122,13 @@ def dbt(argv: list[str]) -> int:
 
 
 def erasure(argv: list[str]) -> int:
-    """Erasure: the requests a person must check, and the purge of older model bundles."""
+    """Erasure: the requests a person must check, the purges beyond dbt (ml.orchestration.privacy), and
+    running them now."""
     parser = argparse.ArgumentParser(prog="python -m ml erasure", description=erasure.__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("report", help="list the erasure requests a person must check")
+    commands.add_parser("list", help="what each purge removes and where it runs")
+    commands.add_parser("purge", help="run every purge now (a request that must not wait for the night)")
     purge = commands.add_parser("purge-model-artifacts", help="delete older model bundles that hold erased ids")
     purge.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
@@ -138,9 +141,17 @@ def erasure(argv: list[str]) -> int:
             print(f"{problem.kind:<17} {problem.message}")
         print(f"{len(problems)} erasure request(s) to check")
         return 0
-    from ml.mlops.erasure import purge_model_artifacts
+    from ml.orchestration import privacy
 
-    for line in purge_model_artifacts(dry_run=args.dry_run):
+    if args.command in ("list", "purge"):
+        from ml.orchestration.config import load_config
+
+        lines = privacy.purge_table() if args.command == "list" else privacy.purge_now(load_config())
+    else:
+        from ml.mlops.erasure import purge_model_artifacts
+
+        lines = purge_model_artifacts(dry_run=args.dry_run)
+    for line in lines:
         print(line)
     return 0
 

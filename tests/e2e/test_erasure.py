@@ -9,6 +9,7 @@ directory is copied (a restore into another folder) and both copies run a night.
 
 from __future__ import annotations
 
+import ast
 import csv
 import shutil
 import sqlite3
@@ -243,6 +244,20 @@ def test_older_model_bundles_are_purged_by_the_command(erasure_nights):
         aliased = {v for (v,) in connection.execute("select version from registered_model_aliases")}
     if int(erasure_nights["version_before"]) not in aliased:
         assert "artifacts deleted" in result.stdout
+
+
+def test_every_purge_runs_at_once_by_the_command_and_a_second_run_removes_nothing(erasure_nights):
+    """`python -m ml erasure purge` runs every purge of ml.orchestration.privacy now; after the nights
+    (which ran theirs) and the model purge above, nothing of the erased customers is left to remove."""
+    data_dir = erasure_nights["data_dir"]
+    runs = [run_python(data_dir, CLI.format("'erasure', 'purge'")) for _ in range(2)]
+    for result in runs:
+        assert result.returncode == 0, result.stderr[-3000:]
+        lines = dict(line.split(maxsplit=1) for line in result.stdout.strip().splitlines())
+        assert list(lines) == ["personal_fields", "online_store", "export_files", "channel_tables", "model_artifacts"]
+        assert lines["online_store"] == lines["export_files"] == lines["channel_tables"] == "0"
+        assert set(ast.literal_eval(lines["personal_fields"]).values()) <= {0}  # rows scrubbed per table
+    assert runs[0].stdout == runs[1].stdout
 
 
 def test_erasure_outlives_its_landing_file(erasure_nights):
