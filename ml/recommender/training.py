@@ -50,7 +50,8 @@ from ml.mlops.registry import ChampionCheck, PerCustomer, last_version_before
 from ml.mlops.tracking import frame_hash
 from ml.recommender.baseline import top_k_excluding
 from ml.recommender.data import RecommenderInputs, View, read_inputs, serve_view, view_as_of
-from ml.recommender.ease import EaseRecommender, fit_ease
+from ml.recommender.ease import fit_ease
+from ml.recommender.family import Recommender
 from ml.recommender.metrics import ndcg_per_user, precision_at_k, ranking_metrics
 from ml.recommender.model import HybridRecommender, continue_fit, fit
 from ml.recommender.pyfunc import RecommenderBundle, RecommenderModel
@@ -67,7 +68,6 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "recommender"
 APPROACHES = ("model", "baseline", "served")  # the model alone, popularity, what customers get
-Recommender = HybridRecommender | EaseRecommender  # the search's two families
 
 
 @dataclass(frozen=True)
