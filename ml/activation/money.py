@@ -27,39 +27,15 @@ def offer_costs(offer_codes: pd.Series, revenue: pd.Series, orders: pd.Series, e
     return (discount.astype(float) * revenue.astype(float) + per_order.astype(float) * orders.astype(float)).to_numpy()
 
 
-# Completed orders, their value in the reporting currency (`exchange_rates` and `contact_costs` are
-# registered by register_economics): the one definition of revenue the readouts use. An order
-# without a currency (the landing contract makes it optional) is in the reporting currency; an order
-# in a currency without a rate still counts as an order, with no value (register_economics warns).
-COMPLETED_ORDERS_SQL = """
-    select o.customer_id, o.order_id, o.ordered_at, o.total_amount * r.rate as total_amount
-    from intermediate.int_orders_sequenced as o
-    left join exchange_rates as r
-        on r.currency = o.currency or (o.currency is null and r.is_reporting_currency)
-    where o.is_completed
-"""
-
-
-def register_economics(connection, economics: Economics, channels: list[str]) -> None:
-    """Register `exchange_rates` (currency, rate, is_reporting_currency) and `contact_costs` (channel,
-    cost) on the connection; warn, naming the currencies and the key to set, when completed orders
-    are in a currency without a rate."""
-    rates = {economics.currency: 1.0, **economics.exchange_rates}
-    connection.register(
-        "exchange_rates",
-        pd.DataFrame(
-            {
-                "currency": list(rates),
-                "rate": list(rates.values()),
-                "is_reporting_currency": [currency == economics.currency for currency in rates],
-            }
-        ),
-    )
-    costs = [float(economics.contact_cost.get(channel, 0.0)) for channel in channels]
-    connection.register("contact_costs", pd.DataFrame({"channel": channels, "cost": costs}))
+def warn_missing_rates(connection, economics: Economics) -> None:
+    """Warn, naming the currencies and the key to set, when completed orders are in a currency without
+    a rate: they count as orders and conversions, with no value (dbt's int_completed_orders, the one
+    definition of revenue the readouts use, converts with the same rates)."""
+    known = [economics.currency, *economics.exchange_rates]
     missing = connection.execute(
         "select currency, count(*) from intermediate.int_orders_sequenced where is_completed "
-        "and currency not in (select currency from exchange_rates) group by all order by all"
+        f"and currency not in ({', '.join('?' for _ in known)}) group by all order by all",
+        known,
     ).fetchall()
     if missing:
         found = ", ".join(f"{currency} ({orders} orders)" for currency, orders in missing)

@@ -19,13 +19,12 @@ import numpy as np
 import pandas as pd
 
 from ml.activation.decisions import in_global_holdout
-from ml.activation.money import COMPLETED_ORDERS_SQL, offer_costs, profit, register_economics
+from ml.activation.money import offer_costs, profit
 from ml.activation.sequential import Looks, compare_looks
 from ml.activation.settings import ActivationConfig
 from ml.warehouse.declared import ddl
-from ml.warehouse.dialect import sql_type, unnested
 from ml.warehouse.engine import open_warehouse
-from ml.warehouse.partitions import existing_tables, replace_partition
+from ml.warehouse.partitions import replace_partition
 
 log = logging.getLogger(__name__)
 
@@ -34,94 +33,16 @@ SIGNIFICANCE_LEVEL = 0.05
 PROGRAM_DDL = ddl(PROGRAM)  # declared in dbt_project/models/outputs/_python_outputs.yml
 
 
-# Per customer of customer_360 at $ds: revenue and orders in the readout window, revenue before it,
-# and what contacting them cost.
-PROGRAM_CUSTOMERS_SQL = """
-with treated as ({assignments}),
-orders as (
-    select customer_id, ordered_at, cast(ordered_at as date) as order_date, total_amount
-    from ({completed_orders})
-    where ordered_at < cast($ds + 1 as timestamp) and ordered_at >= cast($start - $days as timestamp)
-),
-revenue as (
-    select customer_id,
-        sum(total_amount) filter (where order_date >= $start) as revenue,
-        count(*) filter (where order_date >= $start) as orders,
-        sum(total_amount) filter (where order_date < $start) as pre_revenue
-    from orders group by customer_id
-),
-contacts as (
-    select t.customer_id, sum(c.cost) as contact_cost
-    from treated as t cross join lateral {channels_unnested} as contacted
-    inner join contact_costs as c on c.channel = contacted.channel
-    group by t.customer_id
-)
-select c.customer_id, coalesce(r.revenue, 0) as revenue, coalesce(r.orders, 0) as orders,
-    coalesce(r.pre_revenue, 0) as pre_revenue, coalesce(k.contact_cost, 0) as contact_cost
-from marts.customer_360 as c
-left join revenue as r using (customer_id)
-left join contacts as k using (customer_id)
-where c.ds = $ds
-order by c.customer_id
-"""
-# An offer applies to the orders its treated customer placed within the audience's goal window.
-OFFERED_ORDERS_SQL = """
-with treated as ({assignments}),
-offer_windows as (
-    select t.customer_id, t.offer_code, t.ds as assigned_on, w.window_days
-    from treated as t inner join goal_windows as w using (audience)
-    where t.offer_code is not null
-),
-offered_orders as (
-    select o.customer_id, o.order_id, o.total_amount, min_by(w.offer_code, w.assigned_on) as offer_code
-    from ({completed_orders}) as o
-    inner join offer_windows as w
-        on w.customer_id = o.customer_id
-        and o.ordered_at >= cast(w.assigned_on + 1 as timestamp)
-        and o.ordered_at < cast(w.assigned_on + 1 + w.window_days as timestamp)
-    where o.ordered_at >= cast($start as timestamp)
-        and o.ordered_at < cast($ds + 1 as timestamp)
-    group by all
-)
-select customer_id, offer_code, sum(total_amount) as revenue, count(*) as orders
-from offered_orders group by all order by all
-"""
+# What dbt builds for read_experiments' ds first (dbt_project/models/experiments).
+PROGRAM_CUSTOMERS = "intermediate.int_program_customers"
+OFFERED_ORDERS = "intermediate.int_program_offered_orders"
 
 
 def program_outcomes(ds: dt.date, activation: ActivationConfig) -> pd.DataFrame:
     """Per customer of customer_360 at ds: revenue, orders and costs in the window, revenue before it."""
-    days = activation.global_holdout.readout_days
-    window_start = ds - dt.timedelta(days=days - 1)
     with open_warehouse() as connection:
-        has_assignments = "assignments" in existing_tables(connection, "experiments")
-        register_economics(connection, activation.economics, list(activation.channels))
-        windows = pd.DataFrame(
-            [(name, audience.goal.window_days) for name, audience in activation.audiences.items()],
-            columns=["audience", "window_days"],
-        ).astype({"window_days": "int32"})
-        connection.register("goal_windows", windows)
-        assignments = (
-            # Decisions of the day before the window to the day before ds act on the window's days (the
-            # decisions of ds itself are written after this readout and act on tomorrow).
-            "select * from experiments.assignments "
-            "where ds >= $start - 1 and ds < $ds and experiment_group <> 'control'"
-            if has_assignments
-            else "select cast(null as date) as ds, cast(null as string) as audience, cast(null as string) as "
-            f"customer_id, cast(null as {sql_type(connection, 'varchar[]')}) as channels, cast(null as string) as "
-            "offer_code where false"
-        )
-        customers = connection.execute(
-            PROGRAM_CUSTOMERS_SQL.format(
-                assignments=assignments,
-                completed_orders=COMPLETED_ORDERS_SQL,
-                channels_unnested=unnested(connection, "t.channels", "channel"),
-            ),
-            {"ds": ds, "start": window_start, "days": days},
-        ).df()
-        offered = connection.execute(
-            OFFERED_ORDERS_SQL.format(assignments=assignments, completed_orders=COMPLETED_ORDERS_SQL),
-            {"ds": ds, "start": window_start},
-        ).df()
+        customers = connection.execute(f"select * from {PROGRAM_CUSTOMERS} order by customer_id").df()
+        offered = connection.execute(f"select * from {OFFERED_ORDERS} order by all").df()
     return with_costs(customers, offered, activation)
 
 

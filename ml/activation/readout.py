@@ -24,12 +24,11 @@ import logging
 import numpy as np
 import pandas as pd
 
-from ml.activation.money import COMPLETED_ORDERS_SQL, offer_costs, profit, register_economics
+from ml.activation.money import offer_costs, profit, warn_missing_rates
 from ml.activation.program import write_program_readout
 from ml.activation.sequential import Comparison, Looks, compare_looks
 from ml.activation.settings import CONTROL, ActivationConfig
 from ml.warehouse.declared import column_names, ddl
-from ml.warehouse.dialect import unnested
 from ml.warehouse.engine import open_warehouse
 from ml.warehouse.partitions import ensure_table, existing_tables, replace_partition
 
@@ -274,135 +273,19 @@ def _conclusion(arm: str, baseline: str, goal: Comparison, significant: bool, ac
     return f"{arm} is {direction} than {baseline} (always-valid)"
 
 
-# One row per exposed customer and experiment version whose goal window ended by the end of $ds: the
-# outcome in the window, the same before it (for CUPED), and what contacting them cost.
-EXPOSURES_SQL = """
-with versions as (
-    {recorded_versions}
-    select audience, '{unversioned}', goal_metric, window_days from current_goals
-),
-assignments as (
-    select *, coalesce(experiment_version, '{unversioned}') as version
-    from experiments.assignments where ds < $ds
-),
-first_assignments as (
-    select audience, version as experiment_version, customer_id, min(ds) as assigned_on,
-        min_by(experiment_group, ds) as experiment_group, min_by(offer_code, ds) as offer_code
-    from assignments
-    group by all
-),
-started as (
-    select audience, experiment_version, min(assigned_on) as started_on
-    from first_assignments group by audience, experiment_version
-),
-numbered as (
-    select audience, experiment_version,
-        row_number() over (partition by audience order by started_on, experiment_version) as version_number
-    from started
-),
-exposed as (
-    select f.*, n.version_number, v.goal_metric, v.window_days,
-        f.assigned_on + v.window_days as ready_on,
-        cast(f.assigned_on + 1 as timestamp) as window_start,
-        cast(f.assigned_on + 1 + v.window_days as timestamp) as window_end,
-        cast(f.assigned_on + 1 - $pre_days as timestamp) as pre_start
-    from first_assignments as f
-    inner join versions as v using (audience, experiment_version)
-    inner join numbered as n using (audience, experiment_version)
-    where f.assigned_on + v.window_days <= $ds
-),
-orders as (
-    select customer_id, ordered_at, total_amount from ({completed_orders})
-    where ordered_at < cast($ds + 1 as timestamp)
-),
-activity as (
-    select customer_id, ordered_at as happened_at from orders
-    union all
-    select customer_id, occurred_at from staging.stg_events where occurred_at < cast($ds + 1 as timestamp)
-),
-outcomes as (
-    select e.audience, e.experiment_version, e.customer_id,
-        count(o.customer_id) filter (where o.ordered_at >= e.window_start) as orders,
-        coalesce(sum(o.total_amount) filter (where o.ordered_at >= e.window_start), 0) as revenue,
-        count(o.customer_id) filter (where o.ordered_at < e.window_start) as pre_orders,
-        coalesce(sum(o.total_amount) filter (where o.ordered_at < e.window_start), 0) as pre_revenue
-    from exposed as e
-    left join orders as o
-        on o.customer_id = e.customer_id and o.ordered_at >= e.pre_start and o.ordered_at < e.window_end
-    group by all
-),
-engaged as (
-    select e.audience, e.experiment_version, e.customer_id,
-        count(distinct case when a.happened_at >= e.window_start then cast(a.happened_at as date) end)
-            as active_days,
-        count(distinct case when a.happened_at < e.window_start then cast(a.happened_at as date) end)
-            as pre_active_days
-    from exposed as e
-    inner join activity as a
-        on a.customer_id = e.customer_id and a.happened_at >= e.pre_start and a.happened_at < e.window_end
-    where e.goal_metric = 'engagement'
-    group by all
-),
-contacts as (
-    -- Treated customers' contacts in their goal window (control rows are never sent).
-    select e.audience, e.experiment_version, e.customer_id, sum(c.cost) as contact_cost
-    from exposed as e
-    inner join assignments as a
-        on a.audience = e.audience and a.version = e.experiment_version
-        and a.customer_id = e.customer_id and a.ds >= e.assigned_on and a.ds < e.ready_on
-        and a.experiment_group <> '{control}'
-    cross join lateral {channels_unnested} as contacted
-    inner join contact_costs as c on c.channel = contacted.channel
-    group by all
-)
-select e.audience, e.experiment_version, e.version_number, e.customer_id, e.experiment_group,
-    e.assigned_on, e.ready_on, e.goal_metric, e.window_days,
-    case when e.goal_metric = 'engagement' then coalesce(g.active_days, 0) > 0 else w.orders > 0 end
-        as converted,
-    w.revenue, w.orders,
-    case when e.goal_metric = 'engagement' then coalesce(g.pre_active_days, 0) else w.pre_orders end
-        as pre_goal,
-    w.pre_revenue, coalesce(c.contact_cost, 0) as contact_cost, e.offer_code
-from exposed as e
-inner join outcomes as w using (audience, experiment_version, customer_id)
-left join engaged as g using (audience, experiment_version, customer_id)
-left join contacts as c using (audience, experiment_version, customer_id)
-order by e.audience, e.experiment_version, e.customer_id
-"""
+EXPOSURES = "intermediate.int_experiment_exposures"  # dbt_project/models/experiments
 
 
 def exposures(ds: dt.date, activation: ActivationConfig) -> pd.DataFrame:
     """One row per customer and experiment version whose goal window has ended by the end of ds
-    (EXPOSURE_COLUMNS), from experiments.assignments and staging (data up to ds only)."""
-    empty = pd.DataFrame(columns=EXPOSURE_COLUMNS)
-    current_goals = pd.DataFrame(
-        [
-            {"audience": name, "goal_metric": audience.goal.metric, "window_days": audience.goal.window_days}
-            for name, audience in activation.audiences.items()
-        ],
-        columns=["audience", "goal_metric", "window_days"],
-    ).astype({"window_days": "int32"})
+    (EXPOSURE_COLUMNS): the dbt model read_experiments builds for ds first (ml.warehouse.transform.
+    build_experiment_inputs), from experiments.assignments and the warehouse (data up to ds only)."""
+    if not activation.audiences:
+        return pd.DataFrame(columns=EXPOSURE_COLUMNS)
     with open_warehouse() as connection:
-        tables = existing_tables(connection, "experiments")
-        if current_goals.empty or "assignments" not in tables:
-            return empty
-        connection.register("current_goals", current_goals)
-        register_economics(connection, activation.economics, list(activation.channels))
-        recorded = (
-            "select audience, experiment_version, goal_metric, window_days from experiments.versions union all "
-            if "versions" in tables
-            else ""
-        )
-        query = EXPOSURES_SQL.format(
-            recorded_versions=recorded,
-            unversioned=UNVERSIONED,
-            completed_orders=COMPLETED_ORDERS_SQL,
-            control=CONTROL,
-            channels_unnested=unnested(connection, "a.channels", "channel"),
-        )
+        warn_missing_rates(connection, activation.economics)
         return connection.execute(
-            query,
-            {"ds": ds, "pre_days": activation.sequential.pre_period_days},
+            f"select {', '.join(EXPOSURE_COLUMNS)} from {EXPOSURES} order by audience, experiment_version, customer_id"
         ).df()
 
 

@@ -403,5 +403,27 @@ class ActivationConfig(StrictSettings):
             )
         return self
 
+    def readout_vars(self) -> dict[str, object]:
+        """What the experiment readouts' dbt models need of this section (dbt_project/models/experiments):
+        the exchange rates to the reporting currency, each channel's contact cost, each audience's goal,
+        the CUPED pre-period and the global holdout's readout window."""
+        economics = self.economics
+        rates = {economics.currency: 1.0, **economics.exchange_rates}
+        return {
+            "exchange_rates": [
+                {"currency": currency, "rate": float(rate), "is_reporting_currency": currency == economics.currency}
+                for currency, rate in rates.items()
+            ],
+            "contact_costs": [
+                {"channel": name, "cost": float(economics.contact_cost.get(name, 0.0))} for name in self.channels
+            ],
+            "experiment_goals": [
+                {"audience": name, "goal_metric": audience.goal.metric, "window_days": audience.goal.window_days}
+                for name, audience in self.audiences.items()
+            ],
+            "pre_period_days": self.sequential.pre_period_days,
+            "holdout_readout_days": self.global_holdout.readout_days,
+        }
+
     def consent_of(self, channel: str) -> str:
         return self.channels[channel].consent or channel

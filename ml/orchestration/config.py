@@ -41,11 +41,13 @@ class PlatformConfig(StrictSettings):
 
     def dbt_vars(self) -> dict[str, object]:
         """The dbt vars that come from configuration (ml.warehouse.transform adds ds and the fixed ones):
-        the metrics settings and the propensity model's feature snapshot grid."""
+        the metrics settings, the propensity model's feature snapshot grid, and what the experiment
+        readouts' inputs need of activation (models/experiments)."""
         return {
             **self.metrics.model_dump(),
             "feature_snapshot_days": self.propensity.feature_snapshot_days,
             "feature_snapshot_every_days": self.propensity.cutoff_every_days,
+            **self.activation.readout_vars(),
         }
 
     def sha256(self) -> str:

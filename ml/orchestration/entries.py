@@ -67,8 +67,11 @@ def propensity_scoring(config: PlatformConfig) -> ShardedScoring:
 
 
 def read_experiments(ds: dt.date, config: PlatformConfig) -> dict[str, object]:
+    """dbt builds the readouts' inputs for ds (exposures, the holdout's customers), then they are read."""
     from ml.activation.readout import read_experiments
+    from ml.warehouse.transform import build_experiment_inputs
 
+    build_experiment_inputs(ds, config.dbt_vars())
     return read_experiments(ds, config.activation)
 
 

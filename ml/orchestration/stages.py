@@ -126,8 +126,9 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "read_experiments",
-        "Reads every experiment version back once goal windows have passed: each arm against control and "
-        "the other arms, on the goal and in money, with always-valid intervals "
+        "`dbt build` of the readouts' inputs for `ds` (exposures, the global holdout's customers: "
+        "`models/experiments`), then reads every experiment version back once goal windows have passed: each "
+        "arm against control and the other arms, on the goal and in money, with always-valid intervals "
         "(`marts.fct_experiment_results`), and everyone against the global holdout "
         "(`marts.fct_program_readout`); pauses harm and optionally ships winners "
         "(`activation.audience_status`, `experiments.audit_log`).",

@@ -117,6 +117,12 @@ def build_metrics(ds: dt.date, config_vars: Mapping[str, object], full_refresh: 
     )
 
 
+def build_experiment_inputs(ds: dt.date, config_vars: Mapping[str, object]) -> None:
+    """What read_experiments reads, for ds (selector `experiments`, dbt_project/models/experiments):
+    exposures and the global holdout's inputs, from the tables the Python stages wrote, with their tests."""
+    run_dbt("build", ds, config_vars, "--selector", "experiments", *LAYER_TESTS)
+
+
 def check_outputs(ds: dt.date, config_vars: Mapping[str, object]) -> dict[str, object]:
     """The check_outputs stage: the tests of the tables the Python stages wrote for ds (declared as dbt
     sources in dbt_project/models/outputs) and the report models built on them (rpt_*). A declared
