@@ -28,21 +28,9 @@ def spark_type(duckdb_type: str) -> str:
     return duckdb_type
 
 
-def sql_type(connection, duckdb_type: str) -> str:
-    """A type, written as DuckDB names it, as the connection's engine names it (`varchar[]`:
-    `array<string>` on Spark)."""
-    return duckdb_type if on_duckdb(connection) else spark_type(duckdb_type)
-
-
 def elements(connection, array: str) -> str:
     """One row per element of `array`, in a select list (DuckDB's unnest, Spark's explode)."""
     return f"{'unnest' if on_duckdb(connection) else 'explode'}({array})"
-
-
-def unnested(connection, array: str, column: str) -> str:
-    """A lateral subquery with one row per element of `array` (a column of the row it joins), as
-    `column`: `cross join lateral {unnested(...)} as alias`."""
-    return f"(select {elements(connection, array)} as {column})"
 
 
 def row_fingerprint_sum(connection) -> str:

@@ -20,16 +20,13 @@ import pytest
 from mlflow import MlflowClient
 
 from ml.warehouse.contract import TABLES
-from tests.helpers import END_DATE, fresh_data_dir, query, run_pipeline, run_python
+from tests.helpers import END_DATE, fresh_data_dir, orchestrate, query, run_pipeline, run_python
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("erasure")]
 
 NIGHT_1 = (END_DATE - pd.Timedelta(days=1)).isoformat()
 NIGHT_2 = END_DATE.isoformat()
 NOBODY = "C9999999X"
-
-# `python -m ml <command>` in the data directory's environment.
-CLI = "import sys; from ml.orchestration.cli import main; sys.exit(main([{}]))"
 
 
 def exported_customers(data_dir, ds: str | None = None) -> set[str]:
@@ -234,10 +231,7 @@ def test_the_online_store_and_the_new_model_forget_them(erasure_nights):
 
 def test_older_model_bundles_are_purged_by_the_command(erasure_nights):
     data_dir = erasure_nights["data_dir"]
-    result = run_python(
-        data_dir,
-        CLI.format("'erasure', 'purge-model-artifacts'"),
-    )
+    result = orchestrate(data_dir, "erasure", "purge-model-artifacts")
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"recommender v{erasure_nights['version_before']}" in result.stdout
     with sqlite3.connect(data_dir / "mlflow.db") as connection:
@@ -250,7 +244,7 @@ def test_every_purge_runs_at_once_by_the_command_and_a_second_run_removes_nothin
     """`python -m ml erasure purge` runs every purge of ml.orchestration.privacy now; after the nights
     (which ran theirs) and the model purge above, nothing of the erased customers is left to remove."""
     data_dir = erasure_nights["data_dir"]
-    runs = [run_python(data_dir, CLI.format("'erasure', 'purge'")) for _ in range(2)]
+    runs = [orchestrate(data_dir, "erasure", "purge") for _ in range(2)]
     for result in runs:
         assert result.returncode == 0, result.stderr[-3000:]
         lines = dict(line.split(maxsplit=1) for line in result.stdout.strip().splitlines())
@@ -329,7 +323,7 @@ def test_publishing_stops_when_the_tables_lost_a_published_day(erasure_nights):
     assert stopped.returncode != 0
     assert "reload-tables" in stopped.stderr and f"ds={NIGHT_1}" in stopped.stderr
     assert {p: p.read_bytes() for p in (data_dir / "exports").rglob("*") if p.is_file()} == digests_before
-    repaired = run_python(data_dir, CLI.format("'exports', 'reload-tables'"))
+    repaired = orchestrate(data_dir, "exports", "reload-tables")
     assert repaired.returncode == 0, repaired.stderr[-3000:]
     pd.testing.assert_frame_equal(
         query(data_dir, "select * from channels.email where ds = ? order by all", [NIGHT_1]), rows_before
