@@ -9,7 +9,7 @@ export PZ_REPORTS_DIR ?= $(CURDIR)/reports
 export PZ_CONFIG      ?= $(CURDIR)/config/personalization.yml
 DS ?= $(shell sed -n 's/^ *end_date: *\([0-9-]*\).*/\1/p' $(PZ_CONFIG) | head -1)
 
-.PHONY: help venv system browser postgres data demo run backfill spark airflow mlflow test test-fast test-integration outputs lint bench bench-nightly bench-real-data clean
+.PHONY: help venv system browser postgres data demo run backfill spark airflow serve mlflow test test-fast test-integration outputs lint bench bench-nightly bench-real-data clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ demo: data  ## set up, generate the demo data, run the DAG for its last days, pr
 
 airflow: venv  ## airflow standalone on http://localhost:8080, login admin / admin (local use only)
 	$(PYTHON) -m ml standalone
+
+serve: venv  ## the online decision service on http://127.0.0.1:8000 (docs at /docs), from the last published night
+	$(PYTHON) -m ml serve
 
 mlflow: venv  ## the MLflow UI on the platform's tracking store, http://localhost:5000
 	$(VENV)/bin/mlflow ui --port 5000 --backend-store-uri "$$($(PYTHON) -c 'from ml.paths import mlflow_tracking_uri; print(mlflow_tracking_uri())')"

@@ -15,6 +15,7 @@ error a user can act on the same way: `error: <message>` on stderr, exit status 
     python -m ml dbt build|run|test --ds ... [args]   # dbt for one date, with the platform's vars
     python -m ml erasure report|list|purge|purge-model-artifacts  # erasure: to check, purges, run them
     python -m ml exports clean|reload-tables          # repairs of the channel files and tables
+    python -m ml serve [--host H] [--port P]          # the online decision service (docs/serving.md)
 """
 
 from __future__ import annotations
@@ -191,6 +192,48 @@ def stages(argv: list[str]) -> int:
     return 0
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def service_app(serving_config=None, token: str | None = None):
+    """The online service's app on this data dir (the configuration's `serving` section unless given)."""
+    from ml.orchestration.config import load_config
+    from ml.paths import landing_dir
+    from ml.serving.app import Vocabulary, create_app
+    from ml.serving.snapshot import serving_dir
+    from ml.warehouse.project import dbt_project_vars
+
+    project = dbt_project_vars()
+    vocabulary = Vocabulary(tuple(project["event_types"]), tuple(project["consent_channels"]))
+    config = serving_config or load_config().serving
+    return create_app(config, serving_dir(), landing_dir(), vocabulary, token)
+
+
+def serve(argv: list[str]) -> int:
+    """The online decision service on the published serving snapshot (uvicorn)."""
+    import os
+
+    import uvicorn
+
+    from ml.errors import ConfigError
+    from ml.orchestration.config import load_config
+
+    config = load_config().serving
+    parser = argparse.ArgumentParser(prog="python -m ml serve", description=serve.__doc__)
+    parser.add_argument("--host", default=config.host, help=f"address to listen on (default {config.host})")
+    parser.add_argument("--port", type=int, default=config.port, help=f"port (default {config.port})")
+    args = parser.parse_args(argv)
+    token = os.environ.get("PZ_API_TOKEN") or None
+    if args.host not in LOOPBACK and token is None:
+        raise ConfigError(
+            f"serving.host {args.host!r} is not loopback: set PZ_API_TOKEN so that requests need a bearer token"
+        )
+    _logging()
+    app = service_app(config.model_copy(update={"host": args.host, "port": args.port}), token)
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="info")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     **dict.fromkeys(AIRFLOW_COMMANDS, airflow_command),
     "pipeline": pipeline,
@@ -201,6 +244,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "dbt": dbt,
     "erasure": erasure,
     "exports": exports,
+    "serve": serve,
 }
 
 

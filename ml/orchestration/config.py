@@ -2,7 +2,7 @@
 
 Each package owns its section (ml.synthetic.demo_settings, ml.warehouse.settings,
 ml.orchestration.settings, ml.recommender.settings, ml.propensity.settings, ml.activation.settings,
-ml.mlops.settings); this module only puts them together, checks what spans sections, and reads the
+ml.mlops.settings, ml.serving.settings); this module only puts them together, checks what spans sections, and reads the
 YAML file (config/personalization.yml, or PZ_CONFIG).
 """
 
@@ -21,6 +21,7 @@ from ml.orchestration.settings import NotificationsConfig, ScheduleConfig, Scori
 from ml.paths import config_path
 from ml.propensity.settings import PropensityConfig
 from ml.recommender.settings import RecommenderConfig
+from ml.serving.settings import ServingConfig
 from ml.settings import StrictSettings
 from ml.synthetic.demo_settings import DemoConfig
 from ml.warehouse.settings import MetricsConfig
@@ -38,6 +39,7 @@ class PlatformConfig(StrictSettings):
     monitoring: MonitoringConfig = MonitoringConfig()
     scoring: ScoringConfig = ScoringConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    serving: ServingConfig = ServingConfig()
 
     def dbt_vars(self) -> dict[str, object]:
         """The dbt vars that come from configuration (ml.warehouse.transform adds ds and the fixed ones):

@@ -104,6 +104,12 @@ def check_outputs(ds: dt.date, config: PlatformConfig) -> dict[str, object]:
     return check_outputs(ds, config.dbt_vars())
 
 
+def publish_serving_snapshot(ds: dt.date, config: PlatformConfig) -> dict[str, object]:
+    from ml.serving.snapshot import publish_serving_snapshot
+
+    return publish_serving_snapshot(ds, config.activation, config.serving.snapshots_kept)
+
+
 def build_kpi_report(ds: dt.date, config: PlatformConfig) -> dict[str, object]:
     from ml.reports.kpi import build_kpi_report
 

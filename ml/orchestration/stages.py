@@ -91,9 +91,10 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "score_recommendations",
         "Top K items for every customer known at `ds` into `marts.customer_recommendations` with the "
-        "champion, popular items for customers with too little history: `plan` reads the warehouse once "
-        "and splits the customers into `scoring.shards` shards, `score_shard` is mapped over them (no "
-        "pool: more workers, a faster night), `merge` writes the partition.",
+        "champion, popular items for customers with too little history: `plan` reads the warehouse once, "
+        "writes what the online service re-ranks with (`marts.item_neighbors` from the model's item-item "
+        "structure, `marts.popular_items`) and splits the customers into `scoring.shards` shards, "
+        "`score_shard` is mapped over them (no pool: more workers, a faster night), `merge` writes the partition.",
         upstream=("train_recommender",),
         shards=entries.recommendation_scoring,
     ),
@@ -170,6 +171,16 @@ STAGES: tuple[Stage, ...] = (
         "failing test stops the night here, before the KPI report.",
         entries.check_outputs,
         ("publish_channels",),
+    ),
+    Stage(
+        "publish_serving_snapshot",
+        "The online service's snapshot of the night: per customer the decision of every channel (exactly "
+        "the rows of `channels.<channel>`), consent, holdout and erasure state, recommendations and what "
+        "they bought; the catalog, item neighbors and popular items, in one SQLite file "
+        "`serving/snapshot_ds=<ds>.sqlite`, published by an atomic rename of `serving/CURRENT` (never "
+        "back to an older night). The service (`python -m ml serve`) swaps to it without a restart.",
+        entries.publish_serving_snapshot,
+        ("check_outputs",),
     ),
     Stage(
         "build_kpi_report",

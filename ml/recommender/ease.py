@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -90,6 +90,19 @@ class EaseRecommender:
         top[~has_row] = MISSING
         top_scores[~has_row] = np.nan
         return top, top_scores
+
+    def similar_items(
+        self, item_ids, item_pairs: pd.DataFrame, n: int, eligible: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """EASE's weights B[c, j] (how much having item c raises item j): each item scored as a
+        customer whose history is that item alone; MISSING for items the model does not hold."""
+        as_customers = replace(
+            self,
+            rows=sp.identity(len(self.item_ids), dtype=np.float32, format="csr"),
+            users=KnownCustomers(self.item_ids),
+        )
+        itself = sp.identity(len(item_ids), dtype=bool, format="csr")
+        return as_customers.recommend(item_ids, item_pairs, item_ids, item_pairs, n, exclude=itself, eligible=eligible)
 
 
 def customer_rows(data, settings: EaseSettings, item_ids: pd.Index | None = None):

@@ -36,3 +36,11 @@ class Recommender(Protocol):
         model has nothing for a customer: the serving policy fills those). `exclude`: customer x item
         pairs never to recommend; `eligible`: the items that may be recommended."""
         ...
+
+    def similar_items(
+        self, item_ids, item_pairs: pd.DataFrame, n: int, eligible: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For each of `item_ids`, the n most similar other items (indices into `item_ids`) and their
+        similarity, best first, MISSING-padded: the model's item-item structure, used to re-rank
+        around the item a customer is looking at."""
+        ...

@@ -66,6 +66,17 @@ class HybridRecommender:
             batch_size=batch_size,
         )
 
+    def similar_items(
+        self, item_ids, item_pairs: pd.DataFrame, n: int, eligible: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine similarity of the items' embeddings (their own ids' and features'): the n nearest
+        other eligible items of each item."""
+        _, embeddings = self.item_vectors(item_ids, item_pairs)
+        norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+        unit = np.divide(embeddings, norms, out=np.zeros_like(embeddings), where=norms > 0).astype(np.float32)
+        itself = sp.identity(len(unit), dtype=bool, format="csr")
+        return top_k_scores(unit, unit, np.zeros(len(unit), np.float32), n, exclude=itself, eligible=eligible)
+
 
 @dataclass(frozen=True)
 class TrainingData:

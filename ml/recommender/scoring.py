@@ -35,6 +35,7 @@ from ml.mlops.sharding import (
     write_result,
 )
 from ml.recommender.data import RecommenderInputs, View, read_inputs, serve_view, view_as_of
+from ml.recommender.neighbors import write_item_structure
 from ml.recommender.ranking import MISSING
 from ml.recommender.settings import RecommenderConfig
 from ml.recommender.training import MODEL_NAME, load_bundle
@@ -92,6 +93,13 @@ class RecommendationScoring:
         shared = None
         if not inputs.items.empty:
             shared = ScoringInputs(inputs, view_as_of(inputs, end_of(ds), self.config))
+            # The item structure the online service re-ranks with, from the same version and view.
+            bundle = load_bundle(f"models:/{MODEL_NAME}/{version}") if version else None
+            facts.update(
+                write_item_structure(
+                    ds, bundle.scoring if bundle else None, inputs, shared.view, version, self.config.k
+                )
+            )
         return plan(STAGE, ds, inputs.customers[CUSTOMER_ID], self.shards, facts, shared)
 
     def score_shard(self, shard: Shard) -> dict[str, object]:

@@ -120,6 +120,8 @@ def _where_to_look(ds: dt.date) -> list[str]:
             "  drift           monitoring.drift_summary, monitoring.drift_columns, channels.model_health;",
             f"                  Evidently reports under {reports_dir() / 'drift' / f'ds={ds}'}",
             f"  KPI report      {kpi_report_path(ds)}",
+            f"  online service  `make serve` (http://127.0.0.1:8000/docs) answers from {data_dir() / 'serving'}/",
+            f"                  snapshot_ds={ds}.sqlite: the decisions above, per customer and channel",
     ]
 
 

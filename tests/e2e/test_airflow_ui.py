@@ -8,6 +8,7 @@ run shows the model's metrics beside the baseline's. Screenshots go to reports/.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -122,8 +123,7 @@ def browser_page(playwright):
 @pytest.fixture(scope="module")
 def mlflow_ui(finished_run):
     port = free_port()
-    log = (finished_run / "mlflow_ui.log").open("w")
-    process = subprocess.Popen(
+    yield from local_server(
         [
             str(Path(sys.executable).with_name("mlflow")),
             "ui",
@@ -132,24 +132,29 @@ def mlflow_ui(finished_run):
             "--backend-store-uri",
             f"sqlite:///{finished_run / 'mlflow.db'}",
         ],
-        cwd=REPO_ROOT,
-        env=pipeline_env(finished_run),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        pipeline_env(finished_run),
+        f"http://127.0.0.1:{port}",
+        "/health",
+        finished_run / "mlflow_ui.log",
     )
-    url = f"http://127.0.0.1:{port}"
+
+
+def local_server(command: list[str], env: dict, url: str, probe: str, log_path: Path, timeout_seconds: float = 240):
+    """Start a server process, yield its url once `probe` answers, stop it (its whole group) after."""
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + timeout_seconds
         while True:
             try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5):
+                with urllib.request.urlopen(f"{url}{probe}", timeout=5):
                     break
             except OSError as error:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    output = (finished_run / "mlflow_ui.log").read_text()[-2000:]
-                    raise RuntimeError(f"mlflow ui did not come up: {output}") from error
-                time.sleep(2)
+                    raise RuntimeError(f"{command[:4]} did not come up: {log_path.read_text()[-2000:]}") from error
+                time.sleep(1)
         yield url
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -283,4 +288,77 @@ def test_the_kpi_report_opens_without_console_errors_and_shows_every_section(fin
         finally:
             browser.close()
     assert errors == []
+    assert screenshot.stat().st_size > 10_000
+
+
+@pytest.fixture(scope="module")
+def decision_service(finished_run):
+    """`python -m ml serve` on the finished run's published snapshot, on a free loopback port."""
+    port = free_port()
+    yield from local_server(
+        [sys.executable, "-m", "ml", "serve", "--port", str(port)],
+        {key: value for key, value in pipeline_env(finished_run).items() if key != "PZ_API_TOKEN"},
+        f"http://127.0.0.1:{port}",
+        "/ready",
+        finished_run / "serve.log",
+        timeout_seconds=60,
+    )
+
+
+def test_the_storefront_page_shows_the_visitors_offer_and_recommendations(decision_service, finished_run):
+    """The run's web decisions in a real browser: a customer with a web decision sees it, an
+    anonymous visitor the default experience, and the same visitor after logging in, the customer's."""
+    import pyarrow.parquet as pq
+    from playwright.sync_api import expect, sync_playwright
+
+    web = [
+        row
+        for path in sorted((finished_run / "exports" / "web" / f"ds={END_DATE}").glob("*.parquet"))
+        for row in pq.read_table(path).to_pylist()
+    ]
+    assert web, "the night decided nothing for the web channel"
+    customer = web[0]
+    product = json.loads(
+        urllib.request.urlopen(f"{decision_service}/v1/recommendations/{customer['customer_id']}?k=1").read()
+    )
+    item = product["items"][0]["item_id"]
+    screenshot = reports_dir() / "storefront.png"
+    with sync_playwright() as playwright:
+        browser, page = browser_page(playwright)
+        try:
+            page.goto(f"{decision_service}/demo/products/{item}?visitor={customer['customer_id']}")
+            expect(page.locator("#product h1")).to_be_visible()
+            experience = page.locator("#experience")
+            expect(experience).to_have_attribute("data-default", "false")
+            expect(experience).to_contain_text(customer["offer_code"] or customer["content_id"] or "Picked for you")
+            recommendations = page.locator("#recommendations li")
+            expect(recommendations).to_have_count(8)
+            shown = [recommendations.nth(i).get_attribute("data-item-id") for i in range(8)]
+            assert item not in shown
+            page.screenshot(path=str(screenshot), full_page=True)
+
+            page.goto(f"{decision_service}/demo/products/{item}?visitor=visitor-42")
+            expect(page.locator("#experience")).to_have_attribute("data-default", "true")
+            expect(page.locator("#recommendations li")).to_have_count(8)
+            login = json.dumps(
+                [
+                    {
+                        "event_type": "login",
+                        "anonymous_id": "visitor-42",
+                        "customer_id": customer["customer_id"],
+                        "occurred_at": f"{END_DATE}T12:00:00Z",
+                    }
+                ]
+            ).encode()
+            request = urllib.request.Request(
+                f"{decision_service}/v1/events", data=login, headers={"Content-Type": "application/json"}
+            )
+            assert urllib.request.urlopen(request).status == 202
+            page.reload()
+            expect(page.locator("#experience")).to_have_attribute("data-default", "false")
+        except Exception:
+            page.screenshot(path=str(screenshot.with_name("storefront_failure.png")))
+            raise
+        finally:
+            browser.close()
     assert screenshot.stat().st_size > 10_000

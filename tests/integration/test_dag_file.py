@@ -36,6 +36,7 @@ EXPECTED_TASKS = [
     "monitor_drift",
     "publish_channels",
     "check_outputs",
+    "publish_serving_snapshot",
     "build_kpi_report",
 ]
 
@@ -90,6 +91,7 @@ print(json.dumps({{
         "monitor_drift": ["score_propensity.merge", "score_recommendations.merge"],
         "publish_channels": ["decide_audiences", "monitor_drift"],
         "check_outputs": ["publish_channels"],
+        "publish_serving_snapshot": ["check_outputs"],
         "build_kpi_report": ["check_outputs"],
     }
     # Everything that opens the warehouse is in its 1-slot pool; the mapped scoring shards are not.

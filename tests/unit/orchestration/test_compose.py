@@ -18,6 +18,7 @@ SERVICES = {
     "postgres",
     "redis",
     "mlflow",
+    "decision-service",
     "airflow-init",
     "airflow-apiserver",
     "airflow-scheduler",
@@ -37,6 +38,7 @@ SECRETS = {
     "AIRFLOW_FERNET_KEY",
     "AIRFLOW_JWT_SECRET",
     "MLFLOW_ADMIN_PASSWORD",
+    "PZ_API_TOKEN",
 }
 
 
@@ -151,3 +153,11 @@ def test_every_ui_listens_on_this_host_only_and_mlflow_needs_a_login(compose):
     assert "mlflow-auth:/mlflow-auth" in mlflow["volumes"]
     environment = compose["x-airflow-common"]["environment"]
     assert environment["MLFLOW_TRACKING_PASSWORD"].startswith("${MLFLOW_ADMIN_PASSWORD")
+
+
+def test_the_decision_service_needs_a_token_and_is_published_on_this_host_only(compose):
+    service = compose["services"]["decision-service"]
+    assert service["environment"]["PZ_API_TOKEN"].startswith("${PZ_API_TOKEN:?")
+    assert all(port.startswith("${PZ_BIND_ADDRESS:-127.0.0.1}:") for port in service["ports"])
+    assert "data:/data" in service["volumes"] and "/health" in " ".join(service["healthcheck"]["test"])
+    assert service["command"][:4] == ["python", "-m", "ml", "serve"]
