@@ -100,3 +100,17 @@ def export_digests(data_dir: Path) -> dict[str, str]:
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
+
+
+def service_client(serving_root: Path, landing: Path, token: str | None = None, **settings):
+    """The online service on a serving folder, in this process (FastAPI's TestClient; use it as a
+    context manager so that its start-up and shutdown run), writing events under `landing`."""
+    from fastapi.testclient import TestClient
+
+    from ml.serving.app import Vocabulary, create_app
+    from ml.serving.settings import ServingConfig
+    from ml.warehouse.project import dbt_project_vars
+
+    vocabulary = Vocabulary(tuple(dbt_project_vars()["event_types"]), tuple(dbt_project_vars()["consent_channels"]))
+    app = create_app(ServingConfig(reload_seconds=0.05, **settings), serving_root, landing, vocabulary, token)
+    return TestClient(app, raise_server_exceptions=False)

@@ -51,6 +51,13 @@ def _channel_tables(config: PlatformConfig) -> object:
     return purge_erased_from_tables(config.activation)
 
 
+def _serving_snapshots(config: PlatformConfig) -> object:
+    from ml.serving.snapshot import purge_erased_from_snapshots
+    from ml.warehouse.erasure import erased_customer_ids
+
+    return purge_erased_from_snapshots(erased_customer_ids())
+
+
 def _model_artifacts(config: PlatformConfig) -> object:
     from ml.mlops.erasure import purge_model_artifacts
 
@@ -82,6 +89,13 @@ PURGES: tuple[Purge, ...] = (
         "erased customers' rows in every day of the channel tables",
         "publish_channels",
         _channel_tables,
+    ),
+    Purge(
+        "serving_snapshots",
+        "erased customers' records in every kept serving snapshot (decisions, consents, recommendations, "
+        "purchases), replaced by the erased flag; a running service reloads",
+        "publish_serving_snapshot",
+        _serving_snapshots,
     ),
     Purge(
         "model_artifacts",

@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import logging
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -222,7 +223,7 @@ def customer_records(tables: dict[str, pd.DataFrame], activation: ActivationConf
             "bought": bought.get(customer, []),
         }
     for customer in tables["erased"][CUSTOMER_ID]:
-        records[customer] = {"decision": "default_experience", "reason": "erased", "erased": True}
+        records[customer] = dict(ERASED_RECORD)
     return records
 
 
@@ -313,6 +314,44 @@ def prune(root: Path, kept: int) -> list[str]:
     return [path.name for path in removed]
 
 
+ERASED_RECORD = {"decision": "default_experience", "reason": "erased", "erased": True}
+
+
+def purge_erased_from_snapshots(erased_ids: list[str], root: Path | None = None) -> int:
+    """Replace the records of erased customers in every kept snapshot by the bare erased flag (a
+    rewritten copy renamed over the file: a snapshot is never changed in place, the service opens it
+    immutable), then publish the pointer again so a running service reloads. Returns the records
+    replaced."""
+    root = root or serving_dir()
+    erased = _dumps(ERASED_RECORD)
+    replaced = 0
+    for path in sorted(root.glob("snapshot_ds=*.sqlite")):
+        with sqlite3.connect(path) as connection:
+            found = connection.execute(
+                "select count(*) from customers where record <> ? and customer_id in (select value from json_each(?))",
+                [erased, json.dumps(erased_ids)],
+            ).fetchone()[0]
+        connection.close()
+        if not found:
+            continue
+        staged = path.with_name(f".purging-{path.name}-{os.getpid()}")
+        shutil.copyfile(path, staged)
+        with sqlite3.connect(staged) as connection:
+            connection.execute(
+                "update customers set record = ? where customer_id in (select value from json_each(?))",
+                [erased, json.dumps(erased_ids)],
+            )
+        connection.close()
+        os.replace(staged, path)
+        replaced += found
+    current = read_pointer(root)
+    if replaced and current is not None:
+        staged = root / f".{POINTER}-{os.getpid()}"
+        staged.write_text(json.dumps(current, sort_keys=True))
+        os.replace(staged, root / POINTER)
+    return replaced
+
+
 def publish_serving_snapshot(ds: dt.date, activation: ActivationConfig, snapshots_kept: int) -> dict[str, object]:
     """Build the serving snapshot of ds from the night's tables and publish it for the service."""
     tables = read_night(ds, activation)
@@ -323,6 +362,7 @@ def publish_serving_snapshot(ds: dt.date, activation: ActivationConfig, snapshot
     write_snapshot(path, meta, customers, items, neighbors)
     published = publish_pointer(ds, path)
     removed = prune(path.parent, snapshots_kept)
+    purged = purge_erased_from_snapshots(tables["erased"][CUSTOMER_ID].tolist(), path.parent)
     log.info(
         "ds=%s serving snapshot %s: %d customers, %d items (%s)",
         ds,
@@ -337,4 +377,5 @@ def publish_serving_snapshot(ds: dt.date, activation: ActivationConfig, snapshot
         "items": len(items),
         "published": published,
         "removed": removed,
+        "erased_records_purged": purged,
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import json
 import shutil
 import sqlite3
 
@@ -19,8 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
 
+from ml.orchestration.config import load_config
 from ml.warehouse.contract import TABLES
-from tests.helpers import END_DATE, fresh_data_dir, orchestrate, query, run_pipeline, run_python
+from tests.helpers import END_DATE, fresh_data_dir, orchestrate, query, run_pipeline, run_python, service_client
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("erasure")]
 
@@ -91,6 +93,33 @@ def latest_recommender_version(data_dir) -> str:
         )
 
 
+def revoke_over_http(data_dir, spare: list[str]) -> dict:
+    """Between the nights, a customer of NIGHT_1's push or email files withdraws that consent over the
+    online service (not one of the erasure requests' customers); returns who and the next answer."""
+    config = load_config().activation
+    customer, channel = next(
+        (customer, channel)
+        for channel in ("push", "email")
+        for customer in sorted(exported_customers_of(data_dir, channel, NIGHT_1))
+        if customer not in spare
+    )
+    consent = config.consent_of(channel)
+    event = {"customer_id": customer, "event_type": "consent_revoked", "channel": consent}
+    with service_client(data_dir / "serving", data_dir / "landing") as client:
+        before = client.get(f"/v1/decisions/{customer}", params={"channel": channel}).json()
+        posted = client.post("/v1/events", json=[{**event, "occurred_at": f"{NIGHT_2}T10:00:00Z"}])
+        assert posted.status_code == 202, posted.text
+        after = client.get(f"/v1/decisions/{customer}", params={"channel": channel}).json()
+    return {"customer": customer, "channel": channel, "consent": consent, "before": before, "after": after}
+
+
+def exported_customers_of(data_dir, channel: str, ds: str) -> set[str]:
+    found: set[str] = set()
+    for path in (data_dir / "exports" / channel / f"ds={ds}").glob("*.parquet"):
+        found |= set(pq.read_table(path, columns=["customer_id"]).column("customer_id").to_pylist())
+    return found
+
+
 @pytest.fixture(scope="module")
 def erasure_nights(small_landing, tmp_path_factory):
     data_dir = fresh_data_dir(small_landing, tmp_path_factory.mktemp("erasure"), "data")
@@ -107,6 +136,8 @@ def erasure_nights(small_landing, tmp_path_factory):
     assert plain in quarantined_customers(data_dir)
     version_before = latest_recommender_version(data_dir)
     assert online_features_known(data_dir, [unreadable_date, plain]) == [True, True]
+
+    revoked = revoke_over_http(data_dir, sorted(set(emailed[:3])))
 
     requests = data_dir / "landing" / "erasure_requests" / "zz_requests.csv"
     with requests.open("w", newline="", encoding="utf-8") as handle:
@@ -129,6 +160,7 @@ def erasure_nights(small_landing, tmp_path_factory):
         "version_before": version_before,
         "log": night_2.stderr,
         "requests": requests,
+        "revoked": revoked,
     }
 
 
@@ -248,8 +280,16 @@ def test_every_purge_runs_at_once_by_the_command_and_a_second_run_removes_nothin
     for result in runs:
         assert result.returncode == 0, result.stderr[-3000:]
         lines = dict(line.split(maxsplit=1) for line in result.stdout.strip().splitlines())
-        assert list(lines) == ["personal_fields", "online_store", "export_files", "channel_tables", "model_artifacts"]
+        assert list(lines) == [
+            "personal_fields",
+            "online_store",
+            "export_files",
+            "channel_tables",
+            "serving_snapshots",
+            "model_artifacts",
+        ]
         assert lines["online_store"] == lines["export_files"] == lines["channel_tables"] == "0"
+        assert lines["serving_snapshots"] == "0"
         assert set(ast.literal_eval(lines["personal_fields"]).values()) <= {0}  # rows scrubbed per table
     assert runs[0].stdout == runs[1].stdout
 
@@ -333,3 +373,32 @@ def test_publishing_stops_when_the_tables_lost_a_published_day(erasure_nights):
     )
     assert published.returncode == 0, published.stderr[-3000:]
     assert {p: p.read_bytes() for p in (data_dir / "exports").rglob("*") if p.is_file()} == digests_before
+
+
+def test_a_consent_withdrawn_over_http_applies_at_once_and_the_next_nights_files_agree(erasure_nights):
+    data_dir, revoked = erasure_nights["data_dir"], erasure_nights["revoked"]
+    customer, channel, consent = revoked["customer"], revoked["channel"], revoked["consent"]
+    assert not revoked["before"]["default_experience"] and revoked["before"]["ds"] == NIGHT_1
+    assert revoked["after"]["default_experience"] and revoked["after"]["reason"] == "no_consent"
+    flags = query(
+        data_dir,
+        f"select has_consent_{consent} as granted from marts.customer_360 where ds = ? and customer_id = ?",
+        [NIGHT_2, customer],
+    )
+    assert flags["granted"].tolist() == [False]  # the landing file the service wrote was loaded
+    assert customer not in exported_customers_of(data_dir, channel, NIGHT_2)
+    with service_client(data_dir / "serving", data_dir / "landing") as client:
+        answer = client.get(f"/v1/decisions/{customer}", params={"channel": channel}).json()
+    assert answer["ds"] == NIGHT_2 and answer["default_experience"]
+
+
+def test_no_serving_snapshot_keeps_an_erased_customers_record(erasure_nights):
+    data_dir, erased = erasure_nights["data_dir"], erasure_nights["erased"]
+    snapshots = sorted((data_dir / "serving").glob("snapshot_ds=*.sqlite"))
+    assert len(snapshots) == 2  # NIGHT_1's, written before the requests, and NIGHT_2's
+    for path in snapshots:
+        with sqlite3.connect(path) as connection:
+            records = dict(connection.execute("select customer_id, record from customers").fetchall())
+        connection.close()
+        for customer in erased:
+            assert json.loads(records.get(customer, '{"erased": true}')).get("erased") is True, (path.name, customer)

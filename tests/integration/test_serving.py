@@ -18,29 +18,19 @@ import time
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from fastapi.testclient import TestClient
 
 from ml.orchestration.config import load_config
-from ml.serving.app import Vocabulary, create_app
-from ml.serving.settings import ServingConfig
 from ml.serving.snapshot import publish_pointer, snapshot_path
-from ml.warehouse.project import dbt_project_vars
-from tests.helpers import END_DATE, query
+from tests.helpers import END_DATE, query, service_client
 
 DS = END_DATE.isoformat()
 CHANNELS = tuple(load_config().activation.channels)
-VOCABULARY = Vocabulary(tuple(dbt_project_vars()["event_types"]), tuple(dbt_project_vars()["consent_channels"]))
 FIELDS = ("audience", "experiment_group", "tactic", "offer_code", "content_id")
-
-
-def service(serving_root, landing, token=None, **settings) -> TestClient:
-    config = ServingConfig(reload_seconds=0.05, **settings)
-    return TestClient(create_app(config, serving_root, landing, VOCABULARY, token), raise_server_exceptions=False)
 
 
 @pytest.fixture(scope="module")
 def client(built_warehouse, tmp_path_factory):
-    with service(built_warehouse / "serving", tmp_path_factory.mktemp("landing")) as client:
+    with service_client(built_warehouse / "serving", tmp_path_factory.mktemp("landing")) as client:
         yield client
 
 
@@ -129,7 +119,7 @@ def test_a_consent_withdrawn_over_http_applies_to_the_next_request(built_warehou
     exported = exported_rows(built_warehouse)
     customer, channel = next(key for key in sorted(exported) if key[1] in ("email", "push"))
     consent = load_config().activation.consent_of(channel)
-    with service(built_warehouse / "serving", tmp_path / "landing") as client:
+    with service_client(built_warehouse / "serving", tmp_path / "landing") as client:
         assert not client.get(f"/v1/decisions/{customer}", params={"channel": channel}).json()["default_experience"]
         event = {"customer_id": customer, "event_type": "consent_revoked", "channel": consent}
         posted = client.post("/v1/events", json=[{**event, "occurred_at": "2026-11-01T10:00:00Z"}])
@@ -140,14 +130,16 @@ def test_a_consent_withdrawn_over_http_applies_to_the_next_request(built_warehou
     assert landed.to_dict("records") == [
         {"customer_id": customer, "channel": consent, "granted": "false", "recorded_at": "2026-11-01T10:00:00Z"}
     ]
-    with service(built_warehouse / "serving", tmp_path / "landing") as restarted:  # replayed from the landing file
+    with service_client(
+        built_warehouse / "serving", tmp_path / "landing"
+    ) as restarted:  # replayed from the landing file
         assert restarted.get(f"/v1/decisions/{customer}", params={"channel": channel}).json()["reason"] == "no_consent"
 
 
 def test_an_anonymous_visitor_is_answered_as_the_customer_after_login(built_warehouse, tmp_path):
     exported = exported_rows(built_warehouse)
     customer, channel = next(iter(sorted(exported)))
-    with service(built_warehouse / "serving", tmp_path / "landing") as client:
+    with service_client(built_warehouse / "serving", tmp_path / "landing") as client:
         before = client.get("/v1/decisions/anon-123", params={"channel": channel}).json()
         assert before["default_experience"] and before["reason"] == "unknown_customer"
         view = {"anonymous_id": "anon-123", "event_type": "product_view", "occurred_at": "2026-11-01T09:00:00Z"}
@@ -183,7 +175,7 @@ def test_bad_requests_get_4xx_naming_the_problem_and_no_stack_trace(client):
 
 
 def test_a_token_guards_everything_but_health_and_readiness(built_warehouse, tmp_path):
-    with service(built_warehouse / "serving", tmp_path / "landing", token="s3cret") as client:
+    with service_client(built_warehouse / "serving", tmp_path / "landing", token="s3cret") as client:
         assert client.get("/v1/decisions/C1", params={"channel": "web"}).status_code == 401
         wrong = {"Authorization": "Bearer nope"}
         assert client.get("/v1/decisions/C1", params={"channel": "web"}, headers=wrong).status_code == 401
@@ -196,7 +188,7 @@ def test_a_token_guards_everything_but_health_and_readiness(built_warehouse, tmp
 def test_a_new_snapshot_is_swapped_in_without_a_failed_request_and_metrics_show_it(built_warehouse, tmp_path):
     root = tmp_path / "serving"
     shutil.copytree(built_warehouse / "serving", root)
-    with service(root, tmp_path / "landing") as client:
+    with service_client(root, tmp_path / "landing") as client:
         assert client.get("/ready").json()["ds"] == DS
         later = END_DATE + dt.timedelta(days=1)
         current = json.loads((root / "CURRENT").read_text())
@@ -218,7 +210,7 @@ def test_a_new_snapshot_is_swapped_in_without_a_failed_request_and_metrics_show_
 
 
 def test_without_a_snapshot_the_service_says_so_and_serves_the_default_experience(tmp_path):
-    with service(tmp_path / "serving", tmp_path / "landing") as client:
+    with service_client(tmp_path / "serving", tmp_path / "landing") as client:
         ready = client.get("/ready")
         assert ready.status_code == 503 and "no serving snapshot" in ready.json()["problem"]
         answer = client.get("/v1/decisions/C1", params={"channel": "web"}).json()
