@@ -107,10 +107,8 @@ def service_client(serving_root: Path, landing: Path, token: str | None = None, 
     context manager so that its start-up and shutdown run), writing events under `landing`."""
     from fastapi.testclient import TestClient
 
-    from ml.serving.app import Vocabulary, create_app
+    from ml.orchestration.cli import service_app
     from ml.serving.settings import ServingConfig
-    from ml.warehouse.project import dbt_project_vars
 
-    vocabulary = Vocabulary(tuple(dbt_project_vars()["event_types"]), tuple(dbt_project_vars()["consent_channels"]))
-    app = create_app(ServingConfig(reload_seconds=0.05, **settings), serving_root, landing, vocabulary, token)
+    app = service_app(ServingConfig(reload_seconds=0.05, **settings), token, serving_root, landing)
     return TestClient(app, raise_server_exceptions=False)

@@ -64,6 +64,7 @@ EXPOSURE_COLUMNS = [
     "pre_revenue",
     "contact_cost",
     "offer_code",
+    "was_served",
 ]
 
 
@@ -130,6 +131,8 @@ def with_defaults(exposures: pd.DataFrame, activation: ActivationConfig) -> pd.D
             frame[column] = 0.0
     if "offer_code" not in frame.columns:
         frame["offer_code"] = None
+    if "was_served" not in frame.columns:
+        frame["was_served"] = False
     frame["ready_on"] = pd.to_datetime(frame["ready_on"], cache=False).astype("datetime64[ns]")
     return frame
 
@@ -216,6 +219,9 @@ def _goal_fields(goal: Comparison, treated: pd.DataFrame, base: pd.DataFrame, lo
         "looks": goal.looks,
         "baseline_customers": len(base),
         "arm_customers": len(treated),
+        # Exposure beside the intention-to-treat figures (the unit stays the assigned customer).
+        "baseline_served_customers": int(base["was_served"].sum()),
+        "arm_served_customers": int(treated["was_served"].sum()),
         "baseline_conversions": int(base["converted"].sum()),
         "arm_conversions": int(treated["converted"].sum()),
         "baseline_value": goal.baseline_mean,

@@ -195,18 +195,22 @@ def stages(argv: list[str]) -> int:
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def service_app(serving_config=None, token: str | None = None):
-    """The online service's app on this data dir (the configuration's `serving` section unless given)."""
+def service_app(serving_config=None, token: str | None = None, serving_root=None, landing=None):
+    """The online service's app on this data dir (the configuration's `serving` section, the data
+    dir's serving and landing folders, unless given)."""
     from ml.orchestration.config import load_config
     from ml.paths import landing_dir
     from ml.serving.app import Vocabulary, create_app
+    from ml.serving.events import SERVICE_TABLES
     from ml.serving.snapshot import serving_dir
+    from ml.warehouse.contract import CONTRACT
     from ml.warehouse.project import dbt_project_vars
 
     project = dbt_project_vars()
-    vocabulary = Vocabulary(tuple(project["event_types"]), tuple(project["consent_channels"]))
+    columns = {table: CONTRACT[table].columns for table in SERVICE_TABLES}
+    vocabulary = Vocabulary(tuple(project["event_types"]), tuple(project["consent_channels"]), columns)
     config = serving_config or load_config().serving
-    return create_app(config, serving_dir(), landing_dir(), vocabulary, token)
+    return create_app(config, serving_root or serving_dir(), landing or landing_dir(), vocabulary, token)
 
 
 def serve(argv: list[str]) -> int:

@@ -48,10 +48,12 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """The landing contract's lists the events are checked against (dbt_project.yml vars)."""
+    """What the service takes from the landing contract: the lists events are checked against
+    (dbt_project.yml vars) and the columns of the landing tables it writes (ml.warehouse.contract)."""
 
     event_types: tuple[str, ...]
     consent_channels: tuple[str, ...]
+    landing_columns: dict[str, tuple[str, ...]]
 
 
 class Metrics:
@@ -84,16 +86,23 @@ class Service:
         self.config = config
         self.holder = SnapshotHolder(serving_root)
         self.overlay = decide.Overlay()
-        self.writer = LandingWriter(landing, config.event_file_seconds)
+        self.writer = LandingWriter(landing, config.event_file_seconds, vocabulary.landing_columns)
         self.vocabulary = vocabulary
         self.metrics = Metrics(self.holder)
+
+    def linked_customer(self, anonymous_id: str | None) -> str | None:
+        """The customer an anonymous id belongs to: the night's identity graph, then logins since."""
+        if not anonymous_id:
+            return None
+        snapshot = self.holder.current
+        return (snapshot.linked(anonymous_id) if snapshot else None) or self.overlay.linked(anonymous_id)
 
     def resolve(self, identifier: str) -> tuple[str, dict | None, str | None]:
         """(customer_id, record, anonymous_id): an id the snapshot does not know may be an anonymous
         id a login linked to a customer; the customer's record answers for it."""
         snapshot = self.holder.current
         record = snapshot.record(identifier) if snapshot else None
-        customer = self.overlay.linked(identifier) if record is None else None
+        customer = self.linked_customer(identifier) if record is None else None
         if customer is not None:
             return customer, (snapshot.record(customer) if snapshot else None), identifier
         return identifier, record, None
@@ -107,6 +116,7 @@ class Service:
             "recommender_version": recommender,
             "context_item": context_item,
             "default_experience": "true" if answer["default_experience"] else "false",
+            "decision_reason": answer["reason"],
         }
         self.writer.append("served_decisions", [row])
         self.metrics.decisions.labels(answer["channel"], row["default_experience"]).inc()
@@ -115,7 +125,7 @@ class Service:
         """Write every event to the landing area, then apply consents, erasures and logins at once."""
         rows: dict[str, list[dict]] = {}
         for event in batch.events:
-            customer = event.customer_id or self.overlay.linked(event.anonymous_id)
+            customer = event.customer_id or self.linked_customer(event.anonymous_id)
             table, row = landing_rows(event, customer, event.event_id or uuid.uuid4().hex)
             rows.setdefault(table, []).append(row)
         for table, table_rows in rows.items():
@@ -182,7 +192,11 @@ def _problems(batch_json: object, service: Service) -> tuple[EventBatch | None, 
     for position, event in enumerate(batch.events):
         problem = check_vocabulary(event, service.vocabulary.event_types, service.vocabulary.consent_channels)
         needs_customer = event.event_type in (*CONSENT_EVENTS, ERASURE_EVENT)
-        if problem is None and needs_customer and not (event.customer_id or service.overlay.linked(event.anonymous_id)):
+        if (
+            problem is None
+            and needs_customer
+            and not (event.customer_id or service.linked_customer(event.anonymous_id))
+        ):
             problem = f"{event.event_type} needs a customer_id (or an anonymous_id a login linked)"
         if problem:
             problems.append(f"events.{position}: {problem}")

@@ -25,29 +25,8 @@ ERASURE_EVENT = "erasure_requested"
 LOGIN_EVENT = "login"
 CONTROL_EVENTS = (*CONSENT_EVENTS, ERASURE_EVENT, LOGIN_EVENT)
 
-# The columns of each table the service writes (docs/data-contract.md).
-LANDING_COLUMNS = {
-    "events": ("event_id", "customer_id", "occurred_at", "event_type", "item_id", "channel", "device", "anonymous_id"),
-    "consents": ("customer_id", "channel", "granted", "recorded_at"),
-    "erasure_requests": ("customer_id", "requested_at"),
-    "identity_links": ("anonymous_id", "customer_id", "linked_at"),
-    "served_decisions": (
-        "decision_id",
-        "served_at",
-        "ds",
-        "customer_id",
-        "anonymous_id",
-        "channel",
-        "audience",
-        "experiment_group",
-        "experiment_version",
-        "assignment_probability",
-        "recommender_version",
-        "context_item",
-        "default_experience",
-        "reason",
-    ),
-}
+# The landing tables the service writes (their columns are the landing contract's, passed in).
+SERVICE_TABLES = ("events", "consents", "erasure_requests", "identity_links", "served_decisions")
 Identifier = Field(default=None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")
 
 
@@ -102,8 +81,11 @@ def iso(moment: dt.datetime) -> str:
 class LandingWriter:
     """Appends rows to the landing area, one file per table and interval, renamed into view when done."""
 
-    def __init__(self, landing: Path, interval_seconds: int, clock=time.time) -> None:
+    def __init__(
+        self, landing: Path, interval_seconds: int, columns: dict[str, tuple[str, ...]], clock=time.time
+    ) -> None:
         self.landing = landing
+        self.columns = columns  # per table, the landing contract's columns (ml.warehouse.contract)
         self.interval = interval_seconds
         self.clock = clock
         self.tag = f"{socket.gethostname()}-{os.getpid()}"
@@ -122,13 +104,13 @@ class LandingWriter:
         handle = partial.open("a", newline="", encoding="utf-8")
         writer = csv.writer(handle, lineterminator="\n")
         if handle.tell() == 0:
-            writer.writerow(LANDING_COLUMNS[table])
+            writer.writerow(self.columns[table])
         self.open[table] = (interval, partial, handle, writer)
         return writer
 
     def append(self, table: str, rows: list[dict]) -> None:
         writer = self._file(table)
-        columns = LANDING_COLUMNS[table]
+        columns = self.columns[table]
         writer.writerows([["" if row.get(c) is None else row[c] for c in columns] for row in rows])
         self.open[table][2].flush()
 

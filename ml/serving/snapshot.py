@@ -110,6 +110,13 @@ def read_night(ds: dt.date, activation: ActivationConfig) -> dict[str, pd.DataFr
             ),
             "popular": _records(connection, "select item_id from marts.popular_items where ds = ? order by rank", ds),
             "erased": connection.execute("select customer_id from audit.suppressed_customers").df(),
+            # stg_identity_graph is a view of the staging build's ds; a backfill of an earlier ds reads
+            # the links known by then only.
+            "identities": connection.execute(
+                "select anonymous_id, customer_id from staging.stg_identity_graph where first_linked_at < ? "
+                "order by anonymous_id",
+                [end_of(ds)],
+            ).df(),
             "items": connection.execute(
                 "select item_id, item_name as name, category, price, is_active from staging.stg_items order by item_id"
             ).df(),
@@ -263,7 +270,9 @@ def _dumps(value) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-def write_snapshot(path: Path, meta: dict, customers: dict[str, dict], items: dict, neighbors: dict) -> None:
+def write_snapshot(
+    path: Path, meta: dict, customers: dict[str, dict], items: dict, neighbors: dict, identities: dict | None = None
+) -> None:
     """Write the SQLite file under a temporary name, then rename it into place (atomic)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     building = path.with_name(f".building-{path.name}-{os.getpid()}")
@@ -277,6 +286,7 @@ def write_snapshot(path: Path, meta: dict, customers: dict[str, dict], items: di
             create table customers (customer_id text primary key, record text not null) without rowid;
             create table items (item_id text primary key, record text not null) without rowid;
             create table neighbors (item_id text primary key, record text not null) without rowid;
+            create table identities (anonymous_id text primary key, customer_id text not null) without rowid;
             """
         )
         connection.executemany("insert into meta values (?, ?)", ((k, _dumps(v)) for k, v in sorted(meta.items())))
@@ -287,6 +297,7 @@ def write_snapshot(path: Path, meta: dict, customers: dict[str, dict], items: di
         connection.executemany(
             "insert into neighbors values (?, ?)", ((i, _dumps(r)) for i, r in sorted(neighbors.items()))
         )
+        connection.executemany("insert into identities values (?, ?)", sorted((identities or {}).items()))
     connection.close()
     os.replace(building, path)
 
@@ -359,7 +370,8 @@ def publish_serving_snapshot(ds: dt.date, activation: ActivationConfig, snapshot
     items, neighbors = item_records(tables)
     meta = meta_of(ds, tables, activation, len(customers))
     path = snapshot_path(ds)
-    write_snapshot(path, meta, customers, items, neighbors)
+    identities = dict(zip(tables["identities"]["anonymous_id"], tables["identities"][CUSTOMER_ID], strict=True))
+    write_snapshot(path, meta, customers, items, neighbors, identities)
     published = publish_pointer(ds, path)
     removed = prune(path.parent, snapshots_kept)
     purged = purge_erased_from_snapshots(tables["erased"][CUSTOMER_ID].tolist(), path.parent)

@@ -44,6 +44,7 @@ class Snapshot:
                 for key, value in self.connection.execute("select * from neighbors")
             }
             customers = self.connection.execute("select count(*) from customers").fetchone()[0]
+            tables = {name for (name,) in self.connection.execute("select name from sqlite_master")}
         except sqlite3.Error as error:
             raise SnapshotInvalid(f"{path}: not a readable snapshot ({error})") from error
         missing = [key for key in REQUIRED_META if key not in self.meta]
@@ -53,6 +54,7 @@ class Snapshot:
             raise SnapshotInvalid(f"{path}: format {self.meta['format_version']}, this service reads {FORMAT_VERSION}")
         if customers != self.meta["customers"]:
             raise SnapshotInvalid(f"{path}: {customers} customers, its meta says {self.meta['customers']}")
+        self.has_identities = "identities" in tables
 
     @property
     def ds(self) -> str:
@@ -61,6 +63,15 @@ class Snapshot:
     def record(self, customer_id: str) -> dict | None:
         row = self.connection.execute("select record from customers where customer_id = ?", (customer_id,)).fetchone()
         return json.loads(row[0]) if row else None
+
+    def linked(self, anonymous_id: str) -> str | None:
+        """The customer the nightly identity graph links this anonymous id to (stg_identity_graph)."""
+        if not self.has_identities:
+            return None
+        row = self.connection.execute(
+            "select customer_id from identities where anonymous_id = ?", (anonymous_id,)
+        ).fetchone()
+        return row[0] if row else None
 
     def close(self) -> None:
         self.connection.close()

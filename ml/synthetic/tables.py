@@ -23,6 +23,7 @@ from ml.synthetic.catalog import Catalog
 from ml.synthetic.population import Population
 from ml.synthetic.settings import GeneratorSettings
 from ml.synthetic.simulation import Simulation
+from ml.warehouse.contract import CONTRACT
 
 # ----------------------------------------------------------------------------- tables
 
@@ -52,7 +53,13 @@ def build_tables(
         "survey_responses": surveys,
         "consents": consents,
         "erasure_requests": erasure_requests,
+        # What the online service writes (ml.serving): no demo history, the files exist with their header.
+        **{name: _empty(name) for name in ("identity_links", "served_decisions")},
     }
+
+
+def _empty(table_name: str) -> pa.Table:
+    return pa.table({column: pa.array([], pa.string()) for column in CONTRACT[table_name].columns})
 
 
 def _events_table(sim: Simulation, population: Population, customer_ids, item_ids) -> pa.Table:
@@ -75,6 +82,8 @@ def _events_table(sim: Simulation, population: Population, customer_ids, item_id
             "item_id": event_item,
             "channel": _categorical(EVENT_CHANNELS, ev["channel"]),
             "device": _categorical(DEVICES, population.device[ev["customer"]]),
+            # Every demo event names its customer; the online service writes anonymous visitors' events.
+            "anonymous_id": pa.nulls(len(ev["customer"]), pa.string()),
         }
     )
     sim.events.clear()

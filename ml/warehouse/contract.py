@@ -64,7 +64,7 @@ CONTRACT: dict[str, TableContract] = {
         TableContract(
             "events",
             required=("event_id", "customer_id", "occurred_at", "event_type"),
-            optional=("item_id", "channel", "device"),
+            optional=("item_id", "channel", "device", "anonymous_id"),
             key=("event_id",),
         ),
         TableContract(
@@ -84,6 +84,29 @@ CONTRACT: dict[str, TableContract] = {
             required=("customer_id", "requested_at"),
             optional=(),
             key=("customer_id",),
+        ),
+        TableContract(
+            "identity_links",
+            required=("anonymous_id", "customer_id", "linked_at"),
+            optional=(),
+            key=("anonymous_id", "customer_id", "linked_at"),
+        ),
+        TableContract(
+            "served_decisions",
+            required=("decision_id", "served_at", "ds", "channel"),
+            optional=(
+                "customer_id",
+                "anonymous_id",
+                "audience",
+                "experiment_group",
+                "experiment_version",
+                "assignment_probability",
+                "recommender_version",
+                "context_item",
+                "default_experience",
+                "decision_reason",
+            ),
+            key=("decision_id", "served_at"),
         ),
     )
 }

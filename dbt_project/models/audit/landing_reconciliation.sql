@@ -1,7 +1,7 @@
 -- One row per ds and landing table: every row read is accounted for exactly once.
 -- rows_read comes from the raw table; the other counts from the models that hold the rows.
 {% set tables = ['customers', 'items', 'orders', 'order_items', 'events', 'survey_responses',
-                 'consents', 'erasure_requests'] %}
+                 'consents', 'erasure_requests', 'identity_links', 'served_decisions'] %}
 
 with
 {% for table_name in tables %}

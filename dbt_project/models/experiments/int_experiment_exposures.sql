@@ -2,8 +2,10 @@
   One row per exposed customer and experiment version whose goal window ended by the end of ds: the
   customer's first assignment (group, offer), the outcome in the window (orders, revenue, and for an
   engagement goal the active days), the same before it (the CUPED covariate) and what contacting
-  them in the window cost. read_experiments reads it (ml.activation.readout). Data up to ds only:
-  assignments before ds, orders and events before the end of ds.
+  them in the window cost, and whether the online service served them the audience's decision in the
+  window (was_served: exposure, reported beside the intention-to-treat readout). read_experiments
+  reads it (ml.activation.readout). Data up to ds only: assignments before ds, orders, events and
+  served decisions before the end of ds.
 #}
 {{ config(materialized='table') }}
 
@@ -156,6 +158,33 @@ engaged as (
     group by all
 ),
 
+served as (
+    -- Exposure: the online service served this audience's decision to the customer (or to an
+    -- anonymous id a login linked to them) in the goal window, treated arm or control. Assignment
+    -- stays the unit of analysis (intention to treat); this only says how many were reached.
+    select distinct
+        exposed.audience,
+        exposed.experiment_version,
+        exposed.customer_id
+    from exposed
+    inner join (
+        select
+            coalesce(decisions.customer_id, graph.customer_id) as customer_id,
+            decisions.audience,
+            decisions.experiment_version,
+            decisions.served_at
+        from {{ ref('stg_served_decisions') }} as decisions
+        left join {{ ref('stg_identity_graph') }} as graph
+            on decisions.customer_id is null and decisions.anonymous_id = graph.anonymous_id
+    ) as decisions
+        on
+            exposed.customer_id = decisions.customer_id
+            and exposed.audience = decisions.audience
+            and exposed.experiment_version = decisions.experiment_version
+            and exposed.window_start <= decisions.served_at
+            and exposed.window_end > decisions.served_at
+),
+
 contact_costs as (
     {{ contact_costs() }}
 ),
@@ -201,7 +230,8 @@ select
     case
         when exposed.goal_metric = 'engagement' then coalesce(engaged.pre_active_days, 0) else outcomes.pre_orders
     end as pre_goal,
-    coalesce(contacts.contact_cost, 0) as contact_cost
+    coalesce(contacts.contact_cost, 0) as contact_cost,
+    served.customer_id is not null as was_served
 from exposed
 inner join outcomes
     on
@@ -218,3 +248,8 @@ left join contacts
         exposed.audience = contacts.audience
         and exposed.experiment_version = contacts.experiment_version
         and exposed.customer_id = contacts.customer_id
+left join served
+    on
+        exposed.audience = served.audience
+        and exposed.experiment_version = served.experiment_version
+        and exposed.customer_id = served.customer_id

@@ -381,3 +381,17 @@ def test_a_replay_without_the_needed_columns_says_what_it_needs():
             ACTIVATION,
             DS,
         )
+
+
+def test_exposure_is_counted_beside_the_intention_to_treat_readout_and_changes_no_estimate():
+    rng = np.random.default_rng(5)
+    exposures, _ = revenue_with_effect(6.0, rng)
+    served = exposures.assign(was_served=rng.random(len(exposures)) < 0.4)
+    with_exposure = readout(served, REVENUE_GOAL, DS).iloc[0]
+    without = readout(exposures, REVENUE_GOAL, DS).iloc[0]
+    treated = served["experiment_group"] == "treatment"
+    assert with_exposure["arm_served_customers"] == int(served.loc[treated, "was_served"].sum()) > 0
+    assert with_exposure["baseline_served_customers"] == int(served.loc[~treated, "was_served"].sum()) > 0
+    assert without["arm_served_customers"] == 0  # no decision log: nobody counted as served
+    for figure in ("effect", "ci_lower", "ci_upper", "p_value", "incremental_profit"):
+        assert with_exposure[figure] == without[figure]  # assignment stays the unit of analysis

@@ -8,10 +8,12 @@ import csv
 import pytest
 from pydantic import ValidationError
 
-from ml.serving.events import Event, LandingWriter, check_vocabulary, landing_rows, online_rows_since
+from ml.serving.events import SERVICE_TABLES, Event, LandingWriter, check_vocabulary, landing_rows, online_rows_since
+from ml.warehouse.contract import CONTRACT
 from ml.warehouse.landing import landing_files
 
 TYPES = ("page_view", "product_view")
+COLUMNS = {table: CONTRACT[table].columns for table in SERVICE_TABLES}
 CONSENTS = ("email", "push", "web")
 
 
@@ -49,7 +51,7 @@ def test_event_types_and_consent_channels_come_from_the_contract():
 
 def test_files_rotate_per_interval_and_the_loader_sees_only_finished_ones(tmp_path):
     now = [1_000_000.0]
-    writer = LandingWriter(tmp_path, 60, clock=lambda: now[0])
+    writer = LandingWriter(tmp_path, 60, COLUMNS, clock=lambda: now[0])
     writer.append("events", [{"event_id": "e1", "customer_id": "c1", "occurred_at": "x", "event_type": "page_view"}])
     assert landing_files(tmp_path / "events") == []  # still being written: hidden
     writer.rotate(only_due=True)
@@ -65,7 +67,7 @@ def test_files_rotate_per_interval_and_the_loader_sees_only_finished_ones(tmp_pa
 
 
 def test_a_stopped_services_partial_file_is_published_and_replayed(tmp_path):
-    writer = LandingWriter(tmp_path, 60)
+    writer = LandingWriter(tmp_path, 60, COLUMNS)
     writer.append(
         "consents",
         [{"customer_id": "c1", "channel": "push", "granted": "false", "recorded_at": "2026-11-01T10:00:00Z"}],
@@ -74,7 +76,7 @@ def test_a_stopped_services_partial_file_is_published_and_replayed(tmp_path):
         "consents",
         [{"customer_id": "c2", "channel": "push", "granted": "false", "recorded_at": "2026-10-31T10:00:00Z"}],
     )
-    restarted = LandingWriter(tmp_path, 60)  # the first one was never closed (a kill)
+    restarted = LandingWriter(tmp_path, 60, COLUMNS)  # the first one was never closed (a kill)
     assert len(restarted.recover()) == 1
     replayed = online_rows_since(tmp_path, "consents", "2026-11-01T00:00:00Z")
     assert [row["customer_id"] for row in replayed] == ["c1"]

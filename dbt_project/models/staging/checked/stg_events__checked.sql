@@ -2,7 +2,7 @@
 -- (or changed). The checks here do not depend on ds; stg_events__classified gives each row its status for ds.
 with source_rows as (
     {{ landing_rows('events', ['event_id', 'customer_id', 'occurred_at', 'event_type', 'item_id',
-                        'channel', 'device']) }}
+                        'channel', 'device', 'anonymous_id']) }}
 ),
 
 parsed as (
@@ -14,7 +14,8 @@ parsed as (
         lower({{ clean_text('raw_event_type') }}) as event_type,
         {{ clean_text('raw_item_id') }} as item_id,
         lower({{ clean_text('raw_channel') }}) as channel,
-        lower({{ clean_text('raw_device') }}) as device
+        lower({{ clean_text('raw_device') }}) as device,
+        {{ clean_text('raw_anonymous_id') }} as anonymous_id
     from source_rows
 ),
 
@@ -24,7 +25,8 @@ checked as (
         case
             {{ reject_unreadable() }}
             {{ reject_missing('event_id') }}
-            {{ reject_missing('customer_id') }}
+            -- an anonymous visitor's event names the customer once a login links it (stg_events__classified)
+            when customer_id is null and anonymous_id is null then 'missing_required: customer_id is empty'
             {{ reject_missing('occurred_at') }}
             {{ reject_missing('event_type') }}
             {{ reject_unparseable('occurred_at', 'timestamp') }}
