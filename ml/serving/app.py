@@ -329,10 +329,11 @@ def create_app(
 
 def _routes(app: FastAPI, service: Service, auth) -> None:
     """The decision, recommendation and page endpoints."""
-    identifier = Path_(max_length=200, pattern=ID_PATTERN)
 
     @app.get("/v1/decisions/{customer_id}", dependencies=[auth], tags=["decisions"])
-    async def decision(customer_id: str = identifier, channel: str = Query(max_length=50)) -> JSONResponse:
+    async def decision(
+        customer_id: str = Path_(max_length=200, pattern=ID_PATTERN), channel: str = Query(max_length=50)
+    ) -> JSONResponse:
         """The night's decision for the customer (or a linked anonymous id) in `channel`."""
         answer = service.decision(customer_id, channel)
         service.log_decision(answer, answer.get("anonymous_id"))
@@ -340,7 +341,7 @@ def _routes(app: FastAPI, service: Service, auth) -> None:
 
     @app.get("/v1/recommendations/{customer_id}", dependencies=[auth], tags=["recommendations"])
     async def recommendations(
-        customer_id: str = identifier,
+        customer_id: str = Path_(max_length=200, pattern=ID_PATTERN),
         k: int = Query(10, ge=1, le=service.config.max_k),
         context_item: str | None = Query(None, max_length=200, pattern=ID_PATTERN),
         channel: str = Query("web", max_length=50),
@@ -368,7 +369,9 @@ def _routes(app: FastAPI, service: Service, auth) -> None:
         return JSONResponse({"accepted": service.apply(batch)}, 202)
 
     @app.get("/demo/products/{item_id}", dependencies=[auth], response_class=HTMLResponse, tags=["demo"])
-    async def product(item_id: str = identifier, visitor: str = Query("anonymous", max_length=200)) -> HTMLResponse:
+    async def product(
+        item_id: str = Path_(max_length=200, pattern=ID_PATTERN), visitor: str = Query("anonymous", max_length=200)
+    ) -> HTMLResponse:
         """A storefront product page for `visitor` (a customer or anonymous id)."""
         snapshot = service.holder.current
         if snapshot is None or item_id not in snapshot.catalog:

@@ -63,8 +63,52 @@ def read_pointer(root: Path | None = None) -> dict | None:
         return None
 
 
-def _records(connection, sql: str, ds: dt.date) -> pd.DataFrame:
-    return connection.execute(sql, [ds]).df()
+# What the snapshot reads of ds, table by table: (the table that must exist, the query, its columns
+# when the table does not exist yet: a night without a catalog has no item neighbors).
+NIGHT_QUERIES = {
+    "decisions": (
+        "activation.decisions",
+        "select customer_id, decision, audience, experiment_group, reason from activation.decisions where ds = ?",
+        None,
+    ),
+    "assignments": (
+        "experiments.assignments",
+        "select a.audience, a.customer_id, a.experiment_version, v.definition "
+        "from experiments.assignments as a left join experiments.versions as v "
+        "on v.audience = a.audience and v.experiment_version = a.experiment_version where a.ds = ?",
+        ["audience", CUSTOMER_ID, "experiment_version", "definition"],
+    ),
+    "recommendations": (
+        "marts.customer_recommendations",
+        "select customer_id, item_id, model_version from marts.customer_recommendations "
+        "where ds = ? order by customer_id, rank",
+        [CUSTOMER_ID, ITEM_ID, "model_version"],
+    ),
+    "neighbors": (
+        "marts.item_neighbors",
+        "select item_id, neighbor_item_id, similarity, strategy, model_version from marts.item_neighbors "
+        "where ds = ? order by item_id, rank",
+        [ITEM_ID, "neighbor_item_id", "similarity", "strategy", "model_version"],
+    ),
+    "popular": ("marts.popular_items", "select item_id from marts.popular_items where ds = ? order by rank", [ITEM_ID]),
+    # stg_identity_graph is a view of the staging build's ds: a backfill reads the links known by then.
+    "identities": (
+        "staging.stg_identity_graph",
+        "select anonymous_id, customer_id from staging.stg_identity_graph where first_linked_at < ? "
+        "order by anonymous_id",
+        ["anonymous_id", CUSTOMER_ID],
+    ),
+}
+
+
+def _read(connection, name: str, ds: dt.date) -> pd.DataFrame:
+    table, sql, empty = NIGHT_QUERIES[name]
+    schema, relation = table.split(".")
+    if relation not in existing_tables(connection, schema):
+        if empty is None:
+            raise SnapshotError(f"no {table}: run the night for ds={ds} up to publish_channels first")
+        return pd.DataFrame(columns=empty)
+    return connection.execute(sql, [end_of(ds) if name == "identities" else ds]).df()
 
 
 def read_night(ds: dt.date, activation: ActivationConfig) -> dict[str, pd.DataFrame]:
@@ -72,71 +116,29 @@ def read_night(ds: dt.date, activation: ActivationConfig) -> dict[str, pd.DataFr
     versions, the channel rows, recommendations, consents, purchases, erasures and the catalog)."""
     consent_columns = sorted({consent_column(activation.consent_of(c)) for c in activation.channels})
     with open_warehouse() as connection:
-        missing = [
-            table
-            for table in ("activation.decisions", "marts.item_neighbors", "marts.popular_items")
-            if table.split(".")[1] not in existing_tables(connection, table.split(".")[0])
-        ]
-        if missing:
-            raise SnapshotError(f"no {', '.join(missing)}: run the night for ds={ds} up to publish_channels first")
-        tables = {
-            "decisions": _records(
-                connection,
-                "select customer_id, decision, audience, experiment_group, reason from activation.decisions "
-                "where ds = ?",
-                ds,
-            ),
-            "assignments": _records(
-                connection,
-                "select a.audience, a.customer_id, a.experiment_version, v.definition "
-                "from experiments.assignments as a left join experiments.versions as v "
-                "on v.audience = a.audience and v.experiment_version = a.experiment_version where a.ds = ?",
-                ds,
-            ),
-            "consents": _records(
-                connection, f"select customer_id, {', '.join(consent_columns)} from marts.customer_360 where ds = ?", ds
-            ),
-            "recommendations": _records(
-                connection,
-                "select customer_id, item_id, model_version from marts.customer_recommendations "
-                "where ds = ? order by customer_id, rank",
-                ds,
-            ),
-            "neighbors": _records(
-                connection,
-                "select item_id, neighbor_item_id, similarity, strategy, model_version from marts.item_neighbors "
-                "where ds = ? order by item_id, rank",
-                ds,
-            ),
-            "popular": _records(connection, "select item_id from marts.popular_items where ds = ? order by rank", ds),
-            "erased": connection.execute("select customer_id from audit.suppressed_customers").df(),
-            # stg_identity_graph is a view of the staging build's ds; a backfill of an earlier ds reads
-            # the links known by then only.
-            "identities": connection.execute(
-                "select anonymous_id, customer_id from staging.stg_identity_graph where first_linked_at < ? "
-                "order by anonymous_id",
-                [end_of(ds)],
-            ).df(),
-            "items": connection.execute(
-                "select item_id, item_name as name, category, price, is_active from staging.stg_items order by item_id"
-            ).df(),
-            "bought": read_frame(
-                connection,
-                "select o.customer_id, oi.item_id from staging.stg_orders as o "
-                "join staging.stg_order_items as oi on oi.order_id = o.order_id "
-                "where o.status = 'completed' and o.ordered_at < ? group by all",
-                [end_of(ds)],
-            ),
-        }
+        tables = {name: _read(connection, name, ds) for name in NIGHT_QUERIES}
+        tables["consents"] = connection.execute(
+            f"select customer_id, {', '.join(consent_columns)} from marts.customer_360 where ds = ?", [ds]
+        ).df()
+        tables["erased"] = connection.execute("select customer_id from audit.suppressed_customers").df()
+        tables["items"] = connection.execute(
+            "select item_id, item_name as name, category, price, is_active from staging.stg_items order by item_id"
+        ).df()
+        tables["bought"] = read_frame(
+            connection,
+            "select o.customer_id, oi.item_id from staging.stg_orders as o "
+            "join staging.stg_order_items as oi on oi.order_id = o.order_id "
+            "where o.status = 'completed' and o.ordered_at < ? group by o.customer_id, oi.item_id",
+            [end_of(ds)],
+        )
         present = existing_tables(connection, "channels")
         for channel in activation.channels:
             tables[f"channel:{channel}"] = (
-                _records(
-                    connection,
+                connection.execute(
                     "select audience, customer_id, experiment_group, tactic, offer_code, content_id, "
                     f"recommended_items from {channel_table(channel)} where ds = ?",
-                    ds,
-                )
+                    [ds],
+                ).df()
                 if channel in present
                 else pd.DataFrame(columns=[CUSTOMER_ID])
             )

@@ -82,6 +82,9 @@ def test_a_backfill_in_reverse_order_gives_the_same_tables_as_in_order(in_order,
         recommendations = tables.pop(RECOMMENDATIONS)
         per_customer = recommendations.groupby(["ds", "customer_id"]).size()
         assert recommendations["ds"].nunique() == 3 and (per_customer == 10).all()
+        neighbors = tables.pop("marts.item_neighbors")  # the serving version's item-item structure
+        assert neighbors["ds"].nunique() == 3 and (neighbors["item_id"] != neighbors["neighbor_item_id"]).all()
+        assert neighbors.groupby(["ds", "item_id"])["rank"].max().le(20).all()
         scores = tables.pop(SCORES)
         customers = tables["marts.customer_360"].groupby("ds").size()
         assert scores.groupby("ds").size().to_dict() == customers.to_dict()
