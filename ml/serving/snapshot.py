@@ -304,6 +304,13 @@ def write_snapshot(
     os.replace(building, path)
 
 
+def _write_pointer(root: Path, pointer: dict) -> None:
+    """Replace serving/CURRENT in one rename (a reader sees the old pointer or the new one)."""
+    staged = root / f".{POINTER}-{os.getpid()}"
+    staged.write_text(json.dumps(pointer, sort_keys=True))
+    os.replace(staged, root / POINTER)
+
+
 def publish_pointer(ds: dt.date, path: Path) -> bool:
     """Point CURRENT at the snapshot of ds unless a newer night is already published (a backfill of
     an older date must not roll the service back). Returns whether the pointer moved."""
@@ -311,9 +318,7 @@ def publish_pointer(ds: dt.date, path: Path) -> bool:
     current = read_pointer(root)
     if current is not None and current["ds"] > ds.isoformat() and (root / current["file"]).exists():
         return False
-    staged = root / f".{POINTER}-{os.getpid()}"
-    staged.write_text(json.dumps({"ds": ds.isoformat(), "file": path.name}, sort_keys=True))
-    os.replace(staged, root / POINTER)
+    _write_pointer(root, {"ds": ds.isoformat(), "file": path.name})
     return True
 
 
@@ -359,9 +364,7 @@ def purge_erased_from_snapshots(erased_ids: list[str], root: Path | None = None)
         replaced += found
     current = read_pointer(root)
     if replaced and current is not None:
-        staged = root / f".{POINTER}-{os.getpid()}"
-        staged.write_text(json.dumps(current, sort_keys=True))
-        os.replace(staged, root / POINTER)
+        _write_pointer(root, current)  # a new file: a running service sees the change and reloads
     return replaced
 
 
