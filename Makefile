@@ -9,7 +9,7 @@ export PZ_REPORTS_DIR ?= $(CURDIR)/reports
 export PZ_CONFIG      ?= $(CURDIR)/config/personalization.yml
 DS ?= $(shell sed -n 's/^ *end_date: *\([0-9-]*\).*/\1/p' $(PZ_CONFIG) | head -1)
 
-.PHONY: help venv system browser postgres data demo run backfill spark airflow serve mlflow test test-fast test-integration outputs lint bench bench-nightly bench-real-data clean
+.PHONY: help venv system browser postgres data demo run backfill spark airflow serve mlflow test test-fast test-integration outputs lint bench bench-nightly bench-real-data bench-uplift clean
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -111,6 +111,9 @@ bench: venv  ## benchmarks (about 20 minutes): writes bench/results.md
 
 bench-real-data: venv  ## the models on MovieLens beside their peers (about 10 minutes): writes bench/results.md
 	$(PYTHON) bench/bench_real_data.py
+
+bench-uplift: venv  ## uplift targeting on a planted campaign against propensity, random and the oracle (about 5 minutes): bench/results.md
+	$(PYTHON) bench/bench_uplift.py
 
 bench-nightly: venv  ## the whole nightly run at 10k, 100k and 1M customers (about 2 hours): bench/results.md
 	$(PYTHON) bench/bench_nightly.py --customers 10000 100000 1000000 --duckdb-memory-limit 14GB

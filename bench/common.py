@@ -120,9 +120,10 @@ def write_section(name: str, text: str) -> None:
     RESULTS.write_text(updated, encoding="utf-8")
 
 
-def demo_warehouse(name: str) -> tuple[Path, dict[str, str], str]:
-    """Generate the demo data set (config section `demo`) into bench/.work/<name> and build its
-    warehouse for the demo end date, models excluded. Returns (data dir, environment, ds)."""
+def demo_warehouse(name: str, customers: int | None = None) -> tuple[Path, dict[str, str], str]:
+    """Generate the demo data set (config section `demo`; `customers` of them when given) into
+    bench/.work/<name> and build its warehouse for the demo end date, models excluded. Returns
+    (data dir, environment, ds)."""
     import shutil
     import sys
 
@@ -142,7 +143,7 @@ def demo_warehouse(name: str) -> tuple[Path, dict[str, str], str]:
             "ml",
             "synthetic",
             "--customers",
-            str(demo.customers),
+            str(customers or demo.customers),
             "--days",
             str(demo.days),
             "--bad-rows",

@@ -136,3 +136,16 @@
 {% macro spark__star_except(columns) -%}
     * except ({{ columns | join(', ') }})
 {%- endmacro %}
+
+{# A timestamp `days` (a column or number) days later. #}
+{% macro timestamp_plus_days(timestamp, days) -%}
+    {{ return(adapter.dispatch('timestamp_plus_days')(timestamp, days)) }}
+{%- endmacro %}
+
+{% macro duckdb__timestamp_plus_days(timestamp, days) -%}
+    ({{ timestamp }} + to_days(cast({{ days }} as integer)))
+{%- endmacro %}
+
+{% macro spark__timestamp_plus_days(timestamp, days) -%}
+    ({{ timestamp }} + make_interval(0, 0, 0, cast({{ days }} as int), 0, 0, 0))
+{%- endmacro %}

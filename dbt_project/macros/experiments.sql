@@ -46,7 +46,9 @@
         {{ config_rows([], [['ds', 'date'], ['audience', 'string'], ['customer_id', 'string'],
                             ['experiment_group', 'string'], ['bucket', 'double'], ['salt', 'string'],
                             ['channels', array_of_text()], ['experiment_version', 'string'],
-                            ['offer_code', 'string']]) }}
+                            ['offer_code', 'string'], ['decided_by', 'string'], ['policy_arm', 'string'],
+                            ['assignment_probability', 'double'], ['expected_value', 'double'],
+                            ['runner_up', 'string']]) }}
     {%- else -%}
         select * from {{ source('experiments', 'assignments') }}
     {%- endif -%}

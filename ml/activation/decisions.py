@@ -15,7 +15,11 @@ reconciles: qualified = sum of the exclusions + decided.
   no_consent       no consent in force at ds for any of the audience's channels
   frequency_capped every consented channel, or the audience itself, is at its cap (past exports)
   not_selected     the propensity selection (threshold or top N) did not pick them
-  lost_to_priority a higher-priority audience (then a higher score) won the customer
+  no_expected_profit  an uplift policy serves the audience and no arm is expected to earn more than it
+                   costs for this customer (ml.activation.targeting; the exploration share is exempt)
+  lost_to_priority a higher-priority audience (then a higher score) won the customer; where every
+                   audience the customer could join has an uplift policy serving, the one with the
+                   highest expected incremental profit wins instead
   decided          the customer's one decision: holdout (`control`) or a treated arm
 """
 
@@ -32,6 +36,7 @@ import pandas as pd
 
 from ml.activation.columns import consent_column
 from ml.activation.settings import CONTROL, ActivationConfig, Audience, FrequencyCap, GlobalHoldout
+from ml.activation.targeting import EXPLORATION, RULES, UPLIFT, UpliftPolicy
 from ml.constants import CUSTOMER_ID
 
 DEFAULT_EXPERIENCE = "default_experience"
@@ -49,6 +54,7 @@ FUNNEL_ORDER = (
     "no_consent",
     "frequency_capped",
     "not_selected",
+    "no_expected_profit",
     "lost_to_priority",
     "decided",
     "group_",
@@ -170,8 +176,12 @@ def decide(
     ds: dt.date,
     paused: frozenset[str] = frozenset(),
     shipped: Mapping[str, str] | None = None,
+    uplift: UpliftPolicy | None = None,
+    allocations: Mapping[str, Allocation] | None = None,
 ) -> DecisionSet:
-    """`paused`: audiences the feedback loop paused; `shipped`: audience -> the winning arm it ships."""
+    """`paused`: audiences the feedback loop paused; `shipped`: audience -> the winning arm it ships;
+    `uplift`: the serving uplift models' expected profits (None: every audience by its rules);
+    `allocations`: the thompson audiences' shares and sticky arms (ml.activation.bandit)."""
     shipped = shipped or {}
     population = population.reset_index(drop=True)
     reach = _Reach(
@@ -195,16 +205,14 @@ def decide(
     for name, audience in activation.audiences.items():
         audience_capped = _capped(population, history[history["audience"] == name], audience.frequency_cap, ds)
         chosen, rows = _candidates(population, name, audience, reach, audience_capped, name in paused)
+        chosen, rows = _by_expected_profit(chosen, rows, name, audience, uplift, shipped.get(name))
         candidates.append(chosen)
         funnel_rows += rows
 
-    columns = [CUSTOMER_ID, "audience", "priority", "rank_score", "channels"]
-    found = [c[columns] for c in candidates if not c.empty]
-    pool = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=columns)
-    pool = pool.sort_values(["priority", "rank_score", "audience", CUSTOMER_ID], ascending=[True, False, True, True])
-    winners = pool.drop_duplicates(CUSTOMER_ID, keep="first")
-    losers = pool.drop(winners.index).groupby("audience").size()
-    assigned, rows = _assign(winners, losers, activation, shipped)
+    found = [c[POOL_COLUMNS] for c in candidates if not c.empty]
+    pool = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=POOL_COLUMNS)
+    winners, losers = arbitrate(pool)
+    assigned, rows = _assign(winners, losers, activation, shipped, allocations or {})
     funnel_rows += rows
 
     erased = reach.erased
@@ -220,6 +228,78 @@ def decide(
     funnel = pd.DataFrame(funnel_rows, columns=["audience", "step", "customers"])
     funnel.insert(1, "step_order", funnel.groupby("audience").cumcount() + 1)
     return DecisionSet(decisions=decisions.reset_index(drop=True), assignments=assigned, funnel=funnel)
+
+
+POOL_COLUMNS = [
+    *(CUSTOMER_ID, "audience", "priority", "rank_score", "channels"),
+    *("decided_by", "policy_arm", "expected_value", "second_arm", "second_value"),
+]
+
+
+def _by_expected_profit(
+    chosen: pd.DataFrame, funnel_rows: list, name: str, audience: Audience, uplift: UpliftPolicy | None, shipped
+) -> tuple[pd.DataFrame, list]:
+    """The audience's candidates as the uplift policy decides them: each non-exploring customer's most
+    profitable arm and its value; those whose best arm is not expected to pay leave the funnel
+    (no_expected_profit). Without a serving policy (or for the exploration share, or a customer the
+    models did not score), the rules: decided_by rules or exploration, no value."""
+    chosen = chosen.assign(
+        decided_by=RULES, policy_arm=None, expected_value=np.nan, second_arm=None, second_value=np.nan
+    )
+    if uplift is None or name not in uplift.audiences:
+        return chosen, [*funnel_rows, (name, "no_expected_profit", 0)]
+    ids = chosen[CUSTOMER_ID].reset_index(drop=True)
+    best = uplift.best_arms(name, ids, [arm.name for arm in audience.served_arms(shipped)])
+    exploring = uplift.exploring(ids)
+    scored = best["expected_value"].notna().to_numpy()
+    by_model = scored & ~exploring
+    for column in ("policy_arm", "expected_value", "second_arm", "second_value"):
+        chosen[column] = np.where(by_model, best[column].to_numpy(dtype=object), chosen[column].to_numpy(dtype=object))
+    chosen["expected_value"] = chosen["expected_value"].astype(float)
+    chosen["second_value"] = chosen["second_value"].astype(float)
+    chosen["decided_by"] = np.where(by_model, UPLIFT, np.where(exploring, EXPLORATION, RULES))
+    unprofitable = by_model & ~(best["expected_value"].to_numpy() > 0)
+    return chosen[~unprofitable], [*funnel_rows, (name, "no_expected_profit", int(unprofitable.sum()))]
+
+
+def arbitrate(pool: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Each customer's one audience: where every audience the customer could join is decided by an
+    uplift model, the highest expected incremental profit wins (the Pega arbitration, causal);
+    otherwise the best priority, then score. The winner records its runner-up (the next option, an
+    arm of the same audience or another audience, with its value). Returns (winners, losers per audience)."""
+    pool = pool.assign(valued=pool["expected_value"].notna())
+    all_valued = pool.groupby(CUSTOMER_ID)["valued"].transform("all").astype(bool)
+    pool["order"] = np.where(all_valued, -pool["expected_value"].fillna(0.0), pool["priority"].astype(float))
+    pool = pool.sort_values(["order", "rank_score", "audience", CUSTOMER_ID], ascending=[True, False, True, True])
+    following = pool.groupby(CUSTOMER_ID)[["audience", "policy_arm", "expected_value", "priority"]].shift(-1)
+    pool["runner_up"] = [
+        _runner_up(*row)
+        for row in zip(
+            pool["audience"],
+            pool["second_arm"],
+            pool["second_value"],
+            following["audience"],
+            following["policy_arm"],
+            following["expected_value"],
+            following["priority"],
+            strict=True,
+        )
+    ]
+    winners = pool.drop_duplicates(CUSTOMER_ID, keep="first")
+    return winners, pool.drop(winners.index).groupby("audience").size()
+
+
+def _runner_up(audience, second_arm, second_value, next_audience, next_arm, next_value, next_priority) -> str | None:
+    """'<audience>/<arm> <expected profit>' of the best option the winner beat, or the next audience by priority."""
+    options = []
+    if isinstance(second_arm, str) and pd.notna(second_value):
+        options.append((second_value, f"{audience}/{second_arm} {second_value:.2f}"))
+    if isinstance(next_audience, str):
+        if pd.notna(next_value):
+            options.append((next_value, f"{next_audience}/{next_arm} {next_value:.2f}"))
+        else:
+            options.append((-np.inf, f"{next_audience} (priority {int(next_priority)})"))
+    return max(options, key=lambda option: option[0])[1] if options else None
 
 
 def _candidates(
@@ -254,17 +334,74 @@ def _candidates(
     return chosen, funnel_rows
 
 
+@dataclass(frozen=True)
+class Allocation:
+    """A thompson audience's night (ml.activation.bandit): tonight's share of each arm, and the arm and
+    logged probability of every customer already assigned in the current version (sticky)."""
+
+    weights: Mapping[str, float]
+    sticky: pd.DataFrame  # customer_id, policy_arm, assignment_probability
+
+
+def _groups(
+    won: pd.DataFrame, buckets: np.ndarray, name: str, audience: Audience, salt: str, shipped, allocation
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(group, policy arm, logged probability) per customer. The holdout is the stable bucket's lowest
+    holdout_percent for everyone. Treated arms: an uplift-decided customer's best arm; a thompson
+    audience's customers draw an arm from tonight's shares by a second, independent bucket (held-out
+    customers record it too: the readout's strata) unless they already have one in this version; the
+    rest split by the configured weights."""
+    holdout = audience.holdout_percent / 100
+    held_out = buckets < holdout
+    by_model = (won["decided_by"] == UPLIFT).to_numpy()
+    policy_arm = won["policy_arm"].to_numpy(dtype=object)
+    groups = np.where(by_model, np.where(held_out, CONTROL, policy_arm), experiment_groups(buckets, audience, shipped))
+    arms = audience.served_arms(shipped)
+    shares = {arm.name: arm.weight / sum(a.weight for a in arms) for arm in arms}
+    probability = np.where(held_out, holdout, [(1 - holdout) * shares.get(g, 1.0) for g in groups])
+    probability = np.where(by_model & ~held_out, 1 - holdout, probability)
+    if allocation is not None and not shipped:
+        adaptive = ~by_model
+        names = list(allocation.weights)
+        bounds = np.cumsum([allocation.weights[arm] for arm in names])
+        second = assignment_buckets(won[CUSTOMER_ID], f"{name}|arm", salt)
+        drawn = np.array(names, dtype=object)[
+            np.minimum(np.searchsorted(bounds / bounds[-1], second, "right"), len(names) - 1)
+        ]
+        drawn_probability = (1 - holdout) * np.array([allocation.weights[a] for a in drawn]) / bounds[-1]
+        earlier = allocation.sticky.set_index(CUSTOMER_ID)
+        kept = won[CUSTOMER_ID].map(earlier["policy_arm"]).to_numpy(dtype=object)
+        kept_probability = won[CUSTOMER_ID].map(earlier["assignment_probability"]).to_numpy(dtype=float)
+        has = pd.notna(kept)
+        policy_arm = np.where(adaptive, np.where(has, kept, drawn), policy_arm)
+        treated_probability = np.where(has, kept_probability, drawn_probability)
+        groups = np.where(adaptive, np.where(held_out, CONTROL, policy_arm), groups)
+        probability = np.where(adaptive & ~held_out, treated_probability, probability)
+    return groups, policy_arm, probability
+
+
 def _assign(
-    winners: pd.DataFrame, losers: pd.Series, activation: ActivationConfig, shipped: Mapping[str, str]
+    winners: pd.DataFrame,
+    losers: pd.Series,
+    activation: ActivationConfig,
+    shipped: Mapping[str, str],
+    allocations: Mapping[str, Allocation],
 ) -> tuple[pd.DataFrame, list[tuple[str, str, int]]]:
     """Each audience's customers into its holdout and arms (by their stable bucket), with the rest of
     its funnel: lost to a higher priority, decided, and per group."""
     assignments, funnel_rows = [], []
     for name, audience in activation.audiences.items():
         won = winners[winners["audience"] == name].sort_values(CUSTOMER_ID)
-        buckets = assignment_buckets(won[CUSTOMER_ID], name, audience.salt or activation.salt)
-        groups = experiment_groups(buckets, audience, shipped.get(name))
+        salt = audience.salt or activation.salt
+        buckets = assignment_buckets(won[CUSTOMER_ID], name, salt)
+        by_model = (won["decided_by"] == UPLIFT).to_numpy()
+        groups, policy_arm, probability = _groups(
+            won, buckets, name, audience, salt, shipped.get(name), allocations.get(name)
+        )
         offer_codes = {arm.name: arm.tactic.offer_code for arm in audience.arms()}
+        versions = [
+            audience.experiment_version(activation.salt, shipped.get(name), by_uplift) for by_uplift in (False, True)
+        ]
         assignments.append(
             pd.DataFrame(
                 {
@@ -273,8 +410,13 @@ def _assign(
                     "experiment_group": groups,
                     "bucket": buckets,
                     "channels": won["channels"].to_numpy(),
-                    "experiment_version": audience.experiment_version(activation.salt, shipped.get(name)),
+                    "experiment_version": np.where(by_model, versions[1], versions[0]),
                     "offer_code": [offer_codes.get(group) for group in groups],
+                    "decided_by": won["decided_by"].to_numpy(),
+                    "policy_arm": policy_arm,
+                    "assignment_probability": probability,
+                    "expected_value": won["expected_value"].to_numpy(dtype=float),
+                    "runner_up": won["runner_up"].to_numpy(dtype=object),
                 }
             )
         )
@@ -284,7 +426,8 @@ def _assign(
             funnel_rows.append((name, f"group_{group}", int((groups == group).sum())))
     assignment_columns = [
         *(CUSTOMER_ID, "audience", "experiment_group", "bucket", "channels"),
-        *("experiment_version", "offer_code"),
+        *("experiment_version", "offer_code", "decided_by", "policy_arm", "assignment_probability"),
+        *("expected_value", "runner_up"),
     ]
     assigned = (
         pd.concat(assignments, ignore_index=True).sort_values([CUSTOMER_ID]).reset_index(drop=True)

@@ -24,6 +24,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from ml.activation.bandit import nightly_weights, write_arm_weights
 from ml.activation.money import offer_costs, profit, warn_missing_rates
 from ml.activation.program import write_program_readout
 from ml.activation.sequential import Comparison, Looks, compare_looks
@@ -65,6 +66,7 @@ EXPOSURE_COLUMNS = [
     "contact_cost",
     "offer_code",
     "was_served",
+    "policy_arm",
 ]
 
 
@@ -82,12 +84,26 @@ def _group_looks(version: pd.DataFrame, group: str, outcome: str, covariate: str
     )
 
 
-def _comparisons(groups: list[str], arm_order: list[str]) -> list[tuple[str, str]]:
-    """(arm, baseline): every arm against control, then every pair of arms in config order."""
+def _comparisons(groups: list[str], arm_order: list[str], by_uplift: bool = False) -> list[tuple[str, str]]:
+    """(arm, baseline): every arm against control, then every pair of arms in config order. In a
+    version an uplift policy decides, arms went to different customers by design: only each arm
+    against the holdout of its own customers."""
     unknown = sorted(group for group in groups if group not in arm_order and group != CONTROL)
     arms = [arm for arm in arm_order if arm in groups] + unknown
     against_control = [(arm, CONTROL) for arm in arms] if CONTROL in groups else []
+    if by_uplift:
+        return against_control
     return against_control + [(second, first) for first, second in itertools.combinations(arms, 2)]
+
+
+def comparable(version: pd.DataFrame, arm: str, baseline: str) -> pd.DataFrame:
+    """The customers of one comparison. An uplift-decided customer's arm was chosen for them
+    (policy_arm), the holdout at random within it: an arm is compared with the holdout of the customers
+    it was chosen for, a randomized comparison within that stratum. Random-arm customers (policy_arm
+    NULL) are all comparable."""
+    if baseline != CONTROL or version["policy_arm"].isna().all():
+        return version
+    return version[version["policy_arm"].isna() | (version["policy_arm"] == arm)]
 
 
 def _as_date(value) -> dt.date:
@@ -133,6 +149,8 @@ def with_defaults(exposures: pd.DataFrame, activation: ActivationConfig) -> pd.D
         frame["offer_code"] = None
     if "was_served" not in frame.columns:
         frame["was_served"] = False
+    if "policy_arm" not in frame.columns:
+        frame["policy_arm"] = None
     frame["ready_on"] = pd.to_datetime(frame["ready_on"], cache=False).astype("datetime64[ns]")
     return frame
 
@@ -163,14 +181,16 @@ def _version_rows(
     """The readout rows of one audience's experiment version: each arm against control and the others."""
     sequential = activation.sequential
     goal_metric = mine["goal_metric"].iloc[0]
-    look_dates = np.unique(mine["ready_on"].to_numpy())
-    comparisons = _comparisons(sorted(mine["experiment_group"].unique()), [arm.name for arm in audience.arms()])
+    by_uplift = bool(mine["policy_arm"].notna().any())
+    arm_names = [arm.name for arm in audience.arms()]
+    comparisons = _comparisons(sorted(mine["experiment_group"].unique()), arm_names, by_uplift)
     alpha = audience.significance_level / max(len(comparisons), 1)
 
     def compared(arm: str, baseline: str, outcome: str, covariate: str) -> Comparison:
+        both = comparable(mine, arm, baseline)
         return compare_looks(
-            _group_looks(mine, arm, outcome, covariate),
-            _group_looks(mine, baseline, outcome, covariate),
+            _group_looks(both, arm, outcome, covariate),
+            _group_looks(both, baseline, outcome, covariate),
             alpha,
             sequential.planned_customers,
             sequential.min_outcomes_per_group,
@@ -178,7 +198,8 @@ def _version_rows(
 
     rows = []
     for arm, baseline in comparisons:
-        treated, base = mine[mine["experiment_group"] == arm], mine[mine["experiment_group"] == baseline]
+        both = comparable(mine, arm, baseline)
+        treated, base = both[both["experiment_group"] == arm], both[both["experiment_group"] == baseline]
         goal_outcome = "revenue" if goal_metric == "revenue" else "converted"
         goal = compared(arm, baseline, goal_outcome, "pre_revenue" if goal_metric == "revenue" else "pre_goal")
         significant = goal.p_value is not None and goal.p_value <= alpha
@@ -194,7 +215,7 @@ def _version_rows(
                 "window_days": int(mine["window_days"].iloc[0]),
                 "first_assigned": _as_date(mine["assigned_on"].min()),
                 "last_assigned": _as_date(mine["assigned_on"].max()),
-                **_goal_fields(goal, treated, base, look_dates),
+                **_goal_fields(goal, treated, base, np.unique(both["ready_on"].to_numpy())),
                 "significance_level": audience.significance_level,
                 "comparisons": len(comparisons),
                 "is_significant": bool(significant),
@@ -311,10 +332,12 @@ def feedback(
             winner, winner_evidence = _winner(mine[mine["experiment_version"] == base], audience)
         shipped = winner if activation.ship_winning_arm else None
         current = audience.experiment_version(activation.salt, shipped)
+        # The customers an uplift policy decides are a version of their own: harm there pauses too.
+        versions = {base, current} | {audience.experiment_version(activation.salt, s, True) for s in (None, shipped)}
         served = {arm.name for arm in audience.served_arms(shipped)}
         harm = (
             mine[
-                mine["experiment_version"].isin({base, current})
+                mine["experiment_version"].isin(versions)
                 & mine["arm"].isin(served)
                 & (mine["baseline"] == CONTROL)
                 & mine["is_significant"]
@@ -418,7 +441,10 @@ def previous_status(ds: dt.date) -> pd.DataFrame:
 def read_experiments(ds: dt.date, activation: ActivationConfig) -> dict[str, object]:
     """Replace the ds partitions of marts.fct_experiment_results, activation.audience_status,
     experiments.audit_log and marts.fct_program_readout."""
-    results = readout(exposures(ds, activation), activation, ds)
+    exposed = exposures(ds, activation)
+    results = readout(exposed, activation, ds)
+    weights = nightly_weights(with_defaults(exposed, activation), activation, ds)
+    write_arm_weights(ds, weights)
     status, audit = feedback(results, activation, ds, previous_status(ds))
     replace_partition(
         RESULTS, RESULTS_DDL, ds, results, order_by="audience, version_number, arm, baseline", purge_erased=False
@@ -437,4 +463,5 @@ def read_experiments(ds: dt.date, activation: ActivationConfig) -> dict[str, obj
         "paused": sorted(status.loc[status["status"] == "paused", "audience"]),
         "actions": len(audit),
         "program_profit_per_customer": program,
+        "arm_weights": {f"{r.audience}/{r.arm}": round(r.weight, 3) for r in weights.itertuples()},
     }

@@ -21,11 +21,11 @@ from ml.activation.columns import (
     segment_column_types,
 )
 from ml.activation.segments import SegmentError, compile_segment
+from ml.assignment import CONTROL
 from ml.settings import StrictSettings
 
 NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")  # audience, channel and arm names end up in paths and tables
 MAX_ARMS = 5
-CONTROL = "control"  # experiment_group of the holdout: never exported
 TREATMENT = "treatment"  # the one arm of an audience without variants
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
@@ -188,6 +188,11 @@ class Audience(StrictSettings):
     priority: int = Field(ge=1, description="1 wins over 2 when a customer qualifies for several audiences.")
     suppress: list[str] = Field([], description="Names of activation.suppressions that leave the audience.")
     salt: str | None = Field(None, description="Changes every assignment of this audience (a new experiment).")
+    allocation: Literal["fixed", "thompson"] = Field(
+        "fixed",
+        description="fixed: the arms' weights; thompson: the shares move each night toward the arm most likely to be"
+        " best (activation.bandit; the holdout never moves, a customer keeps their arm).",
+    )
     revision: int = Field(
         1, ge=1, description="Raise it to start a new version of the experiment as it is (resumes a paused audience)."
     )
@@ -222,21 +227,31 @@ class Audience(StrictSettings):
             return self.arms()
         return [arm.model_copy(update={"weight": 1.0}) for arm in self.arms() if arm.name == shipped_arm]
 
-    def experiment_definition(self, salt: str, shipped_arm: str | None = None) -> dict[str, object]:
+    def experiment_definition(
+        self, salt: str, shipped_arm: str | None = None, by_uplift: bool = False
+    ) -> dict[str, object]:
         """What makes an experiment: the assignment salt, the arms with their weights and tactics, the
-        holdout share, the goal and the revision. A change to any of them is a new version."""
+        holdout share, the goal and the revision. A change to any of them is a new version. `by_uplift`:
+        the customers an uplift policy decides (their arm is their most profitable one, the holdout
+        stays random) are a version of their own, so readouts never pool them with random arms."""
+        uplift = {"decided_by": "uplift"} if by_uplift else {}
+        # Thompson's shares move every night within one version: they are not part of it.
+        adaptive = self.allocation == "thompson" and not shipped_arm
+        arms = [arm.model_dump(exclude={"weight"} if adaptive else None) for arm in self.served_arms(shipped_arm)]
         return {
+            **uplift,
+            **({"allocation": "thompson"} if adaptive else {}),
             "salt": self.salt or salt,
-            "arms": [arm.model_dump() for arm in self.served_arms(shipped_arm)],
+            "arms": arms,
             "shipped_arm": shipped_arm,
             "holdout_percent": self.holdout_percent,
             "goal": {"metric": self.goal.metric, "window_days": self.goal.window_days},
             "revision": self.revision,
         }
 
-    def experiment_version(self, salt: str, shipped_arm: str | None = None) -> str:
+    def experiment_version(self, salt: str, shipped_arm: str | None = None, by_uplift: bool = False) -> str:
         """A short, stable id of the experiment definition (sha256 of its canonical JSON)."""
-        definition = json.dumps(self.experiment_definition(salt, shipped_arm), sort_keys=True)
+        definition = json.dumps(self.experiment_definition(salt, shipped_arm, by_uplift), sort_keys=True)
         return hashlib.sha256(definition.encode()).hexdigest()[:12]
 
     @property
@@ -326,6 +341,15 @@ class Sequential(StrictSettings):
     )
 
 
+class BanditSettings(StrictSettings):
+    """Thompson allocation of the audiences with `allocation: thompson` (ml.activation.bandit)."""
+
+    min_exposures_per_arm: int = Field(
+        100, gt=0, description="No arm's share moves before every arm has this many customers with an ended window."
+    )
+    floor_share: float = Field(0.1, ge=0, lt=0.5, description="Every arm keeps at least this share of the treated.")
+
+
 class ActivationConfig(StrictSettings):
     salt: str = Field("pz-holdout-v1", min_length=1, description="Salt of the holdout and variant assignment hash.")
     predictive_min_orders: int = Field(
@@ -350,6 +374,7 @@ class ActivationConfig(StrictSettings):
     economics: Economics = Economics()
     global_holdout: GlobalHoldout = GlobalHoldout()
     sequential: Sequential = Sequential()
+    bandit: BanditSettings = BanditSettings()
     suppressions: dict[str, str] = Field({}, description="Named filters that audiences list in `suppress`.")
     audiences: dict[str, Audience] = Field(default_factory=dict)
 

@@ -24,6 +24,7 @@ from ml.recommender.settings import RecommenderConfig
 from ml.serving.settings import ServingConfig
 from ml.settings import StrictSettings
 from ml.synthetic.demo_settings import DemoConfig
+from ml.uplift.settings import OptionCost, ProfitTerms, UpliftConfig
 from ml.warehouse.settings import MetricsConfig
 
 __all__ = ["ConfigError", "PlatformConfig", "load_config"]
@@ -40,6 +41,7 @@ class PlatformConfig(StrictSettings):
     scoring: ScoringConfig = ScoringConfig()
     notifications: NotificationsConfig = NotificationsConfig()
     serving: ServingConfig = ServingConfig()
+    uplift: UpliftConfig = UpliftConfig()
 
     def dbt_vars(self) -> dict[str, object]:
         """The dbt vars that come from configuration (ml.warehouse.transform adds ds and the fixed ones):
@@ -50,7 +52,38 @@ class PlatformConfig(StrictSettings):
             "feature_snapshot_days": self.propensity.feature_snapshot_days,
             "feature_snapshot_every_days": self.propensity.cutoff_every_days,
             **self.activation.readout_vars(),
+            "campaign_goals": [
+                {"campaign_id": name, "goal_metric": campaign.goal.metric, "window_days": campaign.goal.window_days}
+                for name, campaign in self.uplift.campaigns.items()
+            ],
         }
+
+    def profit_terms(self) -> ProfitTerms:
+        """What the uplift models turn effects into money with: the margin, and per campaign arm (the
+        landed campaigns' and the audiences') its contact and offer costs from activation.economics."""
+        economics = self.activation.economics
+
+        def cost(channel: str, offer_code: str | None) -> OptionCost:
+            offer = economics.offers.get(offer_code) if offer_code else None
+            return OptionCost(
+                contact_cost=float(economics.contact_cost.get(channel, 0.0)),
+                discount_share=float(offer.discount_share) if offer else 0.0,
+                cost_per_order=float(offer.cost_per_order) if offer else 0.0,
+            )
+
+        costs = {
+            (name, arm): cost(campaign.channel, offer)
+            for name, campaign in self.uplift.campaigns.items()
+            for arm, offer in campaign.offers.items()
+        }
+        costs |= {
+            (name, arm.name): cost(audience.channels[0], arm.tactic.offer_code)
+            for name, audience in self.activation.audiences.items()
+            for arm in audience.arms()
+        }
+        # A landed campaign's arm without an offer still costs its contact.
+        costs |= {(name, "*"): cost(campaign.channel, None) for name, campaign in self.uplift.campaigns.items()}
+        return ProfitTerms(economics.margin_share, costs)
 
     def sha256(self) -> str:
         """A digest of the whole configuration a night ran with (in every export manifest)."""

@@ -69,16 +69,27 @@ def propensity_scoring(config: PlatformConfig) -> ShardedScoring:
 def read_experiments(ds: dt.date, config: PlatformConfig) -> dict[str, object]:
     """dbt builds the readouts' inputs for ds (exposures, the holdout's customers), then they are read."""
     from ml.activation.readout import read_experiments
+    from ml.activation.store import upgrade_assignments
     from ml.warehouse.transform import build_experiment_inputs
 
+    upgrade_assignments()
     build_experiment_inputs(ds, config.dbt_vars())
     return read_experiments(ds, config.activation)
+
+
+def train_uplift(ds: dt.date, config: PlatformConfig) -> dict[str, object]:
+    """Train and gate the uplift models (their inputs were built by read_experiments), then score."""
+    from ml.uplift.scoring import score_uplift
+    from ml.uplift.training import train_uplift
+
+    trained = train_uplift(ds, config.uplift, config.profit_terms())
+    return {**trained, "scoring": score_uplift(ds)}
 
 
 def decide_audiences(ds: dt.date, config: PlatformConfig) -> dict[str, object]:
     from ml.activation.store import decide_audiences
 
-    return decide_audiences(ds, config.activation)
+    return decide_audiences(ds, config.activation, config.uplift.exploration_percent)
 
 
 def monitor_drift(ds: dt.date, config: PlatformConfig) -> dict[str, object]:

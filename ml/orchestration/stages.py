@@ -137,13 +137,27 @@ STAGES: tuple[Stage, ...] = (
         ("build_metrics",),
     ),
     Stage(
+        "train_uplift",
+        "Learns each campaign arm's effect per customer (DR-learner) from the randomized sends whose goal "
+        "windows ended by `ds` (landed `campaign_sends` and the audiences' own holdouts), with features from "
+        "the feature store as of each send; gates every arm on held-out customers (Qini interval above zero, "
+        "ahead of propensity-ranked targeting), estimates each campaign's uplift policy against the rules "
+        "off-policy (IPW, SNIPW, DR with bootstrap intervals; it ships if its DR lower bound beats the rules), "
+        "registers `uplift` in MLflow (`marts.uplift_arms`, `marts.uplift_policy_value`), then scores every "
+        "customer known at `ds` into `marts.customer_uplift` (uplift, its standard error, expected "
+        "incremental profit, whether the arm serves).",
+        entries.train_uplift,
+        ("build_feature_store", "read_experiments"),
+        timeout_minutes=120,
+    ),
+    Stage(
         "decide_audiences",
         "One decision per customer for the day: the audience with the best priority (then score) among "
         "those they qualify for and can be reached in (consent, frequency caps, suppressions), or the "
         "default experience; holdout and arm assignments into `experiments.assignments`, each audience's "
         "funnel into `activation.audience_funnel`.",
         entries.decide_audiences,
-        ("score_recommendations", "score_propensity", "read_experiments"),
+        ("score_recommendations", "score_propensity", "train_uplift"),
     ),
     Stage(
         "monitor_drift",

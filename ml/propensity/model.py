@@ -9,16 +9,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
 from ml.constants import CUSTOMER_ID, SEED
 from ml.mlops.feature_store import categorical_features
+from ml.mlops.trees import feature_encoder
 from ml.propensity.dataset import CUTOFF, LABEL
 from ml.propensity.settings import PropensityConfig
 
@@ -72,17 +71,7 @@ def fit(rows: pd.DataFrame, config: PropensityConfig, trained_through: dt.dateti
     # Folds by customer: the same customer at several cutoffs never sits on both sides of a fold.
     folds = list(GroupKFold(n_splits=config.calibration_folds).split(rows, groups=rows[CUSTOMER_ID]))
     categorical, numeric = (learnable(rows, columns, folds) for columns in feature_columns(rows))
-    encoder = ColumnTransformer(
-        [
-            (
-                "categorical",
-                # Unknown and missing categories become NaN, which the trees treat as missing.
-                OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan),
-                categorical,
-            ),
-            ("numeric", "passthrough", numeric),
-        ]
-    )
+    encoder = feature_encoder(categorical, numeric)
     settings = config.model
     boosting = HistGradientBoostingClassifier(
         max_iter=settings.max_iter,

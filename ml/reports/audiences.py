@@ -349,6 +349,35 @@ def program_lines(program: pd.DataFrame) -> list[str]:
     ]
 
 
+def uplift_lines(policy: pd.DataFrame, arms: pd.DataFrame, currency: str) -> list[str]:
+    """What targeting by uplift is expected to earn against the rules, per campaign (doubly robust
+    off-policy estimates on held-out randomized sends, 95% bootstrap intervals), and each arm's gate."""
+    if policy.empty and arms.empty:
+        return ["uplift targeting: no model yet (campaign sends or audience holdouts with ended goal windows needed)"]
+    lines = []
+    dr = policy[policy["estimator"] == "dr"].set_index(["campaign_id", "policy"]) if len(policy) else policy
+
+    def estimate(campaign: str, name: str) -> str:
+        row = dr.loc[(campaign, name)]
+        return f"{_money(row['value'], currency)} [{_money(row['lower'], currency)}, {_money(row['upper'], currency)}]"
+
+    for campaign in sorted(set(policy["campaign_id"])) if len(policy) else []:
+        ships = bool(policy.loc[policy["campaign_id"] == campaign, "ships"].iloc[0])
+        sends = int(policy.loc[policy["campaign_id"] == campaign, "sends"].iloc[0])
+        lines.append(
+            f"uplift targeting, {campaign}: expected profit per customer {estimate(campaign, 'uplift')} by uplift "
+            f"vs {estimate(campaign, 'rules')} by the rules, difference {estimate(campaign, 'uplift_minus_rules')} "
+            f"(doubly robust, {sends} held-out randomized sends): "
+            + ("the uplift policy serves" if ships else "the rules serve (its lower bound is not above the rules)")
+        )
+    for row in arms.itertuples():
+        lines.append(
+            f"  {row.campaign_id}/{row.arm}: Qini {row.qini:.4f} [{row.qini_lower:.4f}, {row.qini_upper:.4f}] vs "
+            f"propensity-ranked {row.propensity_qini:.4f}: " + ("serves" if row.serves else row.reason.split(": ")[-1])
+        )
+    return lines
+
+
 def _p_value(p_value: float) -> str:
     return "<0.001" if p_value < 0.001 else f"{p_value:.3f}"
 

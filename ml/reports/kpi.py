@@ -22,7 +22,7 @@ from matplotlib.figure import Figure  # no pyplot: no global state, no display n
 
 from ml.activation.settings import ActivationConfig
 from ml.paths import reports_dir
-from ml.reports.audiences import ACTIONS_DAYS, program_lines, readout_line
+from ml.reports.audiences import ACTIONS_DAYS, program_lines, readout_line, uplift_lines
 from ml.reports.html import page
 from ml.warehouse.engine import open_warehouse
 from ml.warehouse.partitions import existing_tables
@@ -169,6 +169,8 @@ def kpi_report_html(ds: dt.date, currency: str) -> str:
     sections.append(audience_chart(groups) if not groups.empty else "<p>No audience decided on this day.</p>")
     sections.append("<h2>Experiments</h2>")
     sections.append(experiments_section(results, currency))
+    sections.append("<h2>Targeting by uplift: expected against the rules</h2>")
+    sections.append(uplift_section(ds, currency))
     sections.append(f"<h2>Automated actions (last {ACTIONS_DAYS} days)</h2>")
     if actions.empty:
         sections.append("<p>None: no audience paused, resumed or shipped a winner.</p>")
@@ -190,6 +192,26 @@ def experiments_section(results: pd.DataFrame, currency: str) -> str:
     chart = profit_chart(against_control, currency) if not against_control.empty else ""
     lines = "".join(f"<li>{html.escape(readout_line(row, currency))}</li>" for row in results.itertuples())
     return "\n".join(part for part in (chart, f"<ul>{lines}</ul>") if part)
+
+
+def uplift_section(ds: dt.date, currency: str) -> str:
+    """What each campaign's uplift policy is expected to earn against its rules, and each arm's gate."""
+    with open_warehouse() as connection:
+        policy = _query(
+            connection,
+            "select * from marts.uplift_policy_value where ds = ? order by campaign_id, policy, estimator",
+            [ds],
+            "marts",
+            "uplift_policy_value",
+        )
+        arms = _query(
+            connection,
+            "select * from marts.uplift_arms where ds = ? order by campaign_id, arm",
+            [ds],
+            "marts",
+            "uplift_arms",
+        )
+    return "<p>" + "<br>".join(html.escape(line) for line in uplift_lines(policy, arms, currency)) + "</p>"
 
 
 def health_section(health: pd.DataFrame) -> str:

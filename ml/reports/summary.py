@@ -12,7 +12,7 @@ from ml.activation.settings import ActivationConfig
 from ml.constants import QUARANTINE_SCHEMA
 from ml.mlops.lifecycle import evidence_line, gate_line, latest_run, unreadable_lines
 from ml.paths import data_dir, mlflow_tracking_uri, reports_dir
-from ml.reports.audiences import audience_summary, report_path, summary_lines
+from ml.reports.audiences import audience_summary, report_path, summary_lines, uplift_lines
 from ml.reports.kpi import report_path as kpi_report_path
 from ml.warehouse.contract import TABLES
 from ml.warehouse.engine import open_warehouse, warehouse_location
@@ -72,6 +72,13 @@ def summary_text(ds: dt.date, activation: ActivationConfig) -> str:
             if "customer_scores" in existing_tables(connection, "marts")
             else pd.DataFrame()
         )
+        marts = existing_tables(connection, "marts")
+        uplift_policy, uplift_arms = (
+            _read(connection, f"select * from marts.{table} where ds = ? order by all", [ds])
+            if table in marts
+            else pd.DataFrame()
+            for table in ("uplift_policy_value", "uplift_arms")
+        )
         drift = (
             _read(connection, "select * from channels.model_health where ds = ? order by model_name, check_name", [ds])
             if "model_health" in existing_tables(connection, "channels")
@@ -86,6 +93,8 @@ def summary_text(ds: dt.date, activation: ActivationConfig) -> str:
             *_recommender_lines(ds, recommendations),
             "",
             *_propensity_lines(ds, scores),
+            "",
+            *uplift_lines(uplift_policy, uplift_arms, activation.economics.currency),
             "",
             *_drift_lines(ds, drift),
             "",

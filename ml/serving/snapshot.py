@@ -30,7 +30,8 @@ import pandas as pd
 
 from ml.activation.columns import consent_column
 from ml.activation.population import channel_table
-from ml.activation.settings import CONTROL, ActivationConfig
+from ml.activation.settings import ActivationConfig
+from ml.assignment import arm_probability
 from ml.constants import CUSTOMER_ID, ITEM_ID
 from ml.dates import end_of
 from ml.errors import PlatformError
@@ -145,19 +146,6 @@ def read_night(ds: dt.date, activation: ActivationConfig) -> dict[str, pd.DataFr
     if tables["decisions"].empty:
         raise SnapshotError(f"activation.decisions has no rows for ds={ds}: run decide_audiences for {ds} first")
     return tables
-
-
-def arm_probability(definition: str | None, group: str) -> float | None:
-    """The probability with which `group` was assigned, from the experiment version's definition:
-    holdout_percent for the control group, the rest split over the served arms by weight."""
-    if not definition:
-        return None
-    experiment = json.loads(definition)
-    holdout = experiment["holdout_percent"] / 100
-    if group == CONTROL:
-        return holdout
-    weights = {arm["name"]: arm["weight"] for arm in experiment["arms"]}
-    return (1 - holdout) * weights[group] / sum(weights.values()) if group in weights else None
 
 
 def _is_true(value) -> bool:

@@ -98,6 +98,16 @@ CORRUPTIONS: dict[str, dict[str, tuple[str, str] | None]] = {
         "duplicate_key": None,
         "future_timestamp": ("recorded_at", None),
     },
+    "campaign_sends": {
+        "missing_required": ("campaign_id", ""),
+        "unparseable_timestamp": ("sent_at", "last monday"),
+        "unparseable_number": ("assignment_probability", "half"),
+        "invalid_value": ("is_control", "perhaps"),
+        "out_of_range": ("assignment_probability", "1.5"),
+        "unknown_customer": ("customer_id", "C9999994"),
+        "duplicate_key": None,
+        "future_timestamp": ("sent_at", None),
+    },
     "erasure_requests": {
         "unknown_customer": ("customer_id", "C9999995"),
         "duplicate_key": None,
@@ -110,6 +120,7 @@ TIMESTAMP_COLUMNS = {
     "survey_responses": "responded_at",
     "consents": "recorded_at",
     "erasure_requests": "requested_at",
+    "campaign_sends": "sent_at",
 }
 TABLES_WITH_OWN_ID = ("customers", "items", "orders", "events", "survey_responses")
 ENCODING_COLUMN = {"customers": "city", "orders": "currency", "survey_responses": "comment"}

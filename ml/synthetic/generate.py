@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ml.synthetic.behaviour import CATEGORIES
+from ml.synthetic.campaigns import plant_campaign, write_campaign_truth
 from ml.synthetic.catalog import make_catalog
 from ml.synthetic.corruption import write_landing
 from ml.synthetic.population import make_population
@@ -33,7 +34,13 @@ def generate(settings: GeneratorSettings, out: Path) -> dict[str, int]:
     catalog = make_catalog(settings, rng)
     population = make_population(settings, rng)
     sim = simulate(settings, population, catalog, rng)
+    campaign = settings.planted_campaign
+    history = (
+        plant_campaign(campaign, population, catalog, sim, settings.start_epoch, settings.days) if campaign else None
+    )
     tables = build_tables(settings, population, catalog, sim, rng)
+    if history is not None:
+        tables["campaign_sends"] = history.sends
     erased_customers = set(tables["erasure_requests"]["customer_id"].to_pylist())
     ledger = write_landing(tables, settings, out, rng, erased_customers)
     truth_dir = out.parent / "synthetic_truth"
@@ -52,6 +59,7 @@ def generate(settings: GeneratorSettings, out: Path) -> dict[str, int]:
         }
     )
     truth.to_parquet(truth_dir / "customers.parquet", index=False)
+    write_campaign_truth(history, population, truth_dir)
     planted_path = truth_dir / "planted_lift.json"
     planted_path.unlink(missing_ok=True)
     # Every planted order, and whether only the planted effect caused it (incremental): what the

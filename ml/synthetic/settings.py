@@ -61,6 +61,35 @@ class PlantedLift:
 
 
 @dataclass(frozen=True)
+class PlantedCampaign:
+    """A past randomized e-mail campaign the generator plants (ml.synthetic.campaigns): its arms and their
+    shares, the effects by customer type, and when it is sent."""
+
+    campaign_id: str = "newsletter"
+    channel: str = "email"
+    # arm -> probability of being sent it; the rest is the control group
+    arms: dict[str, float] = field(default_factory=lambda: {"reminder": 0.35, "discount": 0.35})
+    # arm -> a persuadable customer's chance of an order the message caused (before the engagement factor)
+    response: dict[str, float] = field(default_factory=lambda: {"reminder": 0.14, "discount": 0.26})
+    deter_probability: float = 0.5
+    sure_thing_days: int = 10
+    persuadable_days: int = 150
+    window_days: int = 14
+    every_days: int = 14
+    first_day: int = 35
+    quiet_days: int = 21
+
+    @property
+    def control_probability(self) -> float:
+        return 1.0 - sum(self.arms.values())
+
+    def send_days(self, days: int, start: dt.date) -> list[int]:
+        """Mondays from first_day on, every `every_days` days, whose goal window ends quiet_days before the end."""
+        first = self.first_day + (7 - (start + dt.timedelta(days=self.first_day)).weekday()) % 7
+        return list(range(first, days - self.quiet_days - self.window_days + 1, self.every_days))
+
+
+@dataclass(frozen=True)
 class GeneratorSettings:
     customers: int = DEMO_CUSTOMERS
     days: int = DEMO_DAYS
@@ -68,6 +97,8 @@ class GeneratorSettings:
     bad_row_rate: float = DEMO_BAD_ROW_RATE
     seed: int = SEED
     planted_lift: PlantedLift | None = None
+    # A past randomized e-mail campaign with heterogeneous effects (ml.synthetic.campaigns); None: no campaign history.
+    planted_campaign: PlantedCampaign | None = field(default_factory=PlantedCampaign)
 
     @property
     def n_items(self) -> int:

@@ -55,6 +55,7 @@ def build_tables(
         "erasure_requests": erasure_requests,
         # What the online service writes (ml.serving): no demo history, the files exist with their header.
         **{name: _empty(name) for name in ("identity_links", "served_decisions")},
+        "campaign_sends": _empty("campaign_sends"),  # replaced by the planted campaign's sends when there is one
     }
 
 

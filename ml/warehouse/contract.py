@@ -92,6 +92,12 @@ CONTRACT: dict[str, TableContract] = {
             key=("anonymous_id", "customer_id", "linked_at"),
         ),
         TableContract(
+            "campaign_sends",
+            required=("campaign_id", "customer_id", "channel", "arm", "is_control", "sent_at"),
+            optional=("assignment_probability",),
+            key=("campaign_id", "customer_id", "sent_at"),
+        ),
+        TableContract(
             "served_decisions",
             required=("decision_id", "served_at", "ds", "channel"),
             optional=(

@@ -1,7 +1,8 @@
 -- One row per ds, landing table and landing file: every record of every file is accounted for
 -- exactly once, with its status for ds. landing_reconciliation sums the same by table.
 {% set tables = ['customers', 'items', 'orders', 'order_items', 'events', 'survey_responses',
-                 'consents', 'erasure_requests', 'identity_links', 'served_decisions'] %}
+                 'consents', 'erasure_requests', 'identity_links', 'served_decisions',
+                 'campaign_sends'] %}
 
 with
 files_read as (

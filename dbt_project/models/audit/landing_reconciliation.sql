@@ -1,7 +1,8 @@
 -- One row per ds and landing table: every row read is accounted for exactly once.
 -- rows_read comes from the raw table; the other counts from the models that hold the rows.
 {% set tables = ['customers', 'items', 'orders', 'order_items', 'events', 'survey_responses',
-                 'consents', 'erasure_requests', 'identity_links', 'served_decisions'] %}
+                 'consents', 'erasure_requests', 'identity_links', 'served_decisions',
+                 'campaign_sends'] %}
 
 with
 {% for table_name in tables %}

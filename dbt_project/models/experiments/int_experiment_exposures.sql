@@ -53,7 +53,11 @@ first_assignments as (
         customer_id,
         min(ds) as assigned_on,
         min_by(experiment_group, ds) as experiment_group,
-        min_by(offer_code, ds) as offer_code
+        min_by(offer_code, ds) as offer_code,
+        -- the arm an uplift policy or a Thompson draw gave the customer, treated or held out (the
+        -- readout's stratum; NULL: fixed random arms), and the logged probability of the group
+        min_by(policy_arm, ds) as policy_arm,
+        min_by(assignment_probability, ds) as assignment_probability
     from assignments
     group by all
 ),
@@ -224,6 +228,8 @@ select
     outcomes.orders,
     outcomes.pre_revenue,
     exposed.offer_code,
+    exposed.policy_arm,
+    exposed.assignment_probability,
     case
         when exposed.goal_metric = 'engagement' then coalesce(engaged.active_days, 0) > 0 else outcomes.orders > 0
     end as converted,

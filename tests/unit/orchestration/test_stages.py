@@ -49,9 +49,16 @@ def test_a_stage_entry_gets_ds_as_a_date_and_the_section_it_needs(monkeypatch):
     import ml.activation.store as store
 
     seen = {}
-    monkeypatch.setattr(store, "decide_audiences", lambda ds, activation: seen.update(ds=ds, activation=activation))
+    monkeypatch.setattr(
+        store,
+        "decide_audiences",
+        lambda ds, activation, exploration_percent: seen.update(
+            ds=ds, activation=activation, exploration=exploration_percent
+        ),
+    )
     run_stage("decide_audiences", "2026-10-31")
     assert seen["ds"] == dt.date(2026, 10, 31) and seen["activation"] == load_config().activation
+    assert seen["exploration"] == load_config().uplift.exploration_percent
 
 
 def test_only_the_shards_run_outside_the_warehouse_pool():

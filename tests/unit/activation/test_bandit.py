@@ -1,0 +1,105 @@
+"""Thompson allocation (ml.activation.bandit): the shares follow the posterior within their guards,
+and the readouts stay valid while the shares move (A/A false-positive rate at the nominal level)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ml.activation.bandit as bandit
+from ml.activation.bandit import arm_statistics, thompson_weights
+from ml.activation.readout import readout
+from ml.activation.settings import CONTROL, BanditSettings
+from tests.unit.activation.test_decisions_and_exports import ACTIVATION
+
+THOMPSON = ACTIVATION.audiences["win_back"].model_copy(update={"allocation": "thompson"})
+ONLY_THOMPSON = ACTIVATION.model_copy(update={"audiences": {"win_back": THOMPSON}})
+SETTINGS = BanditSettings(min_exposures_per_arm=30, floor_share=0.1)
+
+
+def stats(rates: dict[str, float], n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = [
+        {"experiment_group": arm, "converted": converted, "revenue": 10.0 * converted}
+        for arm, rate in rates.items()
+        for converted in rng.random(n) < rate
+    ]
+    return arm_statistics(pd.DataFrame(rows), "purchase")
+
+
+def test_the_shares_move_to_the_better_arm_with_a_floor_for_every_arm():
+    shares, best, why = thompson_weights(stats({"a": 0.05, "b": 0.15, "c": 0.05}, 2_000), THOMPSON, SETTINGS, 1)
+    assert best["b"] > 0.99 and shares["b"] == pytest.approx(0.8, abs=0.01)
+    assert min(shares.values()) >= 0.1 - 1e-12 and sum(shares.values()) == pytest.approx(1)
+    assert "posterior" in why
+
+
+def test_no_share_moves_before_every_arm_has_enough_exposures():
+    shares, _, why = thompson_weights(stats({"a": 0.05, "b": 0.5, "c": 0.05}, 20), THOMPSON, SETTINGS, 1)
+    assert shares == pytest.approx({"a": 0.25, "b": 0.5, "c": 0.25})  # the configured weights 1:2:1
+    assert "below 30 exposures" in why
+
+
+def test_the_version_does_not_change_when_the_shares_do():
+    assert "weight" not in str(THOMPSON.experiment_definition(ACTIVATION.salt)["arms"])
+    moved = THOMPSON.model_copy(update={"variants": [v.model_copy(update={"weight": 5.0}) for v in THOMPSON.variants]})
+    assert moved.experiment_version(ACTIVATION.salt) == THOMPSON.experiment_version(ACTIVATION.salt)
+
+
+def simulate(seed: int, nights: int = 30, per_night: int = 150, window: int = 14) -> pd.DataFrame:
+    """An A/A experiment under Thompson allocation: every arm and the holdout convert at the same rate,
+    which rises over the nights (a trend the shares' drift could mistake for an effect)."""
+    rng = np.random.default_rng(seed)
+    start = dt.date(2026, 1, 1)
+    holdout = THOMPSON.holdout_percent / 100
+    frames: list[pd.DataFrame] = []
+    for night in range(nights):
+        today = start + dt.timedelta(days=night)
+        so_far = pd.concat(frames) if frames else pd.DataFrame(columns=["experiment_group", "converted", "ready"])
+        ended = so_far[so_far["ready"] <= pd.Timestamp(today)] if len(so_far) else so_far
+        shares, _, _ = thompson_weights(arm_statistics(ended, "purchase"), THOMPSON, SETTINGS, seed * 1000 + night)
+        arms = list(shares)
+        drawn = rng.choice(arms, per_night, p=np.array(list(shares.values())) / sum(shares.values()))
+        group = np.where(rng.random(per_night) < holdout, CONTROL, drawn)
+        rate = 0.05 + 0.25 * night / nights
+        converted = rng.random(per_night) < rate
+        frames.append(
+            pd.DataFrame(
+                {
+                    "audience": "win_back",
+                    "experiment_version": THOMPSON.experiment_version(ACTIVATION.salt),
+                    "customer_id": [f"S{seed}N{night}C{i}" for i in range(per_night)],
+                    "experiment_group": group,
+                    "policy_arm": drawn,
+                    "assigned_on": pd.Timestamp(today),
+                    "ready": pd.Timestamp(today + dt.timedelta(days=window)),
+                    "converted": converted,
+                    "revenue": converted * 40.0,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True).drop(columns="ready")
+
+
+def test_the_aa_false_positive_rate_under_adaptive_allocation_stays_at_the_nominal_level(monkeypatch):
+    """200 simulated A/A experiments, each read out over all its nights (always-valid: significant on
+    any night counts). Comparing each arm with the holdout of the customers who drew it keeps the
+    family-wise rate at alpha = 0.05; comparing with the whole holdout does not."""
+    monkeypatch.setattr(bandit, "SAMPLES", 2_000)
+    end = dt.date(2026, 3, 1)
+    valid, naive = [], []
+    for seed in range(200):
+        exposures = simulate(seed)
+        valid.append(readout(exposures, ONLY_THOMPSON, end)["is_significant"].any())
+        naive.append(
+            readout(exposures.assign(policy_arm=None), ONLY_THOMPSON, end)
+            .query("baseline == 'control'")["is_significant"]
+            .any()
+        )
+    rate, naive_rate = np.mean(valid), np.mean(naive)
+    margin = 2 * np.sqrt(0.05 * 0.95 / len(valid))
+    assert rate <= 0.05 + margin, rate
+    assert naive_rate > rate, (naive_rate, rate)
