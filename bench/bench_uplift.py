@@ -309,7 +309,7 @@ def report(result: dict, timings: dict, customers: int, seconds: float) -> str:
         f"The rules (everyone sent, arms at their shares), DR: {rules.value:.3f} "
         f"[{rules.lower:.3f}, {rules.upper:.3f}].",
         "",
-        "Stage times (s, peak MB): " + ", ".join(f"{name} {t:.0f} s / {m:.0f} MB" for name, (t, m) in timings.items()),
+        "Stage times (s, peak GB): " + ", ".join(f"{name} {t:.0f} s / {m:.2f} GB" for name, (t, m) in timings.items()),
     ]
     return "\n".join(lines)
 

@@ -15,6 +15,7 @@ from ml.activation.population import read_contact_history, read_population
 from ml.activation.readout import read_feedback
 from ml.activation.settings import ActivationConfig
 from ml.activation.targeting import UPLIFT, read_uplift_policy
+from ml.constants import CUSTOMER_ID
 from ml.warehouse.declared import ddl
 from ml.warehouse.engine import open_warehouse
 from ml.warehouse.partitions import ensure_table, existing_tables, replace_partition, replace_table
@@ -108,6 +109,9 @@ def decide_audiences(ds: dt.date, activation: ActivationConfig, exploration_perc
     }
 
 
+STICKY_COLUMNS = ["audience", "experiment_version", CUSTOMER_ID, "policy_arm", "assignment_probability"]
+
+
 def read_allocations(ds: dt.date, activation: ActivationConfig, shipped: dict[str, str]) -> dict[str, Allocation]:
     """Per thompson audience not shipped: tonight's shares (experiments.arm_weights of ds, written by
     read_experiments; the configured weights before any) and each customer's arm so far in the version."""
@@ -133,7 +137,7 @@ def read_allocations(ds: dt.date, activation: ActivationConfig, shipped: dict[st
                 [ds],
             ).df()
             if "assignments" in tables
-            else pd.DataFrame(columns=["audience", "experiment_version", "customer_id", "policy_arm"])
+            else pd.DataFrame(columns=STICKY_COLUMNS)
         )
     allocations = {}
     for name, version in adaptive.items():

@@ -11,6 +11,7 @@ error a user can act on the same way: `error: <message>` on stderr, exit status 
     python -m ml stages                               # the stage table (docs/architecture.md)
     python -m ml synthetic [--customers N ...]        # demo landing data
     python -m ml movielens FOLDER --out LANDING       # a MovieLens release as landing files
+    python -m ml campaign-export CSV --mapping YML    # a randomized campaign's export as landing files
     python -m ml landing [--landing DIR]              # landing files into raw.* (no dbt)
     python -m ml dbt build|run|test --ds ... [args]   # dbt for one date, with the platform's vars
     python -m ml erasure report|list|purge|purge-model-artifacts  # erasure: to check, purges, run them
@@ -83,6 +84,37 @@ def movielens(argv: list[str]) -> int:
         data = data.until(args.until)
     counts = write_landing(data, args.out, args.purchase_min_rating)
     print(f"landed {counts} under {args.out}")
+    return 0
+
+
+def campaign_export(argv: list[str]) -> int:
+    """Land a randomized campaign's export (one row per customer) for the uplift models (docs/uplift.md)."""
+    import yaml
+    from pydantic import ValidationError
+
+    from ml.errors import ConfigError
+    from ml.paths import landing_dir
+    from ml.warehouse.campaign_export import CampaignExport, suggested_config, write_landing
+
+    parser = argparse.ArgumentParser(prog="python -m ml campaign-export", description=campaign_export.__doc__)
+    parser.add_argument("export", type=Path, help="the export, CSV with a header row (read in place)")
+    parser.add_argument("--mapping", type=Path, required=True, help="YAML: which column is which (docs/uplift.md)")
+    parser.add_argument("--out", type=Path, default=None, help="landing folder (default $PZ_DATA_DIR/landing)")
+    parser.add_argument("--goal", choices=["purchase", "revenue", "engagement"], default="purchase")
+    args = parser.parse_args(argv)
+    _logging()
+    try:
+        mapping = CampaignExport.model_validate(yaml.safe_load(args.mapping.read_text()))
+    except (OSError, yaml.YAMLError, ValidationError) as error:
+        raise ConfigError(f"{args.mapping}: {error}") from error
+    out = (args.out or landing_dir()).resolve()
+    counts = write_landing(args.export, mapping, out)
+    print(f"landed {counts} under {out}")
+    print("add to config/personalization.yml (or the file PZ_CONFIG names) to learn from it:")
+    print(suggested_config(mapping, args.goal))
+    last = mapping.sent_on + dt.timedelta(days=mapping.window_days)
+    then = f"python -m ml run --ds {last}" + ("" if mapping.customers_known else " --allow-stale")
+    print(f"then run the night its goal window ends (a backfill: the export's newest row is earlier): {then}")
     return 0
 
 
@@ -244,6 +276,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "stages": stages,
     "synthetic": synthetic,
     "movielens": movielens,
+    "campaign-export": campaign_export,
     "landing": landing,
     "dbt": dbt,
     "erasure": erasure,

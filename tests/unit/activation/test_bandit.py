@@ -8,12 +8,15 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 import ml.activation.bandit as bandit
 from ml.activation.bandit import arm_statistics, thompson_weights
+from ml.activation.decisions import Allocation, decide
 from ml.activation.readout import readout
 from ml.activation.settings import CONTROL, BanditSettings
-from tests.unit.activation.test_decisions_and_exports import ACTIVATION
+from ml.activation.store import STICKY_COLUMNS, read_allocations
+from tests.unit.activation.test_decisions_and_exports import ACTIVATION, DS, populations
 
 THOMPSON = ACTIVATION.audiences["win_back"].model_copy(update={"allocation": "thompson"})
 ONLY_THOMPSON = ACTIVATION.model_copy(update={"audiences": {"win_back": THOMPSON}})
@@ -103,3 +106,35 @@ def test_the_aa_false_positive_rate_under_adaptive_allocation_stays_at_the_nomin
     margin = 2 * np.sqrt(0.05 * 0.95 / len(valid))
     assert rate <= 0.05 + margin, rate
     assert naive_rate > rate, (naive_rate, rate)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(populations())
+def test_the_first_night_draws_from_the_configured_shares_and_later_nights_keep_each_customers_arm(generated):
+    population, history = generated
+    configured = {arm.name: arm.weight for arm in THOMPSON.arms()}
+    first_night = Allocation(configured, pd.DataFrame(columns=STICKY_COLUMNS))  # nothing assigned yet
+    first = decide(population, history, ONLY_THOMPSON, DS, allocations={"win_back": first_night}).assignments
+    assert first["assignment_probability"].between(0, 1, inclusive="neither").all()
+    treated = first[first["experiment_group"] != CONTROL]
+    assert (treated["experiment_group"] == treated["policy_arm"]).all()
+
+    moved = {arm: 0.9 if arm == min(configured) else 0.1 / (len(configured) - 1) for arm in configured}
+    sticky = first.assign(audience="win_back")[STICKY_COLUMNS]
+    later = decide(
+        population,
+        history,
+        ONLY_THOMPSON,
+        DS + dt.timedelta(days=1),
+        allocations={"win_back": Allocation(moved, sticky)},
+    )
+    both = first.merge(later.assignments, on="customer_id", suffixes=("", "_later"))
+    assert (both["policy_arm"] == both["policy_arm_later"]).all()
+    assert np.allclose(both["assignment_probability"], both["assignment_probability_later"])
+
+
+def test_before_any_night_the_allocation_is_the_configured_shares_and_no_one_is_sticky(tmp_path, monkeypatch):
+    monkeypatch.setenv("PZ_DATA_DIR", str(tmp_path))  # an empty warehouse: no weights, no assignments yet
+    allocation = read_allocations(DS, ONLY_THOMPSON, {})["win_back"]
+    assert allocation.weights == {arm.name: arm.weight for arm in THOMPSON.arms()}
+    assert allocation.sticky.empty and list(allocation.sticky.columns) == STICKY_COLUMNS
