@@ -112,8 +112,9 @@ bench: venv  ## benchmarks (about 20 minutes): writes bench/results.md
 bench-real-data: venv  ## the models on MovieLens beside their peers (about 10 minutes): writes bench/results.md
 	$(PYTHON) bench/bench_real_data.py
 
-bench-uplift: venv  ## uplift targeting on a planted campaign against propensity, random and the oracle (about 5 minutes): bench/results.md
+bench-uplift: venv  ## uplift targeting on a planted campaign and on an imported export against propensity, random and the oracle (about 8 minutes): bench/results.md
 	$(PYTHON) bench/bench_uplift.py
+	$(PYTHON) bench/bench_campaign_export.py
 
 bench-nightly: venv  ## the whole nightly run at 10k, 100k and 1M customers (about 2 hours): bench/results.md
 	$(PYTHON) bench/bench_nightly.py --customers 10000 100000 1000000 --duckdb-memory-limit 14GB

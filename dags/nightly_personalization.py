@@ -63,16 +63,16 @@ def sharded_stage_task(stage: Stage):
     def sharded() -> None:
         @task(task_id="plan", pool=stage.pool, execution_timeout=timeout(stage))
         def plan(ds: str | None = None) -> list[dict[str, object]]:
-            return run_in_task(stage.name, plan_shards, ds, stage)
+            return run_in_task(f"{stage.name}.plan", plan_shards, ds, stage)
 
         @task(task_id="score_shard", map_index_template="{{ shard_label }}", execution_timeout=timeout(stage))
         def score_shard(shard: int, shards: int, ds: str | None = None) -> dict[str, object]:
             get_current_context()["shard_label"] = f"shard {shard + 1} of {shards}"  # type: ignore[typeddict-unknown-key]
-            return run_in_task(stage.name, score_one_shard, ds, stage, shard, shards)
+            return run_in_task(f"{stage.name}.shard {shard + 1}/{shards}", score_one_shard, ds, stage, shard, shards)
 
         @task(task_id="merge", pool=stage.pool, execution_timeout=timeout(stage))
         def merge(shard_results, ds: str | None = None) -> dict[str, object]:
-            return run_in_task(stage.name, merge_shards, ds, stage, len(shard_results))
+            return run_in_task(f"{stage.name}.merge", merge_shards, ds, stage, len(shard_results))
 
         merge(score_shard.expand_kwargs(plan()))
 

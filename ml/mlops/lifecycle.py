@@ -125,7 +125,19 @@ def register_and_gate(
     mlflow.log_metrics(
         {f"gate_{config.metric}": model_value, f"gate_baseline_{config.metric}": baseline[1], **decision.metrics()}
     )
+    describe_version(
+        client,
+        model_name,
+        str(version.version),
+        f"{model_name} trained on the data up to {ds}; {config.metric} {model_value:.4f} against the "
+        f"{decision.baseline} baseline's {baseline[1]:.4f}. After its gate {decision.summary}",
+    )
     return decision
+
+
+def describe_version(client, model_name: str, version: str, description: str) -> None:
+    """What the version is and why it serves or not, where the MLflow UI shows it (its description)."""
+    client.update_model_version(model_name, version, description=description[:5000])
 
 
 def trained(run: mlflow.ActiveRun, decision: GateDecision, **metrics: float) -> dict[str, object]:

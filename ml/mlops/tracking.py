@@ -57,6 +57,10 @@ def relocate_copied_store(name: str, artifact_location: str) -> bool:
     return True
 
 
+EXPERIMENT_KIND = "mlflow.experimentKind"
+TRAINING_RUNS = "custom_model_development"  # the UI's "machine learning" kind: it opens on the runs
+
+
 def use_experiment(name: str) -> str:
     """Point MLflow at the platform's store and make `name` the active experiment (nested runs go to
     the active experiment, not their parent's), creating it with its artifacts under the data dir
@@ -71,6 +75,9 @@ def use_experiment(name: str) -> str:
         experiment_id = mlflow.create_experiment(name, artifact_location=artifacts.as_uri())
     else:
         experiment_id = experiment.experiment_id
+    if experiment is None or experiment.tags.get(EXPERIMENT_KIND) != TRAINING_RUNS:
+        # Without it MLflow 3's UI asks for the experiment's type and opens on its GenAI traces page.
+        mlflow.MlflowClient().set_experiment_tag(experiment_id, EXPERIMENT_KIND, TRAINING_RUNS)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import time
 from pathlib import Path
 
 from ml.dates import as_ds
@@ -109,12 +110,19 @@ def run_in_task(stage_name: str, function, ds: str, *arguments, **keywords):
 
     from ml.orchestration.config import load_config
     from ml.orchestration.notifications import send
+    from ml.orchestration.progress import record_stage
 
+    started = time.perf_counter()
     try:
         config = load_config()
         result = function(as_ds(ds), config, *arguments, **keywords)
     except PlatformError as error:
+        record_stage(stage_name, ds, time.perf_counter() - started, error=cause_of(error))
         raise AirflowFailException(cause_of(error)) from error
+    except Exception as error:
+        record_stage(stage_name, ds, time.perf_counter() - started, error=cause_of(error))
+        raise
+    record_stage(stage_name, ds, time.perf_counter() - started, result)
     alerts = result.get("alerts") if isinstance(result, dict) else None
     for alert in alerts or []:
         send(config.notifications, f"{stage_name} ds={ds}: {alert}")

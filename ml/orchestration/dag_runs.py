@@ -16,11 +16,13 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ml.errors import PlatformError
 from ml.orchestration.callbacks import night_failure_message
 from ml.orchestration.config import load_config
+from ml.orchestration.progress import duration, quiet_run
 from ml.orchestration.settings import WAREHOUSE_POOL, warehouse_pool_slots
 from ml.orchestration.stages import RUN_OPTIONS
 from ml.paths import REPO_ROOT, data_dir
@@ -117,9 +119,10 @@ def check_dates(dates: list[dt.date], start_date: dt.date) -> None:
         )
 
 
-def run_dates(dates: list[dt.date], start_date: dt.date, allow_stale: bool = False) -> None:
+def run_dates(dates: list[dt.date], start_date: dt.date, allow_stale: bool = False, console=None) -> None:
     """Run the nightly DAG for each date, in the order given, in this process. A failed night ends
-    the run with one line: its first failing task and that task's cause."""
+    the run with one line: its first failing task and that task's cause. `console`
+    (ml.orchestration.progress) hears which night of how many is running and how long each took."""
     if not dates:
         return
     check_dates(dates, start_date)
@@ -130,14 +133,19 @@ def run_dates(dates: list[dt.date], start_date: dt.date, allow_stale: bool = Fal
     if bag.import_errors:
         raise OrchestrationError(f"DAG files failed to import: {bag.import_errors}")
     dag = bag.get_dag(DAG_ID)
-    for ds in dates:
+    for number, ds in enumerate(dates, start=1):
         logical_date = dt.datetime.combine(ds, dt.time(2, 0), tzinfo=dt.UTC)
         log.info("running %s for ds=%s", DAG_ID, ds)
+        if console is not None:
+            console.say(f"night {number} of {len(dates)}  ds={ds}")
+        started = time.perf_counter()
         dag_run = dag.test(logical_date=logical_date, run_conf={"allow_stale": allow_stale})
         unfinished = [ti.task_id for ti in dag_run.get_task_instances() if ti.state != "success"]
         if str(dag_run.state) != "success" or unfinished:
             message = night_failure_message(DAG_ID, ds.isoformat(), dag_run.run_id)
             raise OrchestrationError(f"{message} ({len(unfinished)} tasks did not succeed)")
+        if console is not None:
+            console.say(f"night {number} of {len(dates)}  ds={ds} ok in {duration(time.perf_counter() - started)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     backfill.add_argument("--summary", action="store_true", help="print what the last run produced")
     demo = commands.add_parser("demo", help="run the DAG for the last schedule.demo_days days of demo data")
     demo.add_argument("--summary", action="store_true")
+    for command in (run, backfill, demo):
+        command.add_argument(
+            "-v", "--verbose", action="store_true", help="Airflow, dbt and library logs on the console too"
+        )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -191,8 +203,13 @@ def main(argv: list[str] | None = None) -> int:
             f"ds {dates[0]}" + (f" to {dates[-1]}" if len(dates) > 1 else "") if dates else "setup"
         )
         with exclusive_run(described):
-            setup()
-            run_dates(dates, config.schedule.start_date, allow_stale=getattr(arguments, "allow_stale", False))
+            if dates:
+                logs = data_dir() / "logs"
+                with quiet_run(arguments.command, logs, arguments.verbose) as console:
+                    setup()
+                    run_dates(dates, config.schedule.start_date, getattr(arguments, "allow_stale", False), console)
+            else:
+                setup()
         if dates and getattr(arguments, "summary", False):
             from ml.reports.summary import print_summary
 

@@ -157,7 +157,9 @@ def _read_night(ds: dt.date, activation: ActivationConfig) -> _Night | None:
             ignore_index=True,
         )
     model_versions = read_model_versions(ds)
-    return _Night(decisions, assignments, funnel, readouts, program, actions, versions, status, exported, model_versions)
+    return _Night(
+        decisions, assignments, funnel, readouts, program, actions, versions, status, exported, model_versions
+    )
 
 
 def summarize(ds: dt.date, night: _Night, activation: ActivationConfig) -> AudienceSummary:

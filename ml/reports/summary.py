@@ -16,6 +16,7 @@ from ml.reports.audiences import audience_summary, report_path, summary_lines, u
 from ml.reports.kpi import report_path as kpi_report_path
 from ml.warehouse.contract import TABLES
 from ml.warehouse.engine import open_warehouse, warehouse_location
+from ml.warehouse.erasure import erasure_problems
 from ml.warehouse.partitions import existing_tables
 
 METRIC_PERIODS = ("day", "rolling_30d")
@@ -84,53 +85,71 @@ def summary_text(ds: dt.date, activation: ActivationConfig) -> str:
             if "model_health" in existing_tables(connection, "channels")
             else pd.DataFrame()
         )
+    currency = activation.economics.currency
     return "\n".join(
         [
+            _heading("For the marketer: audiences and what they earn"),
+            *_audience_lines(ds, activation),
+            "",
+            *uplift_lines(uplift_policy, uplift_arms, currency),
+            "",
+            _heading("For the data engineer: landing, quarantine and what needs a person"),
+            *_needs_a_person_lines(),
             *_landing_lines(ds, reconciliation, reasons),
             "",
             *_metrics_lines(ds, metrics, retention, churn),
             "",
+            _heading("For the ML engineer: models, gates and drift"),
             *_recommender_lines(ds, recommendations),
             "",
             *_propensity_lines(ds, scores),
             "",
-            *uplift_lines(uplift_policy, uplift_arms, activation.economics.currency),
-            "",
             *_drift_lines(ds, drift),
             "",
+            _heading("Where to look"),
             *_where_to_look(ds),
-            "",
-            *_audience_lines(ds, activation),
         ]
     )
+
+
+def _heading(title: str) -> str:
+    return f"\n== {title} " + "=" * max(3, 96 - len(title))
+
+
+def _needs_a_person_lines() -> list[str]:
+    """Erasure requests a person must check (ml.warehouse.erasure), first: they block nothing else."""
+    problems = erasure_problems()
+    if not problems:
+        return ["Needs a person: nothing.", ""]
+    lines = [f"NEEDS A PERSON: {len(problems)} erasure request(s) (`python -m ml erasure report`):"]
+    return [*lines, *(f"  {problem.message}" for problem in problems), ""]
 
 
 def _where_to_look(ds: dt.date) -> list[str]:
     """Where each of the night's outputs is: tables, files, reports."""
     return [
-            "Where to look:",
-            f"  warehouse       {warehouse_location()}",
-            "                  schemas raw, staging, quarantine, audit, intermediate, marts",
-            f"  landing files   {data_dir() / 'landing'}",
-            "  reconciliation  audit.landing_reconciliation",
-            "  metrics         marts.cx_metrics_daily, marts.cx_metrics (periods and segments),",
-            "                  marts.retention_cohorts(_weekly), marts.retention_summary,",
-            "                  marts.churn_by_nps_category, marts.customer_360",
-            "  models          marts.customer_recommendations, marts.customer_scores; runs and models:",
-            f"                  `make mlflow` (experiments 'recommender', 'propensity'; {mlflow_tracking_uri()})",
-            "  features        marts.customer_features_daily; Feast repository feature_store/",
-            f"                  (registry and online store under {data_dir() / 'feature_store'})",
-            "  audiences       activation.decisions, activation.audience_funnel, experiments.assignments,",
-            "                  channels.<channel>; files and manifests under",
-            f"                  {data_dir() / 'exports'}/<channel>/ds={ds}/",
-            f"                  marketer summary {report_path(ds)}",
-            "  experiments     marts.fct_experiment_results, marts.fct_program_readout (global holdout),",
-            "                  experiments.versions, experiments.audit_log, activation.audience_status",
-            "  drift           monitoring.drift_summary, monitoring.drift_columns, channels.model_health;",
-            f"                  Evidently reports under {reports_dir() / 'drift' / f'ds={ds}'}",
-            f"  KPI report      {kpi_report_path(ds)}",
-            f"  online service  `make serve` (http://127.0.0.1:8000/docs) answers from {data_dir() / 'serving'}/",
-            f"                  snapshot_ds={ds}.sqlite: the decisions above, per customer and channel",
+        f"  warehouse       {warehouse_location()}",
+        "                  schemas raw, staging, quarantine, audit, intermediate, marts",
+        f"  landing files   {data_dir() / 'landing'}",
+        "  reconciliation  audit.landing_reconciliation",
+        "  metrics         marts.cx_metrics_daily, marts.cx_metrics (periods and segments),",
+        "                  marts.retention_cohorts(_weekly), marts.retention_summary,",
+        "                  marts.churn_by_nps_category, marts.customer_360",
+        "  models          marts.customer_recommendations, marts.customer_scores; runs and models:",
+        f"                  `make mlflow` (experiments 'recommender', 'propensity'; {mlflow_tracking_uri()})",
+        "  features        marts.customer_features_daily; Feast repository feature_store/",
+        f"                  (registry and online store under {data_dir() / 'feature_store'})",
+        "  audiences       activation.decisions, activation.audience_funnel, experiments.assignments,",
+        "                  channels.<channel>; files and manifests under",
+        f"                  {data_dir() / 'exports'}/<channel>/ds={ds}/",
+        f"                  marketer summary {report_path(ds)}",
+        "  experiments     marts.fct_experiment_results, marts.fct_program_readout (global holdout),",
+        "                  experiments.versions, experiments.audit_log, activation.audience_status",
+        "  drift           monitoring.drift_summary, monitoring.drift_columns, channels.model_health;",
+        f"                  Evidently reports under {reports_dir() / 'drift' / f'ds={ds}'}",
+        f"  KPI report      {kpi_report_path(ds)}",
+        f"  online service  `make serve` (http://127.0.0.1:8000/docs) answers from {data_dir() / 'serving'}/",
+        f"                  snapshot_ds={ds}.sqlite: the decisions above, per customer and channel",
     ]
 
 
@@ -265,11 +284,16 @@ def _propensity_lines(ds: dt.date, scores: pd.DataFrame) -> list[str]:
     if run is not None:
         tags = run.data.tags
         m = defaultdict(lambda: float("nan"), run.data.metrics)
-        lines.extend([] if "reused_version" in tags else [
-            f"  out-of-time validation (cutoff {run.data.params.get('validation_cutoff')}): AUC {m['roc_auc']:.3f} vs"
-            f" RFM heuristic {m['baseline_roc_auc']:.3f}; Brier {m['brier']:.3f} vs base rate"
-            f" {m['brier_base_rate']:.3f}; top-decile lift {m['top_decile_lift']:.2f}"
-        ])
+        lines.extend(
+            []
+            if "reused_version" in tags
+            else [
+                f"  out-of-time validation (cutoff {run.data.params.get('validation_cutoff')}): "
+                f"AUC {m['roc_auc']:.3f} vs RFM heuristic {m['baseline_roc_auc']:.3f}; "
+                f"Brier {m['brier']:.3f} vs base rate {m['brier_base_rate']:.3f}; "
+                f"top-decile lift {m['top_decile_lift']:.2f}"
+            ]
+        )
         gate = gate_line("propensity", tags)
         lines.extend([f"  {gate}"] if gate else [])
         evidence = evidence_line(run.data.metrics)

@@ -15,7 +15,14 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from ml.mlops.lifecycle import FINGERPRINT, skipped, training_fingerprint, training_run, version_trained_as
+from ml.mlops.lifecycle import (
+    FINGERPRINT,
+    describe_version,
+    skipped,
+    training_fingerprint,
+    training_run,
+    version_trained_as,
+)
 from ml.mlops.registry import CHAMPION, mark_interrupted, set_alias
 from ml.mlops.tracking import BundledModel, frame_hash, log_and_register
 from ml.uplift.dataset import arm_pairs, held_out, read_sends
@@ -173,6 +180,15 @@ def register(bundle: UpliftBundle, rows: pd.DataFrame, ds: str) -> str:
     }
     for key, value in tags.items():
         client.set_model_version_tag(MODEL_NAME, this, key, value)
+    arms = ", ".join(f"{a.campaign_id}/{a.arm}" for a in bundle.arms)
+    serves = f"serving {', '.join(serving)}" if serving else "no arm serves: every audience decides by its rules"
+    describe_version(
+        client,
+        MODEL_NAME,
+        this,
+        f"Uplift (DR-learner) of {arms}, learned from the randomized sends whose goal windows ended by {ds}; "
+        f"{serves}. {tags['gate_reason']}",
+    )
     if serving:
         set_alias(client, MODEL_NAME, CHAMPION, this, ds)
     return this

@@ -6,6 +6,7 @@ subprocesses, each with its own PZ_DATA_DIR and Airflow home.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -183,8 +184,14 @@ def test_a_failing_dbt_test_stops_the_run_before_the_marts_and_says_why(in_order
     failed = orchestrate(data_dir, "run", "--ds", END_DATE.isoformat(), env_extra=env)
 
     assert failed.returncode == 2
-    output = failed.stdout + failed.stderr
-    failure_lines = [line for line in output.splitlines() if "TASK FAILED" in line]
+    # The console has the stage's line with its cause; the run's log file (named on the console) has
+    # the task's full log, with the one line an on-call engineer greps for.
+    console = failed.stdout + failed.stderr
+    assert any("build_staging" in line and "FAILED: " in line for line in console.splitlines()), console[-3000:]
+    assert "TASK FAILED" not in console
+    log_file = Path(re.search(r"log (\S+\.log)$", failed.stdout.strip().splitlines()[-1]).group(1))
+    assert failed.stdout.strip().splitlines()[-1].startswith("failed: ")
+    failure_lines = [line for line in log_file.read_text().splitlines() if "TASK FAILED" in line]
     assert len(failure_lines) == 1, failure_lines
     assert "task=build_staging" in failure_lines[0] and f"ds={END_DATE}" in failure_lines[0]
     assert "assert_no_orders_at_all" in failure_lines[0]

@@ -4,6 +4,7 @@ and a rerun of the stage for the same ds changes nothing."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pandas as pd
@@ -173,3 +174,25 @@ def test_a_night_an_uplift_policy_serves_decides_exports_and_passes_its_output_t
     assert not (set(exported["customer_id"]) & unprofitable) - explored
     versions = query(copy, "select * from experiments.versions where audience = 'win_back_at_risk'")
     assert versions["definition"].str.contains('"decided_by": "uplift"').sum() == 1
+
+
+DESCRIPTIONS = """
+import json, mlflow
+from mlflow import MlflowClient
+from ml.mlops.tracking import use_experiment
+use_experiment("uplift")
+client = MlflowClient()
+print(json.dumps({name: client.get_model_version(name, "1").description for name in ("uplift", "propensity")}))
+"""
+
+
+def test_every_registered_version_says_what_it_is_and_why_it_serves_or_not(built_warehouse, tmp_path):
+    copy = tmp_path / "descriptions"
+    shutil.copytree(built_warehouse, copy)
+    result = run_python(copy, DESCRIPTIONS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    described = json.loads(result.stdout.strip().splitlines()[-1])
+    assert described["uplift"].startswith("Uplift (DR-learner) of newsletter/")
+    assert "Qini" in described["uplift"] and END_DATE.isoformat() in described["uplift"]
+    assert described["propensity"].startswith("propensity trained on the data up to ")
+    assert "baseline" in described["propensity"] and ("serves" in described["propensity"])
