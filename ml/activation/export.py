@@ -37,6 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ml.activation.changes import CHANGE, audience_changes, change_counts, previous_day
 from ml.activation.columns import consent_column
 from ml.activation.decisions import why_empty
 from ml.activation.population import (
@@ -72,6 +73,7 @@ BASE_COLUMNS = {
     "offer_code": "varchar",
     "content_id": "varchar",
 }
+CHANGES = "changes"  # changes/<audience>.csv|parquet beside the snapshots: entered, exited and changed rows
 IDENTIFIER_COLUMNS = {"email": "email", "email_sha256": "email_sha256", "customer_id": None}
 
 
@@ -338,6 +340,31 @@ def _write_audience_files(
     }
 
 
+def _read_audience(folder: Path, name: str) -> pd.DataFrame | None:
+    """One audience's published rows (a parquet file of the folder), or None when there is none."""
+    path = folder / f"{name}.parquet"
+    if not path.exists():
+        return None
+    rows = pq.read_table(path).to_pandas()
+    rows["recommended_items"] = rows["recommended_items"].map(
+        lambda items: list(items) if isinstance(items, list | np.ndarray) else None
+    )
+    return rows
+
+
+def _write_change_files(
+    folder: Path, name: str, changes: pd.DataFrame, columns: dict[str, str], since: str | None
+) -> dict[str, object]:
+    """The audience's change files (ml.activation.changes) under `folder`/changes; returns the
+    manifest's `changes` entry (file paths relative to `folder`)."""
+    (folder / CHANGES).mkdir(exist_ok=True)
+    csv, parquet = folder / CHANGES / f"{name}.csv", folder / CHANGES / f"{name}.parquet"
+    csv.write_bytes(_csv_bytes(changes))
+    pq.write_table(_parquet_table(changes, {CHANGE: "varchar", **columns}), parquet, compression="zstd")
+    files = [_describe(path, len(changes)) | {"path": f"{CHANGES}/{path.name}"} for path in (csv, parquet)]
+    return {"since": since, **change_counts(changes), "files": files}
+
+
 def _holdout(assignments: pd.DataFrame, audience: str, channel: str) -> int:
     """Control customers of the audience this channel would have reached."""
     mine = assignments[(assignments["audience"] == audience) & assignments["channels"].map(lambda c: channel in c)]
@@ -379,6 +406,7 @@ def write_channel_files(
     final = exports_dir() / channel / f"ds={ds}"
     staged = _staging_folder(final)
     columns = channel_columns(activation, channel)
+    previous = previous_day(exports_dir() / channel, ds)
     audiences = []
     for name, audience in activation.audiences.items():
         if channel not in audience.channels:
@@ -387,6 +415,9 @@ def write_channel_files(
         entry = _write_audience_files(
             staged, name, part, columns, _holdout(assignments, name, channel), [arm.name for arm in audience.arms()]
         )
+        before = _read_audience(previous[1], name) if previous else None
+        since = previous[0].isoformat() if previous else None
+        entry["changes"] = _write_change_files(staged, name, audience_changes(part, before, ds), columns, since)
         audiences.append(
             {
                 "maturity": audience.maturity,
@@ -446,15 +477,21 @@ def _read_published(folder: Path, manifest: dict) -> pd.DataFrame:
     return rows
 
 
+def _day_folder(file: Path) -> Path:
+    """The published day a file belongs to (a change file sits one folder down)."""
+    return file.parent.parent if file.parent.name == CHANGES else file.parent
+
+
 def _folders_holding(published: list[tuple[str, Path, dict]], customer_ids: list[str]) -> set[Path]:
     """The published folders whose files hold any of these customers: one scan of the customer_id
     column of every published parquet file (a year of days reads in seconds), so that only the
     folders to rewrite are read whole."""
     files = [
-        str(folder / f"{entry['audience']}.parquet")
+        str(where / f"{entry['audience']}.parquet")
         for _, folder, manifest in published
         for entry in manifest["audiences"]
-        if (folder / f"{entry['audience']}.parquet").exists()
+        for where in (folder, folder / CHANGES)
+        if (where / f"{entry['audience']}.parquet").exists()
     ]
     if not files or not customer_ids:
         return set()
@@ -464,7 +501,7 @@ def _folders_holding(published: list[tuple[str, Path, dict]], customer_ids: list
             f"where {CUSTOMER_ID} in (select unnest($ids))",
             {"files": files, "ids": list(customer_ids)},
         ).fetchall()
-    return {Path(filename).parent for (filename,) in found}
+    return {_day_folder(Path(filename)) for (filename,) in found}
 
 
 def purge_erased_from_exports(activation: ActivationConfig, erased: list[str] | None = None) -> int:
@@ -495,6 +532,11 @@ def purge_erased_from_exports(activation: ActivationConfig, erased: list[str] | 
             part = rows[rows["audience"] == entry["audience"]].sort_values(CUSTOMER_ID).reset_index(drop=True)
             holdout = entry["holdout_customers"]
             entry.update(_write_audience_files(staged, entry["audience"], part, columns, holdout, list(entry["arms"])))
+            changes = _read_audience(folder / CHANGES, entry["audience"])
+            if changes is not None:  # an exited customer is only in the change file: it is purged too
+                changes = changes[~changes[CUSTOMER_ID].isin(erased)].reset_index(drop=True)
+                since = entry.get("changes", {}).get("since")
+                entry["changes"] = _write_change_files(staged, entry["audience"], changes, columns, since)
         removed_here = manifest["rows"] - len(rows)
         manifest["rows"] = len(rows)
         manifest["erased_customers_removed"] = manifest.get("erased_customers_removed", 0) + removed_here

@@ -42,6 +42,8 @@ def _number(value: float) -> str:
 def one_line(result: object) -> str:
     """A stage's result in one line: its `summary` when it has one, else its first scalar items (a
     result is a small dict: what the task hands to XCom)."""
+    if isinstance(result, list | tuple):
+        return f"{len(result)} items"
     if not isinstance(result, dict):
         return "" if result is None else str(result)[:LINE_WIDTH]
     if isinstance(result.get("summary"), str):
@@ -74,9 +76,14 @@ def record_stage(task: str, ds: str, seconds: float, result: object = None, erro
 
 
 def stage_line(record: dict) -> list[str]:
-    """The console lines of one record: the stage, its time and result; an alert or error beneath it."""
+    """The console lines of one record: the stage, its time and result; an alert or error beneath it.
+    A sharded stage shows as one line, its merge's (a plan or a shard only when it fails)."""
+    task = record["task"]
+    if (".plan" in task or ".shard " in task) and not record.get("error"):
+        return []
+    task = task.removesuffix(".merge")
     outcome = f"FAILED: {record['error']}" if record.get("error") else record.get("result", "")
-    lines = [f"  {record['task']:<32} {record['seconds']:>7.1f} s  {outcome}"[:LINE_WIDTH]]
+    lines = [f"  {task:<32} {record['seconds']:>7.1f} s  {outcome}"[:LINE_WIDTH]]
     lines += [f"  {'':<32} {'':>9}  ! {alert}" for alert in record.get("alerts", [])]  # whole: they matter
     return lines
 

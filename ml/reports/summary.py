@@ -27,7 +27,13 @@ def _read(connection, sql: str, parameters: list) -> pd.DataFrame:
 
 
 def summary_text(ds: dt.date, activation: ActivationConfig) -> str:
-    """What a night produced, as text: landing, quarantine, metrics, models, audiences and where each output is."""
+    """What a night produced, as text: for the marketer, the data engineer and the ML engineer, in that
+    order, then where each output is."""
+    return "\n".join(_summary_lines(ds, activation, **_read_night(ds)))
+
+
+def _read_night(ds: dt.date) -> dict[str, pd.DataFrame]:
+    """The night's figures the summary shows, read once."""
     quarantine_union = " union all ".join(
         f"select table_name, reason_code from {QUARANTINE_SCHEMA}.{table} where ds = $1" for table in TABLES
     )
@@ -85,31 +91,43 @@ def summary_text(ds: dt.date, activation: ActivationConfig) -> str:
             if "model_health" in existing_tables(connection, "channels")
             else pd.DataFrame()
         )
-    currency = activation.economics.currency
-    return "\n".join(
-        [
-            _heading("For the marketer: audiences and what they earn"),
-            *_audience_lines(ds, activation),
-            "",
-            *uplift_lines(uplift_policy, uplift_arms, currency),
-            "",
-            _heading("For the data engineer: landing, quarantine and what needs a person"),
-            *_needs_a_person_lines(),
-            *_landing_lines(ds, reconciliation, reasons),
-            "",
-            *_metrics_lines(ds, metrics, retention, churn),
-            "",
-            _heading("For the ML engineer: models, gates and drift"),
-            *_recommender_lines(ds, recommendations),
-            "",
-            *_propensity_lines(ds, scores),
-            "",
-            *_drift_lines(ds, drift),
-            "",
-            _heading("Where to look"),
-            *_where_to_look(ds),
-        ]
-    )
+    return {
+        "reconciliation": reconciliation,
+        "reasons": reasons,
+        "metrics": metrics,
+        "retention": retention,
+        "churn": churn,
+        "recommendations": recommendations,
+        "scores": scores,
+        "uplift_policy": uplift_policy,
+        "uplift_arms": uplift_arms,
+        "drift": drift,
+    }
+
+
+def _summary_lines(ds: dt.date, activation: ActivationConfig, **night: pd.DataFrame) -> list[str]:
+    return [
+        _heading("For the marketer: audiences and what they earn"),
+        *_audience_lines(ds, activation),
+        "",
+        *uplift_lines(night["uplift_policy"], night["uplift_arms"], activation.economics.currency),
+        "",
+        _heading("For the data engineer: landing, quarantine and what needs a person"),
+        *_needs_a_person_lines(),
+        *_landing_lines(ds, night["reconciliation"], night["reasons"]),
+        "",
+        *_metrics_lines(ds, night["metrics"], night["retention"], night["churn"]),
+        "",
+        _heading("For the ML engineer: models, gates and drift"),
+        *_recommender_lines(ds, night["recommendations"]),
+        "",
+        *_propensity_lines(ds, night["scores"]),
+        "",
+        *_drift_lines(ds, night["drift"]),
+        "",
+        _heading("Where to look"),
+        *_where_to_look(ds),
+    ]
 
 
 def _heading(title: str) -> str:

@@ -53,7 +53,15 @@ def test_each_channel_folder_holds_the_days_files_with_a_matching_manifest(built
             assert len(csv) == len(parquet) == entry["rows"] == (table["audience"] == entry["audience"]).sum()
             assert list(csv.columns) == list(parquet.columns) == manifest["columns"]
             assert sum(entry["arms"].values()) == entry["rows"]
-        assert {p.name for p in folder.iterdir()} == listed  # nothing else, no staging leftovers
+            changes = entry["changes"]  # the first published day: everyone has entered
+            assert changes["since"] is None and changes["entered"] == entry["rows"]
+            assert changes["exited"] == changes["changed"] == 0
+            for described in changes["files"]:
+                data = (folder / described["path"]).read_bytes()
+                assert hashlib.sha256(data).hexdigest() == described["sha256"] and described["rows"] == entry["rows"]
+                listed.add(described["path"])
+        found = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+        assert found == listed  # nothing else, no staging leftovers
         assert not list(folder.parent.glob(".*"))
         assert manifest["model_versions"]["propensity"] and manifest["model_versions"]["recommender"]
         assert len(manifest["config_sha256"]) == 64

@@ -9,14 +9,23 @@ import sys
 
 import pytest
 
-from ml.orchestration.progress import PROGRESS_FILE, one_line, quiet_run, record_stage
+from ml.orchestration.progress import PROGRESS_FILE, one_line, quiet_run, record_stage, stage_line
 
 
 def test_a_result_becomes_one_readable_line():
     result = {"rows_read": 120456, "quarantined": 31, "auc": 0.71234, "tables": ["a", "b"], "alerts": ["x"]}
     assert one_line(result) == "rows_read 120,456  quarantined 31  auc 0.712  tables 2"
     assert one_line({"summary": "3 audiences, 1,204 customers", "rows": 5}) == "3 audiences, 1,204 customers"
-    assert one_line(None) == ""
+    assert one_line(None) == "" and one_line([{"shard": 0}, {"shard": 1}]) == "2 items"
+
+
+def test_a_sharded_stage_is_one_line_unless_a_shard_fails():
+    assert stage_line({"task": "score_propensity.shard 2/4", "seconds": 1.0, "result": "rows 5"}) == []
+    assert stage_line({"task": "score_propensity.plan", "seconds": 1.0, "result": "4 items"}) == []
+    (merged,) = stage_line({"task": "score_propensity.merge", "seconds": 1.2, "result": "rows 4,781"})
+    assert merged.split()[:3] == ["score_propensity", "1.2", "s"]
+    (failed,) = stage_line({"task": "score_propensity.shard 2/4", "seconds": 1.0, "error": "MemoryError: "})
+    assert "FAILED: MemoryError" in failed
 
 
 def test_nothing_is_recorded_outside_a_run(tmp_path, monkeypatch):
