@@ -234,6 +234,14 @@ def main() -> None:
     write_section("uplift", report(result, timings, args.customers, time.perf_counter() - started))
 
 
+def _against(uplift: float, baseline: float, label: str) -> str:
+    """The 1.3x target against one baseline; a baseline that loses money has no meaningful ratio."""
+    if baseline <= 0:
+        return f">= 1.3x {label}: met ({baseline:.0f} loses money, uplift earns {uplift:.0f})"
+    ratio = uplift / baseline
+    return f">= 1.3x {label}: {ratio:.2f}x ({'met' if ratio >= 1.3 else 'NOT met'})"
+
+
 def report(result: dict, timings: dict, customers: int, seconds: float) -> str:
     p = result["profits"]
     lines = [
@@ -265,12 +273,20 @@ def report(result: dict, timings: dict, customers: int, seconds: float) -> str:
             f"| {v['share']:.0%} | {v['uplift']:.0f} | {v['propensity']:.0f} | {v['propensity_best_fixed_arm']:.0f} | "
             f"{v['oracle']:.0f} | {v['uplift'] / v['oracle']:.0%} |"
         )
-    ratio = p["uplift"] / p["propensity"] if p["propensity"] > 0 else float("inf")
     share = p["uplift"] / p["oracle"] if p["oracle"] > 0 else float("nan")
     lines += [
         "",
-        f"Targets: uplift >= 1.3x propensity: {ratio:.2f}x ({'met' if ratio >= 1.3 else 'NOT met'}); "
-        f">= 70% of the oracle: {share:.0%} ({'met' if share >= 0.7 else 'NOT met'}).",
+        f"Targets: >= 70% of the oracle: {share:.0%} ({'met' if share >= 0.7 else 'NOT met'}); "
+        + "; ".join(
+            _against(p["uplift"], p[name], label)
+            for name, label in (
+                ("propensity", "propensity targeting as the rules send it"),
+                ("propensity_best_fixed_arm", "propensity targeting with the best arm in hindsight"),
+            )
+        )
+        + ".",
+    ]
+    lines += [
         "",
         "Gate (held-out customers, bootstrap 95% intervals):",
         "",
