@@ -296,6 +296,7 @@ def monitor_drift(ds: dt.date, monitoring: MonitoringConfig) -> dict[str, object
         summary_rows.append(_summary_row(ds, found, columns, settings, report_path))
     summary = pd.DataFrame(summary_rows)
     _write_checks(ds, column_rows, summary, monitoring)
+    log_drift_history(ds, summary)
     drifted = summary[summary["dataset_drift"]] if not summary.empty else summary
     for row in drifted.itertuples():
         log.warning(
@@ -332,6 +333,43 @@ def _save_report(snapshot, folder, name: str) -> str | None:
     snapshot.save_html(report_path)
     (folder / f"{name}.json").write_text(json.dumps(snapshot.dict(), default=str, indent=1), encoding="utf-8")
     return report_path
+
+
+DRIFT_EXPERIMENT = "drift"
+
+
+def drift_metrics(summary: pd.DataFrame) -> dict[str, float]:
+    """The night's drift as MLflow metrics: per model and check, the share of drifted columns and
+    whether the dataset drifted (1) or not (0)."""
+    metrics = {}
+    for row in summary.itertuples():
+        key = f"{row.model_name}.{row.check_name}"
+        metrics[f"{key}.share_drifted_columns"] = float(row.share_drifted_columns)
+        metrics[f"{key}.dataset_drift"] = float(bool(row.dataset_drift))
+    return metrics
+
+
+def log_drift_history(ds: dt.date, summary: pd.DataFrame) -> None:
+    """One MLflow run per night in the experiment `drift` (a rerun of ds writes into the same run), its
+    metrics at step = the day's ordinal and the day's timestamp, so drift over nights can be charted
+    in the MLflow UI (runs view, or a metric's history across runs)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from ml.mlops.tracking import use_experiment
+
+    if summary.empty:
+        return
+    experiment_id = use_experiment(DRIFT_EXPERIMENT)
+    client = MlflowClient()
+    found = client.search_runs([experiment_id], f"tags.ds = '{ds}'", max_results=1)
+    run_id = found[0].info.run_id if found else None
+    moment = int(dt.datetime.combine(ds, dt.time(), tzinfo=dt.UTC).timestamp() * 1000)
+    with mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=f"drift ds={ds}"):
+        versions = {f"{r.model_name}.{r.check_name}.model_version": str(r.model_version) for r in summary.itertuples()}
+        mlflow.set_tags({"ds": ds.isoformat(), **versions})  # tags, not params: a rerun may name another version
+        for name, value in drift_metrics(summary).items():
+            mlflow.log_metric(name, value, step=ds.toordinal(), timestamp=moment)
 
 
 def _summary_row(ds: dt.date, found: DriftInput, columns: pd.DataFrame, settings, report_path: str | None) -> dict:

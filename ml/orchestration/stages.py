@@ -164,7 +164,8 @@ STAGES: tuple[Stage, ...] = (
         "Evidently drift of the propensity features, the predictions and the recommendations against a "
         "reference that is never ds (the days up to the training day of the model version in use, or up to the "
         "day before ds): reports under `reports/drift/ds=<ds>/`, "
-        "`monitoring.drift_columns`, `monitoring.drift_summary` and `channels.model_health`.",
+        "`monitoring.drift_columns`, `monitoring.drift_summary` and `channels.model_health`; one MLflow run per "
+        "night in the experiment `drift` to chart it over time.",
         entries.monitor_drift,
         ("score_recommendations", "score_propensity"),
     ),
