@@ -162,12 +162,37 @@ def trained(run: mlflow.ActiveRun, decision: GateDecision, **metrics: float) -> 
     }
 
 
+REUSED_ON = "reused_on."  # a version's tag per night it went on serving without a retrain: the reason
+
+
 def reused(model_name: str, ds: str, version: str, reason: str) -> dict[str, object]:
     """The summary of a night that had nothing new to learn: version `version` goes on serving as
-    the registry decided. Recorded as a run of ds (tags reused_version, reuse_reason) for the reports."""
+    the registry decided. Recorded on the version (tag reused_on.<ds>: the reason), not as an empty
+    run; the reports read it there (`reused_for`)."""
     log.info("%s ds=%s: no new version, v%s stays: %s", model_name, ds, version, reason)
-    mlflow.set_tags({"reused_version": str(version), "reuse_reason": reason})
+    MlflowClient().set_model_version_tag(model_name, str(version), f"{REUSED_ON}{ds}", reason[:5000])
     return {"status": "reused", "version": str(version), "reason": reason}
+
+
+def reused_for(model_name: str, ds: str) -> tuple[str, str] | None:
+    """(version, reason) when the model trained nothing new for ds and a version went on serving."""
+    mlflow.set_tracking_uri(mlflow_tracking_uri())
+    client = MlflowClient()
+    for version in client.search_model_versions(f"name = '{model_name}'"):
+        reason = version.tags.get(f"{REUSED_ON}{ds}")
+        if reason is not None:
+            return str(version.version), reason
+    return None
+
+
+def night_line(model_name: str, ds: str) -> str | None:
+    """What the model's night did, for the reports: the gate's decision on the version it trained, or
+    the version that went on serving when there was nothing new to learn; None when neither."""
+    run = latest_run(model_name, ds)
+    line = gate_line(model_name, run.data.tags) if run is not None else None
+    if line is None and (found := reused_for(model_name, ds)) is not None:
+        line = f"{model_name}: no new version tonight, v{found[0]} stays ({found[1]})"
+    return line
 
 
 def reused_without_run(model_name: str, ds: str, version: str, reason: str) -> dict[str, object]:
@@ -238,8 +263,6 @@ def evidence_line(metrics: dict[str, float]) -> str | None:
 def gate_line(model_name: str, tags: dict[str, str]) -> str | None:
     """The gate's decision on the version a run registered: champion or not, what serves and why
     (the nightly summary and the KPI report print it); None when the run registered nothing."""
-    if "reused_version" in tags:
-        return f"{model_name}: no new version tonight, v{tags['reused_version']} stays ({tags['reuse_reason']})"
     if "gate_version" not in tags:
         return None
     verdict = "champion" if tags.get("gate_promoted") == "True" else "challenger"

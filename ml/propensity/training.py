@@ -99,19 +99,18 @@ def train_propensity(ds: dt.date, config: PropensityConfig) -> dict[str, object]
         return skipped(MODEL_NAME, ds_text, problem)
     scoring_rows = data.at(plan.scoring)
     fingerprint = training_fingerprint(frame_hash(data.rows), config.model_dump_json())
+    same = version_trained_as(MODEL_NAME, fingerprint, ds, load_bundle)
+    if same is not None:  # recorded on the version: no run without a model
+        return reused(
+            MODEL_NAME,
+            ds_text,
+            same.version,
+            f"its training rows, configuration and code are those of v{same.version} (ds {same.tags['ds']}), so"
+            f" a retrain would learn the same model; the rows change when a cutoff's {config.horizon_days}-day"
+            " labels complete or the window drops its oldest cutoff",
+        )
     with training_run(MODEL_NAME, ds_text, data.rows) as run:
         mlflow.set_tag(FINGERPRINT, fingerprint)
-        same = version_trained_as(MODEL_NAME, fingerprint, ds, load_bundle)
-        if same is not None:
-            mlflow.log_params({"ds": ds_text, "validation_cutoff": str(plan.validation), "cutoffs": len(plan.all)})
-            return reused(
-                MODEL_NAME,
-                ds_text,
-                same.version,
-                f"its training rows, configuration and code are those of v{same.version} (ds {same.tags['ds']}), so"
-                f" a retrain would learn the same model; the rows change when a cutoff's {config.horizon_days}-day"
-                " labels complete or the window drops its oldest cutoff",
-            )
         _log_inputs(ds_text, config, data, learn, validation)
 
         evaluation_fit = fit(learn, config, end_of(plan.validation))

@@ -233,12 +233,11 @@ def health_section(health: pd.DataFrame) -> str:
 
 def models_in_use(ds: dt.date) -> str:
     """What scored ds for each model, as the gate decided when it was trained, with both numbers."""
-    from ml.mlops.lifecycle import gate_line, latest_run
+    from ml.mlops.lifecycle import night_line
 
     items = []
     for model_name in ("recommender", "propensity"):
-        run = latest_run(model_name, ds.isoformat())
-        line = gate_line(model_name, run.data.tags) if run is not None else None
+        line = night_line(model_name, ds.isoformat())
         items.append(f"<li>{html.escape(line or f'{model_name}: no version trained for this day')}</li>")
     return f"<ul>{''.join(items)}</ul>"
 

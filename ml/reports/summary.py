@@ -10,7 +10,7 @@ import pandas as pd
 
 from ml.activation.settings import ActivationConfig
 from ml.constants import QUARANTINE_SCHEMA
-from ml.mlops.lifecycle import evidence_line, gate_line, latest_run, unreadable_lines
+from ml.mlops.lifecycle import evidence_line, gate_line, latest_run, night_line, unreadable_lines
 from ml.paths import data_dir, mlflow_tracking_uri, reports_dir
 from ml.reports.audiences import audience_summary, report_path, summary_lines, uplift_lines
 from ml.reports.kpi import report_path as kpi_report_path
@@ -300,22 +300,17 @@ def _propensity_lines(ds: dt.date, scores: pd.DataFrame) -> list[str]:
     )
     run = latest_run("propensity", ds)
     if run is not None:
-        tags = run.data.tags
         m = defaultdict(lambda: float("nan"), run.data.metrics)
-        lines.extend(
-            []
-            if "reused_version" in tags
-            else [
-                f"  out-of-time validation (cutoff {run.data.params.get('validation_cutoff')}): "
-                f"AUC {m['roc_auc']:.3f} vs RFM heuristic {m['baseline_roc_auc']:.3f}; "
-                f"Brier {m['brier']:.3f} vs base rate {m['brier_base_rate']:.3f}; "
-                f"top-decile lift {m['top_decile_lift']:.2f}"
-            ]
+        lines.append(
+            f"  out-of-time validation (cutoff {run.data.params.get('validation_cutoff')}): "
+            f"AUC {m['roc_auc']:.3f} vs RFM heuristic {m['baseline_roc_auc']:.3f}; "
+            f"Brier {m['brier']:.3f} vs base rate {m['brier_base_rate']:.3f}; "
+            f"top-decile lift {m['top_decile_lift']:.2f}"
         )
-        gate = gate_line("propensity", tags)
-        lines.extend([f"  {gate}"] if gate else [])
         evidence = evidence_line(run.data.metrics)
         lines.extend([f"  {evidence}"] if evidence else [])
+    night = night_line("propensity", ds)
+    lines.extend([f"  {night}"] if night else [])
     lines.extend(f"  {line}" for line in unreadable_lines("propensity"))
     return lines
 

@@ -160,6 +160,8 @@ def write_landing(
         shutil.rmtree(out)
     ledgers: list[pd.DataFrame] = []
     end_seconds = settings.start_epoch + settings.days * SECONDS_PER_DAY
+    orders = tables["orders"].to_pandas() if "orders" in tables else pd.DataFrame(columns=["order_id", "customer_id"])
+    erased_orders = set(orders.loc[orders["customer_id"].isin(erased_customers), "order_id"])
     for table_name, table in tables.items():
         folder = out / table_name
         folder.mkdir(parents=True)
@@ -181,6 +183,8 @@ def write_landing(
         bulk_text = _to_text(table.take(pa.array(template_rows)))  # index i is bulk row i + 1
         if "customer_id" in bulk_text and table_name != "erasure_requests":
             bulk_text = bulk_text[~bulk_text["customer_id"].isin(erased_customers)]
+        elif table_name == "order_items":  # erased through their order's customer
+            bulk_text = bulk_text[~bulk_text["order_id"].isin(erased_orders)]
         n_bad = int(np.ceil(settings.bad_row_rate * n_rows))
         bad_frames = [
             _bad_rows(table_name, bad_class, corruption, bulk_text, n_bad, end_seconds, rng)

@@ -18,6 +18,7 @@ from mlflow import MlflowClient
 from ml.mlops.lifecycle import (
     FINGERPRINT,
     describe_version,
+    reused,
     skipped,
     training_fingerprint,
     training_run,
@@ -117,18 +118,14 @@ def train_uplift(ds: dt.date, config: UpliftConfig, terms: ProfitTerms) -> dict[
             "(with a control group) or let the audiences' holdouts run past their goal windows",
         )
     fingerprint = training_fingerprint(frame_hash(data.rows), config.model_dump_json(), repr(terms))
+    same = version_trained_as(MODEL_NAME, fingerprint, ds, load_bundle)
+    if same is not None:  # recorded on the version: no run without a model
+        bundle = load_bundle(f"models:/{MODEL_NAME}/{same.version}")
+        write_evidence(ds, bundle, str(same.version))
+        reason = f"its sends, configuration and economics are those of v{same.version} (ds {same.tags['ds']})"
+        return reused(MODEL_NAME, ds_text, same.version, reason) | {"serving": sorted(map("/".join, bundle.serving()))}
     with training_run(MODEL_NAME, ds_text, data.rows) as run:
         mlflow.set_tag(FINGERPRINT, fingerprint)
-        same = version_trained_as(MODEL_NAME, fingerprint, ds, load_bundle)
-        if same is not None:
-            bundle = load_bundle(f"models:/{MODEL_NAME}/{same.version}")
-            write_evidence(ds, bundle, str(same.version))
-            mlflow.set_tags({"reused_version": str(same.version)})
-            return {
-                "status": "reused",
-                "version": str(same.version),
-                "serving": sorted(map("/".join, bundle.serving())),
-            }
         bundle, skipped_arms = learn(data.rows, config, terms)
         mlflow.log_params({"ds": ds_text, "sends": len(data.rows), "sends_without_snapshot": data.without_snapshot})
         if bundle is None:

@@ -302,7 +302,7 @@ def test_a_night_with_the_same_training_rows_keeps_the_last_version_instead_of_r
 import datetime as dt, json, mlflow
 from mlflow import MlflowClient
 from ml.orchestration.config import load_config
-from ml.mlops.lifecycle import gate_line
+from ml.mlops.lifecycle import night_line
 from ml.paths import mlflow_tracking_uri
 from ml.propensity.dataset import plan_cutoffs
 from ml.propensity.training import train_propensity
@@ -317,13 +317,14 @@ mlflow.set_tracking_uri(mlflow_tracking_uri())
 client = MlflowClient()
 versions = len(client.search_model_versions("name = 'propensity'"))
 summary = train_propensity(same_plan, config)
-run = client.search_runs(
+runs = client.search_runs(
     [client.get_experiment_by_name("propensity").experiment_id], f"tags.ds = '{{same_plan}}'"
-)[0]
+)
 print(json.dumps({{
     "summary": summary,
     "versions": [versions, len(client.search_model_versions("name = 'propensity'"))],
-    "line": gate_line("propensity", run.data.tags),
+    "runs": len(runs),
+    "line": night_line("propensity", same_plan.isoformat()),
 }}))
 """,
     )
@@ -331,4 +332,5 @@ print(json.dumps({{
     assert summary["status"] == "reused" and summary["version"] == "1", summary
     assert "a retrain would learn the same model" in summary["reason"]
     assert found["versions"] == [1, 1]
+    assert found["runs"] == 0  # no empty run: the reuse is recorded on the version
     assert found["line"].startswith("propensity: no new version tonight, v1 stays (its training rows")
