@@ -73,6 +73,22 @@ BASE_COLUMNS = {
     "offer_code": "varchar",
     "content_id": "varchar",
 }
+SCORE_DECIMALS = 4  # a probability to 0.01 percentage points: more digits say nothing
+COLUMN_MEANINGS = {
+    "ds": "the day the decision is for (YYYY-MM-DD)",
+    "audience": "the audience the customer is in (config/personalization.yml, activation.audiences)",
+    CUSTOMER_ID: "the customer's id, as landed",
+    "experiment_group": "the arm the customer was assigned (control customers are never exported)",
+    "score": f"the calibrated probability that the customer buys within the propensity horizon "
+    f"(marts.customer_scores, 0 to 1, {SCORE_DECIMALS} decimals); empty when the customer has no score",
+    "recommended_items": "the customer's recommended item ids, best first, |-separated in the CSV",
+    "tactic": "what the arm sends: offer, content or recommendations",
+    "offer_code": "the offer's code (activation.economics.offers: its value and cost)",
+    "content_id": "the content to send, templated per customer",
+    "email": "the customer's e-mail address (consented)",
+    "email_sha256": "sha256 of the trimmed, lowercased e-mail address",
+    "change": "entered, exited (the earlier day's row) or changed (changes/ files only)",
+}
 CHANGES = "changes"  # changes/<audience>.csv|parquet beside the snapshots: entered, exited and changed rows
 IDENTIFIER_COLUMNS = {"email": "email", "email_sha256": "email_sha256", "customer_id": None}
 
@@ -169,7 +185,7 @@ def build_channel_rows(
             "audience": assignment.audience,
             CUSTOMER_ID: assignment.customer_id,
             "experiment_group": assignment.experiment_group,
-            "score": None if pd.isna(customer["score"]) else float(customer["score"]),
+            "score": None if pd.isna(customer["score"]) else round(float(customer["score"]), SCORE_DECIMALS),
             **_tactic_fields(tactic, assignment.customer_id, customer, recommendations),
         }
         email = emails.get(assignment.customer_id)
@@ -436,6 +452,10 @@ def write_channel_files(
         "consent_channel": activation.consent_of(channel),
         "identifier": activation.channels[channel].identifier,
         "columns": list(columns),
+        "column_meanings": {
+            name: COLUMN_MEANINGS.get(name, f"the customer's {name} (a field of activation.channels.{channel}.fields)")
+            for name in columns
+        },
         "rows": len(frame),
         **(
             {"empty_reason": f"no customer of its {len(audiences)} audiences is to be contacted on {channel} tonight"}

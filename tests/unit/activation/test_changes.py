@@ -103,3 +103,13 @@ def test_the_erasure_purge_reaches_a_customer_who_is_only_in_a_change_file(tmp_p
     entry = json.loads((folder / "manifest.json").read_text())["audiences"]
     (win_back,) = [e for e in entry if e["audience"] == "win_back"]
     assert win_back["changes"]["exited"] == 0 and win_back["changes"]["since"] == "2026-10-30"
+
+
+def test_the_manifest_says_what_every_column_means(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("PZ_DATA_DIR", str(tmp_path))
+    published_day(DS, ["C1"])
+    manifest = json.loads((tmp_path / "exports" / "email" / f"ds={DS}" / "manifest.json").read_text())
+    assert set(manifest["column_meanings"]) == set(manifest["columns"])
+    assert "probability" in manifest["column_meanings"]["score"] and "4 decimals" in manifest["column_meanings"]["score"]
