@@ -26,7 +26,7 @@ import time
 import numpy as np
 import pandas as pd
 import yaml
-from bench_uplift import at_volumes, policy_profits
+from bench_uplift import at_volumes, held_out_predictions, policy_profits
 from common import REPO, WORK, machine, run_stage, write_section
 
 sys.path.insert(0, str(REPO))
@@ -70,27 +70,14 @@ def land(rows: int) -> tuple[dict[str, str], str, pd.DataFrame]:
 def evaluate(env: dict[str, str], ds: str, truth: pd.DataFrame) -> dict[str, object]:
     """In this process: the policies on the held-out sends against the truth, the gate, the OPE."""
     os.environ.update({key: env[key] for key in ("PZ_DATA_DIR", "PZ_REPORTS_DIR", "PZ_CONFIG")})
-    from ml.orchestration.config import load_config
     from ml.synthetic.campaign_export import CONTROL_VALUE, MAPPING
-    from ml.uplift.dataset import held_out, read_sends
-    from ml.uplift.model import evaluate_campaign, expected_profit
-    from ml.uplift.scoring import newest_version_by
-    from ml.uplift.training import MODEL_NAME, load_bundle
+    from ml.uplift.model import evaluate_campaign
     from ml.warehouse.engine import open_warehouse
 
     campaign = MAPPING["campaign_id"]
-    config = load_config()
-    terms = config.profit_terms()
-    day = dt.date.fromisoformat(ds)
-    bundle = load_bundle(f"models:/{MODEL_NAME}/{newest_version_by(day).version}")
-    sends = read_sends(day, config.uplift.max_snapshot_age_days).rows
-    rows = sends[(sends["campaign_id"] == campaign) & held_out(sends["customer_id"], config.uplift.evaluation_share)]
-    rows = rows.reset_index(drop=True)
-    models = {a.arm: a for a in bundle.arms if a.campaign_id == campaign}
-    arms = sorted(models)
-    predicted = {arm: models[arm].predict(rows) for arm in arms}
-    expected = np.column_stack([expected_profit(predicted[arm], terms, campaign, arm) for arm in arms])
-    likely = np.mean([predicted[arm]["treated_goal"] for arm in arms], axis=0)
+    found = held_out_predictions(ds, campaign)
+    config, terms, day, rows = found["config"], found["terms"], found["day"], found["rows"]
+    models, arms, expected, likely = found["models"], found["arms"], found["expected"], found["likely"]
     known = truth.set_index("customer").reindex(rows["customer_id"])
     untreated = terms.margin_share * known[f"spend_{CONTROL_VALUE}"].to_numpy()
     gains = np.column_stack(

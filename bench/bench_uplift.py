@@ -110,31 +110,49 @@ def at_volumes(expected: np.ndarray, likely: np.ndarray, gains: np.ndarray, shar
     return rows
 
 
-def evaluate(data_dir, ds: str) -> dict[str, object]:
-    """In this process, on the bench's data directory: the policies against the truth, the gate's
-    figures and the OPE estimates against the uplift policy's true value."""
-    os.environ["PZ_DATA_DIR"] = str(data_dir)
+def held_out_predictions(ds: str, campaign: str) -> dict[str, object]:
+    """In this process (PZ_DATA_DIR set): the campaign's held-out sends of ds, the newest uplift
+    version's arms, each send's expected profit per arm and its likelihood to buy when sent."""
     import datetime as dt
 
     from ml.orchestration.config import load_config
     from ml.uplift.dataset import held_out, read_sends
-    from ml.uplift.model import evaluate_campaign, expected_profit
+    from ml.uplift.model import expected_profit
     from ml.uplift.scoring import newest_version_by
     from ml.uplift.training import MODEL_NAME, load_bundle
-    from ml.warehouse.engine import open_warehouse
 
     config = load_config()
     terms = config.profit_terms()
     day = dt.date.fromisoformat(ds)
     bundle = load_bundle(f"models:/{MODEL_NAME}/{newest_version_by(day).version}")
     sends = read_sends(day, config.uplift.max_snapshot_age_days).rows
-    rows = sends[(sends["campaign_id"] == CAMPAIGN) & held_out(sends["customer_id"], config.uplift.evaluation_share)]
+    rows = sends[(sends["campaign_id"] == campaign) & held_out(sends["customer_id"], config.uplift.evaluation_share)]
     rows = rows.reset_index(drop=True)
-    models = {a.arm: a for a in bundle.arms if a.campaign_id == CAMPAIGN}
+    models = {a.arm: a for a in bundle.arms if a.campaign_id == campaign}
     arms = sorted(models)
     predicted = {arm: models[arm].predict(rows) for arm in arms}
-    expected = np.column_stack([expected_profit(predicted[arm], terms, CAMPAIGN, arm) for arm in arms])
-    likely = np.mean([predicted[arm]["treated_goal"] for arm in arms], axis=0)
+    return {
+        "config": config,
+        "terms": terms,
+        "day": day,
+        "rows": rows,
+        "models": models,
+        "arms": arms,
+        "expected": np.column_stack([expected_profit(predicted[arm], terms, campaign, arm) for arm in arms]),
+        "likely": np.mean([predicted[arm]["treated_goal"] for arm in arms], axis=0),
+    }
+
+
+def evaluate(data_dir, ds: str) -> dict[str, object]:
+    """In this process, on the bench's data directory: the policies against the truth, the gate's
+    figures and the OPE estimates against the uplift policy's true value."""
+    os.environ["PZ_DATA_DIR"] = str(data_dir)
+    from ml.uplift.model import evaluate_campaign
+    from ml.warehouse.engine import open_warehouse
+
+    found = held_out_predictions(ds, CAMPAIGN)
+    config, terms, day, rows = found["config"], found["terms"], found["day"], found["rows"]
+    models, arms, expected, likely = found["models"], found["arms"], found["expected"], found["likely"]
     truth = pd.read_parquet(data_dir / "synthetic_truth" / "campaign_effects.parquet")
     rates = {config.activation.economics.currency: 1.0, **config.activation.economics.exchange_rates}
     gains, untreated = true_gains(rows, truth, arms, terms, rates)
