@@ -112,4 +112,5 @@ def test_the_manifest_says_what_every_column_means(tmp_path, monkeypatch):
     published_day(DS, ["C1"])
     manifest = json.loads((tmp_path / "exports" / "email" / f"ds={DS}" / "manifest.json").read_text())
     assert set(manifest["column_meanings"]) == set(manifest["columns"])
-    assert "probability" in manifest["column_meanings"]["score"] and "4 decimals" in manifest["column_meanings"]["score"]
+    score = manifest["column_meanings"]["score"]
+    assert "probability" in score and "4 decimals" in score
