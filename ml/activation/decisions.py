@@ -362,7 +362,9 @@ def _groups(
     probability = np.where(by_model & ~held_out, 1 - holdout, probability)
     if allocation is not None and not shipped:
         adaptive = ~by_model
-        names = list(allocation.weights)
+        # The configured arm order, not the order the weights were read in: engines return rows in
+        # their own order, and the draw maps a bucket to an arm through the cumulative shares.
+        names = [arm.name for arm in audience.arms() if arm.name in allocation.weights]
         bounds = np.cumsum([allocation.weights[arm] for arm in names])
         second = assignment_buckets(won[CUSTOMER_ID], f"{name}|arm", salt)
         drawn = np.array(names, dtype=object)[

@@ -125,7 +125,9 @@ def read_allocations(ds: dt.date, activation: ActivationConfig, shipped: dict[st
     with open_warehouse() as connection:
         tables = existing_tables(connection, "experiments")
         weights = (
-            connection.execute(f"select audience, arm, weight from {ARM_WEIGHTS} where ds = ?", [ds]).df()
+            connection.execute(
+                f"select audience, arm, weight from {ARM_WEIGHTS} where ds = ? order by audience, arm", [ds]
+            ).df()
             if "arm_weights" in tables
             else pd.DataFrame(columns=["audience", "arm", "weight"])
         )

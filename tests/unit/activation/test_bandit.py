@@ -138,3 +138,24 @@ def test_before_any_night_the_allocation_is_the_configured_shares_and_no_one_is_
     allocation = read_allocations(DS, ONLY_THOMPSON, {})["win_back"]
     assert allocation.weights == {arm.name: arm.weight for arm in THOMPSON.arms()}
     assert allocation.sticky.empty and list(allocation.sticky.columns) == STICKY_COLUMNS
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(populations())
+def test_the_draw_does_not_depend_on_the_order_the_weights_were_read_in(generated):
+    population, history = generated
+    weights = {"a": 0.5, "b": 0.3, "c": 0.2}
+    reversed_order = dict(reversed(list(weights.items())))  # as another engine may return the rows
+    drawn = [
+        decide(
+            population,
+            history,
+            ONLY_THOMPSON,
+            DS,
+            allocations={"win_back": Allocation(w, pd.DataFrame(columns=STICKY_COLUMNS))},
+        )
+        .assignments.sort_values("customer_id")[["customer_id", "policy_arm", "assignment_probability"]]
+        .reset_index(drop=True)
+        for w in (weights, reversed_order)
+    ]
+    pd.testing.assert_frame_equal(drawn[0], drawn[1])
