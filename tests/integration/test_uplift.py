@@ -9,7 +9,10 @@ import shutil
 
 import pandas as pd
 
+from ml.orchestration.config import load_config
 from tests.helpers import END_DATE, query, run_python
+
+ACTIVATION = load_config().activation
 
 TRAIN_AGAIN = """
 import datetime as dt, json
@@ -116,7 +119,13 @@ def test_the_decisions_record_how_each_was_decided(built_warehouse):
     by_model = assignments[assignments["decided_by"] == "uplift"]
     assert by_model["policy_arm"].notna().all() and (by_model["expected_value"] > 0).all()
     randomized = assignments[assignments["decided_by"] != "uplift"]
-    assert randomized["policy_arm"].isna().all() and randomized["expected_value"].isna().all()
+    assert randomized["expected_value"].isna().all()
+    # A thompson audience's customers record the arm they drew (held-out ones too: the readout's
+    # strata); the other audiences' randomized customers have none.
+    thompson = {name for name, audience in ACTIVATION.audiences.items() if audience.allocation == "thompson"}
+    adaptive = randomized["audience"].isin(thompson)
+    assert thompson and randomized.loc[adaptive, "policy_arm"].notna().all()
+    assert randomized.loc[~adaptive, "policy_arm"].isna().all()
 
 
 SERVE_UPLIFT = """
