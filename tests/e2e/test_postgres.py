@@ -97,9 +97,10 @@ def test_a_dag_run_with_airflow_and_mlflow_on_postgresql(small_landing, tmp_path
     finished = _rows(databases["mlflow"], "select count(*) from runs where status = 'FINISHED'")[0][0]
     assert finished >= 2
     models = _rows(databases["mlflow"], "select name from registered_models order by name")
-    assert models == [("propensity",), ("recommender",)]
+    assert models == [("propensity",), ("recommender",), ("uplift",)]
     aliases = _rows(databases["mlflow"], "select name, alias from registered_model_aliases order by name")
-    assert aliases == [("propensity", "champion"), ("recommender", "champion")]
+    # uplift is champion only when one of its arms passes the gate (not on the small data set's night)
+    assert {("propensity", "champion"), ("recommender", "champion")} <= set(aliases)
     assert not (data_dir / "mlflow.db").exists()
 
 
