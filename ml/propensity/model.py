@@ -12,12 +12,11 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 from sklearn.model_selection import GroupKFold
-from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from ml.constants import CUSTOMER_ID, SEED
 from ml.mlops.feature_store import categorical_features
-from ml.mlops.trees import feature_encoder
+from ml.mlops.trees import boosted_trees
 from ml.propensity.dataset import CUTOFF, LABEL
 from ml.propensity.settings import PropensityConfig
 
@@ -71,18 +70,7 @@ def fit(rows: pd.DataFrame, config: PropensityConfig, trained_through: dt.dateti
     # Folds by customer: the same customer at several cutoffs never sits on both sides of a fold.
     folds = list(GroupKFold(n_splits=config.calibration_folds).split(rows, groups=rows[CUSTOMER_ID]))
     categorical, numeric = (learnable(rows, columns, folds) for columns in feature_columns(rows))
-    encoder = feature_encoder(categorical, numeric)
-    settings = config.model
-    boosting = HistGradientBoostingClassifier(
-        max_iter=settings.max_iter,
-        learning_rate=settings.learning_rate,
-        max_leaf_nodes=settings.max_leaf_nodes,
-        min_samples_leaf=settings.min_samples_leaf,
-        l2_regularization=settings.l2_regularization,
-        categorical_features=[True] * len(categorical) + [False] * len(numeric),
-        random_state=SEED,
-    )
-    pipeline = Pipeline([("encode", encoder), ("boost", boosting)])
+    pipeline = boosted_trees(HistGradientBoostingClassifier, categorical, numeric, config.model, SEED)
     classifier = CalibratedClassifierCV(pipeline, method=config.calibration, cv=folds)
     frame = rows[categorical + numeric].copy()
     frame[numeric] = frame[numeric].astype(float)

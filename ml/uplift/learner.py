@@ -31,7 +31,7 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from ml.constants import SEED
-from ml.mlops.trees import feature_encoder
+from ml.mlops.trees import boosted_trees
 from ml.uplift.settings import LearnerSettings
 
 OPENMP_THREADS = 1  # as the propensity model: one thread per fit, reproducible, never oversubscribed
@@ -56,17 +56,7 @@ class Features:
 
 def regressor(features: Features, settings: LearnerSettings, seed: int = SEED) -> Pipeline:
     """Gradient-boosted trees on the feature store's columns (categories ordinal-encoded, unknown as missing)."""
-    encoder = feature_encoder(features.categorical, features.numeric)
-    boosting = HistGradientBoostingRegressor(
-        max_iter=settings.max_iter,
-        learning_rate=settings.learning_rate,
-        max_leaf_nodes=settings.max_leaf_nodes,
-        min_samples_leaf=settings.min_samples_leaf,
-        l2_regularization=settings.l2_regularization,
-        categorical_features=[True] * len(features.categorical) + [False] * len(features.numeric),
-        random_state=seed,
-    )
-    return Pipeline([("encode", encoder), ("boost", boosting)])
+    return boosted_trees(HistGradientBoostingRegressor, features.categorical, features.numeric, settings, seed)
 
 
 def _fit(features: Features, settings: LearnerSettings, x: pd.DataFrame, y: np.ndarray, seed: int = SEED):
