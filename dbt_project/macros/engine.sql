@@ -149,3 +149,30 @@
 {% macro spark__timestamp_plus_days(timestamp, days) -%}
     ({{ timestamp }} + make_interval(0, 0, 0, cast({{ days }} as int), 0, 0, 0))
 {%- endmacro %}
+
+{# The local wall-clock time in `time_zone` (an IANA name, e.g. Europe/Berlin) of `utc_timestamp`,
+   a timestamp without zone that holds UTC (as every landed timestamp does). #}
+{% macro utc_to_local(utc_timestamp, time_zone) -%}
+    {{ return(adapter.dispatch('utc_to_local')(utc_timestamp, time_zone)) }}
+{%- endmacro %}
+
+{% macro duckdb__utc_to_local(utc_timestamp, time_zone) -%}
+    timezone({{ time_zone }}, timezone('UTC', {{ utc_timestamp }}))
+{%- endmacro %}
+
+{% macro spark__utc_to_local(utc_timestamp, time_zone) -%}
+    from_utc_timestamp({{ utc_timestamp }}, {{ time_zone }})
+{%- endmacro %}
+
+{# ISO day of week of a timestamp: 1 Monday ... 7 Sunday. #}
+{% macro iso_day_of_week(value) -%}
+    {{ return(adapter.dispatch('iso_day_of_week')(value)) }}
+{%- endmacro %}
+
+{% macro duckdb__iso_day_of_week(value) -%}
+    isodow({{ value }})
+{%- endmacro %}
+
+{% macro spark__iso_day_of_week(value) -%}
+    (dayofweek({{ value }}) + 5) % 7 + 1
+{%- endmacro %}

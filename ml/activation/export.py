@@ -40,17 +40,21 @@ import pyarrow.parquet as pq
 from ml.activation.changes import CHANGE, audience_changes, change_counts, previous_day
 from ml.activation.columns import consent_column
 from ml.activation.decisions import why_empty
+from ml.activation.destinations import deliver
 from ml.activation.population import (
     CHANNEL_SCHEMA,
     channel_table,
-    read_emails,
+    read_catalog,
+    read_contacts,
     read_model_versions,
     read_population,
     read_recommendations,
 )
-from ml.activation.settings import CONTROL, ActivationConfig, Tactic
+from ml.activation.send_time import send_at_column
+from ml.activation.settings import CONTROL, ActivationConfig, Audience, Tactic
 from ml.activation.store import ASSIGNMENTS, read_assignments, read_funnel
-from ml.constants import CUSTOMER_ID
+from ml.activation.templates import item_details, offer_fields, reason, score_deciles
+from ml.constants import CUSTOMER_ID, ITEM_ID
 from ml.errors import PlatformError
 from ml.mlops.monitoring import assert_exports_allowed
 from ml.mlops.settings import MonitoringConfig
@@ -69,10 +73,20 @@ BASE_COLUMNS = {
     "experiment_group": "varchar",
     "score": "double",
     "recommended_items": "varchar[]",
+    "recommended_item_names": "varchar[]",
+    "recommended_item_urls": "varchar[]",
+    "recommended_item_image_urls": "varchar[]",
+    "recommended_item_prices": "double[]",
     "tactic": "varchar",
     "offer_code": "varchar",
+    "offer_value": "varchar",
+    "offer_expires_on": "varchar",
+    "offer_cost": "varchar",
     "content_id": "varchar",
+    "reason": "varchar",
+    "send_at": "varchar",
 }
+LIST_COLUMNS = tuple(name for name, kind in BASE_COLUMNS.items() if kind.endswith("[]"))
 SCORE_DECIMALS = 4  # a probability to 0.01 percentage points: more digits say nothing
 COLUMN_MEANINGS = {
     "ds": "the day the decision is for (YYYY-MM-DD)",
@@ -85,6 +99,19 @@ COLUMN_MEANINGS = {
     "tactic": "what the arm sends: offer, content or recommendations",
     "offer_code": "the offer's code (activation.economics.offers: its value and cost)",
     "content_id": "the content to send, templated per customer",
+    "recommended_item_names": "the recommended items' names (items.name), in the order of recommended_items",
+    "recommended_item_urls": "their product page URLs (items.url)",
+    "recommended_item_image_urls": "their image URLs (items.image_url)",
+    "recommended_item_prices": "their catalog prices (items.price)",
+    "offer_value": "what the customer gets, e.g. 10% off (activation.economics.offers.<code>.value)",
+    "offer_expires_on": "the last day the offer is valid (YYYY-MM-DD): the send day + the offer's valid_days - 1 "
+    "(default: the audience's goal window)",
+    "offer_cost": "what one redeemed order costs the company",
+    "reason": "why the customer is in the audience: the trigger (which cart or product, when), the days since "
+    "signup or the last order, or the model and decile that selected them",
+    "send_at": "when to send (UTC, ISO 8601): the customer's best hour (send_time: optimized) or the arm's fixed "
+    "hour in their time zone, on the day after ds; empty: send when the file arrives",
+    "first_name": "the customer's first name, as landed (personal: only beside the e-mail address)",
     "email": "the customer's e-mail address (consented)",
     "email_sha256": "sha256 of the trimmed, lowercased e-mail address",
     "change": "entered, exited (the earlier day's row) or changed (changes/ files only)",
@@ -107,6 +134,7 @@ def channel_columns(activation: ActivationConfig, channel: str) -> dict[str, str
     return {
         **BASE_COLUMNS,
         **({identifier: "varchar"} if identifier else {}),
+        **({"first_name": "varchar"} if settings.first_name else {}),
         **{field: "varchar" for field in settings.fields},
     }
 
@@ -131,6 +159,20 @@ def normalized_email_sha256(email: str | None) -> str | None:
     return hashlib.sha256(str(email).strip().lower().encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class TemplateInputs:
+    """What the files add to each decision for the templates (ml.activation.templates)."""
+
+    catalog: pd.DataFrame  # by item_id: item_name, url, image_url, price
+    first_names: pd.Series  # by customer_id
+    model_versions: dict[str, str | None]
+
+    @classmethod
+    def none(cls) -> TemplateInputs:
+        catalog = pd.DataFrame(columns=["item_name", "url", "image_url", "price"], index=pd.Index([], name=ITEM_ID))
+        return cls(catalog, pd.Series(dtype=object), {})
+
+
 def _tactic_fields(tactic: Tactic, customer_id: str, customer: pd.Series, recommendations: pd.Series) -> dict:
     """What the customer gets: the tactic's offer or content (templated) or their top k items,
     read once per customer so that every channel carries the same list."""
@@ -144,18 +186,46 @@ def _tactic_fields(tactic: Tactic, customer_id: str, customer: pd.Series, recomm
 
 
 def channel_rows(activation: ActivationConfig, ds: dt.date) -> dict[str, pd.DataFrame]:
-    """The day's rows per channel, from the stored assignments of ds."""
+    """The day's rows per channel, from the stored assignments of ds, with their send times."""
     assignments = read_assignments(ds)
     treated_ids = assignments.loc[assignments["experiment_group"] != CONTROL, CUSTOMER_ID].unique().tolist()
     k = max([t.k or 0 for a in activation.audiences.values() for t in a.tactics()], default=0)
-    return build_channel_rows(
+    contacts = read_contacts(treated_ids, ds)
+    frames = build_channel_rows(
         assignments,
         read_population(ds),
-        read_emails(treated_ids, ds),
+        contacts["email"],
         read_recommendations(ds, k) if k else pd.Series(dtype=object),
         activation,
         ds,
+        TemplateInputs(read_catalog(), contacts["first_name"], read_model_versions(ds)),
     )
+    for channel, frame in frames.items():
+        send_times = [
+            activation.audiences[audience].send_time_of(arm)
+            for audience, arm in zip(frame["audience"], frame["experiment_group"], strict=True)
+        ]
+        timed = frame.assign(send_time=pd.Series(send_times, index=frame.index, dtype=object))
+        frame["send_at"] = send_at_column(timed, channel, ds, activation.send_time)
+    return frames
+
+
+def _decision_record(audience: Audience, assignment, customer: pd.Series, recommendations, inputs, activation, ds):
+    """One treated customer's row, shared by their channels."""
+    tactic = next(arm.tactic for arm in audience.arms() if arm.name == assignment.experiment_group)
+    fields = _tactic_fields(tactic, assignment.customer_id, customer, recommendations)
+    return {
+        "ds": ds,
+        "audience": assignment.audience,
+        CUSTOMER_ID: assignment.customer_id,
+        "experiment_group": assignment.experiment_group,
+        "score": None if pd.isna(customer["score"]) else round(float(customer["score"]), SCORE_DECIMALS),
+        **fields,
+        **item_details(fields["recommended_items"], inputs.catalog),
+        **offer_fields(fields["offer_code"], audience, activation.economics, ds + dt.timedelta(days=1)),
+        "reason": reason(audience, customer, inputs.catalog["item_name"], inputs.model_versions),
+        "send_at": None,
+    }
 
 
 def build_channel_rows(
@@ -165,11 +235,14 @@ def build_channel_rows(
     recommendations: pd.Series,
     activation: ActivationConfig,
     ds: dt.date,
+    inputs: TemplateInputs | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Treated customers only, in the channels their decision names, with the channel's identifier
     and fields; one record per customer shared by their channels (same items everywhere)."""
+    inputs = inputs or TemplateInputs.none()
     treated = assignments[assignments["experiment_group"] != CONTROL]
     population = population.set_index(CUSTOMER_ID)
+    population["score_decile"] = score_deciles(population["score"])
     rows: dict[str, list[dict]] = {channel: [] for channel in activation.channels}
     for assignment in treated.itertuples(index=False):
         audience = activation.audiences.get(assignment.audience)
@@ -178,16 +251,8 @@ def build_channel_rows(
                 f"experiments.assignments has audience {assignment.audience!r} for ds={ds}, which the config no "
                 "longer defines: rerun decide_audiences for this ds"
             )
-        tactic = next(arm.tactic for arm in audience.arms() if arm.name == assignment.experiment_group)
         customer = population.loc[assignment.customer_id]
-        record = {
-            "ds": ds,
-            "audience": assignment.audience,
-            CUSTOMER_ID: assignment.customer_id,
-            "experiment_group": assignment.experiment_group,
-            "score": None if pd.isna(customer["score"]) else round(float(customer["score"]), SCORE_DECIMALS),
-            **_tactic_fields(tactic, assignment.customer_id, customer, recommendations),
-        }
+        record = _decision_record(audience, assignment, customer, recommendations, inputs, activation, ds)
         email = emails.get(assignment.customer_id)
         for channel in assignment.channels:
             settings = activation.channels[channel]
@@ -196,6 +261,8 @@ def build_channel_rows(
                 row["email"] = email
             elif settings.identifier == "email_sha256":
                 row["email_sha256"] = normalized_email_sha256(email)
+            if settings.first_name:
+                row["first_name"] = inputs.first_names.get(assignment.customer_id)
             row.update({field: customer[field] for field in settings.fields})
             rows[channel].append(row)
     frames = {}
@@ -266,11 +333,26 @@ def neutralize_formula(value: object) -> object:
     return value
 
 
+def _joined(values: object) -> str:
+    """A list cell as the CSV writes it: |-separated, a missing element empty."""
+    if not isinstance(values, list | np.ndarray):
+        return ""
+    return "|".join(
+        "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value) for value in values
+    )
+
+
+def _as_lists(rows: pd.DataFrame) -> pd.DataFrame:
+    """The list columns of rows read back from parquet, as Python lists (None where empty)."""
+    for column in set(LIST_COLUMNS) & set(rows.columns):
+        rows[column] = rows[column].map(lambda values: list(values) if isinstance(values, list | np.ndarray) else None)
+    return rows
+
+
 def _csv_bytes(frame: pd.DataFrame) -> bytes:
     out = frame.copy()
-    out["recommended_items"] = out["recommended_items"].map(
-        lambda items: "|".join(items) if isinstance(items, list | np.ndarray) else ""
-    )
+    for column in set(LIST_COLUMNS) & set(out.columns):
+        out[column] = out[column].map(_joined)
     out["ds"] = out["ds"].astype(str)
     for column in out.columns:
         # Text may be object or pandas' string dtype (pandas 3's default): neutralize every non-numeric column.
@@ -280,7 +362,13 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def _parquet_table(frame: pd.DataFrame, columns: dict[str, str]) -> pa.Table:
-    types = {"date": pa.date32(), "varchar": pa.string(), "double": pa.float64(), "varchar[]": pa.list_(pa.string())}
+    types = {
+        "date": pa.date32(),
+        "varchar": pa.string(),
+        "double": pa.float64(),
+        "varchar[]": pa.list_(pa.string()),
+        "double[]": pa.list_(pa.float64()),
+    }
     schema = pa.schema([(name, types[kind]) for name, kind in columns.items()])
     return pa.Table.from_pandas(frame, schema=schema, preserve_index=False).replace_schema_metadata(None)
 
@@ -361,11 +449,7 @@ def _read_audience(folder: Path, name: str) -> pd.DataFrame | None:
     path = folder / f"{name}.parquet"
     if not path.exists():
         return None
-    rows = pq.read_table(path).to_pandas()
-    rows["recommended_items"] = rows["recommended_items"].map(
-        lambda items: list(items) if isinstance(items, list | np.ndarray) else None
-    )
-    return rows
+    return _as_lists(pq.read_table(path).to_pandas())
 
 
 def _write_change_files(
@@ -491,10 +575,7 @@ def _read_published(folder: Path, manifest: dict) -> pd.DataFrame:
         if (folder / f"{entry['audience']}.parquet").exists()
     ]
     rows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(columns))
-    rows["recommended_items"] = rows["recommended_items"].map(
-        lambda items: list(items) if isinstance(items, list | np.ndarray) else None
-    )
-    return rows
+    return _as_lists(rows)
 
 
 def _day_folder(file: Path) -> Path:
@@ -656,6 +737,8 @@ def publish_channels(
             channel, frame, activation, config_sha256, ds, assignments, model_versions, funnel
         )
     log.info("ds=%s published %s", ds, {channel: m["rows"] for channel, m in manifests.items()})
+    # After the folders are whole: a failed destination fails the stage, and its retry sends only what is missing.
+    deliveries = deliver(activation.destinations, ds, exports_dir()) if activation.destinations else {}
     empty = {channel: m["empty_reason"] for channel, m in manifests.items() if "empty_reason" in m}
     if empty:
         log.info("ds=%s channels with no row tonight (valid, empty files written): %s", ds, empty)
@@ -663,6 +746,7 @@ def publish_channels(
         "erased_rows_removed_from_earlier_files": erased_rows,
         **{f"rows_{channel}": m["rows"] for channel, m in manifests.items()},
         "empty_channels": empty,
+        **({"delivered": deliveries} if deliveries else {}),
     }
 
 

@@ -26,6 +26,10 @@ def channel_table(channel: str) -> str:
     return f"{CHANNEL_SCHEMA}.{channel}"
 
 
+# What triggered a moment (customer_moments), for the files' `reason`: not segment columns.
+TRIGGER_COLUMNS = ("last_cart_item_id", "last_add_to_cart_at", "last_viewed_item_id", "last_product_view_at")
+
+
 def read_population(ds: dt.date) -> pd.DataFrame:
     """Every customer of customer_360 at ds with the segment columns, the moments, the propensity
     score of ds (NULL when none) and whether they are erased or suppressed pending an erasure's
@@ -44,7 +48,7 @@ def read_population(ds: dt.date) -> pd.DataFrame:
         population = connection.execute(
             f"""
             select c.customer_id, {", ".join(f"c.{name}" for name in customer_columns)},
-                {", ".join(f"m.{name}" for name in MOMENT_COLUMNS)},
+                {", ".join(f"m.{name}" for name in (*MOMENT_COLUMNS, *TRIGGER_COLUMNS))},
                 {score} as score,
                 c.customer_id in (select customer_id from audit.suppressed_customers) as is_erased
             from marts.customer_360 as c
@@ -96,16 +100,26 @@ def _caps(activation: ActivationConfig):
             yield audience.frequency_cap
 
 
-def read_emails(customer_ids: list[str], ds: dt.date) -> pd.Series:
-    """Email addresses by customer id, only for the customers being exported."""
+def read_contacts(customer_ids: list[str], ds: dt.date) -> pd.DataFrame:
+    """E-mail address and first name by customer id, only for the customers being exported."""
     with open_warehouse() as connection:
         connection.register("wanted", text_frame(CUSTOMER_ID, customer_ids))
         rows = connection.execute(
-            "select c.customer_id, c.email from marts.customer_360 as c "
+            "select c.customer_id, c.email, c.first_name from marts.customer_360 as c "
             "where c.ds = ? and c.customer_id in (select customer_id from wanted)",
             [ds],
         ).df()
-    return rows.set_index(CUSTOMER_ID)["email"]
+    return rows.set_index(CUSTOMER_ID)
+
+
+def read_catalog() -> pd.DataFrame:
+    """The catalog's name, URL, image URL and price by item id (what a template shows of an item)."""
+    with open_warehouse() as connection:
+        rows = read_frame(
+            connection,
+            "select item_id, item_name, url, image_url, cast(price as double) as price from staging.stg_items",
+        )
+    return rows.set_index(ITEM_ID)
 
 
 def read_recommendations(ds: dt.date, k: int) -> pd.Series:

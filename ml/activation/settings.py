@@ -51,7 +51,16 @@ class ChannelSettings(StrictSettings):
         "email (ads and web), or the customer id only.",
     )
     fields: list[str] = Field([], description=f"Extra columns in the files, from: {', '.join(FILE_FIELDS)}.")
+    first_name: bool = Field(
+        False, description="Add the customer's first name where landed (personal: only beside the e-mail address)."
+    )
     frequency_cap: FrequencyCap | None = None
+
+    @model_validator(mode="after")
+    def _first_name_beside_email(self) -> ChannelSettings:
+        if self.first_name and self.identifier != "email":
+            raise ValueError("first_name: true needs identifier: email (a first name is only sent beside the address)")
+        return self
 
     @field_validator("fields")
     @classmethod
@@ -86,10 +95,29 @@ class Tactic(StrictSettings):
         return PLACEHOLDER.findall(self.content_id or "")
 
 
+SEND_TIME = re.compile(r"optimized|([01][0-9]|2[0-3]):00")
+SEND_TIME_HELP = (
+    "When the message goes out, in the customer's local time: optimized (their best hour, "
+    "ml.activation.send_time) or a fixed hour such as 10:00; unset: when the file arrives."
+)
+
+
+def _check_send_time(value: str | None) -> str | None:
+    if value is not None and not SEND_TIME.fullmatch(value):
+        raise ValueError(f"send_time {value!r} must be 'optimized' or a whole hour such as '10:00'")
+    return value
+
+
 class Variant(StrictSettings):
     name: str
     weight: float = Field(1.0, gt=0, description="Relative size of the arm among the treated customers.")
     tactic: Tactic
+    send_time: str | None = Field(None, description=SEND_TIME_HELP + " Overrides the audience's.")
+
+    @field_validator("send_time")
+    @classmethod
+    def _send_time(cls, value: str | None) -> str | None:
+        return _check_send_time(value)
 
     @field_validator("name")
     @classmethod
@@ -179,6 +207,13 @@ class Audience(StrictSettings):
     )
     tactic: Tactic | None = None
     variants: list[Variant] = Field([], max_length=MAX_ARMS)
+    send_time: str | None = Field(None, description=SEND_TIME_HELP)
+
+    @field_validator("send_time")
+    @classmethod
+    def _send_time(cls, value: str | None) -> str | None:
+        return _check_send_time(value)
+
     selection: Selection | None = None
     holdout_percent: float = Field(gt=0, lt=100, description="Share of the audience kept as control group.")
     hypothesis: str = Field(min_length=1)
@@ -217,6 +252,11 @@ class Audience(StrictSettings):
     def arms(self) -> list[Variant]:
         """The treated arms: the variants, or one `treatment` arm with the audience's tactic."""
         return list(self.variants) or [Variant(name=TREATMENT, weight=1.0, tactic=self.tactic)]
+
+    def send_time_of(self, arm: str) -> str | None:
+        """The arm's send time: its own, else the audience's (None: when the file arrives)."""
+        own = next((variant.send_time for variant in self.variants if variant.name == arm), None)
+        return own or self.send_time
 
     def tactics(self) -> list[Tactic]:
         return [arm.tactic for arm in self.arms()]
@@ -284,6 +324,26 @@ class OfferCost(StrictSettings):
 
     discount_share: float = Field(0.0, ge=0, lt=1, description="Share of the order value given away.")
     cost_per_order: float = Field(0.0, ge=0, description="A fixed cost per order, such as free shipping.")
+    value: str | None = Field(
+        None, description="What the customer gets, as the files say it (default: '10% off' from discount_share)."
+    )
+    valid_days: int | None = Field(
+        None, gt=0, description="Days the offer is valid from the send day (default: the audience's goal window)."
+    )
+
+    def customer_value(self) -> str:
+        """What the customer gets, in the words of a template."""
+        if self.value:
+            return self.value
+        if self.discount_share:
+            return f"{self.discount_share:.0%} off"
+        return "free shipping" if self.cost_per_order else ""
+
+    def company_cost(self, currency: str) -> str:
+        """What one redeemed order costs the company."""
+        parts = [f"{self.discount_share:.0%} of the order value"] if self.discount_share else []
+        parts += [f"{self.cost_per_order:.2f} {currency} per order"] if self.cost_per_order else []
+        return " + ".join(parts) or "nothing"
 
 
 class Economics(StrictSettings):
@@ -350,6 +410,95 @@ class BanditSettings(StrictSettings):
     floor_share: float = Field(0.1, ge=0, lt=0.5, description="Every arm keeps at least this share of the treated.")
 
 
+class SendTimeSettings(StrictSettings):
+    """The send-time model (ml.activation.send_time, docs/audiences.md "Send time")."""
+
+    history_days: int = Field(90, gt=0, description="Engagement events of these days up to ds are learned from.")
+    prior_strength: float = Field(
+        5.0, gt=0, description="Events the segment's pattern counts as: a customer with fewer mostly follows it."
+    )
+    segment: list[str] = Field(
+        ["device_type", "age_band"], description="customer_360 columns whose customers share a default pattern."
+    )
+    quiet_hours: tuple[int, int] = Field(
+        (21, 8), description="[start, end) local hours in which nothing is sent (start > end wraps midnight)."
+    )
+    default_hour: int = Field(10, ge=0, le=23, description="Local hour when nothing is known (and outside quiet).")
+    default_time_zone: str = Field("UTC", description="Time zone of customers whose country is not in time_zones.")
+    time_zones: dict[str, str] = Field({}, description="Country code -> IANA time zone (e.g. DE: Europe/Berlin).")
+    channels: dict[str, dict[str, float]] = Field(
+        {"email": {"email_open": 1.0, "email_click": 1.0}, "push": {"push_open": 1.0, "app_open": 0.2}},
+        description="Per channel, the engagement events (and their weights) its best hour is learned from; "
+        "other channels get no send_at.",
+    )
+
+    @field_validator("time_zones")
+    @classmethod
+    def _zones(cls, zones: dict[str, str]) -> dict[str, str]:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        for country, zone in zones.items():
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"time_zones.{country}: {zone!r} is not an IANA time zone (e.g. Europe/Berlin)"
+                ) from None
+        return zones
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, hours: tuple[int, int]) -> tuple[int, int]:
+        if not all(0 <= hour <= 23 for hour in hours):
+            raise ValueError(f"quiet_hours {list(hours)}: hours are 0-23")
+        return hours
+
+    def is_quiet(self, hour: int) -> bool:
+        start, end = self.quiet_hours
+        return start <= hour < end if start <= end else hour >= start or hour < end
+
+    def dbt_vars(self) -> dict[str, object]:
+        """What models/marts/customer_engagement_hours.sql needs."""
+        return {
+            "send_time_history_days": self.history_days,
+            "send_time_default_zone": self.default_time_zone,
+            "send_time_zones": [{"country": country, "time_zone": zone} for country, zone in self.time_zones.items()],
+            "send_time_events": [
+                {"channel": channel, "event_type": event, "weight": float(weight)}
+                for channel, events in self.channels.items()
+                for event, weight in events.items()
+            ],
+        }
+
+
+class DestinationSettings(StrictSettings):
+    """Where a channel's published files go beyond the export folder (ml.activation.destinations,
+    docs/audiences.md "Destinations"). Credentials come from environment variables only."""
+
+    kind: Literal["folder", "s3", "http_batch"]
+    channels: list[str] = Field([], description="The channels it receives (default: every channel).")
+    path: str | None = Field(None, description="folder: where each day's folder is copied (e.g. a mounted share).")
+    bucket: str | None = Field(None, description="s3: the bucket.")
+    prefix: str = Field("", description="s3: the key prefix; files go to <prefix><channel>/ds=<ds>/<file>.")
+    endpoint_url: str | None = Field(None, description="s3: an S3-compatible endpoint (MinIO, R2...); AWS if unset.")
+    region: str = Field("us-east-1", description="s3: the region.")
+    url: str | None = Field(None, description="http_batch: the endpoint (a Braze-style users/track).")
+    token_env: str | None = Field(
+        None, description="http_batch: the environment variable holding the bearer token (never the token)."
+    )
+    batch_size: int = Field(75, gt=0, le=1000, description="http_batch: customers per request (Braze allows 75).")
+    max_attempts: int = Field(5, gt=0, le=20, description="Tries per request or file before the delivery fails.")
+    timeout_seconds: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> DestinationSettings:
+        needs = {"folder": ["path"], "s3": ["bucket"], "http_batch": ["url", "token_env"]}[self.kind]
+        missing = [name for name in needs if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} destination needs {', '.join(missing)}")
+        return self
+
+
 class ActivationConfig(StrictSettings):
     salt: str = Field("pz-holdout-v1", min_length=1, description="Salt of the holdout and variant assignment hash.")
     predictive_min_orders: int = Field(
@@ -375,6 +524,10 @@ class ActivationConfig(StrictSettings):
     global_holdout: GlobalHoldout = GlobalHoldout()
     sequential: Sequential = Sequential()
     bandit: BanditSettings = BanditSettings()
+    send_time: SendTimeSettings = SendTimeSettings()
+    destinations: dict[str, DestinationSettings] = Field(
+        {}, description="Where the published files are also sent (the export folder is always written)."
+    )
     suppressions: dict[str, str] = Field({}, description="Named filters that audiences list in `suppress`.")
     audiences: dict[str, Audience] = Field(default_factory=dict)
 
@@ -403,16 +556,16 @@ class ActivationConfig(StrictSettings):
                 raise ValueError(f"suppression {name!r}: {error}") from None
         return compiled
 
+    def _known_channels(self, where: str, channels: list[str]) -> None:
+        unknown = [channel for channel in channels if channel not in self.channels]
+        if unknown:
+            raise ValueError(f"{where}: unknown channels {unknown}; configured channels: {', '.join(self.channels)}")
+
     @model_validator(mode="after")
     def _references(self) -> ActivationConfig:
         for name, audience in self.audiences.items():
             _check_name("audience", name)
-            unknown = [channel for channel in audience.channels if channel not in self.channels]
-            if unknown:
-                raise ValueError(
-                    f"audience {name!r}, key 'channels': unknown channels {unknown}; "
-                    f"configured channels: {', '.join(self.channels)}"
-                )
+            self._known_channels(f"audience {name!r}, key 'channels'", audience.channels)
             if len(set(audience.channels)) != len(audience.channels):
                 raise ValueError(f"audience {name!r}, key 'channels': a channel repeats: {audience.channels}")
             unknown = [rule for rule in audience.suppress if rule not in self.suppressions]
@@ -421,6 +574,9 @@ class ActivationConfig(StrictSettings):
                     f"audience {name!r}, key 'suppress': unknown suppressions {unknown}; "
                     f"defined in activation.suppressions: {', '.join(self.suppressions) or 'none'}"
                 )
+        for name, destination in self.destinations.items():
+            _check_name("destination", name)
+            self._known_channels(f"destination {name!r}, key 'channels'", destination.channels)
         unknown = [channel for channel in self.economics.contact_cost if channel not in self.channels]
         if unknown:
             raise ValueError(

@@ -52,6 +52,7 @@ class PlatformConfig(StrictSettings):
             "feature_snapshot_days": self.propensity.feature_snapshot_days,
             "feature_snapshot_every_days": self.propensity.cutoff_every_days,
             **self.activation.readout_vars(),
+            **self.activation.send_time.dbt_vars(),
             "campaign_goals": [
                 {"campaign_id": name, "goal_metric": campaign.goal.metric, "window_days": campaign.goal.window_days}
                 for name, campaign in self.uplift.campaigns.items()

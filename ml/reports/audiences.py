@@ -9,19 +9,23 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from matplotlib.dates import DateFormatter, DayLocator
+from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
 from ml.activation.decisions import funnel_step_position
 from ml.activation.population import channel_table, read_model_versions
 from ml.activation.settings import CONTROL, ActivationConfig
 from ml.activation.store import ASSIGNMENTS, DECISIONS, FUNNEL
 from ml.paths import reports_dir
-from ml.reports.html import frame_table, page
+from ml.reports.html import chart, frame_table, header, link, page
 from ml.warehouse.engine import open_warehouse
 from ml.warehouse.partitions import existing_tables
 
 MATURITY_LEVELS = ("demographic", "behavioral", "predictive")
 ACTIONS_DAYS = 30  # the audit trail shown: the last 30 days
+HISTORY_DAYS = 30  # the money chart: the readouts of the last 30 nights
 MIN_COST_FOR_ROI = 0.01  # per arm customer, in the reporting currency
 READOUT_COLUMNS = [
     "audience",
@@ -33,6 +37,8 @@ READOUT_COLUMNS = [
     "looks",
     "arm_customers",
     "baseline_customers",
+    "arm_conversions",
+    "baseline_conversions",
     "arm_value",
     "baseline_value",
     "effect",
@@ -68,6 +74,9 @@ class AudienceSummary:
     program: pd.DataFrame  # the global holdout readout of ds (marts.fct_program_readout), 0 or 1 row
     actions: pd.DataFrame  # automated actions of the last ACTIONS_DAYS days (experiments.audit_log)
     currency: str
+    history: pd.DataFrame  # arm-vs-control readouts of the last HISTORY_DAYS nights (money over nights)
+    health: pd.DataFrame  # the night's drift checks with their report files (channels.model_health)
+    min_outcomes_per_group: int  # what a comparison waits for (activation.sequential)
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,52 @@ class _Night:
     status: dict[str, str]
     exported: pd.DataFrame
     model_versions: dict[str, str | None]
+    history: pd.DataFrame
+    health: pd.DataFrame
+
+
+def rows_or_empty(connection, schema: str, table: str, sql: str, parameters: list, columns=()) -> pd.DataFrame:
+    """The query's rows, or an empty frame with `columns` before the stage that writes the table ran."""
+    if table not in existing_tables(connection, schema):
+        return pd.DataFrame(columns=list(columns))
+    return connection.execute(sql, parameters).df()
+
+
+def _read_money_and_health(connection, ds: dt.date) -> tuple[pd.DataFrame, ...]:
+    """The night's readouts, the arm-vs-control money of the last HISTORY_DAYS nights, the program
+    readout and the drift checks (empty frames before the tables exist)."""
+    results = ("marts", "fct_experiment_results")
+    readouts = rows_or_empty(
+        connection,
+        *results,
+        f"select {', '.join(READOUT_COLUMNS)} from marts.fct_experiment_results "
+        "where ds = ? order by audience, version_number, baseline <> 'control', arm, baseline",
+        [ds],
+        READOUT_COLUMNS,
+    )
+    history = rows_or_empty(
+        connection,
+        *results,
+        "select ds, audience, version_number, arm, arm_customers, incremental_profit, "
+        "incremental_profit_ci_lower * arm_customers as profit_lower, "
+        "incremental_profit_ci_upper * arm_customers as profit_upper from marts.fct_experiment_results "
+        "where ds > ? and ds <= ? and baseline = 'control' and looks > 0 and incremental_profit is not null "
+        "order by ds, audience, arm",
+        [ds - dt.timedelta(days=HISTORY_DAYS), ds],
+    )
+    health = rows_or_empty(
+        connection,
+        "channels",
+        "model_health",
+        "select model_name, check_name, status, share_drifted_columns, report_path from channels.model_health "
+        "where ds = ? order by all",
+        [ds],
+        ["model_name", "check_name", "status", "share_drifted_columns", "report_path"],
+    )
+    program = rows_or_empty(
+        connection, "marts", "fct_program_readout", "select * from marts.fct_program_readout where ds = ?", [ds]
+    )
+    return readouts, history, program, health
 
 
 def audience_summary(ds: dt.date, activation: ActivationConfig) -> AudienceSummary | None:
@@ -101,21 +156,7 @@ def _read_night(ds: dt.date, activation: ActivationConfig) -> _Night | None:
             return None
         assignments = connection.execute(f"select * from {ASSIGNMENTS} where ds = ?", [ds]).df()
         funnel = connection.execute(f"select * from {FUNNEL} where ds = ? order by audience, step_order", [ds]).df()
-        marts = existing_tables(connection, "marts")
-        readouts = (
-            connection.execute(
-                f"select {', '.join(READOUT_COLUMNS)} from marts.fct_experiment_results "
-                "where ds = ? order by audience, version_number, baseline <> 'control', arm, baseline",
-                [ds],
-            ).df()
-            if "fct_experiment_results" in marts
-            else pd.DataFrame(columns=READOUT_COLUMNS)
-        )
-        program = (
-            connection.execute("select * from marts.fct_program_readout where ds = ?", [ds]).df()
-            if "fct_program_readout" in marts
-            else pd.DataFrame()
-        )
+        readouts, history, program, health = _read_money_and_health(connection, ds)
         experiment_tables = existing_tables(connection, "experiments")
         actions = (
             connection.execute(
@@ -158,7 +199,18 @@ def _read_night(ds: dt.date, activation: ActivationConfig) -> _Night | None:
         )
     model_versions = read_model_versions(ds)
     return _Night(
-        decisions, assignments, funnel, readouts, program, actions, versions, status, exported, model_versions
+        decisions,
+        assignments,
+        funnel,
+        readouts,
+        program,
+        actions,
+        versions,
+        status,
+        exported,
+        model_versions,
+        history,
+        health,
     )
 
 
@@ -221,6 +273,9 @@ def summarize(ds: dt.date, night: _Night, activation: ActivationConfig) -> Audie
         program=night.program,
         actions=night.actions,
         currency=activation.economics.currency,
+        history=night.history,
+        health=night.health,
+        min_outcomes_per_group=activation.sequential.min_outcomes_per_group,
     )
 
 
@@ -270,7 +325,9 @@ def summary_lines(summary: AudienceSummary) -> list[str]:
     for row in summary.maturity.itertuples():
         lines.append(f"    {row.level:<12} {row.reached:>6}  {row.share_of_population:6.1%}  {row.audiences}")
     lines.append("  rows per audience and channel (holdout: control customers, not exported):")
-    lines += ["    " + line for line in summary.by_channel.to_string().splitlines()]
+    lines += [
+        "    " + line for line in summary.by_channel.rename_axis(index=None, columns=None).to_string().splitlines()
+    ]
     lines += ["  " + line for line in program_lines(summary.program)]
     halted = {name: state for name, state in summary.status.items() if not state.startswith("active")}
     lines += [f"  {name} {state}" for name, state in halted.items()]
@@ -336,6 +393,8 @@ def program_lines(program: pd.DataFrame) -> list[str]:
             f"program readout ({row['window_start']:%Y-%m-%d} to {row['window_end']:%Y-%m-%d}): {row['conclusion']}"
         ]
 
+    customers = row["personalized_customers"]
+
     def interval(name: str) -> str:
         return f"{_money(row[name], currency)} [{_money(row[name.replace('per_customer', 'ci_lower')], currency)}, " + (
             f"{_money(row[name.replace('per_customer', 'ci_upper')], currency)}]"
@@ -347,7 +406,8 @@ def program_lines(program: pd.DataFrame) -> list[str]:
         f"({row['holdout_percent']:g}%)",
         f"  per customer: revenue {interval('incremental_revenue_per_customer')}, profit "
         f"{interval('incremental_profit_per_customer')}; in total {_money(row['incremental_profit'], currency)} "
-        f"profit: {row['conclusion']}",
+        f"[{_money(row['incremental_profit_ci_lower'] * customers, currency)}, "
+        f"{_money(row['incremental_profit_ci_upper'] * customers, currency)}] profit: {row['conclusion']}",
     ]
 
 
@@ -384,52 +444,212 @@ def _p_value(p_value: float) -> str:
     return "<0.001" if p_value < 0.001 else f"{p_value:.3f}"
 
 
-def render_html(summary: AudienceSummary) -> str:
+def _interval(value: float, lower: float, upper: float, currency: str) -> str:
+    return f"{_money(value, currency)} [{_money(lower, currency)}, {_money(upper, currency)}]"
+
+
+def money_table(readouts: pd.DataFrame, currency: str) -> pd.DataFrame:
+    """Each arm against control as a marketer reads it: customers, the goal, what it earned in all
+    with its always-valid 95% interval, and ROI (or why there is none)."""
+    rows = []
+    for row in readouts[(readouts["looks"] > 0) & (readouts["baseline"] == CONTROL)].itertuples():
+        metric = row.goal_metric
+        profit = (
+            _interval(
+                row.incremental_profit,
+                row.incremental_profit_ci_lower * row.arm_customers,
+                row.incremental_profit_ci_upper * row.arm_customers,
+                currency,
+            )
+            if not pd.isna(row.incremental_profit)
+            else "n/a"
+        )
+        if pd.isna(row.roi):
+            roi = "n/a: it cost nothing" if not row.cost_per_arm_customer else "n/a"
+        elif row.cost_per_arm_customer < MIN_COST_FOR_ROI:
+            roi = f"n/a: it cost under {MIN_COST_FOR_ROI} {currency} per customer"
+        else:
+            roi = f"{row.roi:+,.1f}x [{row.roi_ci_lower:+,.1f}x, {row.roi_ci_upper:+,.1f}x]"
+        rows.append(
+            {
+                "Audience": f"{row.audience} v{row.version_number}",
+                "Arm": row.arm,
+                "Customers (arm / control)": f"{row.arm_customers:,} / {row.baseline_customers:,}",
+                "Goal: arm vs control": f"{_goal(row.arm_value, metric, currency)} vs "
+                f"{_goal(row.baseline_value, metric, currency)}",
+                "Difference [95% interval]": f"{_difference(row.effect, metric, currency)} "
+                f"[{_difference(row.ci_lower, metric, currency)}, {_difference(row.ci_upper, metric, currency)}]",
+                "Incremental profit in all [95% interval]": profit,
+                "ROI [95% interval]": roi,
+                "Conclusion": row.conclusion,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def waiting_table(readouts: pd.DataFrame, min_outcomes: int) -> pd.DataFrame:
+    """Comparisons that cannot be read yet, and roughly how many more customers with an ended goal
+    window they need: each group needs `min_outcomes` converting and non-converting customers, so
+    at the conversion rate seen so far the group short of them needs (missing / rate) more."""
+    rows = []
+    for row in readouts[readouts["looks"] == 0].itertuples():
+        customers = row.arm_customers + row.baseline_customers
+        conversions = (row.arm_conversions or 0) + (row.baseline_conversions or 0)
+        rate = conversions / customers if customers else 0.0
+        short = max(
+            max(0, min_outcomes - (converted or 0)) / rate if rate else np.inf
+            for converted in (row.arm_conversions, row.baseline_conversions)
+        )
+        rows.append(
+            {
+                "Audience": f"{row.audience} v{row.version_number}",
+                "Comparison": f"{row.arm} vs {row.baseline}",
+                "Customers with an ended window (arm / other)": f"{row.arm_customers:,} / {row.baseline_customers:,}",
+                "Conversions so far": f"{row.arm_conversions or 0} / {row.baseline_conversions or 0}",
+                "Still needs": "a first conversion"
+                if np.isinf(short)
+                else f"about {int(np.ceil(short)):,} more "
+                f"customers per group (at least {min_outcomes} converting and {min_outcomes} not in each)",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def money_chart(history: pd.DataFrame, currency: str) -> str:
+    """Incremental profit in all of each arm over control, night by night, with its interval band."""
+    figure = Figure(figsize=(9, 4))
+    axis = figure.subplots()
+    last = []
+    for (audience, version, arm), rows in history.groupby(["audience", "version_number", "arm"]):
+        label = f"{audience} v{version} / {arm}"
+        axis.plot(rows["ds"], rows["incremental_profit"], marker="o", label=label)
+        axis.fill_between(rows["ds"], rows["profit_lower"], rows["profit_upper"], alpha=0.15)
+        final = rows.iloc[-1]
+        last.append(f"{label} {_interval(final.incremental_profit, final.profit_lower, final.profit_upper, currency)}")
+    axis.axhline(0, color="#888", linewidth=1)
+    axis.xaxis.set_major_locator(DayLocator(interval=max(1, history["ds"].nunique() // 10)))  # whole nights
+    axis.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
+    axis.set_ylabel(f"incremental profit in all, {currency}")
+    axis.set_title("What each arm earned over control, by night (always-valid 95% interval)")
+    axis.tick_params(axis="x", labelrotation=45)
+    axis.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
+    alt = (
+        f"Line chart of incremental profit over control per audience arm across {history['ds'].nunique()} nights. "
+        f"Latest night: {'; '.join(last)}."
+    )
+    return chart(figure, alt)
+
+
+def funnel_chart(funnel: pd.DataFrame) -> str:
+    """Per audience, one bar of its qualified customers split by where they left or which group they
+    are in (the funnel as a picture: the widest pieces are where an audience loses people)."""
+    pieces = funnel.drop(index=["qualified", "decided"], errors="ignore").T
+    pieces = pieces.loc[:, pieces.sum() > 0]
+    figure = Figure(figsize=(10, 0.8 + 0.45 * len(pieces)))
+    axis = figure.subplots()
+    left = np.zeros(len(pieces))
+    for step in pieces.columns:
+        axis.barh([header(name) for name in pieces.index], pieces[step], left=left, label=header(step))
+        left += pieces[step].to_numpy()
+    axis.set_xlabel("customers who qualified")
+    axis.set_title("Funnel: where qualified customers left, and the groups of those decided")
+    axis.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
+    qualified = funnel.loc["qualified"] if "qualified" in funnel.index else funnel.sum()
+    decided = funnel.loc["decided"] if "decided" in funnel.index else qualified * 0
+    alt = "Stacked bar chart per audience of qualified customers by funnel step. " + "; ".join(
+        f"{name}: {int(qualified[name]):,} qualified, {int(decided[name]):,} decided" for name in funnel.columns
+    )
+    return chart(figure, alt)
+
+
+def drift_list(health: pd.DataFrame, report: Path) -> str:
+    """The night's drift checks, one row each, linked to its Evidently report."""
+    if health.empty:
+        return "<p>No drift check ran for this night.</p>"
+    rows = "".join(
+        f"<tr><td>{html.escape(r.model_name)}</td><td>{html.escape(r.check_name)}</td>"
+        f"<td class='{'drift' if r.status == 'drift' else 'ok'}'>{html.escape(r.status)}</td>"
+        f"<td>{r.share_drifted_columns:.0%}</td>"
+        f"<td>{link(r.report_path, report, 'open the report') if r.report_path else 'no report'}</td></tr>"
+        for r in health.itertuples()
+    )
+    return (
+        "<table><tr><th>Model</th><th>Check</th><th>Status</th><th>Columns drifted</th><th>Evidently report</th></tr>"
+        f"{rows}</table>"
+    )
+
+
+def program_total(program: pd.DataFrame) -> str:
+    """The program's incremental profit in all, with its interval (per-customer bounds x customers)."""
+    if program.empty or pd.isna(program.iloc[0]["incremental_profit_per_customer"]):
+        return ""
+    row = program.iloc[0]
+    customers = row["personalized_customers"]
+    return (
+        f"Personalization earned {_money(row['incremental_profit'], row['currency'])} profit in all "
+        f"[{_money(row['incremental_profit_ci_lower'] * customers, row['currency'])}, "
+        f"{_money(row['incremental_profit_ci_upper'] * customers, row['currency'])}] (95% interval) "
+        f"from {row['window_start']:%Y-%m-%d} to {row['window_end']:%Y-%m-%d}."
+    )
+
+
+def _table_or(frame: pd.DataFrame, empty: str) -> str:
+    return frame_table(frame, index=False) if not frame.empty else f"<p>{html.escape(empty)}</p>"
+
+
+def _reach_section(summary: AudienceSummary) -> str:
+    """Who was decided and reached: the population's split, the maturity curve, audience x channel."""
     reasons = summary.reasons
+    versions = ", ".join(f"{n} v{v}" if v else f"{n}: none" for n, v in summary.model_versions.items())
     maturity = summary.maturity.assign(share_of_population=summary.maturity["share_of_population"].map("{:.1%}".format))
-    versions = ", ".join(
-        f"{name} v{version}" if version else f"{name}: none" for name, version in summary.model_versions.items()
-    )
-    read = summary.readouts[summary.readouts["looks"] > 0]
-    readouts = (
-        "<ul>"
-        + "".join(f"<li>{html.escape(readout_line(row, summary.currency))}</li>" for row in read.itertuples())
-        + "</ul>"
-        if not read.empty
-        else "<p>No comparison has enough finished goal windows yet.</p>"
-    )
+    return f"""<h2>Who was reached</h2>
+<p>{summary.population:,} customers: {int(reasons.get("decided", 0)):,} decided into an audience,
+{int(reasons.get("too_little_data", 0)):,} get the default experience (too little data),
+{int(reasons.get("no_audience", 0)):,} qualify for no audience. Models: {html.escape(versions)}.</p>
+<h3>Maturity curve</h3>
+<p class="note">Customers reached by demographic, behavioral and predictive audiences (one decision each).</p>
+{frame_table(maturity, index=False)}
+<p class="note">Rows per audience and channel; the holdout is the control group, kept out of every file.</p>
+{frame_table(summary.by_channel)}"""
+
+
+def render_html(summary: AudienceSummary, path: Path | None = None) -> str:
+    """The marketer's page: money first (program total, each arm's profit and ROI with intervals and
+    over nights), what is still waiting, then reach, funnel, experiments, actions and model health."""
+    path = path or report_path(summary.ds)
     program = "<br>".join(html.escape(line) for line in program_lines(summary.program))
-    actions = (
-        frame_table(summary.actions, index=False)
-        if not summary.actions.empty
-        else f"<p>No automated action in the last {ACTIONS_DAYS} days.</p>"
+    total = program_total(summary.program)
+    history = money_chart(summary.history, summary.currency) if not summary.history.empty else ""
+    halted = "".join(
+        f"<li>{html.escape(name)}: {html.escape(state)}</li>"
+        for name, state in summary.status.items()
+        if not state.startswith("active")
     )
     body = f"""<h1>Audiences for {summary.ds}</h1>
 <h2>What personalization earned</h2>
+<p class="big">{html.escape(total) or "No program total yet."}</p>
 <p>{program}</p>
-<p>{summary.population} customers: {int(reasons.get("decided", 0))} decided into an audience,
-{int(reasons.get("too_little_data", 0))} get the default experience (too little data),
-{int(reasons.get("no_audience", 0))} qualify for no audience. Models: {html.escape(versions)}.</p>
-<h2>Maturity curve</h2>
-<p class="note">Customers reached in the channels by demographic, behavioral and predictive audiences
-(each customer has one decision per day, so the levels do not overlap).</p>
-{frame_table(maturity, index=False)}
-<h2>Rows per audience and channel</h2>
-<p class="note">Holdout: the audience's control group, kept out of every file to measure lift.</p>
-{frame_table(summary.by_channel)}
+<h2>Money per audience and arm</h2>
+<p class="note">Each arm against its control group, for customers whose goal window has ended. Intervals are
+always-valid 95% intervals: they stay valid however often the page is read (docs/audiences.md). Profit is net
+of contact and offer costs.</p>
+{_table_or(money_table(summary.readouts, summary.currency), "No comparison has enough finished goal windows yet.")}
+{history}
+<h2>Experiments still waiting for data</h2>
+{_table_or(waiting_table(summary.readouts, summary.min_outcomes_per_group), "Every experiment can be read.")}
+{f"<h2>Paused or shipped</h2><ul>{halted}</ul>" if halted else ""}
+{_reach_section(summary)}
+<h2>Funnel</h2>
+{funnel_chart(summary.funnel) if not summary.funnel.empty else "<p>No audience qualified anyone.</p>"}
+<details><summary>The funnel as a table</summary>{frame_table(summary.funnel.T)}</details>
 <h2>Experiments</h2>
 {frame_table(summary.experiments, index=False)}
-<h2>Experiment readouts</h2>
-<p class="note">Each arm against control and against the other arms, per experiment version, for customers
-whose goal window has ended: the goal's difference with its always-valid interval and p-value (valid however
-often it is read; see docs/audiences.md), then incremental revenue and profit (net of contact and offer costs)
-and ROI with their intervals.</p>
-{readouts}
-<h2>Automated actions</h2>
-{actions}
-<h2>Funnel</h2>
-<p class="note">Customers who qualified, where the others left (first reason), and the decided ones by group.</p>
-{frame_table(summary.funnel)}
+<h2>Every comparison</h2>
+<ul>{"".join(f"<li>{html.escape(readout_line(r, summary.currency))}</li>" for r in summary.readouts.itertuples())}</ul>
+<h2>Automated actions (last {ACTIONS_DAYS} days)</h2>
+{_table_or(summary.actions, "None: no audience paused, resumed or shipped a winner.")}
+<h2>Model health (drift reports)</h2>
+{drift_list(summary.health, path)}
 <h2>Purchase probability of the exported customers</h2>
 {frame_table(summary.scores)}"""
     return page(f"Audiences {summary.ds}", body)
@@ -447,6 +667,6 @@ def write_report(ds: dt.date, activation: ActivationConfig) -> Path | None:
     path = report_path(ds)
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_suffix(".html.tmp")
-    staged.write_text(render_html(summary), encoding="utf-8")
+    staged.write_text(render_html(summary, path), encoding="utf-8")
     staged.replace(path)
     return path

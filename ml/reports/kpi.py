@@ -10,10 +10,8 @@ file opens anywhere, offline, with no scripts.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import html
-import io
 import logging
 from pathlib import Path
 
@@ -22,10 +20,20 @@ from matplotlib.figure import Figure  # no pyplot: no global state, no display n
 
 from ml.activation.settings import ActivationConfig
 from ml.paths import reports_dir
-from ml.reports.audiences import ACTIONS_DAYS, program_lines, readout_line, uplift_lines
-from ml.reports.html import page
+from ml.reports.audiences import (
+    ACTIONS_DAYS,
+    MIN_COST_FOR_ROI,
+    drift_list,
+    money_table,
+    program_lines,
+    program_total,
+    readout_line,
+    rows_or_empty,
+    uplift_lines,
+    waiting_table,
+)
+from ml.reports.html import chart, frame_table, page
 from ml.warehouse.engine import open_warehouse
-from ml.warehouse.partitions import existing_tables
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +41,8 @@ TREND_DAYS = 90
 METRIC_TITLES = {"nps": "NPS (rolling 30 days)", "csat": "CSAT % (rolling 30 days)", "ces": "CES (rolling 30 days)"}
 
 
-def _png(figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    return f'<img alt="chart" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
-
-
 def _query(connection, sql: str, parameters: list, schema: str, table: str) -> pd.DataFrame:
-    if table not in existing_tables(connection, schema):
-        return pd.DataFrame()
-    return connection.execute(sql, parameters).df()
+    return rows_or_empty(connection, schema, table, sql, parameters)
 
 
 def cx_trend_chart(trends: pd.DataFrame) -> str:
@@ -54,7 +54,11 @@ def cx_trend_chart(trends: pd.DataFrame) -> str:
         axis.fill_between(rows["period_end"], rows["ci_lower"], rows["ci_upper"], alpha=0.25, color="#1f77b4")
         axis.set_title(title)
         axis.tick_params(axis="x", labelrotation=45)
-    return _png(figure)
+    latest = trends.sort_values("period_end").groupby("metric").tail(1).set_index("metric")["value"]
+    alt = "Three line charts of NPS, CSAT and CES (rolling 30 days, 95% bands) over 90 days; latest: " + ", ".join(
+        f"{metric.upper()} {latest[metric]:.1f}" for metric in METRIC_TITLES if metric in latest
+    )
+    return chart(figure, alt)
 
 
 def retention_chart(cohorts: pd.DataFrame) -> str:
@@ -67,7 +71,7 @@ def retention_chart(cohorts: pd.DataFrame) -> str:
     axis.set_ylabel("retained customers")
     axis.set_title("Retention by first-order cohort")
     axis.legend(fontsize=8)
-    return _png(figure)
+    return chart(figure, f"Retention curves of {cohorts['cohort_month'].nunique()} first-order cohorts by month")
 
 
 def churn_chart(churn: pd.DataFrame) -> str:
@@ -76,7 +80,8 @@ def churn_chart(churn: pd.DataFrame) -> str:
     axis.bar(churn["nps_category"], churn["churn_rate"], color="#d62728")
     axis.set_ylabel("churn rate")
     axis.set_title("Churn by latest NPS answer")
-    return _png(figure)
+    rates = ", ".join(f"{r.nps_category} {r.churn_rate:.0%}" for r in churn.itertuples())
+    return chart(figure, f"Bar chart of churn rate by latest NPS answer: {rates}")
 
 
 def audience_chart(groups: pd.DataFrame) -> str:
@@ -87,7 +92,8 @@ def audience_chart(groups: pd.DataFrame) -> str:
     axis.legend(title="group", bbox_to_anchor=(1.02, 1), loc="upper left", fontsize=8)
     axis.set_xlabel("customers decided on ds")
     axis.set_title("Audience sizes: control (holdout) and treated arms")
-    return _png(figure)
+    sizes = ", ".join(f"{name} {int(total):,}" for name, total in table.sum(axis=1).items())
+    return chart(figure, f"Stacked bars of customers decided per audience, by group: {sizes}")
 
 
 def profit_chart(results: pd.DataFrame, currency: str) -> str:
@@ -101,10 +107,13 @@ def profit_chart(results: pd.DataFrame, currency: str) -> str:
     axis.axvline(0, color="#888", linewidth=1)
     axis.set_xlabel(f"incremental profit per treated customer over control, {currency} (always-valid interval)")
     axis.set_title("What each arm earned, net")
-    return _png(figure)
+    alt = "Incremental profit per treated customer with intervals: " + "; ".join(
+        f"{label} {value:+.2f} {currency}" for label, value in zip(labels, profit, strict=True)
+    )
+    return chart(figure, alt)
 
 
-def kpi_report_html(ds: dt.date, currency: str) -> str:
+def kpi_report_html(ds: dt.date, currency: str, min_outcomes_per_group: int = 5) -> str:
     with open_warehouse() as connection:
         trends = _query(
             connection,
@@ -132,7 +141,7 @@ def kpi_report_html(ds: dt.date, currency: str) -> str:
         )
         results = _query(
             connection,
-            "select * from marts.fct_experiment_results where ds = ? and looks > 0 "
+            "select * from marts.fct_experiment_results where ds = ? "
             "order by audience, version_number, baseline <> 'control', arm, baseline",
             [ds],
             "marts",
@@ -159,6 +168,7 @@ def kpi_report_html(ds: dt.date, currency: str) -> str:
         )
     sections = [f"<h1>Customer KPIs for {ds}</h1>"]
     sections.append("<h2>What personalization earned</h2>")
+    sections.append(f"<p><strong>{html.escape(program_total(program))}</strong></p>")
     sections.append("<p>" + "<br>".join(html.escape(line) for line in program_lines(program)) + "</p>")
     sections.append("<h2>Customer experience</h2>")
     sections.append(cx_trend_chart(trends) if not trends.empty else "<p>No survey responses yet.</p>")
@@ -167,8 +177,7 @@ def kpi_report_html(ds: dt.date, currency: str) -> str:
     sections.append(churn_chart(churn) if not churn.empty else "")
     sections.append("<h2>Audiences</h2>")
     sections.append(audience_chart(groups) if not groups.empty else "<p>No audience decided on this day.</p>")
-    sections.append("<h2>Experiments</h2>")
-    sections.append(experiments_section(results, currency))
+    sections += experiment_sections(results, currency, min_outcomes_per_group)
     sections.append("<h2>Targeting by uplift: expected against the rules</h2>")
     sections.append(uplift_section(ds, currency))
     sections.append(f"<h2>Automated actions (last {ACTIONS_DAYS} days)</h2>")
@@ -179,9 +188,20 @@ def kpi_report_html(ds: dt.date, currency: str) -> str:
     sections.append("<h2>Models in use</h2>")
     sections.append(models_in_use(ds))
     sections.append("<h2>Model health (drift)</h2>")
-    sections.append(health_section(health))
+    sections.append(health_section(health, report_path(ds)))
     body = "\n".join(sections)
     return page(f"KPIs {ds}", body)
+
+
+def experiment_sections(results: pd.DataFrame, currency: str, min_outcomes_per_group: int) -> list[str]:
+    """The readable readouts, then the comparisons still waiting for data and what they need."""
+    waiting = waiting_table(results, min_outcomes_per_group) if len(results) else pd.DataFrame()
+    return [
+        "<h2>Experiments</h2>",
+        experiments_section(results[results["looks"] > 0] if len(results) else results, currency),
+        "<h2>Experiments still waiting for data</h2>",
+        frame_table(waiting, index=False) if len(waiting) else "<p>Every experiment can be read.</p>",
+    ]
 
 
 def experiments_section(results: pd.DataFrame, currency: str) -> str:
@@ -189,9 +209,16 @@ def experiments_section(results: pd.DataFrame, currency: str) -> str:
     if results.empty:
         return "<p>No comparison has enough finished goal windows yet.</p>"
     against_control = results[(results["baseline"] == "control") & results["incremental_profit_per_customer"].notna()]
-    chart = profit_chart(against_control, currency) if not against_control.empty else ""
+    picture = profit_chart(against_control, currency) if not against_control.empty else ""
+    money = money_table(results, currency)
+    table = frame_table(money, index=False) if not money.empty else ""
+    note = (
+        f"<p class='note'>ROI = incremental profit / what the arm cost (contacts and offers), with its interval; "
+        f"n/a where an arm cost under {MIN_COST_FOR_ROI} {currency} per customer (a ratio over almost nothing "
+        "says nothing).</p>"
+    )
     lines = "".join(f"<li>{html.escape(readout_line(row, currency))}</li>" for row in results.itertuples())
-    return "\n".join(part for part in (chart, f"<ul>{lines}</ul>") if part)
+    return "\n".join(part for part in (picture, table, note, f"<ul>{lines}</ul>") if part)
 
 
 def uplift_section(ds: dt.date, currency: str) -> str:
@@ -214,21 +241,11 @@ def uplift_section(ds: dt.date, currency: str) -> str:
     return "<p>" + "<br>".join(html.escape(line) for line in uplift_lines(policy, arms, currency)) + "</p>"
 
 
-def health_section(health: pd.DataFrame) -> str:
-    """One row per model and drift check of the day: status, share drifted, reference, action, report."""
+def health_section(health: pd.DataFrame, page_path: Path) -> str:
+    """One line per model and drift check of the day, linked to its Evidently report."""
     if health.empty:
         return "<p>Not checked on this day.</p>"
-    rows = "".join(
-        f"<tr><td>{html.escape(r.model_name)}</td><td>{html.escape(r.check_name)}</td>"
-        f"<td class='{'drift' if r.status == 'drift' else 'ok'}'>{r.status}</td>"
-        f"<td>{r.share_drifted_columns:.0%} of {r.columns_checked}</td><td>{r.reference_ds:%Y-%m-%d}</td>"
-        f"<td>{r.action}</td><td>{html.escape(Path(r.report_path).name) if r.report_path else ''}</td></tr>"
-        for r in health.itertuples()
-    )
-    return (
-        "<table><tr><th>model</th><th>check</th><th>status</th><th>drifted columns</th><th>reference</th>"
-        f"<th>action</th><th>report</th></tr>{rows}</table>"
-    )
+    return drift_list(health, page_path)
 
 
 def models_in_use(ds: dt.date) -> str:
@@ -251,7 +268,8 @@ def build_kpi_report(ds: dt.date, activation: ActivationConfig) -> dict[str, obj
     path = report_path(ds)
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_suffix(".html.tmp")
-    staged.write_text(kpi_report_html(ds, activation.economics.currency), encoding="utf-8")
+    html_text = kpi_report_html(ds, activation.economics.currency, activation.sequential.min_outcomes_per_group)
+    staged.write_text(html_text, encoding="utf-8")
     staged.replace(path)
     log.info("ds=%s KPI report %s (%d KB)", ds, path, path.stat().st_size // 1024)
     return {"report": str(path)}

@@ -138,3 +138,24 @@ NPS_NOISE = 1.1  # sd of the answer around the latent score
 EMAIL_OPEN_RATE = 0.10  # campaign e-mails opened (x engagement, capped)
 PUSH_OPEN_RATE = 0.05
 EMAIL_CLICK_RATE = 0.25  # opened e-mails clicked
+
+# When customers read messages (the send-time model's planted truth, ml.activation.send_time): each
+# customer has a preferred local hour, drawn around their device's (desktop users read at work, phone
+# users in the evening) and shifted later for the young. Most e-mail and push opens happen near it,
+# in the customer's own time zone; the rest anywhere between OPEN_HOURS.
+TIME_ZONES = {
+    "DE": "Europe/Berlin",
+    "FR": "Europe/Paris",
+    "GB": "Europe/London",
+    "ES": "Europe/Madrid",
+    "IT": "Europe/Rome",
+    "NL": "Europe/Amsterdam",
+    "PL": "Europe/Warsaw",
+    "US": "America/New_York",
+}
+PREFERRED_HOUR_BY_DEVICE = np.array([20.0, 19.5, 10.5, 21.0])  # DEVICES order: ios, android, desktop, tablet
+PREFERRED_HOUR_YOUNG_SHIFT = 1.0  # hours later for customers born after 1995
+PREFERRED_HOUR_SD = 2.0  # the customers' spread around their segment's hour
+OPEN_AT_PREFERRED_SHARE = 0.7  # opens near the preferred hour; the rest uniform in OPEN_HOURS
+OPEN_HOUR_SD = 1.0
+OPEN_HOURS = (7, 23)

@@ -13,6 +13,8 @@ from ml.synthetic.settings import GeneratorSettings
 
 # ----------------------------------------------------------------------------- catalog
 
+SHOP_URL = "https://shop.example.com"  # example.com: reserved for documentation (RFC 2606), never a real shop
+
 
 @dataclass
 class Catalog:
@@ -47,14 +49,18 @@ def make_catalog(settings: GeneratorSettings, rng: np.random.Generator) -> Catal
         "|".join(rng.choice(CATEGORY_TAGS[CATEGORIES[c]], size=rng.integers(1, 4), replace=False)) for c in category
     ]
     names = [f"{CATEGORIES[c].title()} item {i + 1}" for i, c in enumerate(category)]
+    item_ids = _ids("I", np.arange(1, n_items + 1), 5)
+    slugs = [f"{CATEGORIES[c]}/{item_id.lower()}" for c, item_id in zip(category, item_ids.to_pylist(), strict=True)]
     table = pa.table(
         {
-            "item_id": _ids("I", np.arange(1, n_items + 1), 5),
+            "item_id": item_ids,
             "name": pa.array(names),
             "category": pa.array(CATEGORIES[category]),
             "price": pa.array(price),
             "tags": pa.array(tags),
             "is_active": pa.array(is_active),
+            "url": pa.array([f"{SHOP_URL}/p/{slug}" for slug in slugs]),
+            "image_url": pa.array([f"{SHOP_URL}/img/{slug}.jpg" for slug in slugs]),
         }
     )
     return Catalog(table, category, price, cumulative, category_mass_start)

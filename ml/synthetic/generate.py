@@ -54,6 +54,7 @@ def generate(settings: GeneratorSettings, out: Path) -> dict[str, int]:
             "engagement": population.engagement,
             "satisfaction": population.satisfaction,
             "is_browser_only": population.is_browser_only,
+            "preferred_hour": population.preferred_hour,  # local time: the send-time model's truth
             "churn_day": sim.churn_day,
             "planted_orders": sim.planted_responses,
         }

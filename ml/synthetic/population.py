@@ -19,6 +19,10 @@ from ml.synthetic.behaviour import (
     COUNTRIES,
     DEVICE_WEIGHTS,
     DEVICES,
+    OPEN_HOURS,
+    PREFERRED_HOUR_BY_DEVICE,
+    PREFERRED_HOUR_SD,
+    PREFERRED_HOUR_YOUNG_SHIFT,
     SECONDS_PER_DAY,
 )
 from ml.synthetic.settings import GeneratorSettings
@@ -39,6 +43,21 @@ class Population:
     satisfaction: np.ndarray  # latent, standard normal
     is_browser_only: np.ndarray  # never buys
     consent_granted: np.ndarray  # (customers, consent channels) at signup
+    preferred_hour: np.ndarray  # local hour (float) near which the customer reads e-mail and push
+
+
+FIRST_NAMES = np.array(
+    ["Anna", "Lukas", "Emma", "Jonas", "Léa", "Hugo", "Olivia", "Jack", "Lucía", "Mateo", "Giulia", "Marco",
+     "Sanne", "Daan", "Zofia", "Jakub", "Ava", "Liam", "Noor", "Sam"]
+)  # fmt: skip
+
+
+def plant_preferred_hours(device: np.ndarray, birth_year: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each customer's preferred local hour: their device's, later for the young, with a personal spread
+    (behaviour.PREFERRED_HOUR_*), kept inside the hours people open messages."""
+    segment_hour = PREFERRED_HOUR_BY_DEVICE[device] + np.where(birth_year > 1995, PREFERRED_HOUR_YOUNG_SHIFT, 0.0)
+    hour = segment_hour + rng.normal(0.0, PREFERRED_HOUR_SD, len(device))
+    return np.clip(hour, OPEN_HOURS[0], OPEN_HOURS[1] - 0.01)
 
 
 def make_population(settings: GeneratorSettings, rng: np.random.Generator) -> Population:
@@ -77,6 +96,10 @@ def make_population(settings: GeneratorSettings, rng: np.random.Generator) -> Po
     opt_in = CONSENT_OPT_IN[None, :] * np.where(mobile[:, None] | (CONSENT_CHANNELS != "push"), 1.0, 0.25)
     consent_granted = rng.random((n, len(CONSENT_CHANNELS))) < opt_in
 
+    # Their own stream: the main stream's draws stay where they were before names and hours existed.
+    side_rng = np.random.default_rng([settings.seed, 2])
+    preferred_hour = plant_preferred_hours(device, birth_year, side_rng)
+    first_name = FIRST_NAMES[side_rng.integers(0, len(FIRST_NAMES), n)]
     customer_numbers = np.arange(1, n + 1)
     ids = _ids("C", customer_numbers, 7)
     email = pc.binary_join_element_wise(pc.utf8_lower(ids), pa.scalar("@example.com"), "")
@@ -85,6 +108,7 @@ def make_population(settings: GeneratorSettings, rng: np.random.Generator) -> Po
             "customer_id": ids,
             "signup_at": _timestamps(signup_seconds),
             "email": email,
+            "first_name": pa.array(first_name),
             "country": pa.array([COUNTRIES[c][0] for c in country]),
             "city": pa.array(city),
             "language": pa.array(language),
@@ -106,4 +130,5 @@ def make_population(settings: GeneratorSettings, rng: np.random.Generator) -> Po
         satisfaction=satisfaction,
         is_browser_only=is_browser_only,
         consent_granted=consent_granted,
+        preferred_hour=preferred_hour,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from ml.synthetic.behaviour import (
     CHURN_SATISFACTION_SLOPE,
     CHURNED_SESSION_FACTOR,
     CONSENT_CHANNELS,
+    COUNTRIES,
     DELIVERY,
     DELIVERY_CSAT_RESPONSE_RATE,
     EMAIL_CLICK,
@@ -38,6 +40,9 @@ from ml.synthetic.behaviour import (
     NPS_RESPONSE_RATE,
     NPS_SATISFACTION,
     NPS_SURVEY_INTERVAL_DAYS,
+    OPEN_AT_PREFERRED_SHARE,
+    OPEN_HOUR_SD,
+    OPEN_HOURS,
     ORDER_CONTACT_RATE,
     ORDER_CONTACT_RATE_DISSATISFIED,
     ORDER_CONTACT_RATE_PROBLEM,
@@ -63,6 +68,7 @@ from ml.synthetic.behaviour import (
     SUPPORT_CONTACT_DAILY_RATE,
     SUPPORT_CSAT_RESPONSE_RATE,
     SUPPORT_PHONE,
+    TIME_ZONES,
     WEEKDAY_SESSION_FACTOR,
     WEEKEND_SESSION_FACTOR,
 )
@@ -131,9 +137,6 @@ def simulate(
     erasure_seconds = np.full(n, -1, dtype=np.int64)
     erased = rng.random(n) < ERASURE_RATE
     erasure_delay = rng.uniform(0.2, 1.0, n)
-    is_mobile = population.device < 2
-    email_granted = population.consent_granted[:, list(CONSENT_CHANNELS).index("email")]
-    push_granted = population.consent_granted[:, list(CONSENT_CHANNELS).index("push")]
     planted = settings.planted_lift
     response_rate = (
         planted.response_rates(population.table["customer_id"].to_pylist(), population.consent_granted)
@@ -143,6 +146,7 @@ def simulate(
     # Its own stream: the planted effect's draws leave the main stream's draws where they were.
     planted_rng = np.random.default_rng([settings.seed, 1])
     planted_responses = np.zeros(n, dtype=np.int32)
+    open_rng = np.random.default_rng([settings.seed, 3])  # when messages are opened: a stream of its own too
 
     for day in range(days):
         day_start = settings.start_epoch + day * SECONDS_PER_DAY
@@ -177,9 +181,7 @@ def simulate(
 
         # Email and push campaigns twice a week to consenting customers.
         if weekday in (1, 4):
-            _simulate_campaign_events(
-                day_start, signed_up & ~gone, email_granted, push_granted, is_mobile, population, rng, state.events
-            )
+            _simulate_campaign_events(day_start, signed_up & ~gone, population, rng, open_rng, state.events)
 
         # Support contacts not tied to an order, then the periodic relationship (NPS) survey.
         contacts = np.flatnonzero(active & (rng.random(n) < SUPPORT_CONTACT_DAILY_RATE))
@@ -498,7 +500,30 @@ def _simulate_support(seconds, customers, population, rng, state, order_number=N
     )
 
 
-def _simulate_campaign_events(day_start, reachable, email_granted, push_granted, is_mobile, population, rng, events):
+def utc_offset_hours(day_start: int) -> np.ndarray:
+    """Each country's (COUNTRIES order) offset from UTC at noon of the day, in hours (daylight saving included)."""
+    noon = dt.datetime.fromtimestamp(day_start + SECONDS_PER_DAY // 2, dt.UTC)
+    return np.array([ZoneInfo(TIME_ZONES[c[0]]).utcoffset(noon).total_seconds() / 3600 for c in COUNTRIES])
+
+
+def _open_seconds(day_start: int, opening: np.ndarray, population, open_rng: np.random.Generator) -> np.ndarray:
+    """When the opening customers open, in UTC seconds of the day: most near their preferred local hour
+    (the planted truth of the send-time model), the rest anywhere in OPEN_HOURS, local time."""
+    k = len(opening)
+    near_preferred = open_rng.random(k) < OPEN_AT_PREFERRED_SHARE
+    local_hour = np.where(
+        near_preferred,
+        population.preferred_hour[opening] + open_rng.normal(0.0, OPEN_HOUR_SD, k),
+        open_rng.uniform(OPEN_HOURS[0], OPEN_HOURS[1], k),
+    )
+    utc_hour = (local_hour - utc_offset_hours(day_start)[population.country[opening]]) % 24
+    return day_start + (utc_hour * 3600).astype(np.int64)
+
+
+def _simulate_campaign_events(day_start, reachable, population, rng, open_rng, events):
+    is_mobile = population.device < 2
+    email_granted = population.consent_granted[:, list(CONSENT_CHANNELS).index("email")]
+    push_granted = population.consent_granted[:, list(CONSENT_CHANNELS).index("push")]
     n = len(reachable)
     engagement_factor = np.minimum(population.engagement / 0.1, 3.0)
     for granted, open_rate, open_type, channel in (
@@ -506,7 +531,8 @@ def _simulate_campaign_events(day_start, reachable, email_granted, push_granted,
         (push_granted & is_mobile, PUSH_OPEN_RATE, PUSH_OPEN, 3),
     ):
         opening = np.flatnonzero(reachable & granted & (rng.random(n) < open_rate * engagement_factor))
-        seconds = day_start + rng.integers(7 * 3600, 21 * 3600, len(opening))
+        rng.integers(7 * 3600, 21 * 3600, len(opening))  # the main stream's draw of old, kept in place
+        seconds = _open_seconds(day_start, opening, population, open_rng)
         events.add(
             customer=opening,
             seconds=seconds,

@@ -31,6 +31,7 @@ CONTRACT: dict[str, TableContract] = {
             required=("customer_id", "signup_at"),
             optional=(
                 "email",
+                "first_name",
                 "country",
                 "city",
                 "language",
@@ -45,7 +46,7 @@ CONTRACT: dict[str, TableContract] = {
         TableContract(
             "items",
             required=("item_id",),
-            optional=("name", "category", "price", "tags", "is_active"),
+            optional=("name", "category", "price", "tags", "is_active", "url", "image_url"),
             key=("item_id",),
         ),
         TableContract(

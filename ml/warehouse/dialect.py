@@ -14,6 +14,7 @@ import duckdb
 # DuckDB's type names in our DDL and queries, and what Spark calls them.
 SPARK_TYPES = (
     (re.compile(r"\bvarchar\[\]", re.I), "array<string>"),
+    (re.compile(r"\bdouble\[\]", re.I), "array<double>"),
     (re.compile(r"\b(varchar|json)\b", re.I), "string"),
 )
 

@@ -26,6 +26,7 @@ PANDAS_DTYPES = {
     "timestamp": "datetime64[us]",
     "timestamptz": "datetime64[us, UTC]",
     "varchar[]": "object",  # lists of text
+    "double[]": "object",  # lists of numbers
 }
 
 

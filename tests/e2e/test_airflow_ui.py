@@ -238,7 +238,10 @@ def test_a_finished_run_shows_every_task_in_success(airflow_ui, finished_run):
     assert screenshot.stat().st_size > 10_000
 
 
-def test_the_marketer_summary_renders_the_maturity_curve_and_every_audience(finished_run):
+def test_the_marketer_page_reads_in_a_minute_at_a_laptops_width(finished_run):
+    """The audience summary as a marketer opens it: money and what is waiting first, charts whose
+    alt text says what they show, readable headers (no snake_case, one header row), nothing wider
+    than a 1300-px window, and drift links that open their reports."""
     from playwright.sync_api import expect, sync_playwright
 
     from ml.orchestration.config import load_config
@@ -247,16 +250,39 @@ def test_the_marketer_summary_renders_the_maturity_curve_and_every_audience(fini
     screenshot = reports_dir() / "audience_summary.png"
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser, page = browser_page(playwright)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
         try:
             page.goto(report.as_uri())
             expect(page.get_by_role("heading", name=f"Audiences for {END_DATE}")).to_be_visible()
-            maturity = page.locator("table").first
+            headings = page.locator("h2").all_inner_texts()
+            assert headings[:3] == [
+                "What personalization earned",
+                "Money per audience and arm",
+                "Experiments still waiting for data",
+            ], headings
+            # One night: every comparison still waits, each saying what it needs.
+            waiting = page.locator("h2:has-text('still waiting') + div table")
+            expect(waiting.get_by_role("columnheader", name="Still needs")).to_be_visible()
             for level in ("demographic", "behavioral", "predictive"):
-                expect(maturity.get_by_role("cell", name=level, exact=True)).to_be_visible()
-            channels = page.locator("table").nth(1)
+                expect(page.get_by_role("cell", name=level, exact=True).first).to_be_visible()
             for name in load_config().activation.audiences:
-                expect(channels.get_by_text(name, exact=True)).to_be_visible()
+                expect(page.get_by_role("cell", name=name, exact=True).first).to_be_visible()
+            headers = page.locator("th").all_inner_texts()
+            assert headers and not [text for text in headers if "_" in text], headers
+            assert page.locator("thead tr").evaluate_all("rows => rows.every(r => r.parentElement.rows.length === 1)")
+            images = page.locator("img")
+            assert images.count() >= 1  # the funnel
+            for index in range(images.count()):
+                alt = images.nth(index).get_attribute("alt")
+                assert alt and len(alt) > 40 and alt != "chart", alt
+                assert images.nth(index).evaluate("image => image.complete && image.naturalWidth > 0")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1300
+            links = page.get_by_role("link", name="open the report")
+            assert links.count() >= 1
+            for index in range(links.count()):
+                href = links.nth(index).get_attribute("href")
+                assert (report.parent / href).resolve().is_file(), href
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
@@ -281,8 +307,10 @@ def test_the_kpi_report_opens_without_console_errors_and_shows_every_section(fin
                 expect(page.get_by_role("heading", name=section, exact=True)).to_be_visible()
             images = page.locator("img")
             assert images.count() >= 4  # CX trends, retention, churn by NPS, audiences
-            for index in range(images.count()):  # every chart decoded and drawn
+            for index in range(images.count()):  # every chart decoded and drawn, and described
                 assert images.nth(index).evaluate("image => image.complete && image.naturalWidth > 0")
+                assert images.nth(index).get_attribute("alt") != "chart"
+            expect(page.get_by_role("heading", name="Experiments still waiting for data")).to_be_visible()
             expect(page.get_by_role("cell", name="propensity", exact=True).first).to_be_visible()
             page.screenshot(path=str(screenshot), full_page=True)
         finally:

@@ -3,6 +3,7 @@ the invariants checked in the warehouse, byte-identical reruns, and checks that 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 
@@ -24,7 +25,7 @@ from tests.helpers import END_DATE, export_digests, query
 
 DS = END_DATE.isoformat()
 ACTIVATION = load_config().activation
-PERSONAL = {"city", "birth_year", "gender", "signup_at", "email", "email_sha256"}
+PERSONAL = {"city", "birth_year", "gender", "signup_at", "email", "email_sha256", "first_name"}
 
 
 @pytest.fixture
@@ -118,6 +119,7 @@ def test_files_carry_the_configured_identifier_and_no_other_personal_data(built_
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
             personal = PERSONAL & set(frame.columns)
             expected = {"email": {"email"}, "email_sha256": {"email_sha256"}, "customer_id": set()}[settings.identifier]
+            expected |= {"first_name"} if settings.first_name else set()
             assert personal == expected, (channel, path.name, personal)
             if "email" in frame:
                 assert (frame["email"] == frame["customer_id"].map(emails)).all()
@@ -226,3 +228,62 @@ def test_erasure_reaches_files_published_before_the_request(warehouse_env):
     finally:
         run_stage("publish_channels", DS)  # the customer is not really erased: publishing restores the day
     assert export_digests(warehouse_env) == before
+
+
+def test_files_carry_what_a_template_needs(built_warehouse):
+    """Item names, links, images and prices beside the ids (from the catalog), an offer's value,
+    expiry and cost, a reason for every row, the first name beside the address, and send_at where
+    the arm sets a send time (the welcome's send-time test)."""
+    folder = built_warehouse / "exports" / "email" / f"ds={DS}"
+    catalog = query(built_warehouse, "select item_id, item_name, url, price from staging.stg_items").set_index(
+        "item_id"
+    )
+    rows = pd.concat([pd.read_parquet(path) for path in folder.glob("*.parquet")], ignore_index=True)
+    assert len(rows) and rows["reason"].notna().all() and (rows["first_name"].notna()).all()
+    recommended = rows[rows["recommended_items"].notna()]
+    for _, row in recommended.head(20).iterrows():
+        items = list(row["recommended_items"])
+        assert list(row["recommended_item_names"]) == catalog.loc[items, "item_name"].tolist()
+        assert list(row["recommended_item_urls"]) == catalog.loc[items, "url"].tolist()
+        assert list(row["recommended_item_prices"]) == catalog.loc[items, "price"].tolist()
+    offers = rows[rows["offer_code"].notna()]
+    assert offers[["offer_value", "offer_expires_on", "offer_cost"]].notna().all().all()
+    assert (offers["offer_expires_on"] > DS).all()
+    carts = rows[rows["audience"] == "cart_abandonment"]
+    assert carts["reason"].str.startswith("added ").all()
+    welcome = rows[rows["audience"] == "welcome_new_customers"]
+    other = rows[rows["audience"] != "welcome_new_customers"]
+    assert welcome["send_at"].notna().all() and other["send_at"].isna().all()
+    fixed = welcome[welcome["experiment_group"] == "fixed_time"]
+    by_zone = fixed.merge(
+        query(built_warehouse, "select customer_id, country from marts.customer_360 where ds = ?", [END_DATE])
+    )
+    # 10:00 in Berlin on 2026-11-01 (winter time) is 09:00 UTC; in New York 15:00 UTC.
+    assert set(by_zone.loc[by_zone["country"] == "DE", "send_at"]) <= {"2026-11-01T09:00:00Z"}
+    assert set(by_zone.loc[by_zone["country"] == "US", "send_at"]) <= {"2026-11-01T15:00:00Z"}
+    csv = pd.read_csv(folder / "cart_abandonment.csv", dtype=str, keep_default_na=False)
+    assert "recommended_item_names" in csv and "send_at" in csv
+
+
+def test_the_send_time_model_finds_the_planted_hours_better_than_the_segment_default(built_warehouse, monkeypatch):
+    """Each customer's planted preferred hour (synthetic_truth) against the hour chosen for them
+    from their own e-mail opens shrunk to their segment's, and against their segment's hour alone."""
+    from ml.activation.send_time import best_hours, hour_error, read_send_time_inputs
+
+    monkeypatch.setenv("PZ_DATA_DIR", str(built_warehouse))
+    settings = ACTIVATION.send_time
+    truth = pd.read_parquet(built_warehouse / "synthetic_truth" / "customers.parquet").set_index("customer_id")
+    engaged = query(
+        built_warehouse,
+        "select distinct customer_id from marts.customer_engagement_hours where ds = ? and channel = 'email'",
+        [END_DATE],
+    )["customer_id"].tolist()
+    customers, engagement, segments = read_send_time_inputs(END_DATE, "email", engaged, settings)
+    weekday = (END_DATE + dt.timedelta(days=1)).isoweekday()  # the files' send day
+    model = best_hours(customers, engagement, segments, settings, weekday).set_index("customer_id")
+    segment_only = best_hours(customers, engagement.iloc[:0], segments, settings, weekday).set_index("customer_id")
+    planted = truth.loc[model.index, "preferred_hour"]
+    model_error = hour_error(model["send_hour"], planted, settings).mean()
+    segment_error = hour_error(segment_only["send_hour"], planted, settings).mean()
+    assert len(model) > 200 and (model["source"] == "customer").all()
+    assert model_error < segment_error * 0.9, (model_error, segment_error)

@@ -200,7 +200,8 @@ final as (
         {% for channel in consent_channels %}
             coalesce(consents_by_channel.has_consent_{{ channel }}, false) as has_consent_{{ channel }},
         {% endfor %}
-        customers.email
+        customers.email,
+        customers.first_name
     from customers
     left join order_stats on customers.customer_id = order_stats.customer_id
     left join buyers_scored on customers.customer_id = buyers_scored.customer_id

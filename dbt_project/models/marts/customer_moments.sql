@@ -24,6 +24,24 @@ last_events as (
     group by customer_id
 ),
 
+-- The item of each of those last events (the smallest id when several share the timestamp): what a
+-- file's `reason` names ("added X to the cart").
+last_items as (
+    select
+        last_events.customer_id,
+        min(case when events.event_type = 'add_to_cart' then events.item_id end) as last_cart_item_id,
+        min(case when events.event_type = 'product_view' then events.item_id end) as last_viewed_item_id
+    from last_events
+    inner join {{ ref('stg_events') }} as events
+        on
+            last_events.customer_id = events.customer_id
+            and (
+                (events.event_type = 'add_to_cart' and last_events.last_add_to_cart_at = events.occurred_at)
+                or (events.event_type = 'product_view' and last_events.last_product_view_at = events.occurred_at)
+            )
+    group by last_events.customer_id
+),
+
 last_orders as (
     select
         customer_id,
@@ -38,12 +56,14 @@ final as (
         {{ ds() }} as ds,
         customers.customer_id,
         last_events.last_add_to_cart_at,
+        last_items.last_cart_item_id,
         -- An abandoned cart: the last add-to-cart has no completed order at or after it.
         case
             when last_orders.last_order_at is null or last_orders.last_order_at < last_events.last_add_to_cart_at
                 then {{ periods_between('second', 'last_events.last_add_to_cart_at', ds_end()) }} / 3600e0
         end as hours_since_cart_abandoned,
         last_events.last_product_view_at,
+        last_items.last_viewed_item_id,
         -- Browse abandonment: the last product view has no add-to-cart and no completed order at or after it.
         case
             when
@@ -59,6 +79,7 @@ final as (
         end as hours_since_browse_abandoned
     from customers
     left join last_events on customers.customer_id = last_events.customer_id
+    left join last_items on customers.customer_id = last_items.customer_id
     left join last_orders on customers.customer_id = last_orders.customer_id
 )
 

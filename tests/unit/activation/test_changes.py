@@ -58,7 +58,8 @@ def test_the_previous_day_is_the_newest_published_one_before_ds(tmp_path):
 
 def published_day(ds: dt.date, customers: list[str]) -> None:
     """Publish the email files of `ds` with `customers` in win_back (the real writer, a small config)."""
-    from ml.activation.export import write_channel_files
+    from ml.activation.export import channel_columns, write_channel_files
+    from ml.warehouse.frames import typed_frame
     from tests.unit.activation.test_decisions_and_exports import ACTIVATION
 
     frame = pd.DataFrame(
@@ -75,6 +76,7 @@ def published_day(ds: dt.date, customers: list[str]) -> None:
             "email": [f"{c.lower()}@example.com" for c in customers],
         }
     )
+    frame = typed_frame(frame.to_dict("records"), channel_columns(ACTIVATION, "email"))  # the other columns empty
     assignments = frame[["audience", "customer_id", "experiment_group"]].assign(
         channels=[["email"]] * len(frame), experiment_version="v1"
     )

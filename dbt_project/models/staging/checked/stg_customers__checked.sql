@@ -1,7 +1,7 @@
 -- Every landing row of customers, parsed and checked once: in the night its file arrived
 -- (or changed). The checks here do not depend on ds; stg_customers__classified gives each row its status for ds.
 with source_rows as (
-    {{ landing_rows('customers', ['customer_id', 'signup_at', 'email', 'country', 'city', 'language',
+    {{ landing_rows('customers', ['customer_id', 'signup_at', 'email', 'first_name', 'country', 'city', 'language',
                         'birth_year', 'gender', 'device_type', 'acquisition_channel']) }}
 ),
 
@@ -11,6 +11,7 @@ parsed as (
         {{ clean_text('raw_customer_id') }} as customer_id,
         {{ parse_timestamp('raw_signup_at') }} as signup_at,
         lower({{ clean_text('raw_email') }}) as email,
+        {{ clean_text('raw_first_name') }} as first_name,
         upper({{ clean_text('raw_country') }}) as country,
         {{ clean_text('raw_city') }} as city,
         lower({{ clean_text('raw_language') }}) as language,
