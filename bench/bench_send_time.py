@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from ml.activation.send_time import HOURS, best_hours, hour_error, read_send_time_inputs
 from ml.synthetic.behaviour import OPEN_AT_PREFERRED_SHARE, OPEN_HOUR_SD, OPEN_HOURS
+from ml.warehouse.engine import open_warehouse
 
 
 def planted_open_share(hours: np.ndarray, preferred: np.ndarray) -> np.ndarray:
@@ -53,9 +54,16 @@ def evaluate(ds: dt.date, truth: pd.DataFrame, settings) -> list[dict]:
     rows = []
     weekday = (ds + dt.timedelta(days=1)).isoweekday()
     for channel in settings.channels:
-        customers, engagement, segments = read_send_time_inputs(ds, channel, [], settings)
-        engaged = sorted(engagement["customer_id"].unique()) if len(engagement) else []
-        customers, engagement, _ = read_send_time_inputs(ds, channel, engaged, settings)
+        with open_warehouse() as connection:
+            engaged = [
+                customer
+                for (customer,) in connection.execute(
+                    "select distinct customer_id from marts.customer_engagement_hours where ds = ? and channel = ? "
+                    "order by 1",
+                    [ds, channel],
+                ).fetchall()
+            ]
+        customers, engagement, segments = read_send_time_inputs(ds, channel, engaged, settings)
         events = engagement.groupby("customer_id")["engagement"].sum().reindex(customers["customer_id"])
         rules = {
             "fixed 10:00": pd.Series(10, index=customers["customer_id"]),
@@ -94,8 +102,11 @@ def evaluate(ds: dt.date, truth: pd.DataFrame, settings) -> list[dict]:
 def report(rows: list[dict], customers: int, seconds: float) -> str:
     frame = pd.DataFrame(rows)
     lines = [
+        "## Send time: the hour chosen per customer against the planted preferred hour",
+        "",
         f"Machine: {machine()}. Demo data set with {customers:,} customers, 180 days; ds = the demo end date; "
-        f"{seconds / 60:.1f} minutes in all. Truth: each customer's planted preferred local hour.",
+        f"{seconds:.0f} s to evaluate. Truth: each customer's planted preferred local hour; every customer with "
+        "engagement on the channel in the 90 days (`bench/bench_send_time.py`).",
         "",
         "| channel | customers' history | customers | rule | hours from the best permitted hour "
         "| within 1 hour | planted open share vs the best hour's |",

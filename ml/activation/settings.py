@@ -427,7 +427,7 @@ class SendTimeSettings(StrictSettings):
     default_time_zone: str = Field("UTC", description="Time zone of customers whose country is not in time_zones.")
     time_zones: dict[str, str] = Field({}, description="Country code -> IANA time zone (e.g. DE: Europe/Berlin).")
     channels: dict[str, dict[str, float]] = Field(
-        {"email": {"email_open": 1.0, "email_click": 1.0}, "push": {"push_open": 1.0, "app_open": 0.2}},
+        {"email": {"email_open": 1.0, "email_click": 1.0}, "push": {"push_open": 1.0}},
         description="Per channel, the engagement events (and their weights) its best hour is learned from; "
         "other channels get no send_at.",
     )
