@@ -85,6 +85,7 @@ BASE_COLUMNS = {
     "content_id": "varchar",
     "reason": "varchar",
     "send_at": "varchar",
+    "utm_parameters": "varchar",
 }
 LIST_COLUMNS = tuple(name for name, kind in BASE_COLUMNS.items() if kind.endswith("[]"))
 SCORE_DECIMALS = 4  # a probability to 0.01 percentage points: more digits say nothing
@@ -112,6 +113,9 @@ COLUMN_MEANINGS = {
     "send_at": "when to send (UTC, ISO 8601): the customer's best hour (send_time: optimized) or the arm's fixed "
     "hour in their time zone, on the day after ds; empty: send when the file arrives",
     "first_name": "the customer's first name, as landed (personal: only beside the e-mail address)",
+    "utm_parameters": "the query string to append to every link of the message (utm_source = the channel, "
+    "utm_medium = personalization, utm_campaign = the audience, utm_content = the arm), so web analytics "
+    "credits the visit to the decision",
     "email": "the customer's e-mail address (consented)",
     "email_sha256": "sha256 of the trimmed, lowercased e-mail address",
     "change": "entered, exited (the earlier day's row) or changed (changes/ files only)",
@@ -171,6 +175,11 @@ class TemplateInputs:
     def none(cls) -> TemplateInputs:
         catalog = pd.DataFrame(columns=["item_name", "url", "image_url", "price"], index=pd.Index([], name=ITEM_ID))
         return cls(catalog, pd.Series(dtype=object), {})
+
+
+def utm_parameters(channel: str, audience: str, arm: str) -> str:
+    """The UTM query string of a message, the same names Google Analytics and most web analytics read."""
+    return f"utm_source={channel}&utm_medium=personalization&utm_campaign={audience}&utm_content={arm}"
 
 
 def _tactic_fields(tactic: Tactic, customer_id: str, customer: pd.Series, recommendations: pd.Series) -> dict:
@@ -257,6 +266,7 @@ def build_channel_rows(
         for channel in assignment.channels:
             settings = activation.channels[channel]
             row = dict(record)
+            row["utm_parameters"] = utm_parameters(channel, assignment.audience, assignment.experiment_group)
             if settings.identifier == "email":
                 row["email"] = email
             elif settings.identifier == "email_sha256":

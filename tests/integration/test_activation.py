@@ -240,6 +240,8 @@ def test_files_carry_what_a_template_needs(built_warehouse):
     )
     rows = pd.concat([pd.read_parquet(path) for path in folder.glob("*.parquet")], ignore_index=True)
     assert len(rows) and rows["reason"].notna().all() and (rows["first_name"].notna()).all()
+    assert (rows["utm_parameters"] == "utm_source=email&utm_medium=personalization&utm_campaign="
+            + rows["audience"] + "&utm_content=" + rows["experiment_group"]).all()  # fmt: skip
     recommended = rows[rows["recommended_items"].notna()]
     for _, row in recommended.head(20).iterrows():
         items = list(row["recommended_items"])
