@@ -171,7 +171,24 @@ def sampled(reference: pd.DataFrame, size: int, seed: int = 0) -> pd.DataFrame:
     return reference.sample(n=max(size, 1), random_state=seed).reset_index(drop=True)
 
 
-def _inputs(ds: dt.date, reference_days: int) -> list[DriftInput]:
+HASH_DIGITS = 6  # hex digits of md5(customer_id) the sample compares: 16.7M buckets
+
+
+def customer_sample(connection, table: str, date_column: str, start: dt.date, end: dt.date, size: int) -> str:
+    """An SQL predicate keeping about `size` of the table's rows between start and end: the customers
+    whose md5(customer_id) falls under a threshold. Seeded by the id alone, so tonight and the
+    reference keep the same customers, every run and both engines (md5 is the same everywhere), and
+    each day of a window keeps its share (the days are strata of equal weight)."""
+    (rows,) = connection.execute(
+        f"select count(*) from {table} where {date_column} between ? and ?", [start, end]
+    ).fetchone()
+    if rows <= size:
+        return "true"
+    threshold = int(size / rows * 16**HASH_DIGITS)
+    return f"substr(md5(customer_id), 1, {HASH_DIGITS}) < '{threshold:0{HASH_DIGITS}x}'"
+
+
+def _inputs(ds: dt.date, reference_days: int, sample_size: int) -> list[DriftInput]:
     import mlflow  # here: the pipeline CLI and the publish task import this module
     from mlflow import MlflowClient
 
@@ -191,15 +208,19 @@ def _inputs(ds: dt.date, reference_days: int) -> list[DriftInput]:
             def snapshot(start: dt.date, end: dt.date) -> pd.DataFrame:
                 # Ordered: the reference is sampled, and the same rows in the same order give the same
                 # sample on every run and on both engines.
+                table = "marts.customer_features_daily"
+                kept = customer_sample(connection, table, "feature_date", start, end, sample_size)
                 return connection.execute(
-                    f"select {', '.join(features)} from marts.customer_features_daily "
-                    "where feature_date between ? and ? order by feature_date, customer_id",
+                    f"select {', '.join(features)} from {table} "
+                    f"where feature_date between ? and ? and {kept} order by feature_date, customer_id",
                     [start, end],
                 ).df()
 
             def scores(start: dt.date, end: dt.date) -> pd.DataFrame:
+                kept = customer_sample(connection, "marts.customer_scores", "ds", start, end, sample_size)
                 return connection.execute(
-                    "select score from marts.customer_scores where ds between ? and ? order by ds, customer_id",
+                    f"select score from marts.customer_scores where ds between ? and ? and {kept} "
+                    "order by ds, customer_id",
                     [start, end],
                 ).df()
 
@@ -223,32 +244,39 @@ def _inputs(ds: dt.date, reference_days: int) -> list[DriftInput]:
                     "propensity", "predictions", version, reference_ds, current_scores, reference_scores, ["score"], []
                 )
             )
-        version, reference_ds = _reference(client, "recommender", ds)
-        if version is not None:
+        recommendations = _recommendations_input(connection, client, ds, reference_days, sample_size)
+    return inputs + ([recommendations] if recommendations else [])
 
-            def recommended(start: dt.date, end: dt.date) -> pd.DataFrame:
-                return connection.execute(
-                    "select r.item_id, coalesce(i.category, 'unknown') as category "
-                    "from marts.customer_recommendations as r left join staging.stg_items as i using (item_id) "
-                    "where r.ds between ? and ? order by r.ds, r.customer_id, r.rank",
-                    [start, end],
-                ).df()
 
-            current_items = recommended(ds, ds)
-            first = reference_ds - dt.timedelta(days=reference_days - 1)
-            inputs.append(
-                DriftInput(
-                    "recommender",
-                    "recommendations",
-                    version,
-                    reference_ds,
-                    current_items,
-                    sampled(recommended(first, reference_ds), len(current_items)),
-                    [],
-                    ["category", "item_id"],
-                )
-            )
-    return inputs
+def _recommendations_input(connection, client, ds: dt.date, reference_days: int, sample_size: int):
+    """The recommender's check: the category and item mix of tonight's recommendations against the
+    reference window's (None before its first version)."""
+    version, reference_ds = _reference(client, "recommender", ds)
+    if version is None:
+        return None
+
+    def recommended(start: dt.date, end: dt.date) -> pd.DataFrame:
+        kept = customer_sample(connection, "marts.customer_recommendations", "ds", start, end, sample_size)
+        return connection.execute(
+            "select r.item_id, coalesce(i.category, 'unknown') as category "
+            "from marts.customer_recommendations as r left join staging.stg_items as i using (item_id) "
+            f"where r.ds between ? and ? and {kept.replace('customer_id', 'r.customer_id')} "
+            "order by r.ds, r.customer_id, r.rank",
+            [start, end],
+        ).df()
+
+    current_items = recommended(ds, ds)
+    first = reference_ds - dt.timedelta(days=reference_days - 1)
+    return DriftInput(
+        "recommender",
+        "recommendations",
+        version,
+        reference_ds,
+        current_items,
+        sampled(recommended(first, reference_ds), len(current_items)),
+        [],
+        ["category", "item_id"],
+    )
 
 
 def catalog_coverage(recommendations: pd.DataFrame, catalog_size: int) -> float:
@@ -273,7 +301,7 @@ def monitor_drift(ds: dt.date, monitoring: MonitoringConfig) -> dict[str, object
     with open_warehouse() as connection:
         catalog = connection.execute("select count(*) from staging.stg_items where is_active").fetchone()[0]
     column_rows, summary_rows = [], []
-    for found in _inputs(ds, monitoring.reference_days):
+    for found in _inputs(ds, monitoring.reference_days, monitoring.sample_size):
         if found.current.empty or found.reference.empty:
             log.warning(
                 "ds=%s %s %s: no rows for ds or for the reference %s; not checked",

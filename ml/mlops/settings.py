@@ -57,6 +57,12 @@ class MonitoringConfig(StrictSettings):
         description="Days in each model's drift reference, ending on the day its version in use was trained for "
         "(the day before ds when it was trained tonight); sampled to tonight's size.",
     )
+    sample_size: int = Field(
+        20_000,
+        ge=1_000,
+        description="Rows each side of a check holds at most: a seeded sample of customers (the same customers "
+        "on both sides where they exist), so the check's cost stops growing with customers.",
+    )
     coverage_change_threshold: float = Field(
         0.25, gt=0, description="Catalog coverage of the recommendations drifts when it changes by this share."
     )
