@@ -593,6 +593,12 @@ def program_total(program: pd.DataFrame) -> str:
     )
 
 
+def _nothing_waiting(readouts: pd.DataFrame) -> str:
+    if readouts.empty:
+        return "No experiment has a comparison yet: no assigned customer's goal window has ended."
+    return "Every experiment can be read."
+
+
 def _table_or(frame: pd.DataFrame, empty: str) -> str:
     return frame_table(frame, index=False) if not frame.empty else f"<p>{html.escape(empty)}</p>"
 
@@ -636,7 +642,7 @@ of contact and offer costs.</p>
 {_table_or(money_table(summary.readouts, summary.currency), "No comparison has enough finished goal windows yet.")}
 {history}
 <h2>Experiments still waiting for data</h2>
-{_table_or(waiting_table(summary.readouts, summary.min_outcomes_per_group), "Every experiment can be read.")}
+{_table_or(waiting_table(summary.readouts, summary.min_outcomes_per_group), _nothing_waiting(summary.readouts))}
 {f"<h2>Paused or shipped</h2><ul>{halted}</ul>" if halted else ""}
 {_reach_section(summary)}
 <h2>Funnel</h2>
