@@ -118,15 +118,16 @@ def read_send_time_inputs(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(customers with segment and time_zone, their engagement, every segment's pooled engagement) of
     `channel` at ds; the segment sums are the warehouse's group-by, not every customer's rows."""
-    zones = pd.DataFrame({"country": list(settings.time_zones), "time_zone": list(settings.time_zones.values())})
+    # Every country's zone as an SQL case (a handful of countries; nothing to register, so an empty
+    # mapping works on both engines).
+    zone_of = " ".join(f"when '{country}' then '{zone}'" for country, zone in settings.time_zones.items())
+    zone = f"coalesce(case c.country {zone_of} end, ?)" if zone_of else "?"
     segment = _segment_key(settings.segment)
     with open_warehouse() as connection:
         connection.register("wanted", text_frame(CUSTOMER_ID, customer_ids))
-        connection.register("zones", zones)
         # execute, not read_frame: registered frames are seen by this connection only, not by a cursor.
         customers = connection.execute(
-            f"select c.customer_id, {segment} as segment, coalesce(z.time_zone, ?) as time_zone "
-            "from marts.customer_360 as c left join zones as z on c.country = z.country "
+            f"select c.customer_id, {segment} as segment, {zone} as time_zone from marts.customer_360 as c "
             "where c.ds = ? and c.customer_id in (select customer_id from wanted) order by c.customer_id",
             [settings.default_time_zone, ds],
         ).df()

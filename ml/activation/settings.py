@@ -432,12 +432,25 @@ class SendTimeSettings(StrictSettings):
         "other channels get no send_at.",
     )
 
+    @field_validator("default_time_zone")
+    @classmethod
+    def _default_zone(cls, zone: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"default_time_zone: {zone!r} is not an IANA time zone (e.g. UTC)") from None
+        return zone
+
     @field_validator("time_zones")
     @classmethod
     def _zones(cls, zones: dict[str, str]) -> dict[str, str]:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
         for country, zone in zones.items():
+            if not re.fullmatch(r"[A-Z]{2}", country):
+                raise ValueError(f"time_zones: {country!r} is not an ISO 3166 alpha-2 country code (e.g. DE)")
             try:
                 ZoneInfo(zone)
             except (ZoneInfoNotFoundError, ValueError):
