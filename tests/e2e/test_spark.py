@@ -123,7 +123,7 @@ NUMBER_TYPES = (bool, int, float, Decimal, np.number, np.bool_)
 def normalized(frame: pd.DataFrame, data_dir: Path) -> pd.DataFrame:
     """Comparable across engines: columns by name; numbers, decimals and booleans as floats rounded
     to 6 decimals (Spark and DuckDB may differ in the last bits); dates and timestamps as naive
-    timestamps; lists as text; the data dir in paths as `<data_dir>`; rows sorted."""
+    timestamps; lists (of text or numbers) as text; the data dir in paths as `<data_dir>`; rows sorted."""
     frame = frame[sorted(frame.columns)].copy()
     for column in frame.columns:
         values = frame[column]
@@ -135,7 +135,9 @@ def normalized(frame: pd.DataFrame, data_dir: Path) -> pd.DataFrame:
         elif len(present) == 0 or present.map(lambda v: isinstance(v, NUMBER_TYPES)).all():
             frame[column] = values.map(lambda v: np.nan if v is None or pd.isna(v) else round(float(v), 6))
         elif present.map(lambda v: isinstance(v, list | np.ndarray)).all():
-            frame[column] = values.map(lambda v: None if v is None or not hasattr(v, "__len__") else "|".join(v))
+            frame[column] = values.map(
+                lambda v: None if v is None or not hasattr(v, "__len__") else "|".join(map(str, v))
+            )
         else:
             frame[column] = values.map(lambda v: v.replace(str(data_dir), "<data_dir>") if isinstance(v, str) else v)
     return frame.sort_values(list(frame.columns), na_position="first").reset_index(drop=True)
