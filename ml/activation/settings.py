@@ -278,6 +278,9 @@ class Audience(StrictSettings):
         # Thompson's shares move every night within one version: they are not part of it.
         adaptive = self.allocation == "thompson" and not shipped_arm
         arms = [arm.model_dump(exclude={"weight"} if adaptive else None) for arm in self.served_arms(shipped_arm)]
+        for arm in arms:  # an arm without a send time hashes as it did before send times existed
+            if arm.get("send_time") is None:
+                arm.pop("send_time", None)
         return {
             **uplift,
             **({"allocation": "thompson"} if adaptive else {}),

@@ -280,3 +280,19 @@ def test_arm_sizes_match_the_configuration_within_sampling_tolerance():
     # A new salt is a new experiment.
     resalted = experiment_groups(assignment_buckets(customers, "care", "another-salt"), ACTIVATION.audiences["care"])
     assert 0.25 < (resalted != care).mean() < 0.40  # 2 * 0.2 * 0.8 = 0.32 expected
+
+
+def test_experiment_versions_stay_what_they_were_before_send_times_existed():
+    """A version is the key of every readout: a platform upgrade that adds a setting must not start
+    every running experiment again. These are the versions of this file's audiences before
+    `send_time` existed; setting a send time is a new version."""
+    versions = {name: audience.experiment_version(ACTIVATION.salt) for name, audience in ACTIVATION.audiences.items()}
+    assert versions == {
+        "care": "03ac1d692e50",
+        "cross_sell": "52db9ffa7827",
+        "win_back": "cfc9bccaf861",
+        "welcome": "b51a8f8a5449",
+    }
+    win_back = ACTIVATION.audiences["win_back"]
+    timed = [arm.model_copy(update={"send_time": "optimized"}) for arm in win_back.variants]
+    assert win_back.model_copy(update={"variants": timed}).experiment_version(ACTIVATION.salt) != versions["win_back"]
