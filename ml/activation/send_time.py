@@ -23,6 +23,7 @@ audience (the readouts compare arms) measures whether it earns anything.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -34,12 +35,13 @@ from ml.warehouse.engine import open_warehouse, read_frame
 from ml.warehouse.frames import text_frame
 from ml.warehouse.partitions import existing_tables
 
+log = logging.getLogger(__name__)
+
 HOURS = 24
 WEEKDAYS = 7
 OPTIMIZED = "optimized"
 # Each hour shares its evidence with its neighbours: an open at 19:40 says something about 20:00.
 SMOOTHING_KERNEL = np.array([0.25, 0.5, 0.25])
-SEND_TIME_SOURCES = ("customer", "segment", "default")  # what decided a customer's hour
 
 
 def smooth_hours(counts: np.ndarray) -> np.ndarray:
@@ -168,6 +170,14 @@ def send_at_column(rows: pd.DataFrame, channel: str, ds: dt.date, settings: Send
         ds, channel, sorted(rows.loc[timed, CUSTOMER_ID].unique()), settings
     )
     chosen = best_hours(customers, engagement, segments, settings, send_day.isoweekday()).set_index(CUSTOMER_ID)
+    sources = chosen["source"].value_counts().to_dict()
+    if sources.get("default") == len(chosen):
+        log.warning(
+            "ds=%s %s: no %s engagement in the last %d days, so every optimized send falls back to %02d:00 local; "
+            "land events of those types (the landing contract's events) to learn the customers' hours",
+            ds, channel, "/".join(settings.channels[channel]), settings.history_days, settings.default_hour,
+        )  # fmt: skip
+    log.info("ds=%s %s send times decided by %s", ds, channel, sources)
     zones = customers.set_index(CUSTOMER_ID)["time_zone"]
     timed_rows = rows[timed]
     hours = pd.Series(

@@ -435,6 +435,16 @@ class SendTimeSettings(StrictSettings):
         "other channels get no send_at.",
     )
 
+    @field_validator("segment")
+    @classmethod
+    def _segment_columns(cls, columns: list[str]) -> list[str]:
+        unknown = [column for column in columns if column not in DEMOGRAPHIC_COLUMNS]
+        if unknown:
+            raise ValueError(
+                f"segment: {unknown} are not customer columns; use some of {', '.join(DEMOGRAPHIC_COLUMNS)}"
+            )
+        return columns
+
     @field_validator("default_time_zone")
     @classmethod
     def _default_zone(cls, zone: str) -> str:
