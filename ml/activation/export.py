@@ -194,8 +194,11 @@ def _tactic_fields(tactic: Tactic, customer_id: str, customer: pd.Series, recomm
     return {"tactic": tactic.kind, "offer_code": tactic.offer_code, "content_id": content, "recommended_items": items}
 
 
-def channel_rows(activation: ActivationConfig, ds: dt.date) -> dict[str, pd.DataFrame]:
-    """The day's rows per channel, from the stored assignments of ds, with their send times."""
+def channel_rows(
+    activation: ActivationConfig, ds: dt.date, model_versions: dict[str, str | None] | None = None
+) -> dict[str, pd.DataFrame]:
+    """The day's rows per channel, from the stored assignments of ds, with their send times
+    (`model_versions`: what publish_channels already read, else read here)."""
     assignments = read_assignments(ds)
     treated_ids = assignments.loc[assignments["experiment_group"] != CONTROL, CUSTOMER_ID].unique().tolist()
     k = max([t.k or 0 for a in activation.audiences.values() for t in a.tactics()], default=0)
@@ -207,7 +210,7 @@ def channel_rows(activation: ActivationConfig, ds: dt.date) -> dict[str, pd.Data
         read_recommendations(ds, k) if k else pd.Series(dtype=object),
         activation,
         ds,
-        TemplateInputs(read_catalog(), contacts["first_name"], read_model_versions(ds)),
+        TemplateInputs(read_catalog(), contacts["first_name"], model_versions or read_model_versions(ds)),
     )
     for channel, frame in frames.items():
         send_times = [
@@ -730,13 +733,13 @@ def publish_channels(
     erased_rows = purge_erased_from_exports(activation)
     purge_erased_from_tables(activation)
     check_tables_match_files(activation, ds)
-    frames = channel_rows(activation, ds)
+    model_versions = read_model_versions(ds)
+    frames = channel_rows(activation, ds, model_versions)
     failed = [check for check in check_rows(frames, activation, ds) if check.violations]
     if failed:
         details = "; ".join(f"{c.name}: {c.violations} rows (e.g. {', '.join(c.examples)})" for c in failed)
         raise PublishCheckError(f"ds={ds}: nothing published, channel rows break the rules: {details}")
     assignments = read_assignments(ds)
-    model_versions = read_model_versions(ds)
     funnel = read_funnel(ds)
     manifests = {}
     for channel, frame in frames.items():
