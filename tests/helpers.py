@@ -87,6 +87,16 @@ def fresh_data_dir(small_landing: Path, tmp_path: Path, name: str) -> Path:
     return data_dir
 
 
+def copy_night(source: Path, target: Path) -> Path:
+    """A copy of a built data directory that is a warehouse of its own (tests/e2e/test_erasure.py
+    shows it). Its MLflow store still names the source's artifacts until a stage opens it: it is
+    opened here, so a test that reads or breaks a model version's files touches its copy only."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("built.ok"))
+    relocated = run_python(target, "from ml.mlops.tracking import use_experiment; use_experiment('recommender')")
+    assert relocated.returncode == 0, relocated.stderr[-3000:]
+    return target
+
+
 def query(data_dir: Path, sql: str, parameters: list | None = None) -> pd.DataFrame:
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as connection:
         return connection.execute(sql, parameters or []).df()

@@ -21,9 +21,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from sklearn.calibration import calibration_curve
-from sklearn.inspection import permutation_importance
 from sklearn.metrics import brier_score_loss, precision_recall_curve, roc_curve
-from threadpoolctl import threadpool_limits
 
 from ml.constants import SEED
 from ml.dates import end_of
@@ -41,7 +39,6 @@ from ml.mlops.registry import ChampionCheck, PerCustomer
 from ml.mlops.tracking import BundledModel, frame_hash
 from ml.propensity.dataset import LABEL, training_set
 from ml.propensity.model import (
-    OPENMP_THREADS,
     RFM_FALLBACK,
     PropensityModel,
     RfmFallback,
@@ -49,6 +46,7 @@ from ml.propensity.model import (
     deciles,
     fit,
     log_loss_per_row,
+    permutation_auc_drops,
     rfm_heuristic,
 )
 from ml.propensity.settings import PropensityConfig
@@ -267,16 +265,8 @@ def write_evaluation_artifacts(scratch: Path, validation, labels, probabilities,
     table.to_csv(scratch / "deciles.csv")
 
     sample = validation.sample(min(IMPORTANCE_SAMPLE, len(validation)), random_state=SEED)
-    columns = model.categorical + model.numeric
-    frame = sample[columns].copy()
-    frame[model.numeric] = frame[model.numeric].astype(float)
-    with threadpool_limits(OPENMP_THREADS, user_api="openmp"):
-        importances = permutation_importance(
-            model.classifier, frame, sample[LABEL].to_numpy(), scoring="roc_auc", n_repeats=3, random_state=SEED
-        )
-    ranked = pd.DataFrame(
-        {"feature": columns, "auc_drop_mean": importances.importances_mean, "auc_drop_std": importances.importances_std}
-    ).sort_values("auc_drop_mean", ascending=False)
+    ranked = permutation_auc_drops(model, sample, sample[LABEL].to_numpy(), repeats=3, seed=SEED)
+    ranked = ranked.sort_values("auc_drop_mean", ascending=False)
     ranked.to_csv(scratch / "permutation_importance.csv", index=False)
     top = ranked.head(15).iloc[::-1]
     figure, axis = plt.subplots(figsize=(7, 5))

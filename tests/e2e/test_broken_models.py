@@ -7,7 +7,6 @@ summary names the version and the command to run.
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 from pathlib import Path
 from urllib.parse import urlparse
@@ -17,15 +16,12 @@ import pytest
 from mlflow import MlflowClient
 
 from ml.mlops.registry import serving_for
-from ml.synthetic.generate import generate
-from ml.synthetic.settings import GeneratorSettings
-from tests.helpers import query, run_pipeline
+from tests.helpers import END_DATE, copy_night, query, run_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("broken_models")]
 
-END = dt.date(2026, 10, 31)
+END = END_DATE
 DS = END.isoformat()
-TINY = GeneratorSettings(customers=500, days=90, end_date=END, bad_row_rate=0.0, seed=17)
 
 
 def serving_version(client: MlflowClient, model_name: str) -> str:
@@ -53,10 +49,10 @@ def night(data_dir: Path):
     return result
 
 
-def test_a_broken_serving_version_is_demoted_and_the_night_goes_on(tmp_path):
-    data_dir = tmp_path / "data"
-    generate(TINY, data_dir / "landing")
-    night(data_dir)
+def test_a_broken_serving_version_is_demoted_and_the_night_goes_on(built_warehouse, tmp_path):
+    # The session's night for DS, copied (a copied data dir is a warehouse of its own), is the
+    # night whose serving versions are broken: one night fewer than building its own.
+    data_dir = copy_night(built_warehouse, tmp_path / "data")
     mlflow.set_tracking_uri(f"sqlite:///{data_dir / 'mlflow.db'}")
     client = MlflowClient()
     for how in (("truncated", "deleted"), ("deleted", "truncated")):

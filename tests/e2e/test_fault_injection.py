@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pandas as pd
 import pytest
 
 from ml.paths import REPO_ROOT
-from tests.helpers import END_DATE, export_digests, pipeline_env, query
+from tests.helpers import END_DATE, copy_night, export_digests, pipeline_env, query
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("faults")]
 
@@ -66,9 +65,7 @@ def assert_published_days_complete(data_dir) -> None:
 def night(built_warehouse, tmp_path_factory):
     """A copy of the session's night for DS (the integration tests build it on every worker anyway):
     a copied data directory is a warehouse of its own (tests/e2e/test_erasure.py shows it)."""
-    data_dir = tmp_path_factory.mktemp("faults") / "data"
-    shutil.copytree(built_warehouse, data_dir)
-    return data_dir
+    return copy_night(built_warehouse, tmp_path_factory.mktemp("faults") / "data")
 
 
 def test_a_stage_killed_at_a_random_point_and_rerun_leaves_the_outputs_of_an_uninterrupted_night(night):
