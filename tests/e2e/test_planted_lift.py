@@ -17,7 +17,7 @@ from ml.activation.settings import CONTROL
 from ml.orchestration.config import load_config
 from ml.synthetic.generate import generate
 from ml.synthetic.settings import GeneratorSettings, PlantedLift
-from tests.helpers import query, run_pipeline, run_python
+from tests.helpers import query, run_pipeline
 
 # One worker builds the planted warehouse once for the module's tests.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("planted")]
@@ -26,14 +26,9 @@ END_DATE = dt.date(2026, 10, 31)
 NIGHTS = 7  # the last 7 days: the 2-day windows of the first five have ended by the last (five looks)
 
 
-def run_stages(data_dir: Path, ds: str, *stages: str) -> None:
-    """Run registry stages for ds in a subprocess (its own dbt and DuckDB state, like the DAG)."""
-    script = (
-        "import sys\nfrom ml.orchestration.stages import run_stage\n"
-        "for name in sys.argv[2:]:\n    run_stage(name, sys.argv[1])"
-    )
-    result = run_python(data_dir, script, ds, *stages)
-    assert result.returncode == 0, result.stderr[-3000:]
+# The warehouse, then the day's readout and decisions: no models (the planted and the A/A audiences
+# need none), in one process per night as the in-process pipeline runs them.
+NIGHT_STAGES = ("load_landing", "build_staging", "build_metrics", "read_experiments", "decide_audiences")
 
 
 # Session scope: under xdist a worker may run another module's tests between these two, which
@@ -55,9 +50,8 @@ def planted_warehouse(tmp_path_factory) -> Path:
     generate(settings, data_dir / "landing")
     for offset in reversed(range(NIGHTS)):
         ds = (END_DATE - dt.timedelta(days=offset)).isoformat()
-        result = run_pipeline(data_dir, ds, models=False)
+        result = run_pipeline(data_dir, ds, True, *(f"--stage={name}" for name in NIGHT_STAGES))
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        run_stages(data_dir, ds, "read_experiments", "decide_audiences")
     return data_dir
 
 
