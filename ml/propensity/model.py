@@ -48,10 +48,15 @@ class PropensityModel:
     trained_through: dt.datetime  # exclusive end of the latest label window it learnt from
     rows: int
 
-    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+    def features(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """The rows' feature columns in the order and types the classifier was fitted on."""
         frame = rows.reindex(columns=self.categorical + self.numeric)
         frame[self.numeric] = frame[self.numeric].astype(float)
         frame[self.categorical] = frame[self.categorical].astype(object)
+        return frame
+
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        frame = self.features(rows)
         with threadpool_limits(OPENMP_THREADS, user_api="openmp"):
             return self.classifier.predict_proba(frame)[:, 1]
 
@@ -59,9 +64,7 @@ class PropensityModel:
 def encoded_members(model: PropensityModel, rows: pd.DataFrame) -> list[tuple[object, np.ndarray]]:
     """Each calibrated fold of the ensemble as (its trees and calibrator, the rows it encoded): the
     pipeline's encoder runs once here instead of on every prediction."""
-    frame = rows.reindex(columns=model.categorical + model.numeric)
-    frame[model.numeric] = frame[model.numeric].astype(float)
-    frame[model.categorical] = frame[model.categorical].astype(object)
+    frame = model.features(rows)
     members = []
     for calibrated in model.classifier.calibrated_classifiers_:
         on_encoded = copy.copy(calibrated)

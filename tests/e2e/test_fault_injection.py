@@ -63,8 +63,8 @@ def assert_published_days_complete(data_dir) -> None:
 
 @pytest.fixture(scope="module")
 def night(built_warehouse, tmp_path_factory):
-    """A copy of the session's night for DS (the integration tests build it on every worker anyway):
-    a copied data directory is a warehouse of its own (tests/e2e/test_erasure.py shows it)."""
+    """A copy of the session's night for DS (built once per run, tests/conftest.py): a copied data
+    directory is a warehouse of its own (tests/e2e/test_erasure.py shows it)."""
     return copy_night(built_warehouse, tmp_path_factory.mktemp("faults") / "data")
 
 
