@@ -56,7 +56,7 @@ def run_history(customers: int, days: int, workers: int, first_night_memory_limi
     # last version. Time a retraining train_propensity at every length as well, like for like: the
     # fingerprint of the last version before ds is removed, so the stage cannot reuse it.
     forget_last_propensity_fingerprint(data_dir, ds)
-    result["train_propensity, retraining"] = run_stage(stage_command("train_propensity", "run", ds), env)
+    result["train_propensity, retraining"] = run_stage(stage_command("train_propensity", "run_stage", ds), env)
     print(f"{days:>4} days train_propensity, retraining {result['train_propensity, retraining'][0]:8.1f} s", flush=True)
     shutil.rmtree(data_dir, ignore_errors=True)
     return result

@@ -34,16 +34,27 @@ END = dt.date(2026, 10, 31)
 STORE = WORK / "nightly.json"
 TARGETS_MINUTES = {100_000: 15, 1_000_000: 90}
 TARGET_MEMORY_GB = 16
-# (stage name in the table, the call on its registry entry): the sharded stages run plan, every shard
-# and merge as separate processes, as Airflow's workers do.
+# (stage name in the table, the call of ml.orchestration.stages that runs it): the sharded stages run
+# plan, every shard and merge as separate processes, as Airflow's workers do.
 STAGES = [
-    (stage.name, ("shards.plan", "shards.score_shard", "shards.merge") if stage.shards else "run") for stage in REGISTRY
+    (stage.name, ("plan_shards", "score_one_shard", "merge_shards") if stage.shards else "run_stage")
+    for stage in REGISTRY
 ]
 
 
-def stage_command(name: str, function: str, *arguments: object) -> list[str]:
-    call = ", ".join(repr(a) for a in arguments)
-    return [sys.executable, "-c", f"from ml.orchestration.stages import stage; stage({name!r}).{function}({call})"]
+def stage_command(name: str, function: str, ds: str, *arguments: object) -> list[str]:
+    """A process that runs one call of ml.orchestration.stages for ds, with the configuration loaded
+    there, as a DAG task does: run_stage (a whole stage) or plan_shards, score_one_shard, merge_shards."""
+    call = ", ".join(["day", "config", "current", *(repr(a) for a in arguments)])
+    if function == "run_stage":
+        call = "current, day, config"
+    code = (
+        "from ml.dates import as_ds; from ml.orchestration import stages; "
+        "from ml.orchestration.config import load_config; "
+        f"day, config, current = as_ds({ds!r}), load_config(), stages.stage({name!r}); "
+        f"stages.{function}({call})"
+    )
+    return [sys.executable, "-c", code]
 
 
 def run_parallel(commands: list[list[str]], env: dict[str, str], workers: int) -> tuple[float, float]:

@@ -15,8 +15,9 @@ import importlib.util
 import json
 import logging
 import os
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import yaml
 
 from ml.constants import CUSTOMER_ID
 from ml.errors import PlatformError
+from ml.mlops import online_store
 from ml.paths import REPO_ROOT, data_dir
 from ml.warehouse.dialect import row_fingerprint_sum
 from ml.warehouse.engine import on_spark, open_warehouse, warehouse_engine
@@ -237,42 +239,92 @@ def categorical_features() -> list[str]:
 ONLINE_WRITE_BATCH_ROWS = 100_000
 
 
-def materialize(ds: dt.date) -> None:
-    """Load the latest snapshot of every customer as of the end of ds into the online store: the
-    snapshot of ds itself, which holds every customer known at ds (marts.customer_features_daily)."""
-    feature_store = store()
-    for batch in _snapshot_batches(ds):
+def materialize(ds: dt.date) -> dict[str, object]:
+    """Bring the online store to the snapshot of ds (every customer known at ds), writing only the
+    customers whose features changed since the night it holds (ml.mlops.online_store says how day
+    counts are compared); everyone when there is no record of what it holds, the features changed or
+    its table was empty. A backfill of an older ds leaves the newer night in place."""
+    directory = store_dir()
+    held = online_store.read_manifest(directory)
+    if held is not None and held["ds"] > ds.isoformat():
+        return {"online_write": f"kept: the online store holds the newer night {held['ds']}", "online_rows_written": 0}
+    features, categorical = _schema(str(data_dir()))
+    fingerprint = online_store.schema_fingerprint(features, categorical)
+    full_reason = online_store.full_rewrite_reason(directory, fingerprint, _online_rows_present())
+    with _snapshot_relation(ds) as connection:
+        if connection is None:
+            return {"online_write": f"nothing: no customer was known at {ds}", "online_rows_written": 0}
+        if full_reason is None:
+            connection.register("written", pq.read_table(online_store.state_path(directory)))
+        columns = [CUSTOMER_ID, "feature_timestamp", *features]
+        changed = connection.sql(online_store.changed_rows_query(columns, list(features), full_reason is not None))
+        written = _write_online(changed.to_arrow_reader(ONLINE_WRITE_BATCH_ROWS))
+        (customers,) = connection.execute("select count(*) from snapshot").fetchall()[0]
+        partial = directory / f".{online_store.STATE_FILE}.partial"
+        connection.sql(online_store.digests_query(list(features))).to_parquet(str(partial))
+    partial.replace(online_store.state_path(directory))  # after the rows: a killed night writes them again
+    how = f"every customer ({full_reason})" if full_reason else "changed customers only"
+    summary = {
+        "ds": ds.isoformat(),
+        "schema": fingerprint,
+        "customers": customers,
+        "rows_written": written,
+        "write": how,
+    }
+    online_store.write_manifest(directory, summary)
+    return {"online_write": how, "online_customers": customers, "online_rows_written": written}
+
+
+def _write_online(batches: Iterator[pa.RecordBatch]) -> int:
+    feature_store, written = store(), 0
+    for batch in batches:
         feature_store.write_to_online_store(FEATURE_VIEW, batch.to_pandas())
+        written += batch.num_rows
+    return written
 
 
-def _snapshot_batches(feature_date: dt.date) -> Iterator[pa.RecordBatch]:
-    """The snapshot of `feature_date` from the Feast source, in batches of ONLINE_WRITE_BATCH_ROWS
-    (none when no customer was known then). On DuckDB streamed from its parquet file; on Spark the
-    table's partition comes to the driver as one Arrow table (about 0.5 GB at 1M customers), and
-    what costs memory, the conversion to pandas and Feast's values, goes batch by batch."""
-    columns = ", ".join([CUSTOMER_ID, "feature_timestamp", *_schema(str(data_dir()))[0]])
-    if on_spark():
-        with open_warehouse() as warehouse:
-            snapshot = warehouse.execute(
-                f"select {columns} from {SNAPSHOTS_TABLE} where feature_date = $date", {"date": feature_date}
-            ).to_arrow_table()
-        yield from utc_feature_timestamp(snapshot).to_batches(max_chunksize=ONLINE_WRITE_BATCH_ROWS)
-        return
-    path = snapshot_file(feature_date)
+def _online_rows_present() -> bool:
+    """Whether Feast's online table exists and holds rows (a dropped table is recreated empty by apply)."""
+    path = online_store_path()
     if not path.exists():
-        return
+        return False
+    table = f"{store().project}_{FEATURE_VIEW}"
+    with closing(sqlite3.connect(path)) as connection:
+        if not connection.execute("select 1 from sqlite_master where type = 'table' and name = ?", [table]).fetchone():
+            return False
+        return bool(connection.execute(f'select exists(select 1 from "{table}")').fetchone()[0])
+
+
+@contextmanager
+def _snapshot_relation(feature_date: dt.date) -> Iterator[duckdb.DuckDBPyConnection | None]:
+    """An in-memory DuckDB connection with the snapshot of `feature_date` as the relation `snapshot`
+    (None when no customer was known then). On DuckDB the export's parquet file, read as it streams;
+    on Spark the table's partition comes to the driver as one Arrow table (about 0.5 GB at 1M
+    customers) and what costs memory, Feast's values, goes batch by batch."""
+    names = ", ".join([CUSTOMER_ID, "feature_date", "feature_timestamp", *_schema(str(data_dir()))[0]])
     with duckdb.connect() as connection:
-        yield from connection.sql(
-            f"select {columns} from read_parquet($path)", params={"path": str(path)}
-        ).to_arrow_reader(ONLINE_WRITE_BATCH_ROWS)
+        if on_spark():
+            with open_warehouse() as warehouse:
+                snapshot = warehouse.execute(
+                    f"select {names} from {SNAPSHOTS_TABLE} where feature_date = $date", {"date": feature_date}
+                ).to_arrow_table()
+            if snapshot.num_rows == 0:
+                yield None
+                return
+            connection.register("snapshot", utc_feature_timestamp(snapshot))
+        else:
+            path = snapshot_file(feature_date)
+            if not path.exists():
+                yield None
+                return
+            connection.read_parquet(str(path)).select(names).create_view("snapshot")
+        yield connection
 
 
 def purge_online_store(customer_ids: list[str]) -> int:
     """Delete these customers' rows from the Feast online store (SQLite) and return how many keys
     were deleted. Feast has no delete for an entity, so the rows are removed by their serialized
     entity key, computed with Feast's own serializer."""
-    import sqlite3
-
     from feast.infra.key_encoding_utils import serialize_entity_key
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
@@ -290,10 +342,13 @@ def purge_online_store(customer_ids: list[str]) -> int:
         )
         for customer_id in customer_ids
     ]
-    with sqlite3.connect(path) as connection:
+    online_store.forget(store_dir(), customer_ids)  # their ids in the digests of what was written
+    with closing(sqlite3.connect(path)) as connection, connection:
         exists = connection.execute("select 1 from sqlite_master where type = 'table' and name = ?", [table]).fetchall()
         if not exists:
             return 0
+        # Deleted rows stay readable in SQLite's free pages until overwritten: zero them as they go.
+        connection.execute("pragma secure_delete = on")
         deleted = 0
         for key in keys:  # one row per feature: count the customers, not the rows
             deleted += connection.execute(f'delete from "{table}" where entity_key = ?', [key]).rowcount > 0
@@ -309,15 +364,19 @@ def build_feature_store(ds: dt.date) -> dict[str, int]:
 
     source = table_summary() if on_spark() else export_snapshots()
     feast_apply()
-    materialize(ds)
+    online = materialize(ds)
     purged = purge_online_store(erased_customer_ids())
     held = f"{source['snapshot_dates']} snapshot dates, {source['snapshot_rows']} rows"
     if on_spark():
         offline = f"Feast reads {SNAPSHOTS_TABLE} on Spark ({held}: nothing to export)"
     else:
         offline = f"{source['dates_written']} dates exported ({source['rows_written']} rows) of {held}"
-    log.info("ds=%s feature store: %s, online store materialized, %d erased customers removed", ds, offline, purged)
-    return {**source, "erased_customers_removed_online": purged}
+    written = f"{online['online_rows_written']} of {online.get('online_customers', 0)} customers written"
+    log.info(
+        "ds=%s feature store: %s; online store: %s (%s); %d erased customers removed",
+        *(ds, offline, written, online["online_write"], purged),
+    )
+    return {**source, **online, "erased_customers_removed_online": purged}
 
 
 def table_summary() -> dict[str, int]:
@@ -338,7 +397,9 @@ def online_features(customer_ids: list[str]) -> pd.DataFrame:
     response = store().get_online_features(
         features=feature_service(), entity_rows=[{CUSTOMER_ID: customer_id} for customer_id in customer_ids]
     )
-    frame = pd.DataFrame(response.to_dict())
+    # Rows unchanged since an earlier night were not rewritten: their day counts are brought to the store's night.
+    held = online_store.read_manifest(store_dir())
+    frame = online_store.as_of(response.to_dict(include_event_timestamps=True), held and held["ds"])
     numeric = [column for column in frame.columns if column != CUSTOMER_ID and column not in categorical_features()]
     frame[numeric] = frame[numeric].astype(float)
     return frame

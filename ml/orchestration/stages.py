@@ -103,7 +103,8 @@ STAGES: tuple[Stage, ...] = (
         "Exports the daily customer feature snapshots (`marts.customer_features_daily`) to the Feast "
         "repository's source, one file per snapshot date (only the dates whose rows changed are written; on "
         "Spark Feast's Spark offline store reads the table itself and nothing is exported), applies the Feast "
-        "definitions and materializes `ds` into the online store.",
+        "definitions and writes to the online store the customers whose features changed since the night it holds "
+        "(day counts compared as the dates they count from).",
         entries.build_feature_store,
         ("build_metrics",),
     ),

@@ -248,6 +248,10 @@ def test_the_online_store_and_the_new_model_forget_them(erasure_nights):
     snapshots = pq.read_table(data_dir / "feature_store" / "customer_features_daily", columns=["customer_id"])
     offline = set(snapshots.column("customer_id").to_pylist())
     assert erasure_nights["near_match"] in offline and not offline & erased
+    # Nor does the record of which rows the online store was last given (ml.mlops.online_store).
+    digests = pq.read_table(data_dir / "feature_store" / "online_written.parquet", columns=["customer_id"])
+    assert erasure_nights["near_match"] in set(digests.column("customer_id").to_pylist())
+    assert not set(digests.column("customer_id").to_pylist()) & erased
     assert erased <= bundle_ids(data_dir, erasure_nights["version_before"])  # trained before the requests
     assert not bundle_ids(data_dir, latest_recommender_version(data_dir)) & erased
     # Their interactions shaped the old fits' item vectors too: the night after refits from scratch.
