@@ -117,6 +117,13 @@ class RecommenderConfig(StrictSettings):
         " monitoring saw dataset drift in the recommendations; other nights refit the chosen settings (1: every"
         " night).",
     )
+    search_max_customers: int = Field(
+        200_000,
+        gt=0,
+        description="The search fits and validates on a stable sample of at most this many customers (by a hash of"
+        " the id), with all their interactions: it chooses settings, and its fits cost what their interactions"
+        " cost; the evaluation and scoring fits use every customer.",
+    )
     warm_start: WarmStartConfig = WarmStartConfig()
     eval_every_epochs: int = Field(5, gt=0, description="Early stopping: validation NDCG every this many epochs.")
     patience: int = Field(2, ge=1, description="Early stopping: stop after this many evaluations without gain.")
@@ -180,5 +187,6 @@ class RecommenderConfig(StrictSettings):
             "half_life_days": self.half_life_days,
             "interaction_weights": self.interaction_weights,
             "user_features": self.user_features,
+            "search_max_customers": self.search_max_customers,
         }
         return hashlib.sha256(json.dumps(searched, sort_keys=True).encode()).hexdigest()[:16]

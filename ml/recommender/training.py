@@ -313,11 +313,34 @@ def served_evaluation(
     return metric, ndcg_per_user(holdout.truth, served.items, config.k)
 
 
+def search_sample(test: Holdout, config: RecommenderConfig) -> Holdout:
+    """The test split with what its view knows cut to a stable sample of at most
+    `search_max_customers` customers (the smallest hashes of their ids: the same customers from one
+    search to the next, but for those that new customers displace) and all their interactions. The
+    search only ranks settings, and its fits cost what the sample's interactions cost; the
+    evaluation and scoring fits of the chosen setting see every customer."""
+    known = test.known
+    if known is None or len(known.customers) <= config.search_max_customers:
+        return test
+    ids = known.customers[CUSTOMER_ID]
+    order = np.argsort(pd.util.hash_array(ids.to_numpy(dtype=object)), kind="stable")
+    kept = pd.Index(ids.iloc[order[: config.search_max_customers]])
+    sampled = dataclasses.replace(
+        known,
+        customers=known.customers[ids.isin(kept)].reset_index(drop=True),
+        interactions=known.interactions[known.interactions[CUSTOMER_ID].isin(kept)],
+    )
+    log.info("search on a sample of %d of %d customers (search_max_customers)", len(kept), len(ids))
+    return dataclasses.replace(test, known=sampled)
+
+
 def search(inputs, test: Holdout, config: RecommenderConfig) -> Choice:
     """Each setting fitted before the validation window (LightFM with early stopping on the model's
     own NDCG); the one whose served recommendations score best there wins, with the exclusion of
-    viewed items that serves better when `exclude_interacted` is auto."""
-    validation = validation_holdout(test, config)
+    viewed items that serves better when `exclude_interacted` is auto. Above `search_max_customers`
+    customers, on a stable sample of them (search_sample)."""
+    validation = validation_holdout(search_sample(test, config), config)
+    mlflow.log_param("search_customers", len(validation.view.customer_ids))
     default = Choice(config.model, config.model.max_epochs, config.exclude_interacted is True)
     if validation.is_empty or validation.view.data.weights.empty:
         log.warning(

@@ -40,6 +40,8 @@ def test_the_run_logs_model_beside_baseline_with_lineage_and_nested_fits(client)
     # The hybrid model clearly beats popularity on the same split (demo data figure: see bench/results.md).
     assert metrics["ndcg_at_10"] >= 1.3 * metrics["baseline_ndcg_at_10"], metrics
     assert params["ds"] == str(END_DATE) and int(params["rows_interactions_purchase"]) > 0
+    # Under search_max_customers the search sees every customer (training.search_sample).
+    assert int(params["search_customers"]) == int(params["rows_customers"]), params
     assert len(tags["training_data_sha256"]) == 64 and tags["git_commit"]
     roles = sorted(child.data.params["role"] for child in children)
     assert roles == ["evaluation", "scoring", "search", "search", "search", "search"]

@@ -386,3 +386,34 @@ def test_last_purchases_holdout_keeps_each_customers_latest_basket_out_of_the_vi
     known = holdout.known.interactions
     assert set(zip(known["customer_id"], known["item_id"], strict=True)) == {("a", "I1"), ("b", "I1")}
     assert holdout.start == t.to_pydatetime() and holdout.kind == "last_purchases"
+
+
+def test_the_search_sample_keeps_a_stable_set_of_customers_with_all_their_interactions():
+    from ml.recommender.training import Holdout, search_sample
+
+    customers = pd.DataFrame({"customer_id": [f"C{n:03d}" for n in range(40)], "country": "DE"})
+    interactions = pd.DataFrame(
+        {
+            "customer_id": np.repeat(customers["customer_id"], 3).to_numpy(),
+            "item_id": ["I1", "I2", "I3"] * 40,
+            "occurred_at": pd.Timestamp("2026-10-01"),
+            "kind": "purchase",
+            "quantity": 1.0,
+        }
+    )
+    known = RecommenderInputs(dt.date(2026, 10, 31), interactions, customers, ITEMS)
+    test = Holdout(None, None, None, dt.datetime(2026, 10, 17), dt.datetime(2026, 10, 31), known=known)
+    config = load_config().recommender.model_copy(update={"search_max_customers": 10})
+    sampled = search_sample(test, config).known
+    kept = set(sampled.customers["customer_id"])
+    assert len(kept) == 10 and set(sampled.interactions["customer_id"]) == kept
+    assert len(sampled.interactions) == 30  # every interaction of the kept customers
+    assert sampled.items is ITEMS and search_sample(test, config).known.customers.equals(sampled.customers)
+    # Ten new customers arrive: the sample changes only where a new one hashes lower.
+    more = dataclasses.replace(
+        known, customers=pd.concat([customers, customers.assign(customer_id=lambda f: f["customer_id"] + "X")[:10]])
+    )
+    kept_later = set(search_sample(dataclasses.replace(test, known=more), config).known.customers["customer_id"])
+    assert {c for c in kept_later if not c.endswith("X")} <= kept
+    # Under the cap, the split is left as it is.
+    assert search_sample(test, load_config().recommender).known is known
