@@ -32,6 +32,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ml.constants import CUSTOMER_ID
 
@@ -130,20 +133,11 @@ def forget(directory: Path, customer_ids: list[str]) -> int:
     path = state_path(directory)
     if not customer_ids or not path.exists():
         return 0
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
     digests = pq.read_table(path)
-    erased = pc.is_in(digests.column(CUSTOMER_ID), value_set=pa_strings(customer_ids))
+    erased = pc.is_in(digests.column(CUSTOMER_ID), value_set=pa.array(customer_ids, type=pa.string()))
     found = pc.sum(erased).as_py() or 0
     if found:
         partial = path.with_name(f".{path.name}.partial")
         pq.write_table(digests.filter(pc.invert(erased)), partial)
         partial.replace(path)
     return found
-
-
-def pa_strings(values: list[str]):
-    import pyarrow as pa
-
-    return pa.array(values, type=pa.string())
