@@ -140,7 +140,8 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "train_uplift",
         "Learns each campaign arm's effect per customer (DR-learner) from the randomized sends whose goal "
-        "windows ended by `ds` (landed `campaign_sends` and the audiences' own holdouts), with features from "
+        "windows ended by `ds` (landed `campaign_sends` and the audiences' own holdouts; a stable sample of "
+        "customers above `uplift.training_max_sends`), with features from "
         "the feature store as of each send; gates every arm on held-out customers (Qini interval above zero, "
         "ahead of propensity-ranked targeting), estimates each campaign's uplift policy against the rules "
         "off-policy (IPW, SNIPW, DR with bootstrap intervals; it ships if its DR lower bound beats the rules), "

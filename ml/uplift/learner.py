@@ -67,8 +67,30 @@ def _fit(features: Features, settings: LearnerSettings, x: pd.DataFrame, y: np.n
 
 
 def _predict(model, x: pd.DataFrame) -> np.ndarray:
+    return _predict_all([model], x)[0]
+
+
+def _predict_all(models: list[Pipeline], x: pd.DataFrame) -> list[np.ndarray]:
+    """Each pipeline's prediction on x, encoding x once per distinct fitted encoder rather than once
+    per model: the models of one effect are fitted on subsets of the same sends, so their encoders
+    nearly always hold the same categories, and encoding was half the cost of predicting (measured at
+    1M customers). The same numbers as each pipeline's own predict."""
+    encoded: dict[tuple, np.ndarray] = {}
+    predictions = []
     with threadpool_limits(OPENMP_THREADS, user_api="openmp"):
-        return model.predict(x)
+        for model in models:
+            encoder, boosting = model[:-1], model[-1]
+            key = _categories(model)
+            if key not in encoded:
+                encoded[key] = encoder.transform(x)
+            predictions.append(boosting.predict(encoded[key]))
+    return predictions
+
+
+def _categories(model: Pipeline) -> tuple:
+    """What the pipeline's encoder learned: the categories of each categorical column, in order."""
+    ordinal = model[0].named_transformers_.get("categorical")
+    return tuple(tuple(column) for column in getattr(ordinal, "categories_", ()))
 
 
 def pseudo_outcomes(
@@ -90,12 +112,13 @@ class EffectModel:
 
     def predict(self, rows: pd.DataFrame) -> dict[str, np.ndarray]:
         x = self.features.frame(rows)
-        fits = np.vstack([_predict(model, x) for model in self.effect_fits])
+        *effects, treated, control = _predict_all([*self.effect_fits, self.treated_outcome, self.control_outcome], x)
+        fits = np.vstack(effects)
         return {
             "effect": fits.mean(axis=0),
             "effect_se": fits.std(axis=0, ddof=1) / np.sqrt(2),
-            "treated": _predict(self.treated_outcome, x),
-            "control": _predict(self.control_outcome, x),
+            "treated": treated,
+            "control": control,
         }
 
 

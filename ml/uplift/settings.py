@@ -70,6 +70,12 @@ class UpliftConfig(StrictSettings):
         description="Share of each audience's customers (by a hash) that keeps random arm assignment when an uplift"
         " policy serves: the data stay unbiased for the next models and the readouts stay valid.",
     )
+    training_max_sends: int = Field(
+        400_000,
+        gt=0,
+        description="Learn from at most this many sends: a stable sample of customers by a hash of the id, each"
+        " with all its sends, taken while their sends fit (scoring covers every customer).",
+    )
     max_snapshot_age_days: int = Field(
         14, gt=0, description="A send learns from the latest feature snapshot at most this many days before it."
     )

@@ -109,7 +109,7 @@ def train_uplift(ds: dt.date, config: UpliftConfig, terms: ProfitTerms) -> dict[
     ds_text = ds.isoformat()
     if not config.enabled:
         return skipped(MODEL_NAME, ds_text, "uplift.enabled is false: every audience decides by its rules")
-    data = read_sends(ds, config.max_snapshot_age_days)
+    data = read_sends(ds, config.max_snapshot_age_days, config.training_max_sends)
     if data.rows.empty:
         return skipped(
             MODEL_NAME,
@@ -127,7 +127,14 @@ def train_uplift(ds: dt.date, config: UpliftConfig, terms: ProfitTerms) -> dict[
     with training_run(MODEL_NAME, ds_text, data.rows) as run:
         mlflow.set_tag(FINGERPRINT, fingerprint)
         bundle, skipped_arms = learn(data.rows, config, terms)
-        mlflow.log_params({"ds": ds_text, "sends": len(data.rows), "sends_without_snapshot": data.without_snapshot})
+        mlflow.log_params(
+            {
+                "ds": ds_text,
+                "sends": len(data.rows),
+                "sends_available": data.available,
+                "sends_without_snapshot": data.without_snapshot,
+            }
+        )
         if bundle is None:
             return skipped(MODEL_NAME, ds_text, "no campaign arm has enough sends: " + "; ".join(skipped_arms))
         bundle.ds = ds_text

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ml.uplift.evaluation import compare_rankings, qini, transformed_outcome
-from ml.uplift.learner import Features, fit_effect, pseudo_outcomes
+from ml.uplift.learner import Features, _fit, _predict_all, fit_effect, pseudo_outcomes
 from ml.uplift.settings import LearnerSettings
 
 FEATURES = Features(categorical=["segment"], numeric=["recency_days", "noise"])
@@ -61,6 +61,18 @@ def test_the_learner_ranks_above_random_and_above_the_likeliest_buyers(learned):
     assert comparison.difference.lower > 0  # propensity ranking favours the sure things
     oracle = qini(effect, psi)
     assert comparison.model.value > 0.7 * oracle
+
+
+def test_predicting_with_a_shared_encoding_gives_each_pipelines_own_predictions(learned):
+    """The effect's models encode the rows once between them; a model whose encoder learned other
+    categories (fitted where a category never occurs) gets its own encoding."""
+    model, rows, _, y, _ = learned
+    without_detractors = (rows["segment"] != "detractor").to_numpy()
+    other = _fit(FEATURES, LearnerSettings(min_samples_leaf=50), rows[without_detractors], y[without_detractors])
+    pipelines = [*model.effect_fits, model.treated_outcome, other, model.control_outcome]
+    x = FEATURES.frame(rows)
+    for shared, own in zip(_predict_all(pipelines, x), [p.predict(x) for p in pipelines], strict=True):
+        np.testing.assert_array_equal(shared, own)
 
 
 @settings(max_examples=30, deadline=None)
