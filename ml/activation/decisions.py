@@ -30,11 +30,11 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from ml.activation.columns import consent_column
+from ml.activation.segments import conditions_engine
 from ml.activation.settings import CONTROL, ActivationConfig, Audience, FrequencyCap, GlobalHoldout
 from ml.activation.targeting import EXPLORATION, RULES, UPLIFT, UpliftPolicy
 from ml.constants import CUSTOMER_ID
@@ -111,9 +111,12 @@ def experiment_groups(buckets: np.ndarray, audience: Audience, shipped_arm: str 
 
 def _matches(population: pd.DataFrame, condition: str) -> pd.Series:
     """Customers for whom a (checked, sqlglot-rendered) condition is true; NULL counts as false."""
-    with duckdb.connect() as connection:
-        connection.register("population", population)
-        hits = connection.execute(f"select customer_id from population where ({condition}) is true").df()
+    engine = conditions_engine()
+    engine.register("population", population)
+    try:
+        hits = engine.execute(f"select customer_id from population where ({condition}) is true").df()
+    finally:
+        engine.unregister("population")  # the engine outlives the call: it must not keep the frame
     return population[CUSTOMER_ID].isin(hits[CUSTOMER_ID])
 
 

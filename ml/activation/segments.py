@@ -12,6 +12,7 @@ nested deeper than the parser can follow are refused.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 
 import duckdb
@@ -77,18 +78,32 @@ def compile_segment(text: str, known_columns: Iterable[str] | Mapping[str, str])
     return compiled
 
 
+_CONDITIONS = threading.local()
+
+
+def conditions_engine() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB, one per thread, that evaluates segment conditions (on no data but what a
+    caller registers). Opening one costs about 15 ms and a condition under 2 ms; configuration checks
+    every segment and a night evaluates one per audience and suppression, so they share it."""
+    engine = getattr(_CONDITIONS, "engine", None)
+    if engine is None:
+        engine = _CONDITIONS.engine = duckdb.connect()
+    return engine
+
+
 def _type_check(text: str, compiled: str, types: Mapping[str, str]) -> None:
     """Run the expression on one row of the typed columns: DuckDB refuses, for example, a text
     column ordered against a number (when binding) or a number column compared with a word (when
     casting the word: hence a row with values, not an empty relation)."""
     sample = {"varchar": "'text'", "double": "1", "boolean": "true"}
     columns = ", ".join(f'cast({sample.get(kind, "null")} as {kind}) as "{name}"' for name, kind in types.items())
-    with duckdb.connect() as connection:
-        try:
-            connection.execute(f"select count(*) from (select {columns}) as population where {compiled}").fetchall()
-        except duckdb.Error as error:
-            message = str(error).splitlines()[0]
-            raise SegmentError(f"{text!r} does not type-check: {message}") from None
+    try:
+        conditions_engine().execute(
+            f"select count(*) from (select {columns}) as population where {compiled}"
+        ).fetchall()
+    except duckdb.Error as error:
+        message = str(error).splitlines()[0]
+        raise SegmentError(f"{text!r} does not type-check: {message}") from None
 
 
 def _check(text: str, statements: list, known: set[str]) -> str:
