@@ -1,16 +1,16 @@
 """A person's view of a finished run: the Airflow and MLflow UIs in Debian's chromium (Playwright).
 
-Runs the DAG once, then starts `airflow standalone` on a free port, logs in with the documented
-local login, opens the run and checks that every task is in state success; and starts `mlflow ui`
-over the same run's tracking store and checks the registered `recommender` has a champion and the
-run shows the model's metrics beside the baseline's. Screenshots go to reports/.
+Runs the DAG (Airflow) on a copy of the session's night, then starts `airflow standalone` on a free
+port, logs in with the documented local login, opens the run and checks that every task is in state
+success; and starts `mlflow ui` over the same run's tracking store and checks the registered
+`recommender` has a champion and the run shows the model's metrics beside the baseline's.
+Screenshots go to reports/.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +24,7 @@ import pytest
 from ml.orchestration.config import load_config
 from ml.orchestration.dag_runs import local_password
 from ml.paths import REPO_ROOT, reports_dir
-from tests.helpers import END_DATE, pipeline_env
+from tests.helpers import END_DATE, copy_night, pipeline_env
 from tests.integration.test_dag_file import EXPECTED_TASKS
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
@@ -69,10 +69,12 @@ def wait_until_healthy(url: str, process: subprocess.Popen, timeout_seconds: flo
 
 
 @pytest.fixture(scope="module")
-def finished_run(small_landing, tmp_path_factory):
-    """A data dir where the nightly DAG ran once for END_DATE."""
-    data_dir = tmp_path_factory.mktemp("ui")
-    shutil.copytree(small_landing / "landing", data_dir / "landing")
+def finished_run(built_warehouse, tmp_path_factory):
+    """A data dir where the nightly DAG ran for END_DATE: a copy of the session's night for that
+    date (tests/conftest.py), run again by Airflow. Every task runs and succeeds as on a first night;
+    the model stages find their rows unchanged and keep their versions, so it costs a rerun, not a
+    night of its own."""
+    data_dir = copy_night(built_warehouse, tmp_path_factory.mktemp("ui") / "data")
     env = pipeline_env(data_dir)
     run = subprocess.run(
         [sys.executable, "-m", "ml", "run", "--ds", END_DATE.isoformat()],
